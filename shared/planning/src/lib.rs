@@ -1,0 +1,8 @@
+//! The planning core of focal-migrations.
+//!
+//! Everything here is pure: no I/O, no clock reads (callers pass `now`), no async.
+//! The HTTP layer, the storage layer and the CLI all build on these types.
+
+pub mod model;
+
+pub use model::*;

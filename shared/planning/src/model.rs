@@ -1,0 +1,605 @@
+//! Domain types with the JSON names of the SPEC and the seed API.
+//!
+//! Inputs (`ScenarioInput` and everything a client posts) reject unknown fields;
+//! stored/output types are lenient on read so that older items keep deserialising.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub type ContentHash = String;
+
+// ---------------------------------------------------------------------------
+// Scenario
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionInput {
+    pub to_step_id: Uuid,
+    #[serde(default)]
+    pub condition_text: String,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub condition_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepInput {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub transitions: Vec<TransitionInput>,
+    #[serde(default)]
+    pub rule_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub collects_profile_fields: Vec<String>,
+    #[serde(default)]
+    pub is_checkpoint: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_description: Option<String>,
+    #[serde(default)]
+    pub is_entry: bool,
+    #[serde(default)]
+    pub is_terminal: bool,
+    #[serde(default)]
+    pub performs_action: bool,
+    #[serde(default)]
+    pub is_required_action: bool,
+}
+
+/// A scenario definition as a client submits it (one version, without ids that
+/// the server owns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInput {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub version: i64,
+    pub entry_step_id: Uuid,
+    pub steps: Vec<StepInput>,
+}
+
+/// A stored scenario version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioVersion {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub version: i64,
+    pub entry_step_id: Uuid,
+    pub steps: Vec<StepInput>,
+    pub checksum: String,
+    pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------
+// Session
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepVisit {
+    pub step_id: Uuid,
+    #[serde(default)]
+    pub step_name: String,
+    pub visited_at: DateTime<Utc>,
+    #[serde(default)]
+    pub is_checkpoint: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingMigration {
+    pub migration_plan_id: Uuid,
+    pub target_version: i64,
+    pub anchor_content_hash: String,
+    pub from_step_id: Uuid,
+    pub marked_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub tenant_id: Uuid,
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    pub active_scenario_id: Uuid,
+    pub active_scenario_version: i64,
+    pub active_step_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_checksum: Option<String>,
+    #[serde(default)]
+    pub step_history: Vec<StepVisit>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_migration: Option<PendingMigration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the runtime sends to `PUT /sessions/{session_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInput {
+    pub channel: String,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    pub active_scenario_id: Uuid,
+    pub active_scenario_version: i64,
+    pub active_step_id: Uuid,
+    #[serde(default)]
+    pub scenario_checksum: Option<String>,
+    #[serde(default)]
+    pub step_history: Vec<StepVisit>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Defaults to now on first write; lets the runtime import older sessions.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------
+// Transformation map
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationScenario {
+    CleanGraft,
+    GapFill,
+    ReRoute,
+}
+
+impl MigrationScenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationScenario::CleanGraft => "clean_graft",
+            MigrationScenario::GapFill => "gap_fill",
+            MigrationScenario::ReRoute => "re_route",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertedNode {
+    pub node_id: Uuid,
+    pub node_name: String,
+    #[serde(default)]
+    pub collects_fields: Vec<String>,
+    #[serde(default)]
+    pub has_rules: bool,
+    #[serde(default)]
+    pub is_required_action: bool,
+    #[serde(default)]
+    pub is_checkpoint: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForkBranch {
+    pub target_step_id: Uuid,
+    pub target_step_name: String,
+    pub condition_text: String,
+    #[serde(default)]
+    pub condition_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewFork {
+    pub fork_node_id: Uuid,
+    pub fork_node_name: String,
+    #[serde(default)]
+    pub branches: Vec<ForkBranch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionChangeType {
+    Added,
+    Removed,
+    Modified,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionChange {
+    pub from_step_id: Uuid,
+    #[serde(default)]
+    pub to_step_id_v1: Option<Uuid>,
+    #[serde(default)]
+    pub to_step_id_v2: Option<Uuid>,
+    pub change_type: TransitionChangeType,
+}
+
+/// Changes in one region (upstream or downstream) around an anchor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionChanges {
+    #[serde(default)]
+    pub inserted_nodes: Vec<InsertedNode>,
+    #[serde(default)]
+    pub removed_node_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub new_forks: Vec<NewFork>,
+    #[serde(default)]
+    pub modified_transitions: Vec<TransitionChange>,
+}
+
+impl RegionChanges {
+    pub fn is_empty(&self) -> bool {
+        self.inserted_nodes.is_empty()
+            && self.removed_node_ids.is_empty()
+            && self.new_forks.is_empty()
+            && self.modified_transitions.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnchorTransformation {
+    pub anchor_content_hash: String,
+    pub anchor_name: String,
+    pub anchor_node_id_v1: Uuid,
+    pub anchor_node_id_v2: Uuid,
+    #[serde(default)]
+    pub upstream_changes: RegionChanges,
+    #[serde(default)]
+    pub downstream_changes: RegionChanges,
+    pub migration_scenario: MigrationScenario,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletedNode {
+    pub node_id_v1: Uuid,
+    pub node_name: String,
+    #[serde(default)]
+    pub nearest_anchor_hash: Option<String>,
+    #[serde(default)]
+    pub nearest_anchor_id_v2: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransformationMap {
+    #[serde(default)]
+    pub anchors: Vec<AnchorTransformation>,
+    #[serde(default)]
+    pub deleted_nodes: Vec<DeletedNode>,
+    #[serde(default)]
+    pub new_node_ids: Vec<Uuid>,
+}
+
+impl TransformationMap {
+    pub fn anchor_by_hash(&self, hash: &str) -> Option<&AnchorTransformation> {
+        self.anchors.iter().find(|a| a.anchor_content_hash == hash)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Policies
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFilter {
+    #[serde(default)]
+    pub include_channels: Vec<String>,
+    #[serde(default)]
+    pub exclude_channels: Vec<String>,
+    #[serde(default)]
+    pub include_current_nodes: Vec<String>,
+    #[serde(default)]
+    pub exclude_current_nodes: Vec<String>,
+    #[serde(default)]
+    pub max_session_age_days: Option<i64>,
+    #[serde(default)]
+    pub min_session_age_days: Option<i64>,
+    #[serde(default)]
+    pub custom_conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorMigrationPolicy {
+    pub anchor_content_hash: String,
+    pub anchor_name: String,
+    #[serde(default)]
+    pub scope_filter: ScopeFilter,
+    #[serde(default = "default_true")]
+    pub update_downstream: bool,
+    #[serde(default)]
+    pub force_scenario: Option<MigrationScenario>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationWarning {
+    pub severity: Severity,
+    pub anchor_name: String,
+    pub message: String,
+    #[serde(default)]
+    pub affected_sessions_estimate: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldCollectionInfo {
+    pub field_name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub affected_anchors: Vec<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub can_extract_from_conversation: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationSummary {
+    pub total_anchors: u64,
+    pub anchors_with_clean_graft: u64,
+    pub anchors_with_gap_fill: u64,
+    pub anchors_with_re_route: u64,
+    pub nodes_deleted: u64,
+    pub estimated_sessions_affected: u64,
+    #[serde(default)]
+    pub sessions_by_anchor: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub warnings: Vec<MigrationWarning>,
+    #[serde(default)]
+    pub fields_to_collect: Vec<FieldCollectionInfo>,
+}
+
+// ---------------------------------------------------------------------------
+// Plan
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Pending,
+    Approved,
+    Deploying,
+    Deployed,
+    Rejected,
+    Superseded,
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Approved => "approved",
+            PlanStatus::Deploying => "deploying",
+            PlanStatus::Deployed => "deployed",
+            PlanStatus::Rejected => "rejected",
+            PlanStatus::Superseded => "superseded",
+        }
+    }
+
+    /// A live plan blocks another plan for the same version pair.
+    pub fn is_live(self) -> bool {
+        !matches!(self, PlanStatus::Rejected | PlanStatus::Superseded)
+    }
+}
+
+/// The offline part of a plan: what `migrations plan` prints and what the API
+/// stores inside a `MigrationPlan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanComputation {
+    pub scenario_checksum_v1: String,
+    pub scenario_checksum_v2: String,
+    pub transformation_map: TransformationMap,
+    pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
+    pub summary: MigrationSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationPlan {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub scenario_id: Uuid,
+    pub scenario_name: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub scenario_checksum_v1: String,
+    pub scenario_checksum_v2: String,
+    pub transformation_map: TransformationMap,
+    pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
+    pub summary: MigrationSummary,
+    pub status: PlanStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    #[serde(default)]
+    pub rejected_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub rejected_by: Option<String>,
+    #[serde(default)]
+    pub rejection_reason: Option<String>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: u64,
+    /// Present when the plan was too large to return whole: the anchors above are
+    /// the first page, `GET /migration-plans/{id}/anchors` returns the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchors_next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationPlanSummaryItem {
+    pub id: Uuid,
+    pub scenario_id: Uuid,
+    pub scenario_name: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub status: PlanStatus,
+    pub total_anchors: u64,
+    pub estimated_sessions_affected: u64,
+    pub warning_count: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MigrationPlanSummaryItem {
+    pub fn of(plan: &MigrationPlan) -> Self {
+        MigrationPlanSummaryItem {
+            id: plan.id,
+            scenario_id: plan.scenario_id,
+            scenario_name: plan.scenario_name.clone(),
+            from_version: plan.from_version,
+            to_version: plan.to_version,
+            status: plan.status,
+            total_anchors: plan.summary.total_anchors,
+            estimated_sessions_affected: plan.summary.estimated_sessions_affected,
+            warning_count: plan.summary.warnings.len() as u64,
+            created_at: plan.created_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Deployment
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentResult {
+    pub plan_id: Uuid,
+    pub status: PlanStatus,
+    pub sessions_marked: u64,
+    pub sessions_by_anchor: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationsByScenario {
+    pub clean_graft: u64,
+    pub gap_fill: u64,
+    pub re_route: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    pub plan_id: Uuid,
+    pub status: PlanStatus,
+    pub sessions_marked: u64,
+    pub migrations_applied: u64,
+    pub migrations_pending: u64,
+    pub migrations_by_scenario: MigrationsByScenario,
+    pub checkpoint_blocks: u64,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_migration_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------
+// Reconcile
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconciliationAction {
+    Continue,
+    Teleport,
+    Collect,
+    ExecuteAction,
+    ExitScenario,
+}
+
+/// A value the runtime already knows: either a plain profile value or an
+/// extraction candidate with its confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KnownField {
+    Candidate {
+        value: serde_json::Value,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        confidence: Option<f64>,
+    },
+    Plain(serde_json::Value),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    #[serde(default)]
+    pub known_fields: BTreeMap<String, KnownField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationResult {
+    pub action: ReconciliationAction,
+    #[serde(default)]
+    pub target_step_id: Option<Uuid>,
+    #[serde(default)]
+    pub teleport_reason: Option<String>,
+    #[serde(default)]
+    pub collect_fields: Vec<String>,
+    #[serde(default)]
+    pub confirm_fields: Vec<String>,
+    #[serde(default)]
+    pub execute_action_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub user_message: Option<String>,
+    #[serde(default)]
+    pub blocked_by_checkpoint: bool,
+    #[serde(default)]
+    pub checkpoint_warning: Option<String>,
+    #[serde(default)]
+    pub migration_scenario: Option<MigrationScenario>,
+    #[serde(default)]
+    pub anchor_hash: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl ReconciliationResult {
+    pub fn continue_with(reason: impl Into<String>) -> Self {
+        ReconciliationResult {
+            action: ReconciliationAction::Continue,
+            target_step_id: None,
+            teleport_reason: None,
+            collect_fields: Vec::new(),
+            confirm_fields: Vec::new(),
+            execute_action_ids: Vec::new(),
+            user_message: None,
+            blocked_by_checkpoint: false,
+            checkpoint_warning: None,
+            migration_scenario: None,
+            anchor_hash: None,
+            reason: Some(reason.into()),
+        }
+    }
+}

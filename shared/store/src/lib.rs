@@ -1,0 +1,168 @@
+//! Storage for focal-migrations.
+//!
+//! [`Store`] is the one domain-level trait the HTTP layer, the marking worker and
+//! the reconcile path use. Three implementations behave the same and pass one
+//! contract suite: DynamoDB, embedded (a single redb file), and in-memory.
+//!
+//! Semantics every implementation honours:
+//! - every key starts with the tenant: a lookup with another tenant finds nothing;
+//! - state changes are conditional and fail with [`StoreError::Conflict`] when the
+//!   condition does not hold — never a silent overwrite;
+//! - the marking ledger makes page recording idempotent.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioVersion, Session};
+use uuid::Uuid;
+
+pub mod types;
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write did not hold (state changed underneath, or the item exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend asked us to slow down; retrying later is safe.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// A pagination token that this store did not issue (or issued for another query).
+    #[error("invalid pagination token")]
+    InvalidToken,
+    /// Anything else: a bug or an outage. Never shown to API clients verbatim.
+    #[error("storage failure: {0}")]
+    Unexpected(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage contract. All methods are tenant-scoped.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ----- scenarios -------------------------------------------------------
+
+    /// Create the first known version of a scenario and make it current.
+    /// `Conflict` if the scenario already exists (any version).
+    async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()>;
+
+    /// The current version of a scenario.
+    async fn get_current_scenario(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>>;
+
+    /// Any archived or current version.
+    async fn get_scenario_version(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<ScenarioVersion>>;
+
+    // ----- plans -----------------------------------------------------------
+
+    /// Store a new pending plan with its proposed V2 definition.
+    /// `Conflict` if a live (not rejected/superseded) plan exists for the same
+    /// (scenario, from_version, to_version). Plans of any size must store
+    /// (compressed, split into parts when needed).
+    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion)
+    -> StoreResult<()>;
+
+    async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>>;
+
+    /// The V2 definition stored with the plan.
+    async fn get_plan_target(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>>;
+
+    /// Newest first. `total` counts every plan matching the filter.
+    async fn list_plans(&self, query: &PlanQuery) -> StoreResult<PlanPage>;
+
+    /// Replace the plan's policies; holds only while the plan is `pending` at
+    /// `expected_revision`. Bumps the revision. Returns the stored plan.
+    async fn update_plan_policies(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        expected_revision: u64,
+        policies: &BTreeMap<String, AnchorMigrationPolicy>,
+    ) -> StoreResult<MigrationPlan>;
+
+    /// Move a plan from `change.from` to `change.to`, conditioned on its status and
+    /// revision. Bumps the revision. Moving to a non-live status frees the
+    /// (scenario, from, to) slot for a new plan. Returns the stored plan.
+    async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan>;
+
+    /// Deploy step 1, atomically: plan `approved → deploying` (at `expected_revision`),
+    /// scenario current version `from_version → to_version`, V2 archived as a version.
+    /// `Conflict(ActivationConflict::ScenarioMoved)` if the current version is no
+    /// longer `from_version`; `Conflict(PlanChanged)` if the plan moved.
+    async fn activate_plan(
+        &self,
+        activation: &PlanActivation,
+    ) -> Result<MigrationPlan, ActivationError>;
+
+    // ----- plan counters and the marking ledger -----------------------------
+
+    async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats>;
+
+    /// Initialise the marking progress of a deploying plan: how many marking
+    /// chains (one per anchor/deleted step with sessions) must finish.
+    /// Idempotent: a second call with the same values changes nothing.
+    async fn start_marking(&self, tenant: Uuid, plan_id: Uuid, chains_total: u64)
+    -> StoreResult<()>;
+
+    /// Record one marked page and add its counts to the plan stats, in one atomic
+    /// step conditioned on the ledger entry `page_id` not existing. Returns
+    /// `false` (and changes nothing) when the page was already recorded.
+    async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool>;
+
+    /// Count a page that was given up on (it went to the dead-letter queue).
+    /// Idempotent per `page_id`.
+    async fn record_failed_page(&self, tenant: Uuid, plan_id: Uuid, page_id: &str)
+    -> StoreResult<bool>;
+
+    // ----- sessions --------------------------------------------------------
+
+    /// Insert or replace a session (the runtime's write).
+    async fn put_session(&self, session: &Session) -> StoreResult<()>;
+
+    async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>>;
+
+    /// Sessions at one step of one scenario version, through the
+    /// (tenant, scenario, version, step) index; cursor-paged, ordered by session id.
+    async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage>;
+
+    /// How many sessions sit at that step (same index).
+    async fn count_sessions_at_step(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        step_id: Uuid,
+    ) -> StoreResult<u64>;
+
+    /// Set `pending_migration` and nothing else, only if the session is still at
+    /// (scenario, version, step), has no pending migration and is not pinned.
+    /// Returns whether the flag was set.
+    async fn mark_session(
+        &self,
+        tenant: Uuid,
+        session_id: &str,
+        expected: &SessionPosition,
+        pending: &PendingMigration,
+    ) -> StoreResult<bool>;
+
+    /// Apply a reconcile outcome to a session in one atomic step with its audit
+    /// event and the plan counters. Holds only if the session still matches
+    /// `change.expect`. Returns `false` (nothing written) when it does not.
+    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool>;
+
+    /// Audit events of a plan, oldest first.
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
+}
+

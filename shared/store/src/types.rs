@@ -1,0 +1,211 @@
+//! Request and result types of the [`crate::Store`] contract.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use planning::{
+    MigrationPlan, MigrationPlanSummaryItem, MigrationScenario, PlanStatus, ReconciliationAction,
+    ScenarioVersion,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanQuery {
+    pub tenant: Uuid,
+    pub scenario_id: Option<Uuid>,
+    pub status: Option<PlanStatus>,
+    /// 1..=100, validated by the caller.
+    pub limit: usize,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanPage {
+    pub plans: Vec<MigrationPlanSummaryItem>,
+    pub total: u64,
+    pub next_token: Option<String>,
+}
+
+/// A conditional status change of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanTransition {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    pub from: PlanStatus,
+    pub expected_revision: u64,
+    pub to: PlanStatus,
+    /// Who and when, written into the matching `*_at`/`*_by` fields of the plan
+    /// (`approved_*` for Approved, `rejected_*` for Rejected, `deployed_at` for Deployed).
+    pub at: DateTime<Utc>,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanActivation {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    pub expected_revision: u64,
+    pub scenario_id: Uuid,
+    pub from_version: i64,
+    /// The V2 definition that becomes current (its `version` is the plan's `to_version`).
+    pub target: ScenarioVersion,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    /// The plan is no longer approved at the expected revision.
+    #[error("the plan changed concurrently")]
+    PlanChanged,
+    /// The scenario's current version is no longer the plan's `from_version`.
+    #[error("the scenario moved to another version")]
+    ScenarioMoved,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Progress and outcome counters of one plan. All exact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanStats {
+    pub sessions_marked: u64,
+    pub sessions_by_anchor: BTreeMap<String, u64>,
+    pub chains_total: u64,
+    pub chains_done: u64,
+    pub pages_recorded: u64,
+    pub pages_failed: u64,
+    pub migrations_applied: u64,
+    /// Applied migrations of sessions that had been marked (pending = marked − this).
+    pub flagged_applied: u64,
+    pub clean_graft: u64,
+    pub gap_fill: u64,
+    pub re_route: u64,
+    pub checkpoint_blocks: u64,
+    pub last_migration_at: Option<DateTime<Utc>>,
+}
+
+/// One page of marking, as recorded in the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkedPage {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    /// Stable identity of the page (chain + cursor), the ledger key.
+    pub page_id: String,
+    pub sessions_marked: u64,
+    /// anchor content hash → sessions marked in this page.
+    pub by_anchor: BTreeMap<String, u64>,
+    /// True when this page ends its chain (no continuation).
+    pub completes_chain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepQuery {
+    pub tenant: Uuid,
+    pub scenario_id: Uuid,
+    pub version: i64,
+    pub step_id: Uuid,
+    pub limit: usize,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    pub sessions: Vec<planning::Session>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a session is expected to be for a conditional write to hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPosition {
+    pub scenario_id: Uuid,
+    pub version: i64,
+    pub step_id: Uuid,
+}
+
+/// The precondition of a reconcile write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionExpectation {
+    /// The session's `pending_migration` names this plan.
+    FlaggedBy(Uuid),
+    /// The session has no flag, is not pinned, and sits at this version.
+    UnflaggedAt { version: i64 },
+}
+
+/// What a reconcile writes to a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionChange {
+    pub tenant: Uuid,
+    pub session_id: String,
+    pub expect: SessionExpectation,
+    /// New version/step/checksum; `None` leaves the position unchanged.
+    pub new_position: Option<NewPosition>,
+    /// Set `pinned_version`.
+    pub pin_version: Option<i64>,
+    /// Remove `pending_migration` (every outcome except `collect`).
+    pub clear_flag: bool,
+    /// Variables to set (merged into the session's variables).
+    pub set_variables: BTreeMap<String, serde_json::Value>,
+    pub at: DateTime<Utc>,
+    /// Present when the change applies a migration: written and counted atomically.
+    pub applied: Option<AppliedMigration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPosition {
+    pub version: i64,
+    pub step_id: Uuid,
+    pub checksum: String,
+}
+
+/// The audit record of one applied migration; the plan counters derive from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub event_id: Uuid,
+    pub tenant_id: Uuid,
+    pub plan_id: Uuid,
+    pub session_id: String,
+    pub scenario_id: Uuid,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub migration_scenario: Option<MigrationScenario>,
+    pub action: ReconciliationAction,
+    pub step_before: Uuid,
+    pub step_after: Uuid,
+    /// field → source ("known_fields", "extraction", "variables").
+    pub fields_filled: BTreeMap<String, String>,
+    pub fields_asked: Vec<String>,
+    pub blocked_by_checkpoint: bool,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedMigration {
+    pub event: AuditEvent,
+    /// Whether the session had been marked at deploy (decrements pending).
+    pub was_flagged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventQuery {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    pub limit: usize,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<AuditEvent>,
+    pub next_token: Option<String>,
+}
+
+/// Convenience for services that need the plan and its target together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanWithTarget {
+    pub plan: MigrationPlan,
+    pub target: ScenarioVersion,
+}
