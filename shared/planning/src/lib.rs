@@ -3,6 +3,8 @@
 //! Everything here is pure: no I/O, no clock reads (callers pass `now`), no async.
 //! The HTTP layer, the storage layer and the CLI all build on these types.
 
+pub mod conditions;
 pub mod model;
+pub mod scope;
 
 pub use model::*;

@@ -1,0 +1,193 @@
+//! Scope filters: which sessions an anchor policy applies to.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::conditions::{Condition, ConditionError};
+use crate::model::{ScopeFilter, Session};
+
+/// A scope filter with its custom conditions compiled once, for evaluating many sessions.
+#[derive(Debug)]
+pub struct CompiledScope<'a> {
+    filter: &'a ScopeFilter,
+    conditions: Vec<Condition>,
+}
+
+/// A custom condition that does not compile, with its position in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidCondition {
+    pub index: usize,
+    pub error: ConditionError,
+}
+
+impl<'a> CompiledScope<'a> {
+    pub fn compile(filter: &'a ScopeFilter) -> Result<Self, Vec<InvalidCondition>> {
+        let mut conditions = Vec::with_capacity(filter.custom_conditions.len());
+        let mut invalid = Vec::new();
+        for (index, source) in filter.custom_conditions.iter().enumerate() {
+            match Condition::compile(source) {
+                Ok(c) => conditions.push(c),
+                Err(error) => invalid.push(InvalidCondition { index, error }),
+            }
+        }
+        if invalid.is_empty() {
+            Ok(CompiledScope { filter, conditions })
+        } else {
+            Err(invalid)
+        }
+    }
+
+    /// Whether `session`, currently at the step named `current_step_name`, is in scope.
+    /// A custom condition that fails to evaluate (e.g. a variable the session lacks)
+    /// excludes the session: migrating someone the operator did not clearly include
+    /// is the riskier mistake.
+    pub fn includes(&self, session: &Session, current_step_name: &str, now: DateTime<Utc>) -> bool {
+        let f = self.filter;
+        if !f.include_channels.is_empty() && !f.include_channels.contains(&session.channel) {
+            return false;
+        }
+        if f.exclude_channels.contains(&session.channel) {
+            return false;
+        }
+        let at_step = |names: &Vec<String>| names.iter().any(|n| n == current_step_name);
+        if !f.include_current_nodes.is_empty() && !at_step(&f.include_current_nodes) {
+            return false;
+        }
+        if at_step(&f.exclude_current_nodes) {
+            return false;
+        }
+        let age_days = session_age_days(session, now);
+        if let Some(max) = f.max_session_age_days
+            && age_days > max
+        {
+            return false;
+        }
+        if let Some(min) = f.min_session_age_days
+            && age_days < min
+        {
+            return false;
+        }
+        if self.conditions.is_empty() {
+            return true;
+        }
+        let bindings = session_bindings(session, current_step_name, age_days);
+        self.conditions
+            .iter()
+            .all(|c| matches!(c.evaluate(&bindings), Ok(true)))
+    }
+}
+
+/// Whole days since the session started (never negative).
+pub fn session_age_days(session: &Session, now: DateTime<Utc>) -> i64 {
+    (now - session.created_at).num_days().max(0)
+}
+
+/// The CEL view of a session: `session.channel`, `session.age_days`,
+/// `session.variables`, `session.current_step`.
+pub fn session_bindings(
+    session: &Session,
+    current_step_name: &str,
+    age_days: i64,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut bindings = BTreeMap::new();
+    bindings.insert(
+        "session".to_string(),
+        json!({
+            "channel": session.channel,
+            "age_days": age_days,
+            "variables": session.variables,
+            "current_step": current_step_name,
+        }),
+    );
+    bindings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use uuid::Uuid;
+
+    fn session(channel: &str, age_days: i64, now: DateTime<Utc>) -> Session {
+        Session {
+            session_id: "s1".into(),
+            tenant_id: Uuid::nil(),
+            channel: channel.into(),
+            customer_id: None,
+            active_scenario_id: Uuid::nil(),
+            active_scenario_version: 1,
+            active_step_id: Uuid::nil(),
+            scenario_checksum: None,
+            step_history: vec![],
+            variables: [("tier".to_string(), json!("gold"))].into_iter().collect(),
+            pending_migration: None,
+            pinned_version: None,
+            created_at: now - Duration::days(age_days),
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn empty_filter_includes_everyone() {
+        let now = Utc::now();
+        let f = ScopeFilter::default();
+        let scope = CompiledScope::compile(&f).unwrap();
+        assert!(scope.includes(&session("web", 100, now), "Welcome", now));
+    }
+
+    #[test]
+    fn channels_and_steps() {
+        let now = Utc::now();
+        let f = ScopeFilter {
+            include_channels: vec!["whatsapp".into()],
+            exclude_current_nodes: vec!["Payment".into()],
+            ..Default::default()
+        };
+        let scope = CompiledScope::compile(&f).unwrap();
+        assert!(scope.includes(&session("whatsapp", 1, now), "Welcome", now));
+        assert!(!scope.includes(&session("web", 1, now), "Welcome", now));
+        assert!(!scope.includes(&session("whatsapp", 1, now), "Payment", now));
+    }
+
+    #[test]
+    fn age_bounds() {
+        let now = Utc::now();
+        let f = ScopeFilter {
+            max_session_age_days: Some(10),
+            min_session_age_days: Some(2),
+            ..Default::default()
+        };
+        let scope = CompiledScope::compile(&f).unwrap();
+        assert!(scope.includes(&session("web", 5, now), "A", now));
+        assert!(!scope.includes(&session("web", 11, now), "A", now));
+        assert!(!scope.includes(&session("web", 1, now), "A", now));
+    }
+
+    #[test]
+    fn custom_conditions_in_cel() {
+        let now = Utc::now();
+        let f = ScopeFilter {
+            custom_conditions: vec![
+                "session.variables.tier == 'gold'".into(),
+                "session.current_step != 'Done'".into(),
+            ],
+            ..Default::default()
+        };
+        let scope = CompiledScope::compile(&f).unwrap();
+        assert!(scope.includes(&session("web", 1, now), "A", now));
+        assert!(!scope.includes(&session("web", 1, now), "Done", now));
+    }
+
+    #[test]
+    fn invalid_custom_condition_is_reported_with_its_index() {
+        let f = ScopeFilter {
+            custom_conditions: vec!["true".into(), "this is ((( not cel".into()],
+            ..Default::default()
+        };
+        let errors = CompiledScope::compile(&f).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].index, 1);
+    }
+}
