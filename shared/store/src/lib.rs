@@ -16,7 +16,16 @@ use async_trait::async_trait;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioVersion, Session};
 use uuid::Uuid;
 
+mod codec;
+pub mod dynamo;
+pub mod embedded;
+pub mod kv;
+pub mod memory;
 pub mod types;
+
+pub use dynamo::{DynamoStore, TableNames, create_tables};
+pub use embedded::EmbeddedStore;
+pub use memory::MemoryStore;
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +76,7 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` if a live (not rejected/superseded) plan exists for the same
     /// (scenario, from_version, to_version). Plans of any size must store
     /// (compressed, split into parts when needed).
-    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion)
-    -> StoreResult<()>;
+    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion) -> StoreResult<()>;
 
     async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>>;
 
@@ -113,8 +121,12 @@ pub trait Store: Send + Sync + 'static {
     /// Initialise the marking progress of a deploying plan: how many marking
     /// chains (one per anchor/deleted step with sessions) must finish.
     /// Idempotent: a second call with the same values changes nothing.
-    async fn start_marking(&self, tenant: Uuid, plan_id: Uuid, chains_total: u64)
-    -> StoreResult<()>;
+    async fn start_marking(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        chains_total: u64,
+    ) -> StoreResult<()>;
 
     /// Record one marked page and add its counts to the plan stats, in one atomic
     /// step conditioned on the ledger entry `page_id` not existing. Returns
@@ -123,8 +135,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Count a page that was given up on (it went to the dead-letter queue).
     /// Idempotent per `page_id`.
-    async fn record_failed_page(&self, tenant: Uuid, plan_id: Uuid, page_id: &str)
-    -> StoreResult<bool>;
+    async fn record_failed_page(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        page_id: &str,
+    ) -> StoreResult<bool>;
 
     // ----- sessions --------------------------------------------------------
 
@@ -165,4 +181,3 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events of a plan, oldest first.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
 }
-

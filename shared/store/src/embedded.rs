@@ -1,0 +1,159 @@
+//! Embedded store: one redb file, the same semantics as every other backend.
+//!
+//! Each store operation is one redb transaction (a write transaction for state
+//! changes, so the "read, check, write" of a conditional update is atomic). redb
+//! calls block, so they run on tokio's blocking pool.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+
+use crate::kv::{KvBackend, KvRead, KvStore, KvWrite};
+use crate::{StoreError, StoreResult};
+
+const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("focal_migrations");
+
+/// The redb-backed [`crate::Store`]: `EmbeddedStore::open(path)`.
+pub type EmbeddedStore = KvStore<RedbKv>;
+
+impl EmbeddedStore {
+    /// Open (or create) the database file at `path`. Blocking: call it at startup.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let db = Database::create(path.as_ref()).map_err(redb_err)?;
+        // Create the table once so read transactions always find it.
+        let txn = db.begin_write().map_err(redb_err)?;
+        txn.open_table(DATA).map_err(redb_err)?;
+        txn.commit().map_err(redb_err)?;
+        Ok(KvStore::with_backend(RedbKv { db: Arc::new(db) }))
+    }
+}
+
+/// The redb database behind an [`EmbeddedStore`].
+pub struct RedbKv {
+    db: Arc<Database>,
+}
+
+fn redb_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unexpected(format!("redb: {}", e.into()))
+}
+
+fn table_range<T: ReadableTable<&'static str, &'static [u8]>>(
+    table: &T,
+    start: &str,
+    end: &str,
+    reverse: bool,
+    limit: usize,
+) -> StoreResult<Vec<(String, Vec<u8>)>> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let range = table.range::<&str>(start..end).map_err(redb_err)?;
+    let entry = |r: Result<(redb::AccessGuard<'_, &str>, redb::AccessGuard<'_, &[u8]>), _>| {
+        r.map(|(k, v)| (k.value().to_owned(), v.value().to_vec()))
+            .map_err(redb_err)
+    };
+    if reverse {
+        range.rev().take(limit).map(entry).collect()
+    } else {
+        range.take(limit).map(entry).collect()
+    }
+}
+
+struct Reader<T>(T);
+
+impl<T: ReadableTable<&'static str, &'static [u8]>> KvRead for Reader<T> {
+    fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let value = self.0.get(key).map_err(redb_err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+    fn range(
+        &self,
+        start: &str,
+        end: &str,
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        table_range(&self.0, start, end, reverse, limit)
+    }
+}
+
+struct Writer<'t, 'txn>(&'t mut Table<'txn, &'static str, &'static [u8]>);
+
+impl KvRead for Writer<'_, '_> {
+    fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let value = self.0.get(key).map_err(redb_err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+    fn range(
+        &self,
+        start: &str,
+        end: &str,
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        table_range(&*self.0, start, end, reverse, limit)
+    }
+}
+
+impl KvWrite for Writer<'_, '_> {
+    fn put(&mut self, key: &str, value: Vec<u8>) -> StoreResult<()> {
+        self.0.insert(key, value.as_slice()).map_err(redb_err)?;
+        Ok(())
+    }
+    fn delete(&mut self, key: &str) -> StoreResult<()> {
+        self.0.remove(key).map_err(redb_err)?;
+        Ok(())
+    }
+}
+
+async fn blocking<R: Send + 'static, E: From<StoreError> + Send + 'static>(
+    f: impl FnOnce() -> Result<R, E> + Send + 'static,
+) -> Result<R, E> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Unexpected(format!("redb task: {e}")).into()),
+    }
+}
+
+impl KvBackend for RedbKv {
+    fn read<R, F>(&self, f: F) -> impl Future<Output = StoreResult<R>> + Send
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn KvRead) -> StoreResult<R> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let table = txn.open_table(DATA).map_err(redb_err)?;
+            f(&Reader(table))
+        })
+    }
+
+    fn write<R, E, F>(&self, f: F) -> impl Future<Output = Result<R, E>> + Send
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn KvWrite) -> Result<R, E> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let txn = db.begin_write().map_err(redb_err)?;
+            let result = {
+                let mut table = txn.open_table(DATA).map_err(redb_err)?;
+                f(&mut Writer(&mut table))
+            };
+            match result {
+                Ok(value) => {
+                    txn.commit().map_err(redb_err)?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    txn.abort().map_err(redb_err)?;
+                    Err(e)
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,810 @@
+//! The store's semantics, written once over an ordered key-value transaction.
+//!
+//! [`KvStore`] implements [`Store`] for any [`KvBackend`]: the in-memory map
+//! ([`crate::MemoryStore`]) and the redb file ([`crate::EmbeddedStore`]). Every
+//! operation runs as one backend transaction — "read, check, write" — so a
+//! failed check leaves nothing behind.
+//!
+//! Keys (all start with the tenant; `{v}` is [`version_key`], `{at}` is [`time_key`]):
+//!
+//! | key | value |
+//! |---|---|
+//! | `{t}/SCN/{scenario}/HEAD` | [`ScenarioHead`] (current version) |
+//! | `{t}/SCN/{scenario}/V/{v}` | `ScenarioVersion` |
+//! | `{t}/PLAN/{plan}` | `MigrationPlan` |
+//! | `{t}/PTGT/{plan}` | the plan's V2 `ScenarioVersion` |
+//! | `{t}/PIDX/{created_at}/{plan}` | `MigrationPlanSummaryItem` (listing, newest first) |
+//! | `{t}/SLOT/{scenario}/{from}/{to}` | id of the live plan for that version pair |
+//! | `{t}/STATS/{plan}` | `PlanStats` |
+//! | `{t}/LEDGER/{plan}/{page}`, `{t}/FAILED/{plan}/{page}` | marking ledger |
+//! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
+//! | `{t}/SESS/{session}` | `Session` |
+//! | `{t}/STEP/{scenario}/{v}/{step}/{session}` | index entry (empty value) |
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use planning::{
+    AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, MigrationScenario,
+    PendingMigration, PlanStatus, ScenarioVersion, Session,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec::{decode_token, encode_token, from_json, time_key, to_json, version_key};
+use crate::{
+    ActivationError, EventPage, EventQuery, MarkedPage, PlanActivation, PlanPage, PlanQuery,
+    PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionPage, SessionPosition,
+    StepQuery, Store, StoreError, StoreResult,
+};
+
+/// Read access to an ordered map of string keys to bytes.
+pub trait KvRead {
+    fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Entries with `start <= key < end`, ascending (or descending when
+    /// `reverse`), at most `limit` of them.
+    fn range(
+        &self,
+        start: &str,
+        end: &str,
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>>;
+}
+
+/// Writes inside one atomic transaction.
+pub trait KvWrite: KvRead {
+    fn put(&mut self, key: &str, value: Vec<u8>) -> StoreResult<()>;
+    fn delete(&mut self, key: &str) -> StoreResult<()>;
+}
+
+/// A transactional ordered key-value engine.
+pub trait KvBackend: Send + Sync + 'static {
+    /// Run `f` over a consistent snapshot.
+    fn read<R, F>(&self, f: F) -> impl Future<Output = StoreResult<R>> + Send
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn KvRead) -> StoreResult<R> + Send + 'static;
+
+    /// Run `f` in one write transaction: committed when it returns `Ok`, rolled
+    /// back entirely when it returns `Err`.
+    fn write<R, E, F>(&self, f: F) -> impl Future<Output = Result<R, E>> + Send
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn KvWrite) -> Result<R, E> + Send + 'static;
+}
+
+/// The [`Store`] over a key-value backend.
+pub struct KvStore<B> {
+    backend: Arc<B>,
+}
+
+impl<B> KvStore<B> {
+    pub(crate) fn with_backend(backend: B) -> Self {
+        KvStore {
+            backend: Arc::new(backend),
+        }
+    }
+}
+
+impl<B> Clone for KvStore<B> {
+    fn clone(&self) -> Self {
+        KvStore {
+            backend: Arc::clone(&self.backend),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// keys
+// ---------------------------------------------------------------------------
+
+/// The exclusive end of the range of keys starting with `prefix` (which ends in `/`).
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.trim_end_matches('/').to_owned();
+    end.push('0'); // the character after '/'
+    end
+}
+
+fn scenario_head_key(t: Uuid, sid: Uuid) -> String {
+    format!("{t}/SCN/{sid}/HEAD")
+}
+fn scenario_version_key(t: Uuid, sid: Uuid, v: i64) -> String {
+    format!("{t}/SCN/{sid}/V/{}", version_key(v))
+}
+fn plan_key(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/PLAN/{pid}")
+}
+fn plan_target_key(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/PTGT/{pid}")
+}
+fn plan_index_prefix(t: Uuid) -> String {
+    format!("{t}/PIDX/")
+}
+fn plan_index_key(plan: &MigrationPlan) -> String {
+    format!(
+        "{}{}/{}",
+        plan_index_prefix(plan.tenant_id),
+        time_key(&plan.created_at),
+        plan.id
+    )
+}
+fn slot_key(plan: &MigrationPlan) -> String {
+    format!(
+        "{}/SLOT/{}/{}/{}",
+        plan.tenant_id,
+        plan.scenario_id,
+        version_key(plan.from_version),
+        version_key(plan.to_version)
+    )
+}
+fn stats_key(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/STATS/{pid}")
+}
+fn ledger_key(t: Uuid, pid: Uuid, page: &str) -> String {
+    format!("{t}/LEDGER/{pid}/{page}")
+}
+fn failed_key(t: Uuid, pid: Uuid, page: &str) -> String {
+    format!("{t}/FAILED/{pid}/{page}")
+}
+fn events_prefix(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/EVT/{pid}/")
+}
+fn session_key(t: Uuid, session_id: &str) -> String {
+    format!("{t}/SESS/{session_id}")
+}
+fn step_prefix(t: Uuid, sid: Uuid, v: i64, step: Uuid) -> String {
+    format!("{t}/STEP/{sid}/{}/{step}/", version_key(v))
+}
+fn step_entry_key(s: &Session) -> String {
+    format!(
+        "{}{}",
+        step_prefix(
+            s.tenant_id,
+            s.active_scenario_id,
+            s.active_scenario_version,
+            s.active_step_id
+        ),
+        s.session_id
+    )
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ScenarioHead {
+    pub current_version: i64,
+}
+
+fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T>> {
+    kv.get(key)?.map(|bytes| from_json(&bytes)).transpose()
+}
+
+fn save<T: Serialize>(kv: &mut dyn KvWrite, key: &str, value: &T) -> StoreResult<()> {
+    kv.put(key, to_json(value)?)
+}
+
+fn conflict(msg: &str) -> StoreError {
+    StoreError::Conflict(msg.to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// query fingerprints (shared with the DynamoDB backend so tokens mean the same)
+// ---------------------------------------------------------------------------
+
+pub(crate) fn plan_query_id(q: &PlanQuery) -> String {
+    format!(
+        "plans|{}|{}|{}",
+        q.tenant,
+        q.scenario_id.map(|s| s.to_string()).unwrap_or_default(),
+        q.status.map(|s| s.as_str()).unwrap_or_default()
+    )
+}
+
+pub(crate) fn plan_matches(q: &PlanQuery, item: &MigrationPlanSummaryItem) -> bool {
+    q.scenario_id.is_none_or(|s| s == item.scenario_id) && q.status.is_none_or(|s| s == item.status)
+}
+
+pub(crate) fn step_query_id(q: &StepQuery) -> String {
+    format!(
+        "steps|{}|{}|{}|{}",
+        q.tenant, q.scenario_id, q.version, q.step_id
+    )
+}
+
+pub(crate) fn event_query_id(q: &EventQuery) -> String {
+    format!("events|{}|{}", q.tenant, q.plan_id)
+}
+
+/// Apply a status transition's side fields to a plan.
+pub(crate) fn apply_transition(plan: &mut MigrationPlan, change: &PlanTransition) {
+    plan.status = change.to;
+    plan.revision += 1;
+    match change.to {
+        PlanStatus::Approved => {
+            plan.approved_at = Some(change.at);
+            plan.approved_by = change.by.clone();
+        }
+        PlanStatus::Rejected => {
+            plan.rejected_at = Some(change.at);
+            plan.rejected_by = change.by.clone();
+            plan.rejection_reason = change.reason.clone();
+        }
+        PlanStatus::Deployed => plan.deployed_at = Some(change.at),
+        PlanStatus::Pending | PlanStatus::Deploying | PlanStatus::Superseded => {}
+    }
+}
+
+/// Add one applied migration to the counters.
+pub(crate) fn count_migration(stats: &mut PlanStats, change: &crate::AppliedMigration) {
+    stats.migrations_applied += 1;
+    if change.was_flagged {
+        stats.flagged_applied += 1;
+    }
+    match change.event.migration_scenario {
+        Some(MigrationScenario::CleanGraft) => stats.clean_graft += 1,
+        Some(MigrationScenario::GapFill) => stats.gap_fill += 1,
+        Some(MigrationScenario::ReRoute) => stats.re_route += 1,
+        None => {}
+    }
+    if change.event.blocked_by_checkpoint {
+        stats.checkpoint_blocks += 1;
+    }
+    let at = change.event.at;
+    stats.last_migration_at = Some(stats.last_migration_at.map_or(at, |last| last.max(at)));
+}
+
+/// Whether a session satisfies a reconcile write's precondition.
+pub(crate) fn session_matches(session: &Session, expect: &SessionExpectation) -> bool {
+    match expect {
+        SessionExpectation::FlaggedBy(plan_id) => session
+            .pending_migration
+            .as_ref()
+            .is_some_and(|p| p.migration_plan_id == *plan_id),
+        SessionExpectation::UnflaggedAt { version } => {
+            session.pending_migration.is_none()
+                && session.pinned_version.is_none()
+                && session.active_scenario_version == *version
+        }
+    }
+}
+
+/// Apply a reconcile write to a session (after its precondition held).
+pub(crate) fn apply_session_fields(session: &mut Session, change: &SessionChange) {
+    if let Some(pos) = &change.new_position {
+        session.active_scenario_version = pos.version;
+        session.active_step_id = pos.step_id;
+        session.scenario_checksum = Some(pos.checksum.clone());
+    }
+    if let Some(pin) = change.pin_version {
+        session.pinned_version = Some(pin);
+    }
+    if change.clear_flag {
+        session.pending_migration = None;
+    }
+    for (k, v) in &change.set_variables {
+        session.variables.insert(k.clone(), v.clone());
+    }
+    session.updated_at = change.at;
+}
+
+// ---------------------------------------------------------------------------
+// operations
+// ---------------------------------------------------------------------------
+
+fn create_scenario(kv: &mut dyn KvWrite, s: &ScenarioVersion) -> StoreResult<()> {
+    let head = scenario_head_key(s.tenant_id, s.id);
+    if kv.get(&head)?.is_some() {
+        return Err(conflict("scenario already exists"));
+    }
+    save(
+        kv,
+        &head,
+        &ScenarioHead {
+            current_version: s.version,
+        },
+    )?;
+    save(kv, &scenario_version_key(s.tenant_id, s.id, s.version), s)
+}
+
+fn get_current_scenario(
+    kv: &dyn KvRead,
+    t: Uuid,
+    sid: Uuid,
+) -> StoreResult<Option<ScenarioVersion>> {
+    let Some(head) = load::<ScenarioHead>(kv, &scenario_head_key(t, sid))? else {
+        return Ok(None);
+    };
+    load(kv, &scenario_version_key(t, sid, head.current_version))
+}
+
+fn create_plan(
+    kv: &mut dyn KvWrite,
+    plan: &MigrationPlan,
+    target: &ScenarioVersion,
+) -> StoreResult<()> {
+    let t = plan.tenant_id;
+    let slot = slot_key(plan);
+    if kv.get(&slot)?.is_some() {
+        return Err(conflict("a live plan exists for this version pair"));
+    }
+    if kv.get(&plan_key(t, plan.id))?.is_some() {
+        return Err(conflict("plan id already exists"));
+    }
+    save(kv, &slot, &plan.id)?;
+    save(kv, &plan_key(t, plan.id), plan)?;
+    save(kv, &plan_target_key(t, plan.id), target)?;
+    save(
+        kv,
+        &plan_index_key(plan),
+        &MigrationPlanSummaryItem::of(plan),
+    )
+}
+
+/// Store a changed plan and keep its listing entry and slot in step.
+fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
+    save(kv, &plan_key(plan.tenant_id, plan.id), plan)?;
+    save(
+        kv,
+        &plan_index_key(plan),
+        &MigrationPlanSummaryItem::of(plan),
+    )?;
+    if !plan.status.is_live() {
+        let slot = slot_key(plan);
+        if load::<Uuid>(kv, &slot)? == Some(plan.id) {
+            kv.delete(&slot)?;
+        }
+    }
+    Ok(())
+}
+
+fn list_plans(kv: &dyn KvRead, q: &PlanQuery) -> StoreResult<PlanPage> {
+    let query_id = plan_query_id(q);
+    let prefix = plan_index_prefix(q.tenant);
+    let all_end = prefix_end(&prefix);
+    let end = match &q.next_token {
+        Some(token) => {
+            let key = decode_token(token, &query_id)?;
+            if !key.starts_with(&prefix) {
+                return Err(StoreError::InvalidToken);
+            }
+            key
+        }
+        None => all_end.clone(),
+    };
+    let mut total = 0u64;
+    for (_, bytes) in kv.range(&prefix, &all_end, true, usize::MAX)? {
+        let item: MigrationPlanSummaryItem = from_json(&bytes)?;
+        if plan_matches(q, &item) {
+            total += 1;
+        }
+    }
+    let mut plans = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    for (key, bytes) in kv.range(&prefix, &end, true, usize::MAX)? {
+        let item: MigrationPlanSummaryItem = from_json(&bytes)?;
+        if !plan_matches(q, &item) {
+            continue;
+        }
+        if plans.len() == q.limit {
+            more = true;
+            break;
+        }
+        plans.push(item);
+        last_key = Some(key);
+    }
+    let next_token = match (more, last_key) {
+        (true, Some(key)) => Some(encode_token(&key, &query_id)),
+        _ => None,
+    };
+    Ok(PlanPage {
+        plans,
+        total,
+        next_token,
+    })
+}
+
+fn update_plan_policies(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    expected_revision: u64,
+    policies: &BTreeMap<String, AnchorMigrationPolicy>,
+) -> StoreResult<MigrationPlan> {
+    let mut plan: MigrationPlan =
+        load(kv, &plan_key(t, pid))?.ok_or_else(|| conflict("plan not found"))?;
+    if plan.status != PlanStatus::Pending || plan.revision != expected_revision {
+        return Err(conflict("plan is not pending at the expected revision"));
+    }
+    plan.anchor_policies = policies.clone();
+    plan.revision += 1;
+    store_plan(kv, &plan)?;
+    Ok(plan)
+}
+
+fn transition_plan(kv: &mut dyn KvWrite, change: &PlanTransition) -> StoreResult<MigrationPlan> {
+    let mut plan: MigrationPlan = load(kv, &plan_key(change.tenant, change.plan_id))?
+        .ok_or_else(|| conflict("plan not found"))?;
+    if plan.status != change.from || plan.revision != change.expected_revision {
+        return Err(conflict("plan changed concurrently"));
+    }
+    apply_transition(&mut plan, change);
+    store_plan(kv, &plan)?;
+    Ok(plan)
+}
+
+fn activate_plan(
+    kv: &mut dyn KvWrite,
+    a: &PlanActivation,
+) -> Result<MigrationPlan, ActivationError> {
+    let t = a.tenant;
+    let mut plan: MigrationPlan =
+        load(kv, &plan_key(t, a.plan_id))?.ok_or(ActivationError::PlanChanged)?;
+    if plan.status != PlanStatus::Approved || plan.revision != a.expected_revision {
+        return Err(ActivationError::PlanChanged);
+    }
+    let head_key = scenario_head_key(t, a.scenario_id);
+    let head: Option<ScenarioHead> = load(kv, &head_key)?;
+    if head.map(|h| h.current_version) != Some(a.from_version) {
+        return Err(ActivationError::ScenarioMoved);
+    }
+    plan.status = PlanStatus::Deploying;
+    plan.revision += 1;
+    store_plan(kv, &plan)?;
+    save(
+        kv,
+        &head_key,
+        &ScenarioHead {
+            current_version: a.target.version,
+        },
+    )?;
+    save(
+        kv,
+        &scenario_version_key(t, a.scenario_id, a.target.version),
+        &a.target,
+    )?;
+    Ok(plan)
+}
+
+fn load_stats(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<PlanStats> {
+    Ok(load(kv, &stats_key(t, pid))?.unwrap_or_default())
+}
+
+fn start_marking(kv: &mut dyn KvWrite, t: Uuid, pid: Uuid, chains: u64) -> StoreResult<()> {
+    let mut stats = load_stats(kv, t, pid)?;
+    stats.chains_total = chains;
+    save(kv, &stats_key(t, pid), &stats)
+}
+
+fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<bool> {
+    let ledger = ledger_key(page.tenant, page.plan_id, &page.page_id);
+    if kv.get(&ledger)?.is_some() {
+        return Ok(false);
+    }
+    kv.put(&ledger, Vec::new())?;
+    let mut stats = load_stats(kv, page.tenant, page.plan_id)?;
+    stats.sessions_marked += page.sessions_marked;
+    for (hash, n) in &page.by_anchor {
+        *stats.sessions_by_anchor.entry(hash.clone()).or_default() += n;
+    }
+    stats.pages_recorded += 1;
+    if page.completes_chain {
+        stats.chains_done += 1;
+    }
+    save(kv, &stats_key(page.tenant, page.plan_id), &stats)?;
+    Ok(true)
+}
+
+fn record_failed_page(kv: &mut dyn KvWrite, t: Uuid, pid: Uuid, page: &str) -> StoreResult<bool> {
+    let key = failed_key(t, pid, page);
+    if kv.get(&key)?.is_some() {
+        return Ok(false);
+    }
+    kv.put(&key, Vec::new())?;
+    let mut stats = load_stats(kv, t, pid)?;
+    stats.pages_failed += 1;
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}
+
+fn put_session(kv: &mut dyn KvWrite, session: &Session) -> StoreResult<()> {
+    let key = session_key(session.tenant_id, &session.session_id);
+    if let Some(old) = load::<Session>(kv, &key)? {
+        kv.delete(&step_entry_key(&old))?;
+    }
+    save(kv, &key, session)?;
+    kv.put(&step_entry_key(session), Vec::new())
+}
+
+fn step_range_start(q: &StepQuery, prefix: &str) -> StoreResult<String> {
+    match &q.cursor {
+        Some(token) => {
+            let key = decode_token(token, &step_query_id(q))?;
+            if !key.starts_with(prefix) {
+                return Err(StoreError::InvalidToken);
+            }
+            // Just after the last key returned.
+            Ok(format!("{key}\u{0}"))
+        }
+        None => Ok(prefix.to_owned()),
+    }
+}
+
+fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<SessionPage> {
+    let prefix = step_prefix(q.tenant, q.scenario_id, q.version, q.step_id);
+    let start = step_range_start(q, &prefix)?;
+    let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
+    let more = entries.len() > q.limit;
+    entries.truncate(q.limit);
+    let mut sessions = Vec::with_capacity(entries.len());
+    for (key, _) in &entries {
+        let session_id = &key[prefix.len()..];
+        if let Some(s) = load::<Session>(kv, &session_key(q.tenant, session_id))? {
+            sessions.push(s);
+        }
+    }
+    let next_cursor = match (more, entries.last()) {
+        (true, Some((key, _))) => Some(encode_token(key, &step_query_id(q))),
+        _ => None,
+    };
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+fn mark_session(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    session_id: &str,
+    expected: &SessionPosition,
+    pending: &PendingMigration,
+) -> StoreResult<bool> {
+    let key = session_key(t, session_id);
+    let Some(mut session) = load::<Session>(kv, &key)? else {
+        return Ok(false);
+    };
+    let eligible = session.active_scenario_id == expected.scenario_id
+        && session.active_scenario_version == expected.version
+        && session.active_step_id == expected.step_id
+        && session.pending_migration.is_none()
+        && session.pinned_version.is_none();
+    if !eligible {
+        return Ok(false);
+    }
+    session.pending_migration = Some(pending.clone());
+    save(kv, &key, &session)?;
+    Ok(true)
+}
+
+fn apply_session_change(kv: &mut dyn KvWrite, change: &SessionChange) -> StoreResult<bool> {
+    let key = session_key(change.tenant, &change.session_id);
+    let Some(mut session) = load::<Session>(kv, &key)? else {
+        return Ok(false);
+    };
+    if !session_matches(&session, &change.expect) {
+        return Ok(false);
+    }
+    kv.delete(&step_entry_key(&session))?;
+    apply_session_fields(&mut session, change);
+    save(kv, &key, &session)?;
+    kv.put(&step_entry_key(&session), Vec::new())?;
+    if let Some(applied) = &change.applied {
+        let e = &applied.event;
+        let event_key = format!(
+            "{}{}/{}",
+            events_prefix(change.tenant, e.plan_id),
+            time_key(&e.at),
+            e.event_id
+        );
+        save(kv, &event_key, e)?;
+        let mut stats = load_stats(kv, change.tenant, e.plan_id)?;
+        count_migration(&mut stats, applied);
+        save(kv, &stats_key(change.tenant, e.plan_id), &stats)?;
+    }
+    Ok(true)
+}
+
+fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {
+    let query_id = event_query_id(q);
+    let prefix = events_prefix(q.tenant, q.plan_id);
+    let start = match &q.next_token {
+        Some(token) => {
+            let key = decode_token(token, &query_id)?;
+            if !key.starts_with(&prefix) {
+                return Err(StoreError::InvalidToken);
+            }
+            format!("{key}\u{0}")
+        }
+        None => prefix.clone(),
+    };
+    let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
+    let more = entries.len() > q.limit;
+    entries.truncate(q.limit);
+    let events = entries
+        .iter()
+        .map(|(_, bytes)| from_json(bytes))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let next_token = match (more, entries.last()) {
+        (true, Some((key, _))) => Some(encode_token(key, &query_id)),
+        _ => None,
+    };
+    Ok(EventPage { events, next_token })
+}
+
+// ---------------------------------------------------------------------------
+// the Store
+// ---------------------------------------------------------------------------
+
+#[async_trait]
+impl<B: KvBackend> Store for KvStore<B> {
+    async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()> {
+        let s = scenario.clone();
+        self.backend.write(move |kv| create_scenario(kv, &s)).await
+    }
+
+    async fn get_current_scenario(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        self.backend
+            .read(move |kv| get_current_scenario(kv, tenant, scenario_id))
+            .await
+    }
+
+    async fn get_scenario_version(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        let key = scenario_version_key(tenant, scenario_id, version);
+        self.backend.read(move |kv| load(kv, &key)).await
+    }
+
+    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion) -> StoreResult<()> {
+        let (p, t) = (plan.clone(), target.clone());
+        self.backend.write(move |kv| create_plan(kv, &p, &t)).await
+    }
+
+    async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>> {
+        let key = plan_key(tenant, plan_id);
+        self.backend.read(move |kv| load(kv, &key)).await
+    }
+
+    async fn get_plan_target(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        let key = plan_target_key(tenant, plan_id);
+        self.backend.read(move |kv| load(kv, &key)).await
+    }
+
+    async fn list_plans(&self, query: &PlanQuery) -> StoreResult<PlanPage> {
+        let q = query.clone();
+        self.backend.read(move |kv| list_plans(kv, &q)).await
+    }
+
+    async fn update_plan_policies(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        expected_revision: u64,
+        policies: &BTreeMap<String, AnchorMigrationPolicy>,
+    ) -> StoreResult<MigrationPlan> {
+        let p = policies.clone();
+        self.backend
+            .write(move |kv| update_plan_policies(kv, tenant, plan_id, expected_revision, &p))
+            .await
+    }
+
+    async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan> {
+        let c = change.clone();
+        self.backend.write(move |kv| transition_plan(kv, &c)).await
+    }
+
+    async fn activate_plan(
+        &self,
+        activation: &PlanActivation,
+    ) -> Result<MigrationPlan, ActivationError> {
+        let a = activation.clone();
+        self.backend.write(move |kv| activate_plan(kv, &a)).await
+    }
+
+    async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
+        self.backend
+            .read(move |kv| load_stats(kv, tenant, plan_id))
+            .await
+    }
+
+    async fn start_marking(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        chains_total: u64,
+    ) -> StoreResult<()> {
+        self.backend
+            .write(move |kv| start_marking(kv, tenant, plan_id, chains_total))
+            .await
+    }
+
+    async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
+        let p = page.clone();
+        self.backend
+            .write(move |kv| record_marking_page(kv, &p))
+            .await
+    }
+
+    async fn record_failed_page(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        page_id: &str,
+    ) -> StoreResult<bool> {
+        let page = page_id.to_owned();
+        self.backend
+            .write(move |kv| record_failed_page(kv, tenant, plan_id, &page))
+            .await
+    }
+
+    async fn put_session(&self, session: &Session) -> StoreResult<()> {
+        let s = session.clone();
+        self.backend.write(move |kv| put_session(kv, &s)).await
+    }
+
+    async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {
+        let key = session_key(tenant, session_id);
+        self.backend.read(move |kv| load(kv, &key)).await
+    }
+
+    async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
+        let q = query.clone();
+        self.backend.read(move |kv| sessions_at_step(kv, &q)).await
+    }
+
+    async fn count_sessions_at_step(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        step_id: Uuid,
+    ) -> StoreResult<u64> {
+        let prefix = step_prefix(tenant, scenario_id, version, step_id);
+        self.backend
+            .read(move |kv| {
+                let entries = kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)?;
+                Ok(entries.len() as u64)
+            })
+            .await
+    }
+
+    async fn mark_session(
+        &self,
+        tenant: Uuid,
+        session_id: &str,
+        expected: &SessionPosition,
+        pending: &PendingMigration,
+    ) -> StoreResult<bool> {
+        let (id, e, p) = (session_id.to_owned(), expected.clone(), pending.clone());
+        self.backend
+            .write(move |kv| mark_session(kv, tenant, &id, &e, &p))
+            .await
+    }
+
+    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
+        let c = change.clone();
+        self.backend
+            .write(move |kv| apply_session_change(kv, &c))
+            .await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
+        let q = query.clone();
+        self.backend.read(move |kv| list_events(kv, &q)).await
+    }
+}
