@@ -4,7 +4,10 @@
 //! The HTTP layer, the storage layer and the CLI all build on these types.
 
 pub mod conditions;
+pub mod hash;
 pub mod model;
 pub mod scope;
+pub mod testkit;
+pub mod validate;
 
 pub use model::*;

@@ -82,6 +82,19 @@ pub struct ScenarioVersion {
     pub created_at: DateTime<Utc>,
 }
 
+impl ScenarioVersion {
+    /// The definition as a client would submit it (what plans diff and checksums cover).
+    pub fn definition(&self) -> ScenarioInput {
+        ScenarioInput {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            version: self.version,
+            entry_step_id: self.entry_step_id,
+            steps: self.steps.clone(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Session
 // ---------------------------------------------------------------------------
