@@ -6,6 +6,7 @@
 pub mod conditions;
 pub mod hash;
 pub mod model;
+pub mod reconcile;
 pub mod scope;
 pub mod testkit;
 pub mod validate;
