@@ -4,8 +4,11 @@
 //! The HTTP layer, the storage layer and the CLI all build on these types.
 
 pub mod conditions;
+pub mod diff;
+mod graph;
 pub mod hash;
 pub mod model;
+pub mod plan;
 pub mod reconcile;
 pub mod scope;
 pub mod testkit;

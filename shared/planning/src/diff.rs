@@ -1,0 +1,1005 @@
+//! The graph diff of SPEC §4: anchors, the changes around each anchor, the migration
+//! scenario of each anchor, deleted and new steps.
+//!
+//! # Cost
+//!
+//! A region of an anchor (its upstream or downstream steps) can only differ between
+//! the versions because of a *changed element*: a step that exists in one version
+//! only, or an anchor whose routing changed. Instead of walking the graph once per
+//! anchor, the diff walks it once per changed element and hands the result to the
+//! anchors it reaches — an inserted step N is "inserted upstream" of every anchor N
+//! reaches, and "inserted downstream" of every anchor that reaches N. The cost is
+//! O(changed elements × graph) plus the size of the output.
+//!
+//! Anchors can also change regions without any new step: an edge added or removed
+//! between existing steps makes some anchor reachable from another in one version
+//! only ("moved" pairs). Such a pair must run through an anchor `t` whose successors
+//! changed; the diff finds the anchors `t` no longer (or newly) reaches, then the
+//! exact moved pairs from whichever side is smaller — the anchors upstream of those
+//! `t`, or the anchors they lost or gained.
+//!
+//! Regions are compared by content hash, as the SPEC defines them: a step is inserted
+//! in a region when no step with its hash lies in the other version's region. With
+//! unique hashes that is exactly the candidate sets above; for duplicated content the
+//! candidates are checked against every step sharing the hash.
+//!
+//! # Output order
+//!
+//! Anchors, inserted steps, forks and new steps follow the V2 flow order; deleted and
+//! removed steps the V1 flow order (see [`crate::graph`]): breadth-first from the entry,
+//! then unreachable steps by hash. The output does not depend on the order of the step
+//! list.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::graph::{BitSet, Dir, Graph, ReachCache};
+use crate::model::{
+    AnchorTransformation, DeletedNode, ForkBranch, InsertedNode, MigrationScenario, NewFork,
+    RegionChanges, ScenarioInput, StepInput, TransformationMap, TransitionChange,
+    TransitionChangeType, TransitionInput,
+};
+
+/// Steps with the same content that could not be told apart: not anchors, reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmbiguousGroup {
+    pub content_hash: String,
+    pub step_name: String,
+    pub v1_step_ids: Vec<Uuid>,
+    pub v2_step_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffOutput {
+    pub transformation_map: TransformationMap,
+    /// Duplicated content left unpaired (its V1 steps are deleted nodes, its V2 steps new).
+    pub ambiguous: Vec<AmbiguousGroup>,
+    /// V2 steps the entry step cannot reach, in V2 flow order.
+    pub unreachable_v2_step_ids: Vec<Uuid>,
+}
+
+/// The SPEC §4 diff of `v1` (current) against `v2` (proposed). Never panics, whatever
+/// the input; on invalid input (dangling transitions, repeated ids) the result is
+/// still well-formed but only meaningful for the valid part.
+pub fn diff_scenarios(v1: &ScenarioInput, v2: &ScenarioInput) -> DiffOutput {
+    Analysis::new(v1, v2).output
+}
+
+/// Above this many candidate comparisons, duplicated content is not paired by
+/// neighbourhood similarity (quadratic) and stays ambiguous.
+const MAX_SIMILARITY_PAIRS: usize = 10_000;
+
+/// The diff plus what the plan summary needs to look at the graphs again.
+pub(crate) struct Analysis<'a> {
+    pub g1: Graph<'a>,
+    pub g2: Graph<'a>,
+    /// (V1 index, V2 index), in output order.
+    pub anchors: Vec<(u32, u32)>,
+    pub anchor_of_v1: Vec<Option<u32>>,
+    pub anchor_of_v2: Vec<Option<u32>>,
+    /// Per anchor: the upstream new forks (V2 indices) with a branch that cannot reach
+    /// the anchor — the reasons for a re-route.
+    pub reroute_forks: Vec<Vec<u32>>,
+    pub reach1: ReachCache,
+    pub reach2: ReachCache,
+    pub output: DiffOutput,
+}
+
+/// Members of one content hash in each version, in flow order.
+#[derive(Default)]
+struct HashGroup {
+    v1: Vec<u32>,
+    v2: Vec<u32>,
+}
+
+/// Candidate region entries of one anchor, before the content-hash check.
+#[derive(Default, Clone)]
+struct Candidates {
+    up_inserted: Vec<u32>,
+    up_removed: Vec<u32>,
+    down_inserted: Vec<u32>,
+    down_removed: Vec<u32>,
+    up_forks: Vec<u32>,
+    down_forks: Vec<u32>,
+    /// Anchors whose transition changes belong to this region.
+    up_modified: Vec<u32>,
+    down_modified: Vec<u32>,
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(v1: &'a ScenarioInput, v2: &'a ScenarioInput) -> Self {
+        let g1 = Graph::new(v1);
+        let g2 = Graph::new(v2);
+        let groups = hash_groups(&g1, &g2);
+        let (mut anchors, ambiguous_groups) = pair_anchors(&g1, &g2, &groups);
+        anchors.sort_by_key(|&(_, j)| g2.rank[j as usize]);
+
+        let mut anchor_of_v1 = vec![None; g1.len()];
+        let mut anchor_of_v2 = vec![None; g2.len()];
+        for (k, &(i, j)) in anchors.iter().enumerate() {
+            anchor_of_v1[i as usize] = Some(k as u32);
+            anchor_of_v2[j as usize] = Some(k as u32);
+        }
+
+        let mut analysis = Analysis {
+            g1,
+            g2,
+            anchors,
+            anchor_of_v1,
+            anchor_of_v2,
+            reroute_forks: Vec::new(),
+            reach1: ReachCache::default(),
+            reach2: ReachCache::default(),
+            output: DiffOutput {
+                transformation_map: TransformationMap::default(),
+                ambiguous: Vec::new(),
+                unreachable_v2_step_ids: Vec::new(),
+            },
+        };
+        analysis.output.ambiguous = ambiguous_groups
+            .iter()
+            .map(|(h, i1, i2)| AmbiguousGroup {
+                content_hash: h.clone(),
+                step_name: i1
+                    .first()
+                    .map(|&i| analysis.g1.step(i).name.clone())
+                    .unwrap_or_default(),
+                v1_step_ids: i1.iter().map(|&i| analysis.g1.step(i).id).collect(),
+                v2_step_ids: i2.iter().map(|&j| analysis.g2.step(j).id).collect(),
+            })
+            .collect();
+        analysis.compute(&groups);
+        analysis
+    }
+
+    fn anchor_count(&self) -> usize {
+        self.anchors.len()
+    }
+
+    fn v1_of(&self, k: u32) -> u32 {
+        self.anchors[k as usize].0
+    }
+
+    fn v2_of(&self, k: u32) -> u32 {
+        self.anchors[k as usize].1
+    }
+
+    fn compute(&mut self, groups: &HashMap<String, HashGroup>) {
+        let n_anchors = self.anchor_count();
+        let mut cand = vec![Candidates::default(); n_anchors];
+
+        self.moved_pairs(&mut cand);
+        self.unpaired_steps(&mut cand);
+        self.filter_by_hash(&mut cand, groups);
+        let changes = self.routing_changes(&mut cand);
+        self.assemble(cand, &changes);
+        self.deleted_and_new();
+    }
+
+    /// Canonical successor sets: anchors by anchor index, other steps by their own
+    /// index (offset per version so the two never compare equal).
+    fn canonical_successors(&self, k: u32) -> (Vec<u64>, Vec<u64>) {
+        const ONLY_V1: u64 = 1 << 32;
+        const ONLY_V2: u64 = 1 << 33;
+        let (i, j) = self.anchors[k as usize];
+        let mut s1: Vec<u64> = self.g1.succ[i as usize]
+            .iter()
+            .map(|&(v, _)| match self.anchor_of_v1[v as usize] {
+                Some(m) => u64::from(m),
+                None => ONLY_V1 + u64::from(v),
+            })
+            .collect();
+        let mut s2: Vec<u64> = self.g2.succ[j as usize]
+            .iter()
+            .map(|&(v, _)| match self.anchor_of_v2[v as usize] {
+                Some(m) => u64::from(m),
+                None => ONLY_V2 + u64::from(v),
+            })
+            .collect();
+        s1.sort_unstable();
+        s1.dedup();
+        s2.sort_unstable();
+        s2.dedup();
+        (s1, s2)
+    }
+
+    /// Anchors reached from `set` (a V1 or V2 bitset), as anchor indices.
+    fn anchors_in(&self, set: &BitSet, version: u8) -> Vec<u32> {
+        let map = if version == 1 {
+            &self.anchor_of_v1
+        } else {
+            &self.anchor_of_v2
+        };
+        set.iter()
+            .filter_map(|s| map.get(s as usize).copied().flatten())
+            .collect()
+    }
+
+    /// Pairs of anchors (x, a) where x reaches a in one version only.
+    fn moved_pairs(&mut self, cand: &mut [Candidates]) {
+        let n = self.anchor_count();
+        let mut is_target = vec![false; n];
+        let mut active: Vec<u32> = Vec::new();
+        for t in 0..n as u32 {
+            let (s1, s2) = self.canonical_successors(t);
+            if s1 == s2 {
+                continue;
+            }
+            let d1 = self.reach1.get(&self.g1, self.v1_of(t), Dir::Forward);
+            let d2 = self.reach2.get(&self.g2, self.v2_of(t), Dir::Forward);
+            let mut any = false;
+            for m in self.anchors_in(&d1, 1) {
+                if m != t && !d2.contains(self.v2_of(m)) {
+                    is_target[m as usize] = true;
+                    any = true;
+                }
+            }
+            for m in self.anchors_in(&d2, 2) {
+                if m != t && !d1.contains(self.v1_of(m)) {
+                    is_target[m as usize] = true;
+                    any = true;
+                }
+            }
+            if any {
+                active.push(t);
+            }
+        }
+        if active.is_empty() {
+            return;
+        }
+        let mut is_source = vec![false; n];
+        for &t in &active {
+            is_source[t as usize] = true;
+            let b1 = self.g1.reach(&[self.v1_of(t)], Dir::Backward);
+            let b2 = self.g2.reach(&[self.v2_of(t)], Dir::Backward);
+            for m in self.anchors_in(&b1, 1) {
+                is_source[m as usize] = true;
+            }
+            for m in self.anchors_in(&b2, 2) {
+                is_source[m as usize] = true;
+            }
+        }
+        let sources: Vec<u32> = (0..n as u32).filter(|&k| is_source[k as usize]).collect();
+        let targets: Vec<u32> = (0..n as u32).filter(|&k| is_target[k as usize]).collect();
+
+        // Either side yields every moved pair exactly once; walk from the smaller one.
+        if sources.len() <= targets.len() {
+            for x in sources {
+                let d1 = self.g1.reach(&[self.v1_of(x)], Dir::Forward);
+                let d2 = self.g2.reach(&[self.v2_of(x)], Dir::Forward);
+                for a in self.anchors_in(&d1, 1) {
+                    if a != x && !d2.contains(self.v2_of(a)) {
+                        self.push_moved(cand, x, a, false);
+                    }
+                }
+                for a in self.anchors_in(&d2, 2) {
+                    if a != x && !d1.contains(self.v1_of(a)) {
+                        self.push_moved(cand, x, a, true);
+                    }
+                }
+            }
+        } else {
+            for a in targets {
+                let b1 = self.g1.reach(&[self.v1_of(a)], Dir::Backward);
+                let b2 = self.g2.reach(&[self.v2_of(a)], Dir::Backward);
+                for x in self.anchors_in(&b1, 1) {
+                    if x != a && !b2.contains(self.v2_of(x)) {
+                        self.push_moved(cand, x, a, false);
+                    }
+                }
+                for x in self.anchors_in(&b2, 2) {
+                    if x != a && !b1.contains(self.v1_of(x)) {
+                        self.push_moved(cand, x, a, true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// x reaches a in V2 only (`gained`) or in V1 only.
+    fn push_moved(&self, cand: &mut [Candidates], x: u32, a: u32, gained: bool) {
+        if gained {
+            cand[a as usize].up_inserted.push(self.v2_of(x));
+            cand[x as usize].down_inserted.push(self.v2_of(a));
+        } else {
+            cand[a as usize].up_removed.push(self.v1_of(x));
+            cand[x as usize].down_removed.push(self.v1_of(a));
+        }
+    }
+
+    /// Steps of one version only: each lies upstream of the anchors it reaches and
+    /// downstream of the anchors that reach it.
+    fn unpaired_steps(&mut self, cand: &mut [Candidates]) {
+        for j in 0..self.g2.len() as u32 {
+            if self.anchor_of_v2[j as usize].is_some() {
+                continue;
+            }
+            for a in self.anchors_in(&self.g2.reach(&[j], Dir::Forward), 2) {
+                cand[a as usize].up_inserted.push(j);
+            }
+            for a in self.anchors_in(&self.g2.reach(&[j], Dir::Backward), 2) {
+                cand[a as usize].down_inserted.push(j);
+            }
+        }
+        for i in 0..self.g1.len() as u32 {
+            if self.anchor_of_v1[i as usize].is_some() {
+                continue;
+            }
+            for a in self.anchors_in(&self.g1.reach(&[i], Dir::Forward), 1) {
+                cand[a as usize].up_removed.push(i);
+            }
+            for a in self.anchors_in(&self.g1.reach(&[i], Dir::Backward), 1) {
+                cand[a as usize].down_removed.push(i);
+            }
+        }
+    }
+
+    /// Drop candidates whose content hash is present in the other version's region
+    /// (only possible for duplicated content).
+    fn filter_by_hash(&mut self, cand: &mut [Candidates], groups: &HashMap<String, HashGroup>) {
+        let mut group_reach: HashMap<(String, u8, Dir), Rc<BitSet>> = HashMap::new();
+        for a in 0..cand.len() as u32 {
+            let (ai, aj) = self.anchors[a as usize];
+            let c = &mut cand[a as usize];
+            if c.up_inserted.is_empty()
+                && c.up_removed.is_empty()
+                && c.down_inserted.is_empty()
+                && c.down_removed.is_empty()
+            {
+                continue;
+            }
+            let mut take = |list: &mut Vec<u32>, from_v2: bool, upstream: bool| {
+                list.retain(|&s| {
+                    let (hash, partner) = if from_v2 {
+                        (
+                            &self.g2.hashes[s as usize],
+                            self.anchor_of_v2[s as usize].map(|k| self.anchors[k as usize].0),
+                        )
+                    } else {
+                        (
+                            &self.g1.hashes[s as usize],
+                            self.anchor_of_v1[s as usize].map(|k| self.anchors[k as usize].1),
+                        )
+                    };
+                    let Some(group) = groups.get(hash) else {
+                        return true;
+                    };
+                    // Members of the other version with this hash, besides the partner
+                    // (which is known not to be in the region).
+                    let (others, g, reach, anchor_step) = if from_v2 {
+                        (&group.v1, &self.g1, &mut self.reach1, ai)
+                    } else {
+                        (&group.v2, &self.g2, &mut self.reach2, aj)
+                    };
+                    if others.iter().all(|&o| Some(o) == partner) {
+                        return true;
+                    }
+                    let present = if others.contains(&anchor_step) {
+                        // The anchor shares the hash: only *other* members count.
+                        let dir = if upstream {
+                            Dir::Backward
+                        } else {
+                            Dir::Forward
+                        };
+                        let around = reach.get(g, anchor_step, dir);
+                        others
+                            .iter()
+                            .any(|&o| o != anchor_step && around.contains(o))
+                    } else {
+                        let dir = if upstream {
+                            Dir::Forward
+                        } else {
+                            Dir::Backward
+                        };
+                        let version = if from_v2 { 1 } else { 2 };
+                        let set = group_reach
+                            .entry((hash.clone(), version, dir))
+                            .or_insert_with(|| Rc::new(g.reach(others, dir)))
+                            .clone();
+                        set.contains(anchor_step)
+                    };
+                    !present
+                });
+            };
+            take(&mut c.up_inserted, true, true);
+            take(&mut c.up_removed, false, true);
+            take(&mut c.down_inserted, true, false);
+            take(&mut c.down_removed, false, false);
+        }
+    }
+
+    /// Forks whose decision changed and transition changes of anchors, handed to the
+    /// regions they lie in. Returns each anchor's own transition changes.
+    fn routing_changes(&mut self, cand: &mut [Candidates]) -> Vec<Vec<TransitionChange>> {
+        let n = self.anchor_count();
+        let mut changes: Vec<Vec<TransitionChange>> = vec![Vec::new(); n];
+        for x in 0..n as u32 {
+            let (i, j) = self.anchors[x as usize];
+            let s1 = self.g1.step(i);
+            let s2 = self.g2.step(j);
+            let own = transition_changes(&self.g1, &self.g2, s1, s2);
+            let fork_changed =
+                s2.transitions.len() >= 2 && sorted_conditions(s1) != sorted_conditions(s2);
+            if own.is_empty() && !fork_changed {
+                continue;
+            }
+            let d2 = self.reach2.get(&self.g2, j, Dir::Forward);
+            let b2 = self.reach2.get(&self.g2, j, Dir::Backward);
+            if fork_changed {
+                for a in self.anchors_in(&d2, 2) {
+                    if a != x {
+                        cand[a as usize].up_forks.push(j);
+                    }
+                }
+                for a in self.anchors_in(&b2, 2) {
+                    if a != x {
+                        cand[a as usize].down_forks.push(j);
+                    }
+                }
+                // A new branch at the anchor itself is a downstream fork.
+                cand[x as usize].down_forks.push(j);
+            }
+            if !own.is_empty() {
+                let d1 = self.reach1.get(&self.g1, i, Dir::Forward);
+                let b1 = self.reach1.get(&self.g1, i, Dir::Backward);
+                let mut up: Vec<u32> = self.anchors_in(&d1, 1);
+                up.extend(self.anchors_in(&d2, 2));
+                let mut down: Vec<u32> = self.anchors_in(&b1, 1);
+                down.extend(self.anchors_in(&b2, 2));
+                up.sort_unstable();
+                up.dedup();
+                down.sort_unstable();
+                down.dedup();
+                for a in up {
+                    if a != x {
+                        cand[a as usize].up_modified.push(x);
+                    }
+                }
+                for a in down {
+                    if a != x {
+                        cand[a as usize].down_modified.push(x);
+                    }
+                }
+                cand[x as usize].down_modified.push(x);
+                changes[x as usize] = own;
+            }
+        }
+        changes
+    }
+
+    fn assemble(&mut self, cand: Vec<Candidates>, changes: &[Vec<TransitionChange>]) {
+        let mut anchors_out = Vec::with_capacity(cand.len());
+        let mut reroute_forks = Vec::with_capacity(cand.len());
+        for (a, c) in cand.into_iter().enumerate() {
+            let (i, j) = self.anchors[a];
+            let upstream = self.region(
+                c.up_inserted,
+                c.up_removed,
+                c.up_forks,
+                &c.up_modified,
+                changes,
+            );
+            let downstream = self.region(
+                c.down_inserted,
+                c.down_removed,
+                c.down_forks,
+                &c.down_modified,
+                changes,
+            );
+            // re_route: an upstream new fork with a branch that cannot reach the anchor.
+            let mut forks = Vec::new();
+            for fork in &upstream.new_forks {
+                let Some(&f) = self.g2.index.get(&fork.fork_node_id) else {
+                    continue;
+                };
+                let escapes =
+                    fork.branches
+                        .iter()
+                        .any(|b| match self.g2.index.get(&b.target_step_id) {
+                            Some(&t) => {
+                                t != j && !self.reach2.get(&self.g2, t, Dir::Forward).contains(j)
+                            }
+                            None => true,
+                        });
+                if escapes {
+                    forks.push(f);
+                }
+            }
+            let scenario = if !forks.is_empty() {
+                MigrationScenario::ReRoute
+            } else if upstream
+                .inserted_nodes
+                .iter()
+                .any(|n| !n.collects_fields.is_empty() || n.is_required_action)
+            {
+                MigrationScenario::GapFill
+            } else {
+                MigrationScenario::CleanGraft
+            };
+            reroute_forks.push(forks);
+            let s1 = self.g1.step(i);
+            let s2 = self.g2.step(j);
+            anchors_out.push(AnchorTransformation {
+                anchor_content_hash: self.g1.hashes[i as usize].clone(),
+                // The V2 name equals the V1 name (the name is part of the hash).
+                anchor_name: s1.name.clone(),
+                anchor_node_id_v1: s1.id,
+                anchor_node_id_v2: s2.id,
+                upstream_changes: upstream,
+                downstream_changes: downstream,
+                migration_scenario: scenario,
+            });
+        }
+        self.reroute_forks = reroute_forks;
+        self.output.transformation_map.anchors = anchors_out;
+    }
+
+    fn region(
+        &self,
+        mut inserted: Vec<u32>,
+        mut removed: Vec<u32>,
+        mut forks: Vec<u32>,
+        modified_from: &[u32],
+        changes: &[Vec<TransitionChange>],
+    ) -> RegionChanges {
+        let r2 = &self.g2.rank;
+        let r1 = &self.g1.rank;
+        inserted.sort_by_key(|&s| r2[s as usize]);
+        inserted.dedup();
+        removed.sort_by_key(|&s| r1[s as usize]);
+        removed.dedup();
+        forks.extend(
+            inserted
+                .iter()
+                .copied()
+                .filter(|&s| self.g2.step(s).transitions.len() >= 2),
+        );
+        forks.sort_by_key(|&s| r2[s as usize]);
+        forks.dedup();
+        let mut modified: Vec<u32> = modified_from.to_vec();
+        modified.sort_by_key(|&x| r2[self.anchors[x as usize].1 as usize]);
+        modified.dedup();
+        RegionChanges {
+            inserted_nodes: inserted
+                .iter()
+                .map(|&s| {
+                    let st = self.g2.step(s);
+                    InsertedNode {
+                        node_id: st.id,
+                        node_name: st.name.clone(),
+                        collects_fields: st.collects_profile_fields.clone(),
+                        has_rules: !st.rule_ids.is_empty(),
+                        is_required_action: st.is_required_action,
+                        is_checkpoint: st.is_checkpoint,
+                    }
+                })
+                .collect(),
+            removed_node_ids: removed.iter().map(|&s| self.g1.step(s).id).collect(),
+            new_forks: forks.iter().map(|&f| self.fork(f)).collect(),
+            modified_transitions: modified
+                .iter()
+                .flat_map(|&x| changes[x as usize].iter().cloned())
+                .collect(),
+        }
+    }
+
+    fn fork(&self, f: u32) -> NewFork {
+        let st = self.g2.step(f);
+        NewFork {
+            fork_node_id: st.id,
+            fork_node_name: st.name.clone(),
+            branches: st
+                .transitions
+                .iter()
+                .map(|t| ForkBranch {
+                    target_step_id: t.to_step_id,
+                    target_step_name: self
+                        .g2
+                        .index
+                        .get(&t.to_step_id)
+                        .map(|&k| self.g2.step(k).name.clone())
+                        .unwrap_or_else(|| "Unknown".to_string()),
+                    condition_text: t.condition_text.clone(),
+                    condition_fields: t.condition_fields.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Deleted steps with their nearest anchor, new steps, unreachable steps.
+    fn deleted_and_new(&mut self) {
+        let anchor_steps: Vec<u32> = self.anchors.iter().map(|&(i, _)| i).collect();
+        let forward = self.g1.distances_to(&anchor_steps, Dir::Forward);
+        let backward = self.g1.distances_to(&anchor_steps, Dir::Backward);
+        let mut deleted: Vec<u32> = (0..self.g1.len() as u32)
+            .filter(|&i| self.anchor_of_v1[i as usize].is_none())
+            .collect();
+        deleted.sort_by_key(|&i| self.g1.rank[i as usize]);
+        let map = &mut self.output.transformation_map;
+        map.deleted_nodes = deleted
+            .iter()
+            .map(|&i| {
+                let nearest = nearest_anchor(&self.g1, i, &forward, Dir::Forward)
+                    .or_else(|| nearest_anchor(&self.g1, i, &backward, Dir::Backward))
+                    .and_then(|s| self.anchor_of_v1[s as usize]);
+                let step = self.g1.step(i);
+                DeletedNode {
+                    node_id_v1: step.id,
+                    node_name: step.name.clone(),
+                    nearest_anchor_hash: nearest
+                        .map(|k| self.g1.hashes[self.anchors[k as usize].0 as usize].clone()),
+                    nearest_anchor_id_v2: nearest
+                        .map(|k| self.g2.step(self.anchors[k as usize].1).id),
+                }
+            })
+            .collect();
+
+        let mut new: Vec<u32> = (0..self.g2.len() as u32)
+            .filter(|&j| self.anchor_of_v2[j as usize].is_none())
+            .collect();
+        new.sort_by_key(|&j| self.g2.rank[j as usize]);
+        map.new_node_ids = new.iter().map(|&j| self.g2.step(j).id).collect();
+
+        let mut unreachable: Vec<u32> = (0..self.g2.len() as u32)
+            .filter(|&j| !self.g2.is_reachable_from_entry(j))
+            .collect();
+        unreachable.sort_by_key(|&j| self.g2.rank[j as usize]);
+        self.output.unreachable_v2_step_ids =
+            unreachable.iter().map(|&j| self.g2.step(j).id).collect();
+    }
+}
+
+/// Walk from `from` to the nearest anchor along `dir`, on one shortest path; at each
+/// step the first neighbour that gets closer wins. Forward, neighbours come in
+/// evaluation order (priority, then position), so ties go to the higher-priority
+/// transition; backward, predecessors come in flow order.
+fn nearest_anchor(g: &Graph<'_>, from: u32, dist: &[u32], dir: Dir) -> Option<u32> {
+    let mut u = from;
+    let mut d = *dist.get(u as usize)?;
+    if d == u32::MAX {
+        return None;
+    }
+    while d > 0 {
+        let next = match dir {
+            Dir::Forward => g.succ[u as usize]
+                .iter()
+                .map(|&(v, _)| v)
+                .find(|&v| dist[v as usize] == d - 1),
+            Dir::Backward => g.pred[u as usize]
+                .iter()
+                .copied()
+                .find(|&v| dist[v as usize] == d - 1),
+        }?;
+        u = next;
+        d -= 1;
+    }
+    Some(u)
+}
+
+fn hash_groups(g1: &Graph<'_>, g2: &Graph<'_>) -> HashMap<String, HashGroup> {
+    let mut groups: HashMap<String, HashGroup> = HashMap::with_capacity(g1.len().max(g2.len()));
+    let mut by_rank1: Vec<u32> = (0..g1.len() as u32).collect();
+    by_rank1.sort_by_key(|&i| g1.rank[i as usize]);
+    for i in by_rank1 {
+        groups
+            .entry(g1.hashes[i as usize].clone())
+            .or_default()
+            .v1
+            .push(i);
+    }
+    let mut by_rank2: Vec<u32> = (0..g2.len() as u32).collect();
+    by_rank2.sort_by_key(|&j| g2.rank[j as usize]);
+    for j in by_rank2 {
+        groups
+            .entry(g2.hashes[j as usize].clone())
+            .or_default()
+            .v2
+            .push(j);
+    }
+    groups
+}
+
+type Ambiguous = (String, Vec<u32>, Vec<u32>);
+
+/// Pair steps with equal content hash. Unique hashes pair directly; duplicated content
+/// pairs equal ids first, then steps with the same neighbourhood (predecessor and
+/// successor hashes), then the most similar neighbourhood when that choice is mutual
+/// and unique. What remains on both sides is ambiguous.
+fn pair_anchors(
+    g1: &Graph<'_>,
+    g2: &Graph<'_>,
+    groups: &HashMap<String, HashGroup>,
+) -> (Vec<(u32, u32)>, Vec<Ambiguous>) {
+    let mut pairs = Vec::new();
+    let mut ambiguous = Vec::new();
+    for (hash, group) in groups {
+        if group.v1.is_empty() || group.v2.is_empty() {
+            continue;
+        }
+        if group.v1.len() == 1 && group.v2.len() == 1 {
+            pairs.push((group.v1[0], group.v2[0]));
+            continue;
+        }
+        let (found, left1, left2) = pair_duplicates(g1, g2, &group.v1, &group.v2);
+        pairs.extend(found);
+        if !left1.is_empty() && !left2.is_empty() {
+            ambiguous.push((hash.clone(), left1, left2));
+        }
+    }
+    ambiguous.sort_by_key(|(_, v1, v2)| {
+        (
+            v2.first().map(|&j| g2.rank[j as usize]),
+            v1.first().map(|&i| g1.rank[i as usize]),
+        )
+    });
+    (pairs, ambiguous)
+}
+
+struct Context<'h> {
+    pred: Vec<&'h str>,
+    succ: Vec<&'h str>,
+}
+
+fn context<'h>(g: &'h Graph<'_>, i: u32) -> Context<'h> {
+    let mut pred: Vec<&str> = g.pred[i as usize]
+        .iter()
+        .map(|&p| g.hashes[p as usize].as_str())
+        .collect();
+    let mut succ: Vec<&str> = g.succ[i as usize]
+        .iter()
+        .map(|&(s, _)| g.hashes[s as usize].as_str())
+        .collect();
+    pred.sort_unstable();
+    pred.dedup();
+    succ.sort_unstable();
+    succ.dedup();
+    Context { pred, succ }
+}
+
+fn common(a: &[&str], b: &[&str]) -> usize {
+    let (mut x, mut y, mut n) = (0, 0, 0);
+    while x < a.len() && y < b.len() {
+        match a[x].cmp(b[y]) {
+            std::cmp::Ordering::Less => x += 1,
+            std::cmp::Ordering::Greater => y += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                x += 1;
+                y += 1;
+            }
+        }
+    }
+    n
+}
+
+type Paired = (Vec<(u32, u32)>, Vec<u32>, Vec<u32>);
+
+fn pair_duplicates(g1: &Graph<'_>, g2: &Graph<'_>, v1: &[u32], v2: &[u32]) -> Paired {
+    let mut pairs = Vec::new();
+    let mut left2: Vec<u32> = v2.to_vec();
+    let mut left1: Vec<u32> = Vec::new();
+
+    let by_id: HashMap<Uuid, u32> = v2.iter().map(|&j| (g2.step(j).id, j)).collect();
+    for &i in v1 {
+        match by_id.get(&g1.step(i).id) {
+            Some(&j) if left2.contains(&j) => {
+                pairs.push((i, j));
+                left2.retain(|&x| x != j);
+            }
+            _ => left1.push(i),
+        }
+    }
+
+    if !left1.is_empty() && !left2.is_empty() {
+        let ctx1: Vec<Context> = left1.iter().map(|&i| context(g1, i)).collect();
+        let ctx2: Vec<Context> = left2.iter().map(|&j| context(g2, j)).collect();
+        let mut alive1 = vec![true; left1.len()];
+        let mut alive2 = vec![true; left2.len()];
+
+        // Same neighbourhood on exactly one step of each side.
+        let mut buckets: HashMap<(&[&str], &[&str]), (Vec<usize>, Vec<usize>)> = HashMap::new();
+        for (x, c) in ctx1.iter().enumerate() {
+            buckets.entry((&c.pred, &c.succ)).or_default().0.push(x);
+        }
+        for (y, c) in ctx2.iter().enumerate() {
+            buckets.entry((&c.pred, &c.succ)).or_default().1.push(y);
+        }
+        for (xs, ys) in buckets.values() {
+            if let ([x], [y]) = (xs.as_slice(), ys.as_slice()) {
+                pairs.push((left1[*x], left2[*y]));
+                alive1[*x] = false;
+                alive2[*y] = false;
+            }
+        }
+
+        // The most similar neighbourhood, when both sides pick each other and nobody ties.
+        if left1.len() * left2.len() <= MAX_SIMILARITY_PAIRS {
+            let score = |x: usize, y: usize| {
+                common(&ctx1[x].pred, &ctx2[y].pred) + common(&ctx1[x].succ, &ctx2[y].succ)
+            };
+            loop {
+                let best = |scores: &mut dyn Iterator<Item = (usize, usize)>| {
+                    let mut top: Option<(usize, usize)> = None;
+                    let mut tie = false;
+                    for (who, s) in scores {
+                        if s == 0 {
+                            continue;
+                        }
+                        match top {
+                            Some((_, t)) if s < t => {}
+                            Some((_, t)) if s == t => tie = true,
+                            _ => {
+                                top = Some((who, s));
+                                tie = false;
+                            }
+                        }
+                    }
+                    if tie { None } else { top.map(|(w, _)| w) }
+                };
+                let mut progress = false;
+                for x in 0..left1.len() {
+                    if !alive1[x] {
+                        continue;
+                    }
+                    let Some(y) = best(
+                        &mut (0..left2.len())
+                            .filter(|&y| alive2[y])
+                            .map(|y| (y, score(x, y))),
+                    ) else {
+                        continue;
+                    };
+                    let back = best(
+                        &mut (0..left1.len())
+                            .filter(|&x2| alive1[x2])
+                            .map(|x2| (x2, score(x2, y))),
+                    );
+                    if back == Some(x) {
+                        pairs.push((left1[x], left2[y]));
+                        alive1[x] = false;
+                        alive2[y] = false;
+                        progress = true;
+                    }
+                }
+                if !progress {
+                    break;
+                }
+            }
+        }
+
+        left1 = left1
+            .iter()
+            .zip(&alive1)
+            .filter_map(|(&i, &alive)| alive.then_some(i))
+            .collect();
+        left2 = left2
+            .iter()
+            .zip(&alive2)
+            .filter_map(|(&j, &alive)| alive.then_some(j))
+            .collect();
+    }
+
+    // The last copy on each side is the same step, whatever its neighbours.
+    if let ([i], [j]) = (left1.as_slice(), left2.as_slice()) {
+        pairs.push((*i, *j));
+        return (pairs, Vec::new(), Vec::new());
+    }
+    (pairs, left1, left2)
+}
+
+fn sorted_conditions(s: &StepInput) -> Vec<&str> {
+    let mut c: Vec<&str> = s
+        .transitions
+        .iter()
+        .map(|t| t.condition_text.as_str())
+        .collect();
+    c.sort_unstable();
+    c
+}
+
+/// The transitions of a matched step compared by target content hash: same target
+/// and same condition is unchanged, same target with another condition, priority or
+/// field list is modified, the rest added or removed. `from_step_id` is the V2 id.
+fn transition_changes(
+    g1: &Graph<'_>,
+    g2: &Graph<'_>,
+    s1: &StepInput,
+    s2: &StepInput,
+) -> Vec<TransitionChange> {
+    fn list<'g>(g: &'g Graph<'_>, s: &StepInput) -> Vec<(&'g str, Uuid, usize)> {
+        s.transitions
+            .iter()
+            .enumerate()
+            .filter_map(|(k, t)| {
+                g.index
+                    .get(&t.to_step_id)
+                    .map(|&i| (g.hashes[i as usize].as_str(), t.to_step_id, k))
+            })
+            .collect()
+    }
+    let t1 = list(g1, s1);
+    let t2 = list(g2, s2);
+    let same = |a: &TransitionInput, b: &TransitionInput| {
+        a.condition_text == b.condition_text
+            && a.priority == b.priority
+            && a.condition_fields == b.condition_fields
+    };
+    // Fast path: most steps did not change at all.
+    if t1.len() == t2.len()
+        && t1
+            .iter()
+            .zip(&t2)
+            .all(|(a, b)| a.0 == b.0 && same(&s1.transitions[a.2], &s2.transitions[b.2]))
+    {
+        return Vec::new();
+    }
+
+    let mut unused: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (x, (h, _, _)) in t1.iter().enumerate().rev() {
+        unused.entry(h).or_default().push(x);
+    }
+    let mut used1 = vec![false; t1.len()];
+    let mut matched2: Vec<Option<usize>> = vec![None; t2.len()];
+    // Pass 1: identical transitions, so a reordering is not reported as a change.
+    for (y, (h, _, k2)) in t2.iter().enumerate() {
+        if let Some(cands) = unused.get(h)
+            && let Some(&x) = cands
+                .iter()
+                .rev()
+                .find(|&&x| !used1[x] && same(&s1.transitions[t1[x].2], &s2.transitions[*k2]))
+        {
+            used1[x] = true;
+            matched2[y] = Some(x);
+        }
+    }
+    let mut out = Vec::new();
+    for (y, (h, to2, _)) in t2.iter().enumerate() {
+        if matched2[y].is_some() {
+            continue;
+        }
+        let partner = unused.get_mut(h).and_then(|cands| {
+            while let Some(&x) = cands.last() {
+                if used1[x] {
+                    cands.pop();
+                } else {
+                    return Some(x);
+                }
+            }
+            None
+        });
+        match partner {
+            Some(x) => {
+                used1[x] = true;
+                out.push(TransitionChange {
+                    from_step_id: s2.id,
+                    to_step_id_v1: Some(t1[x].1),
+                    to_step_id_v2: Some(*to2),
+                    change_type: TransitionChangeType::Modified,
+                });
+            }
+            None => out.push(TransitionChange {
+                from_step_id: s2.id,
+                to_step_id_v1: None,
+                to_step_id_v2: Some(*to2),
+                change_type: TransitionChangeType::Added,
+            }),
+        }
+    }
+    for (x, (_, to1, _)) in t1.iter().enumerate() {
+        if !used1[x] {
+            out.push(TransitionChange {
+                from_step_id: s2.id,
+                to_step_id_v1: Some(*to1),
+                to_step_id_v2: None,
+                change_type: TransitionChangeType::Removed,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;
