@@ -706,3 +706,7 @@ fn fields_and_actions(
     }
     infos
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
