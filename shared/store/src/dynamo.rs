@@ -434,6 +434,25 @@ fn token_item(
     Ok(key.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
+/// One page of `limit` items out of up to `limit + 1` read, converted by `f`,
+/// with a token naming the last item's key when more exist.
+fn page_of<T>(
+    mut items: Vec<Item>,
+    limit: usize,
+    key: &[&str],
+    query_id: &str,
+    f: impl Fn(&Item) -> StoreResult<T>,
+) -> StoreResult<(Vec<T>, Option<String>)> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let token = match (more, items.last()) {
+        (true, Some(last)) => Some(item_token(last, key, query_id)?),
+        _ => None,
+    };
+    let values = items.iter().map(f).collect::<StoreResult<Vec<_>>>()?;
+    Ok((values, token))
+}
+
 // ---------------------------------------------------------------------------
 // bodies
 // ---------------------------------------------------------------------------
@@ -1235,23 +1254,14 @@ impl Store for DynamoStore {
         let filtered = q.scenario_id.is_some() || q.status.is_some();
         let page_size = if filtered { 100 } else { q.limit + 1 };
         let query = self.plans_query(q);
-        let mut items = self
+        let items = self
             .query_some(
                 query.clone().limit(i32::try_from(page_size).unwrap_or(100)),
                 start,
                 q.limit + 1,
             )
             .await?;
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next_token = match (more, items.last()) {
-            (true, Some(last)) => Some(item_token(last, &KEY, &query_id)?),
-            _ => None,
-        };
-        let plans = items
-            .iter()
-            .map(summary_item)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let (plans, next_token) = page_of(items, q.limit, &KEY, &query_id, summary_item)?;
         let total = self.count_all(query).await?;
         Ok(PlanPage {
             plans,
@@ -1571,17 +1581,8 @@ impl Store for DynamoStore {
             .key_condition_expression("step_key = :k")
             .expression_attribute_values(":k", s(sk.clone()))
             .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
-        let mut items = self.query_some(query, start, q.limit + 1).await?;
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next_cursor = match (more, items.last()) {
-            (true, Some(last)) => Some(item_token(last, &KEY, &query_id)?),
-            _ => None,
-        };
-        let sessions = items
-            .iter()
-            .map(session_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let items = self.query_some(query, start, q.limit + 1).await?;
+        let (sessions, next_cursor) = page_of(items, q.limit, &KEY, &query_id, session_from)?;
         Ok(SessionPage {
             sessions,
             next_cursor,
@@ -1738,17 +1739,10 @@ impl Store for DynamoStore {
             .expression_attribute_values(":pk", s(pk.clone()))
             .consistent_read(true)
             .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
-        let mut items = self.query_some(query, start, q.limit + 1).await?;
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next_token = match (more, items.last()) {
-            (true, Some(last)) => Some(item_token(last, &KEY, &query_id)?),
-            _ => None,
-        };
-        let events = items
-            .iter()
-            .map(|item| from_json::<AuditEvent>(get_s(item, "body")?.as_bytes()))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let items = self.query_some(query, start, q.limit + 1).await?;
+        let (events, next_token) = page_of(items, q.limit, &KEY, &query_id, |item| {
+            from_json::<AuditEvent>(get_s(item, "body")?.as_bytes())
+        })?;
         Ok(EventPage { events, next_token })
     }
 }
@@ -1831,60 +1825,79 @@ fn key_elem(name: &str, kind: KeyType) -> StoreResult<KeySchemaElement> {
     )
 }
 
+/// One table with one global secondary index, as `create_tables` makes them.
+struct TableSpec<'a> {
+    name: &'a str,
+    key: &'a [(&'a str, KeyType)],
+    index: &'a str,
+    index_key: &'a [(&'a str, KeyType)],
+    /// `None`: project every attribute; `Some`: only these non-key attributes.
+    projected: Option<&'a [&'a str]>,
+}
+
+async fn create_table(client: &Client, spec: &TableSpec<'_>) -> StoreResult<()> {
+    let schema = |keys: &[(&str, KeyType)]| {
+        keys.iter()
+            .map(|(name, kind)| key_elem(name, kind.clone()))
+            .collect::<StoreResult<Vec<_>>>()
+    };
+    let projection = match spec.projected {
+        None => Projection::builder().projection_type(ProjectionType::All),
+        Some(fields) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(fields.iter().map(|f| (*f).to_owned()).collect())),
+    };
+    let index = built(
+        GlobalSecondaryIndex::builder()
+            .index_name(spec.index)
+            .set_key_schema(Some(schema(spec.index_key)?))
+            .projection(projection.build())
+            .build(),
+    )?;
+    let definitions = spec
+        .key
+        .iter()
+        .chain(spec.index_key)
+        .map(|(name, _)| attr_def(name))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let result = client
+        .create_table()
+        .table_name(spec.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(definitions))
+        .set_key_schema(Some(schema(spec.key)?))
+        .global_secondary_indexes(index)
+        .send()
+        .await;
+    create_if_missing(result)
+}
+
 /// Create both tables with their indexes (on-demand billing) unless they exist,
 /// then wait until they and their indexes are ACTIVE. Idempotent.
 pub async fn create_tables(client: &Client, tables: &TableNames) -> StoreResult<()> {
-    let plans_index = built(
-        GlobalSecondaryIndex::builder()
-            .index_name(PLANS_INDEX)
-            .key_schema(key_elem("gsi1pk", KeyType::Hash)?)
-            .key_schema(key_elem("gsi1sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        SUMMARY_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-                    ))
-                    .build(),
-            )
-            .build(),
-    )?;
-    let main = client
-        .create_table()
-        .table_name(&tables.main)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr_def("pk")?)
-        .attribute_definitions(attr_def("sk")?)
-        .attribute_definitions(attr_def("gsi1pk")?)
-        .attribute_definitions(attr_def("gsi1sk")?)
-        .key_schema(key_elem("pk", KeyType::Hash)?)
-        .key_schema(key_elem("sk", KeyType::Range)?)
-        .global_secondary_indexes(plans_index);
-    create_if_missing(main.send().await)?;
-
-    let steps_index = built(
-        GlobalSecondaryIndex::builder()
-            .index_name(STEPS_INDEX)
-            .key_schema(key_elem("step_key", KeyType::Hash)?)
-            .key_schema(key_elem("session_id", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build(),
-    )?;
-    let sessions = client
-        .create_table()
-        .table_name(&tables.sessions)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr_def("pk")?)
-        .attribute_definitions(attr_def("step_key")?)
-        .attribute_definitions(attr_def("session_id")?)
-        .key_schema(key_elem("pk", KeyType::Hash)?)
-        .global_secondary_indexes(steps_index);
-    create_if_missing(sessions.send().await)?;
-
+    use KeyType::{Hash, Range};
+    create_table(
+        client,
+        &TableSpec {
+            name: &tables.main,
+            key: &[("pk", Hash), ("sk", Range)],
+            index: PLANS_INDEX,
+            index_key: &[("gsi1pk", Hash), ("gsi1sk", Range)],
+            projected: Some(&SUMMARY_FIELDS),
+        },
+    )
+    .await?;
+    create_table(
+        client,
+        &TableSpec {
+            name: &tables.sessions,
+            key: &[("pk", Hash)],
+            index: STEPS_INDEX,
+            index_key: &[("step_key", Hash), ("session_id", Range)],
+            projected: None,
+        },
+    )
+    .await?;
     for table in [&tables.main, &tables.sessions] {
         wait_active(client, table).await?;
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::kv::{KvBackend, KvRead, KvStore, KvWrite};
+use crate::kv::{KvBackend, KvEntries, KvRead, KvStore, KvWrite};
 use crate::{StoreError, StoreResult};
 
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("focal_migrations");
@@ -61,21 +61,15 @@ fn table_range<T: ReadableTable<&'static str, &'static [u8]>>(
     }
 }
 
-struct Reader<T>(T);
+struct Reader<'a, T>(&'a T);
 
-impl<T: ReadableTable<&'static str, &'static [u8]>> KvRead for Reader<T> {
+impl<T: ReadableTable<&'static str, &'static [u8]>> KvRead for Reader<'_, T> {
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let value = self.0.get(key).map_err(redb_err)?;
         Ok(value.map(|v| v.value().to_vec()))
     }
-    fn range(
-        &self,
-        start: &str,
-        end: &str,
-        reverse: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        table_range(&self.0, start, end, reverse, limit)
+    fn range(&self, start: &str, end: &str, rev: bool, limit: usize) -> KvEntries {
+        table_range(self.0, start, end, rev, limit)
     }
 }
 
@@ -83,17 +77,10 @@ struct Writer<'t, 'txn>(&'t mut Table<'txn, &'static str, &'static [u8]>);
 
 impl KvRead for Writer<'_, '_> {
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let value = self.0.get(key).map_err(redb_err)?;
-        Ok(value.map(|v| v.value().to_vec()))
+        Reader(&*self.0).get(key)
     }
-    fn range(
-        &self,
-        start: &str,
-        end: &str,
-        reverse: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        table_range(&*self.0, start, end, reverse, limit)
+    fn range(&self, start: &str, end: &str, rev: bool, limit: usize) -> KvEntries {
+        Reader(&*self.0).range(start, end, rev, limit)
     }
 }
 
@@ -127,7 +114,7 @@ impl KvBackend for RedbKv {
         blocking(move || {
             let txn = db.begin_read().map_err(redb_err)?;
             let table = txn.open_table(DATA).map_err(redb_err)?;
-            f(&Reader(table))
+            f(&Reader(&table))
         })
     }
 

@@ -45,15 +45,12 @@ use crate::{
 pub trait KvRead {
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Entries with `start <= key < end`, ascending (or descending when
-    /// `reverse`), at most `limit` of them.
-    fn range(
-        &self,
-        start: &str,
-        end: &str,
-        reverse: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// `rev`), at most `limit` of them.
+    fn range(&self, start: &str, end: &str, rev: bool, limit: usize) -> KvEntries;
 }
+
+/// Key-value pairs read from a range.
+pub type KvEntries = StoreResult<Vec<(String, Vec<u8>)>>;
 
 /// Writes inside one atomic transaction.
 pub trait KvWrite: KvRead {
@@ -519,14 +516,15 @@ fn put_session(kv: &mut dyn KvWrite, session: &Session) -> StoreResult<()> {
     kv.put(&step_entry_key(session), Vec::new())
 }
 
-fn step_range_start(q: &StepQuery, prefix: &str) -> StoreResult<String> {
-    match &q.cursor {
+/// Where a forward range resumes: just after the key in `token`, which must be
+/// under `prefix` and issued for `query_id`; the prefix itself without a token.
+fn resume_after(token: Option<&str>, query_id: &str, prefix: &str) -> StoreResult<String> {
+    match token {
         Some(token) => {
-            let key = decode_token(token, &step_query_id(q))?;
+            let key = decode_token(token, query_id)?;
             if !key.starts_with(prefix) {
                 return Err(StoreError::InvalidToken);
             }
-            // Just after the last key returned.
             Ok(format!("{key}\u{0}"))
         }
         None => Ok(prefix.to_owned()),
@@ -535,7 +533,7 @@ fn step_range_start(q: &StepQuery, prefix: &str) -> StoreResult<String> {
 
 fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<SessionPage> {
     let prefix = step_prefix(q.tenant, q.scenario_id, q.version, q.step_id);
-    let start = step_range_start(q, &prefix)?;
+    let start = resume_after(q.cursor.as_deref(), &step_query_id(q), &prefix)?;
     let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
     let more = entries.len() > q.limit;
     entries.truncate(q.limit);
@@ -611,16 +609,7 @@ fn apply_session_change(kv: &mut dyn KvWrite, change: &SessionChange) -> StoreRe
 fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {
     let query_id = event_query_id(q);
     let prefix = events_prefix(q.tenant, q.plan_id);
-    let start = match &q.next_token {
-        Some(token) => {
-            let key = decode_token(token, &query_id)?;
-            if !key.starts_with(&prefix) {
-                return Err(StoreError::InvalidToken);
-            }
-            format!("{key}\u{0}")
-        }
-        None => prefix.clone(),
-    };
+    let start = resume_after(q.next_token.as_deref(), &query_id, &prefix)?;
     let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
     let more = entries.len() > q.limit;
     entries.truncate(q.limit);

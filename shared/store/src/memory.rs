@@ -5,7 +5,7 @@ use std::future::Future;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::kv::{KvBackend, KvRead, KvStore, KvWrite};
+use crate::kv::{KvBackend, KvEntries, KvRead, KvStore, KvWrite};
 use crate::{StoreError, StoreResult};
 
 /// The in-memory [`crate::Store`]: `MemoryStore::new()`.
@@ -59,23 +59,6 @@ fn map_range(
     }
 }
 
-struct View<'a>(&'a BTreeMap<String, Vec<u8>>);
-
-impl KvRead for View<'_> {
-    fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.0.get(key).cloned())
-    }
-    fn range(
-        &self,
-        start: &str,
-        end: &str,
-        reverse: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        Ok(map_range(self.0, start, end, reverse, limit))
-    }
-}
-
 struct Txn<'a> {
     map: &'a mut BTreeMap<String, Vec<u8>>,
     undo: Vec<(String, Option<Vec<u8>>)>,
@@ -85,14 +68,8 @@ impl KvRead for Txn<'_> {
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.map.get(key).cloned())
     }
-    fn range(
-        &self,
-        start: &str,
-        end: &str,
-        reverse: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        Ok(map_range(self.map, start, end, reverse, limit))
+    fn range(&self, start: &str, end: &str, rev: bool, limit: usize) -> KvEntries {
+        Ok(map_range(self.map, start, end, rev, limit))
     }
 }
 
@@ -128,8 +105,12 @@ impl KvBackend for MemoryKv {
         F: FnOnce(&dyn KvRead) -> StoreResult<R> + Send + 'static,
     {
         let result = {
-            let map = self.lock();
-            f(&View(&map))
+            let mut map = self.lock();
+            // A read runs over a transaction that is never written to.
+            f(&Txn {
+                map: &mut map,
+                undo: Vec::new(),
+            })
         };
         std::future::ready(result)
     }
