@@ -10,6 +10,7 @@ pub mod hash;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod render;
 pub mod scope;
 pub mod testkit;
 pub mod validate;

@@ -1,0 +1,554 @@
+//! Property tests of the diff and the plan (SPEC §4–§5).
+//!
+//! Two kinds of input:
+//! - conversation-like scenarios from `testkit::conversation` with `k` realistic edits;
+//! - arbitrary small graphs: cycles, self-loops, unreachable steps, duplicated content
+//!   (names drawn from a small pool), ids shared across versions or not.
+//!
+//! Besides the invariants of the issue, the diff's regions are checked against a
+//! brute-force reading of the SPEC (one BFS per anchor), which the real algorithm
+//! avoids for cost reasons.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use planning::diff::{DiffOutput, diff_scenarios};
+use planning::hash::step_content_hash;
+use planning::model::{
+    MigrationScenario, ScenarioInput, StepInput, TransitionChangeType, TransitionInput,
+};
+use planning::plan::{SessionCounts, compute_plan};
+use planning::testkit::{self, EditKind, Rng, conversation, edit, step, uuid_n};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------
+
+const NAMES: &[&str] = &["Welcome", "Ask", "Confirm", "Pay", "Note", "Done", "Help"];
+const CONDITIONS: &[&str] = &["", "age >= 18", "country == 'FR'", "customer is upset"];
+
+#[derive(Debug, Clone)]
+struct StepSpec {
+    name: usize,
+    id: u64,
+    edges: Vec<(usize, usize, i64)>,
+    checkpoint: bool,
+    field: Option<usize>,
+}
+
+fn step_spec() -> impl Strategy<Value = StepSpec> {
+    (
+        0..NAMES.len(),
+        0u64..24,
+        prop::collection::vec((0usize..16, 0..CONDITIONS.len(), -1i64..3), 0..4),
+        prop::bool::weighted(0.15),
+        prop::option::weighted(0.3, 0usize..3),
+    )
+        .prop_map(|(name, id, edges, checkpoint, field)| StepSpec {
+            name,
+            id,
+            edges,
+            checkpoint,
+            field,
+        })
+}
+
+/// A graph of up to 11 steps. With `valid`, ids are unique and every transition
+/// resolves; otherwise ids may repeat, targets dangle and the entry may be unknown.
+fn build(specs: &[StepSpec], entry: usize, valid: bool, version: i64) -> ScenarioInput {
+    let mut used = HashSet::new();
+    let ids: Vec<Uuid> = specs
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let id = uuid_n(s.id);
+            if valid && !used.insert(id) {
+                uuid_n(1000 + k as u64)
+            } else {
+                id
+            }
+        })
+        .collect();
+    let steps: Vec<StepInput> = specs
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let mut b = step(NAMES[s.name]).id(ids[k]);
+            if s.checkpoint {
+                b = b.checkpoint("irreversible");
+            }
+            if let Some(f) = s.field {
+                b = b.collects(&[["email", "age", "phone"][f]]);
+            }
+            for &(to, cond, prio) in &s.edges {
+                let target = if valid {
+                    ids[to % ids.len()]
+                } else if to < ids.len() {
+                    ids[to]
+                } else {
+                    uuid_n(5000 + to as u64)
+                };
+                b = b.branch_id(target, CONDITIONS[cond], &[], prio);
+            }
+            b.build()
+        })
+        .collect();
+    let entry_step_id = match steps.get(entry % steps.len().max(1)) {
+        Some(s) if valid || entry < 12 => s.id,
+        _ => uuid_n(9999),
+    };
+    ScenarioInput {
+        name: "Arbitrary".into(),
+        description: None,
+        version,
+        entry_step_id,
+        steps,
+    }
+}
+
+fn arb_graph(valid: bool, version: i64) -> impl Strategy<Value = ScenarioInput> {
+    (prop::collection::vec(step_spec(), 0..11), 0usize..16)
+        .prop_map(move |(specs, entry)| build(&specs, entry, valid, version))
+}
+
+/// V1 and a V2 that is either edited from V1 or drawn independently (sharing the name
+/// and id pools, so they overlap partially).
+fn arb_pair(valid: bool) -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
+    let edited = (
+        arb_graph(valid, 1),
+        prop::collection::vec((0usize..4, any::<u64>()), 0..4),
+    )
+        .prop_map(|(v1, edits)| {
+            let mut v2 = v1.clone();
+            v2.version = 2;
+            for (n, (kind, seed)) in edits.into_iter().enumerate() {
+                let kind = [
+                    EditKind::Insert,
+                    EditKind::Delete,
+                    EditKind::ChangeCondition,
+                    EditKind::AddBranch,
+                ][kind];
+                testkit::apply_edit(&mut v2, kind, &mut Rng::new(seed), n);
+            }
+            (v1, v2)
+        });
+    let independent = (arb_graph(valid, 1), arb_graph(valid, 2));
+    prop_oneof![edited, independent]
+}
+
+fn conversation_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
+    (1usize..90, any::<u64>(), 0usize..7, any::<u64>()).prop_map(|(n, seed, k, edit_seed)| {
+        let v1 = conversation(n, seed);
+        let v2 = edit(&v1, k, edit_seed);
+        (v1, v2)
+    })
+}
+
+fn any_valid_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
+    prop_oneof![conversation_pair(), arb_pair(true)]
+}
+
+fn shuffled(s: &ScenarioInput, seed: u64) -> ScenarioInput {
+    let mut out = s.clone();
+    let mut rng = Rng::new(seed);
+    for i in (1..out.steps.len()).rev() {
+        let j = rng.below(i + 1);
+        out.steps.swap(i, j);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Brute-force reference of the regions (SPEC §4, read literally)
+// ---------------------------------------------------------------------------
+
+struct Ref<'a> {
+    s: &'a ScenarioInput,
+    index: HashMap<Uuid, usize>,
+    hashes: Vec<String>,
+}
+
+impl<'a> Ref<'a> {
+    fn new(s: &'a ScenarioInput) -> Self {
+        Ref {
+            s,
+            index: s
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, st)| (st.id, i))
+                .collect(),
+            hashes: s.steps.iter().map(step_content_hash).collect(),
+        }
+    }
+    fn targets(&self, i: usize) -> Vec<usize> {
+        self.s.steps[i]
+            .transitions
+            .iter()
+            .filter_map(|t| self.index.get(&t.to_step_id).copied())
+            .collect()
+    }
+    /// Steps reachable from `i` (forward) or reaching it (backward), `i` excluded.
+    fn region(&self, i: usize, forward: bool) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![i];
+        while let Some(u) = stack.pop() {
+            let next: Vec<usize> = if forward {
+                self.targets(u)
+            } else {
+                (0..self.s.steps.len())
+                    .filter(|&p| self.targets(p).contains(&u))
+                    .collect()
+            };
+            for v in next {
+                if seen.insert(v) {
+                    stack.push(v);
+                }
+            }
+        }
+        seen.remove(&i);
+        seen
+    }
+}
+
+fn sorted_conditions(s: &StepInput) -> Vec<&str> {
+    let mut c: Vec<&str> = s
+        .transitions
+        .iter()
+        .map(|t| t.condition_text.as_str())
+        .collect();
+    c.sort_unstable();
+    c
+}
+
+/// Check every anchor's regions against the literal definitions.
+fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
+    let r1 = Ref::new(v1);
+    let r2 = Ref::new(v2);
+    let partner2: HashMap<Uuid, Uuid> = out
+        .transformation_map
+        .anchors
+        .iter()
+        .map(|a| (a.anchor_node_id_v2, a.anchor_node_id_v1))
+        .collect();
+    let fork_changed = |j: usize| -> bool {
+        let st = &v2.steps[j];
+        st.transitions.len() >= 2
+            && partner2
+                .get(&st.id)
+                .and_then(|i1| r1.index.get(i1))
+                .is_some_and(|&i| sorted_conditions(&v1.steps[i]) != sorted_conditions(st))
+    };
+    let has_transition_changes = |j: usize| -> bool {
+        let st = &v2.steps[j];
+        let Some(&i) = partner2.get(&st.id).and_then(|i1| r1.index.get(i1)) else {
+            return false;
+        };
+        let key = |r: &Ref, t: &TransitionInput| {
+            r.index.get(&t.to_step_id).map(|&k| {
+                (
+                    r.hashes[k].clone(),
+                    t.condition_text.clone(),
+                    t.priority,
+                    t.condition_fields.clone(),
+                )
+            })
+        };
+        let mut a: Vec<_> = v1.steps[i]
+            .transitions
+            .iter()
+            .filter_map(|t| key(&r1, t))
+            .collect();
+        let mut b: Vec<_> = st.transitions.iter().filter_map(|t| key(&r2, t)).collect();
+        a.sort();
+        b.sort();
+        a != b
+    };
+
+    for anchor in &out.transformation_map.anchors {
+        let a1 = r1.index[&anchor.anchor_node_id_v1];
+        let a2 = r2.index[&anchor.anchor_node_id_v2];
+        for (forward, changes) in [
+            (false, &anchor.upstream_changes),
+            (true, &anchor.downstream_changes),
+        ] {
+            let reg1 = r1.region(a1, forward);
+            let reg2 = r2.region(a2, forward);
+            let h1: HashSet<&str> = reg1.iter().map(|&i| r1.hashes[i].as_str()).collect();
+            let h2: HashSet<&str> = reg2.iter().map(|&j| r2.hashes[j].as_str()).collect();
+            let inserted: BTreeSet<Uuid> = reg2
+                .iter()
+                .filter(|&&j| !h1.contains(r2.hashes[j].as_str()))
+                .map(|&j| v2.steps[j].id)
+                .collect();
+            let removed: BTreeSet<Uuid> = reg1
+                .iter()
+                .filter(|&&i| !h2.contains(r1.hashes[i].as_str()))
+                .map(|&i| v1.steps[i].id)
+                .collect();
+            let got_inserted: BTreeSet<Uuid> =
+                changes.inserted_nodes.iter().map(|n| n.node_id).collect();
+            let got_removed: BTreeSet<Uuid> = changes.removed_node_ids.iter().copied().collect();
+            let side = if forward { "downstream" } else { "upstream" };
+            assert_eq!(
+                got_inserted, inserted,
+                "{side} inserted of {}",
+                anchor.anchor_name
+            );
+            assert_eq!(
+                got_removed, removed,
+                "{side} removed of {}",
+                anchor.anchor_name
+            );
+
+            let mut forks: BTreeSet<Uuid> = reg2
+                .iter()
+                .filter(|&&j| {
+                    v2.steps[j].transitions.len() >= 2
+                        && (inserted.contains(&v2.steps[j].id) || fork_changed(j))
+                })
+                .map(|&j| v2.steps[j].id)
+                .collect();
+            let mut modified_from: BTreeSet<Uuid> = reg2
+                .iter()
+                .copied()
+                .chain(reg1.iter().filter_map(|&i| {
+                    let id1 = v1.steps[i].id;
+                    out.transformation_map
+                        .anchors
+                        .iter()
+                        .find(|a| a.anchor_node_id_v1 == id1)
+                        .and_then(|a| r2.index.get(&a.anchor_node_id_v2).copied())
+                }))
+                .filter(|&j| j != a2 && has_transition_changes(j))
+                .map(|j| v2.steps[j].id)
+                .collect();
+            if forward {
+                // The anchor's own routing belongs to its downstream side.
+                if fork_changed(a2) {
+                    forks.insert(v2.steps[a2].id);
+                }
+                if has_transition_changes(a2) {
+                    modified_from.insert(v2.steps[a2].id);
+                }
+            } else {
+                forks.remove(&v2.steps[a2].id);
+            }
+            let got_forks: BTreeSet<Uuid> =
+                changes.new_forks.iter().map(|f| f.fork_node_id).collect();
+            assert_eq!(got_forks, forks, "{side} forks of {}", anchor.anchor_name);
+            let got_modified: BTreeSet<Uuid> = changes
+                .modified_transitions
+                .iter()
+                .map(|t| t.from_step_id)
+                .collect();
+            assert_eq!(
+                got_modified, modified_from,
+                "{side} transitions of {}",
+                anchor.anchor_name
+            );
+        }
+
+        // Migration scenario, from the reported upstream changes.
+        let reg = |t: usize| r2.region(t, true);
+        let escapes = anchor.upstream_changes.new_forks.iter().any(|f| {
+            f.branches
+                .iter()
+                .any(|b| match r2.index.get(&b.target_step_id) {
+                    Some(&t) => t != a2 && !reg(t).contains(&a2),
+                    None => true,
+                })
+        });
+        let collects = anchor
+            .upstream_changes
+            .inserted_nodes
+            .iter()
+            .any(|n| !n.collects_fields.is_empty() || n.is_required_action);
+        let expected = if escapes {
+            MigrationScenario::ReRoute
+        } else if collects {
+            MigrationScenario::GapFill
+        } else {
+            MigrationScenario::CleanGraft
+        };
+        assert_eq!(
+            anchor.migration_scenario, expected,
+            "scenario of {}",
+            anchor.anchor_name
+        );
+    }
+}
+
+fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
+    let map = &out.transformation_map;
+    let mut from_v1: Vec<Uuid> = map.anchors.iter().map(|a| a.anchor_node_id_v1).collect();
+    from_v1.extend(map.deleted_nodes.iter().map(|d| d.node_id_v1));
+    from_v1.sort();
+    let mut all_v1: Vec<Uuid> = v1.steps.iter().map(|s| s.id).collect();
+    all_v1.sort();
+    assert_eq!(
+        from_v1, all_v1,
+        "every V1 step is an anchor or deleted, once"
+    );
+
+    let mut from_v2: Vec<Uuid> = map.anchors.iter().map(|a| a.anchor_node_id_v2).collect();
+    from_v2.extend(map.new_node_ids.iter().copied());
+    from_v2.sort();
+    let mut all_v2: Vec<Uuid> = v2.steps.iter().map(|s| s.id).collect();
+    all_v2.sort();
+    assert_eq!(from_v2, all_v2, "every V2 step is an anchor or new, once");
+
+    let h1: HashMap<Uuid, String> = v1
+        .steps
+        .iter()
+        .map(|s| (s.id, step_content_hash(s)))
+        .collect();
+    let h2: HashMap<Uuid, String> = v2
+        .steps
+        .iter()
+        .map(|s| (s.id, step_content_hash(s)))
+        .collect();
+    for a in &map.anchors {
+        assert_eq!(h1[&a.anchor_node_id_v1], a.anchor_content_hash);
+        assert_eq!(h2[&a.anchor_node_id_v2], a.anchor_content_hash);
+    }
+    let anchor_v2: HashSet<(Option<&str>, Option<Uuid>)> = map
+        .anchors
+        .iter()
+        .map(|a| {
+            (
+                Some(a.anchor_content_hash.as_str()),
+                Some(a.anchor_node_id_v2),
+            )
+        })
+        .collect();
+    for d in &map.deleted_nodes {
+        assert_eq!(
+            d.nearest_anchor_hash.is_some(),
+            d.nearest_anchor_id_v2.is_some()
+        );
+        if d.nearest_anchor_hash.is_some() {
+            assert!(
+                anchor_v2.contains(&(d.nearest_anchor_hash.as_deref(), d.nearest_anchor_id_v2))
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A scenario diffed against itself: only clean grafts, nothing changed anywhere.
+    #[test]
+    fn self_diff_gives_clean_grafts_without_changes(
+        v in prop_oneof![arb_graph(true, 1), (1usize..120, any::<u64>()).prop_map(|(n, s)| conversation(n, s))]
+    ) {
+        let out = diff_scenarios(&v, &v);
+        prop_assert_eq!(out.transformation_map.anchors.len(), v.steps.len());
+        for a in &out.transformation_map.anchors {
+            prop_assert_eq!(a.migration_scenario, MigrationScenario::CleanGraft);
+            prop_assert!(a.upstream_changes.is_empty(), "{:?}", a.upstream_changes);
+            prop_assert!(a.downstream_changes.is_empty(), "{:?}", a.downstream_changes);
+            prop_assert_eq!(a.anchor_node_id_v1, a.anchor_node_id_v2);
+        }
+        prop_assert!(out.transformation_map.deleted_nodes.is_empty());
+        prop_assert!(out.transformation_map.new_node_ids.is_empty());
+        prop_assert!(out.ambiguous.is_empty());
+        let plan = compute_plan(&v, &v, &SessionCounts::new());
+        prop_assert_eq!(plan.summary.anchors_with_clean_graft, v.steps.len() as u64);
+        prop_assert!(plan.summary.fields_to_collect.is_empty());
+    }
+
+    /// Every V1 step is an anchor or deleted, every V2 step an anchor or new, exactly
+    /// once; anchors carry their real hash; nearest anchors are real anchors.
+    #[test]
+    fn every_step_is_accounted_for((v1, v2) in any_valid_pair()) {
+        let out = diff_scenarios(&v1, &v2);
+        check_coverage(&v1, &v2, &out);
+    }
+
+    /// The regions, forks, transition changes and scenarios equal a brute-force reading
+    /// of the SPEC that walks the graph once per anchor.
+    #[test]
+    fn regions_match_the_brute_force_definition((v1, v2) in any_valid_pair()) {
+        let out = diff_scenarios(&v1, &v2);
+        check_against_reference(&v1, &v2, &out);
+    }
+
+    /// The same input gives byte-identical JSON, also when both step lists are shuffled.
+    #[test]
+    fn output_is_deterministic_and_ignores_step_list_order(
+        (v1, v2) in any_valid_pair(),
+        seed in any::<u64>(),
+    ) {
+        let mut counts = SessionCounts::new();
+        for (k, s) in v1.steps.iter().enumerate() {
+            counts.insert(s.id, k as u64 % 3);
+        }
+        let first = serde_json::to_string(&compute_plan(&v1, &v2, &counts)).unwrap();
+        let again = serde_json::to_string(&compute_plan(&v1, &v2, &counts)).unwrap();
+        prop_assert_eq!(&first, &again);
+        let shuffled_plan = compute_plan(&shuffled(&v1, seed), &shuffled(&v2, !seed), &counts);
+        let third = serde_json::to_string(&shuffled_plan).unwrap();
+        prop_assert_eq!(&first, &third);
+    }
+
+    /// Nothing panics on arbitrary graphs — cycles, self-loops, unreachable steps,
+    /// duplicated content, and also invalid ones (repeated ids, dangling transitions,
+    /// unknown entry) — in the diff, the plan or the renderings.
+    #[test]
+    fn nothing_panics_on_arbitrary_graphs((v1, v2) in arb_pair(false)) {
+        let mut counts = SessionCounts::new();
+        for s in &v1.steps {
+            counts.insert(s.id, 1);
+        }
+        let plan = compute_plan(&v1, &v2, &counts);
+        let _ = planning::render::text(&plan, &v1, &v2);
+        let _ = planning::render::mermaid(&plan, &v2);
+        let _ = planning::validate::validate_scenario(&v1);
+    }
+
+    /// Summary counters agree with the map, and there is one default policy per hash.
+    #[test]
+    fn summary_agrees_with_the_map((v1, v2) in any_valid_pair()) {
+        let mut counts = SessionCounts::new();
+        for (k, s) in v1.steps.iter().enumerate() {
+            counts.insert(s.id, 1 + k as u64 % 2);
+        }
+        let plan = compute_plan(&v1, &v2, &counts);
+        let map = &plan.transformation_map;
+        let s = &plan.summary;
+        prop_assert_eq!(s.total_anchors, map.anchors.len() as u64);
+        prop_assert_eq!(
+            s.anchors_with_clean_graft + s.anchors_with_gap_fill + s.anchors_with_re_route,
+            s.total_anchors
+        );
+        prop_assert_eq!(s.nodes_deleted, map.deleted_nodes.len() as u64);
+        let hashes: BTreeSet<&String> = map.anchors.iter().map(|a| &a.anchor_content_hash).collect();
+        let keys: BTreeSet<&String> = plan.anchor_policies.keys().collect();
+        prop_assert_eq!(hashes, keys);
+        let total: u64 = v1.steps.iter().map(|st| counts[&st.id]).sum();
+        prop_assert_eq!(s.estimated_sessions_affected, total);
+        let relocated: u64 = map
+            .deleted_nodes
+            .iter()
+            .filter(|d| d.nearest_anchor_hash.is_none())
+            .map(|d| counts[&d.node_id_v1])
+            .sum();
+        prop_assert_eq!(s.sessions_by_anchor.values().sum::<u64>(), total - relocated);
+        for t in map.anchors.iter().flat_map(|a| {
+            a.upstream_changes.modified_transitions.iter().chain(&a.downstream_changes.modified_transitions)
+        }) {
+            match t.change_type {
+                TransitionChangeType::Added => prop_assert!(t.to_step_id_v1.is_none() && t.to_step_id_v2.is_some()),
+                TransitionChangeType::Removed => prop_assert!(t.to_step_id_v1.is_some() && t.to_step_id_v2.is_none()),
+                TransitionChangeType::Modified => prop_assert!(t.to_step_id_v1.is_some() && t.to_step_id_v2.is_some()),
+            }
+        }
+    }
+}
