@@ -776,6 +776,8 @@ fn common(a: &[&str], b: &[&str]) -> usize {
 }
 
 type Paired = (Vec<(u32, u32)>, Vec<u32>, Vec<u32>);
+/// Positions in the leftover lists of V1 and V2 that share one neighbourhood.
+type Bucket = (Vec<usize>, Vec<usize>);
 
 fn pair_duplicates(g1: &Graph<'_>, g2: &Graph<'_>, v1: &[u32], v2: &[u32]) -> Paired {
     let mut pairs = Vec::new();
@@ -800,7 +802,7 @@ fn pair_duplicates(g1: &Graph<'_>, g2: &Graph<'_>, v1: &[u32], v2: &[u32]) -> Pa
         let mut alive2 = vec![true; left2.len()];
 
         // Same neighbourhood on exactly one step of each side.
-        let mut buckets: HashMap<(&[&str], &[&str]), (Vec<usize>, Vec<usize>)> = HashMap::new();
+        let mut buckets: HashMap<(&[&str], &[&str]), Bucket> = HashMap::new();
         for (x, c) in ctx1.iter().enumerate() {
             buckets.entry((&c.pred, &c.succ)).or_default().0.push(x);
         }

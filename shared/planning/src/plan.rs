@@ -14,7 +14,6 @@
 //! deleted step of the from-version.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
 
 use uuid::Uuid;
 
@@ -150,7 +149,7 @@ impl PlanDraft {
             .map(|f| f.render(sessions(&f.steps)))
             .collect();
         // Most severe first; otherwise the order the findings were made in.
-        warnings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        warnings.sort_by_key(|w| std::cmp::Reverse(w.severity));
         summary.warnings = warnings;
         summary.fields_to_collect = self.fields_to_collect;
         PlanComputation {
@@ -391,37 +390,48 @@ fn checkpoint_findings(analysis: &mut Analysis<'_>, through: &[Vec<Uuid>], out: 
     if checkpoint_anchors.is_empty() {
         return;
     }
-    // Per fork: checkpoint anchors after it in V2, and the V1 steps behind them.
-    let mut per_fork: BTreeMap<u32, (Vec<u32>, Rc<BitSet>, Vec<u32>)> = BTreeMap::new();
-    let rank2 = analysis.g2.rank.clone();
+    // Per fork: checkpoint anchors after it in V2, the V1 steps behind them, and the
+    // re-route anchors among those.
+    struct ForkCheck {
+        checkpoints: Vec<u32>,
+        behind: BitSet,
+        anchors: Vec<u32>,
+    }
+    let mut per_fork: BTreeMap<u32, ForkCheck> = BTreeMap::new();
     for a in 0..analysis.anchors.len() {
         let forks = analysis.reroute_forks[a].clone();
         for f in forks {
-            if !per_fork.contains_key(&f) {
+            let check = per_fork.entry(f).or_insert_with(|| {
                 let after = analysis.reach2.get(&analysis.g2, f, Dir::Forward);
-                let cps: Vec<u32> = checkpoint_anchors
+                let checkpoints: Vec<u32> = checkpoint_anchors
                     .iter()
                     .copied()
                     .filter(|&c| after.contains(analysis.anchors[c as usize].1))
                     .collect();
-                let starts: Vec<u32> = cps
+                let starts: Vec<u32> = checkpoints
                     .iter()
                     .map(|&c| analysis.anchors[c as usize].0)
                     .collect();
-                let behind = Rc::new(analysis.g1.reach(&starts, Dir::Forward));
-                per_fork.insert(f, (cps, behind, Vec::new()));
-            }
-            if let Some(entry) = per_fork.get_mut(&f)
-                && entry.1.contains(analysis.anchors[a].0)
-            {
-                entry.2.push(a as u32);
+                ForkCheck {
+                    checkpoints,
+                    behind: analysis.g1.reach(&starts, Dir::Forward),
+                    anchors: Vec::new(),
+                }
+            });
+            if check.behind.contains(analysis.anchors[a].0) {
+                check.anchors.push(a as u32);
             }
         }
     }
     let mut forks: Vec<u32> = per_fork.keys().copied().collect();
-    forks.sort_by_key(|&f| rank2[f as usize]);
+    forks.sort_by_key(|&f| analysis.g2.rank[f as usize]);
     for f in forks {
-        let Some((cps, _, anchors)) = per_fork.remove(&f) else {
+        let Some(ForkCheck {
+            checkpoints: cps,
+            anchors,
+            ..
+        }) = per_fork.remove(&f)
+        else {
             continue;
         };
         if anchors.is_empty() {

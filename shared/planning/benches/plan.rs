@@ -1,0 +1,37 @@
+//! SPEC §11 plan-generation targets, on generated conversation-like scenarios:
+//! 200 steps with 5 edited steps (< 1 ms), 10,000 steps with 10 edited steps (< 100 ms).
+//!
+//! `cargo bench -p planning --bench plan`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use planning::diff::diff_scenarios;
+use planning::plan::{SessionCounts, compute_plan, prepare};
+use planning::testkit::{conversation, edit};
+
+fn bench_plan(c: &mut Criterion) {
+    for (steps, edits) in [(200usize, 5usize), (10_000, 10)] {
+        let v1 = conversation(steps, 42);
+        let v2 = edit(&v1, edits, 7);
+        // Every V1 step holds a few sessions, as in production.
+        let counts: SessionCounts = v1.steps.iter().map(|s| (s.id, 3)).collect();
+        let mut group = c.benchmark_group(format!("plan_{steps}_steps_{edits}_edits"));
+        if steps > 1_000 {
+            group.sample_size(20);
+        }
+        group.bench_function("compute_plan", |b| {
+            b.iter(|| compute_plan(black_box(&v1), black_box(&v2), black_box(&counts)))
+        });
+        group.bench_function("diff_only", |b| {
+            b.iter(|| diff_scenarios(black_box(&v1), black_box(&v2)))
+        });
+        group.bench_function("prepare_then_finish", |b| {
+            b.iter(|| prepare(black_box(&v1), black_box(&v2)).finish(black_box(&counts)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_plan);
+criterion_main!(benches);
