@@ -96,8 +96,8 @@ use crate::codec::{
 use crate::kv::{event_query_id, plan_query_id, session_matches, step_query_id};
 use crate::{
     ActivationError, AuditEvent, EventPage, EventQuery, MarkedPage, PlanActivation, PlanPage,
-    PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionPage,
-    SessionPosition, StepQuery, Store, StoreError, StoreResult,
+    PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark,
+    SessionPage, SessionPosition, StepQuery, Store, StoreError, StoreResult,
 };
 
 type Item = HashMap<String, Av>;
@@ -108,6 +108,8 @@ const INLINE_MAX: usize = 100 * 1024;
 const PART_MAX: usize = 350 * 1024;
 const CONFLICT_RETRIES: u32 = 12;
 const ANCHOR_PREFIX: &str = "anchor#";
+/// Concurrent conditional writes of one `mark_sessions` page.
+const MARK_CONCURRENCY: usize = 16;
 
 /// Summary-item fields projected into the listing index.
 const SUMMARY_FIELDS: [&str; 10] = [
@@ -1636,6 +1638,20 @@ impl Store for DynamoStore {
                 other => Err(other),
             },
         }
+    }
+
+    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        // Built up front: a mapping closure returning borrowed futures defeats the
+        // compiler's `Send` inference for this future.
+        let writes: Vec<_> = marks
+            .iter()
+            .map(|m| self.mark_session(tenant, &m.session_id, &m.expected, &m.pending))
+            .collect();
+        stream::iter(writes)
+            .buffered(MARK_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {

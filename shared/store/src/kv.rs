@@ -37,8 +37,8 @@ use uuid::Uuid;
 use crate::codec::{decode_token, encode_token, from_json, time_key, to_json, version_key};
 use crate::{
     ActivationError, EventPage, EventQuery, MarkedPage, PlanActivation, PlanPage, PlanQuery,
-    PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionPage, SessionPosition,
-    StepQuery, Store, StoreError, StoreResult,
+    PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark, SessionPage,
+    SessionPosition, StepQuery, Store, StoreError, StoreResult,
 };
 
 /// Read access to an ordered map of string keys to bytes.
@@ -782,6 +782,18 @@ impl<B: KvBackend> Store for KvStore<B> {
         let (id, e, p) = (session_id.to_owned(), expected.clone(), pending.clone());
         self.backend
             .write(move |kv| mark_session(kv, tenant, &id, &e, &p))
+            .await
+    }
+
+    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+        let marks = marks.to_vec();
+        self.backend
+            .write(move |kv| {
+                marks
+                    .iter()
+                    .map(|m| mark_session(kv, tenant, &m.session_id, &m.expected, &m.pending))
+                    .collect()
+            })
             .await
     }
 

@@ -173,6 +173,21 @@ pub trait Store: Send + Sync + 'static {
         pending: &PendingMigration,
     ) -> StoreResult<bool>;
 
+    /// [`Store::mark_session`] for a page of sessions: each mark is decided on its
+    /// own, under the same condition. Returns one flag per input, in order.
+    /// Backends batch it (one transaction in the embedded and in-memory stores,
+    /// bounded concurrency on DynamoDB); this default marks one by one.
+    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+        let mut marked = Vec::with_capacity(marks.len());
+        for m in marks {
+            marked.push(
+                self.mark_session(tenant, &m.session_id, &m.expected, &m.pending)
+                    .await?,
+            );
+        }
+        Ok(marked)
+    }
+
     /// Apply a reconcile outcome to a session in one atomic step with its audit
     /// event and the plan counters. Holds only if the session still matches
     /// `change.expect`. Returns `false` (nothing written) when it does not.

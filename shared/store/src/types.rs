@@ -126,6 +126,14 @@ pub struct SessionPosition {
     pub step_id: Uuid,
 }
 
+/// One flag write of a marking page: the arguments of [`crate::Store::mark_session`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionMark {
+    pub session_id: String,
+    pub expected: SessionPosition,
+    pub pending: planning::PendingMigration,
+}
+
 /// The precondition of a reconcile write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionExpectation {

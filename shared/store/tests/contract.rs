@@ -20,7 +20,7 @@ use planning::{
 use store::{
     ActivationError, AppliedMigration, AuditEvent, EventQuery, MarkedPage, NewPosition,
     PlanActivation, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation,
-    SessionPosition, StepQuery, Store, StoreError,
+    SessionMark, SessionPosition, StepQuery, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -134,6 +134,7 @@ suite!(
     concurrent_transitions_exactly_one_wins,
     activation_is_atomic,
     marking_is_conditional,
+    mark_sessions_page,
     sessions_at_step_paging_and_count,
     record_marking_page_is_idempotent,
     apply_session_change_once_under_concurrency,
@@ -946,6 +947,59 @@ mod cases {
             !s.mark_session(tenant, "moved", &other, &flag)
                 .await
                 .expect("mark")
+        );
+    }
+
+    pub async fn mark_sessions_page(s: Arc<dyn Store>) {
+        let tenant = Uuid::new_v4();
+        let sid = Uuid::new_v4();
+        let (step_a, step_b) = (Uuid::new_v4(), Uuid::new_v4());
+        let plan_id = Uuid::new_v4();
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let id = format!("m-{i:02}");
+            let at = if i % 5 == 0 { step_b } else { step_a };
+            s.put_session(&session(tenant, &id, sid, 1, at))
+                .await
+                .expect("put");
+            ids.push(id);
+        }
+        ids.push("missing".into());
+        let pos = SessionPosition {
+            scenario_id: sid,
+            version: 1,
+            step_id: step_a,
+        };
+        let marks: Vec<SessionMark> = ids
+            .iter()
+            .map(|id| SessionMark {
+                session_id: id.clone(),
+                expected: pos.clone(),
+                pending: pending(plan_id, step_a),
+            })
+            .collect();
+        let marked = s.mark_sessions(tenant, &marks).await.expect("mark page");
+        let expected: Vec<bool> = (0..41).map(|i| i < 40 && i % 5 != 0).collect();
+        assert_eq!(marked, expected, "one result per input, in order");
+        let again = s.mark_sessions(tenant, &marks).await.expect("mark again");
+        assert!(again.iter().all(|m| !m), "nothing is marked twice");
+        let x = s
+            .get_session(tenant, "m-01")
+            .await
+            .expect("get")
+            .expect("s");
+        let mut want = session(tenant, "m-01", sid, 1, step_a);
+        want.pending_migration = Some(pending(plan_id, step_a));
+        assert_eq!(x, want, "only pending_migration changes");
+        assert!(
+            s.get_session(tenant, "m-05")
+                .await
+                .expect("get")
+                .is_some_and(|x| x.pending_migration.is_none())
+        );
+        assert_eq!(
+            s.mark_sessions(tenant, &[]).await.expect("empty page"),
+            Vec::<bool>::new()
         );
     }
 
