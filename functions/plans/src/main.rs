@@ -1,1 +1,6 @@
-fn main() {}
+//! Lambda for the plans endpoint group; everything but the wiring lives in the `api` crate.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    api::lambda::run(api::plans_router).await
+}

@@ -1,1 +1,24 @@
-//! HTTP layer.
+//! The HTTP layer of focal-migrations: axum routers per endpoint group over the
+//! shared services, with FastAPI-style errors. Lambda functions hand one group's
+//! router to `lambda_http::run`; `migrations serve` merges them all.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod marking;
+pub mod routes;
+pub mod services;
+pub mod state;
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use routes::{
+    app, deployments_router, finish, plans_router, scenarios_router, sessions_router,
+};
+pub use state::AppState;
+pub mod aws;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod local_queue;
+pub mod telemetry;
+pub mod worker;

@@ -11,7 +11,11 @@ mod plan;
 mod serve;
 
 #[derive(Debug, Parser)]
-#[command(name = "migrations", version, about = "Plan and apply scenario migrations for in-flight sessions")]
+#[command(
+    name = "migrations",
+    version,
+    about = "Plan and apply scenario migrations for in-flight sessions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,185 @@
+//! AWS wiring: SDK clients built once per cold start, the DynamoDB store and the SQS queue.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use store::dynamo::{DynamoStore, TableNames};
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::marking::{MarkMessage, MarkingQueue};
+use crate::state::AppState;
+
+/// The shared SDK configuration. Endpoints come from the SDK's own
+/// `AWS_ENDPOINT_URL*` variables, so DynamoDB Local and a local SQS need no code.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+pub fn table_names(config: &Config) -> TableNames {
+    TableNames {
+        main: config.main_table.clone(),
+        sessions: config.sessions_table.clone(),
+    }
+}
+
+/// The state every Lambda uses: DynamoDB store, SQS queue when configured.
+pub async fn lambda_state(config: Config) -> AppState {
+    let sdk = sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table_names(&config));
+    let queue_url = config.marking_queue_url.clone();
+    let state = AppState::new(Arc::new(store), config);
+    match queue_url {
+        Some(url) => state.with_queue(Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url))),
+        None => state,
+    }
+}
+
+/// Marking messages on SQS, sent in batches of ten (the SQS maximum).
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
+        SqsQueue { client, url }
+    }
+}
+
+#[async_trait]
+impl MarkingQueue for SqsQueue {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()> {
+        for batch in messages.chunks(10) {
+            let mut entries = Vec::with_capacity(batch.len());
+            for (index, message) in batch.iter().enumerate() {
+                let body = serde_json::to_string(message)
+                    .map_err(|e| ApiError::Unexpected(format!("encode marking message: {e}")))?;
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| ApiError::Unexpected(format!("build SQS entry: {e}")))?;
+                entries.push(entry);
+            }
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    ApiError::Unexpected(format!(
+                        "SQS send: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            if !output.failed().is_empty() {
+                return Err(ApiError::Unexpected(format!(
+                    "SQS refused {} marking messages",
+                    output.failed().len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Poll SQS and run the worker on each message, the way the Lambda event source
+/// mapping would (`migrations serve --queue sqs`). Runs until the task is dropped.
+pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: String) {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    loop {
+        let received = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(output) => output.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for message in messages {
+            let attempt = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let body = message.body().unwrap_or("");
+            let outcome = crate::worker::process_body(&state, body, attempt).await;
+            if outcome == crate::worker::MessageOutcome::Retry {
+                continue;
+            }
+            if let Some(handle) = message.receipt_handle() {
+                let deleted = client
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+                if let Err(e) = deleted {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
+                }
+            }
+        }
+    }
+}
+
+/// Create the marking queue (and its dead-letter queue) if missing; returns its URL.
+/// For local SQS servers (`migrations serve --init`).
+pub async fn ensure_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receives: u32,
+) -> Result<String, ApiError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs_error =
+        |e: aws_sdk_sqs::error::SdkError<_, _>| ApiError::Unexpected(format!("SQS: {e:?}"));
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Unexpected(format!(
+                "SQS: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let dlq_url = dlq.queue_url().unwrap_or_default().to_string();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(sqs_error)?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()});
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Unexpected(format!(
+                "SQS: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    Ok(queue.queue_url().unwrap_or_default().to_string())
+}

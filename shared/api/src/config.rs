@@ -1,0 +1,154 @@
+//! Typed configuration, read once from the environment at cold start.
+
+use std::env;
+
+/// Every knob of the service. Defaults suit local runs; the SAM template sets them on AWS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Plans, scenario versions, ledger and audit events (`MIGRATIONS_TABLE`).
+    pub main_table: String,
+    /// Sessions, shared with the conversation runtime (`SESSIONS_TABLE`).
+    pub sessions_table: String,
+    /// The marking queue (`MARKING_QUEUE_URL`); absent means no fan-out queue is configured.
+    pub marking_queue_url: Option<String>,
+    /// Deployments marking at most this many sessions run inline (`INLINE_MARK_THRESHOLD`).
+    pub inline_mark_threshold: u64,
+    /// Sessions per marking page / queue message (`MARK_PAGE_SIZE`).
+    pub mark_page_size: usize,
+    /// Concurrent conditional writes while marking one page (`MARK_CONCURRENCY`).
+    pub mark_concurrency: usize,
+    /// Deliveries of a marking message before it counts as failed; match the
+    /// queue's redrive `maxReceiveCount` (`MARK_MAX_RECEIVES`).
+    pub mark_max_receives: u32,
+    /// Concurrent index queries while counting sessions (`COUNT_CONCURRENCY`).
+    pub count_concurrency: usize,
+    /// Days a pending plan stays valid (`PLAN_TTL_DAYS`).
+    pub plan_ttl_days: i64,
+    /// Responses above this many bytes page the plan's anchors (`MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
+    /// JWT claim that carries the tenant id when an authorizer is configured (`TENANT_CLAIM`).
+    pub tenant_claim: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            main_table: "focal-migrations".into(),
+            sessions_table: "focal-sessions".into(),
+            marking_queue_url: None,
+            inline_mark_threshold: 1_000,
+            mark_page_size: 500,
+            mark_concurrency: 16,
+            mark_max_receives: 5,
+            count_concurrency: 16,
+            plan_ttl_days: 30,
+            max_response_bytes: 5 * 1024 * 1024,
+            tenant_claim: "tenant_id".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl Config {
+    /// Read from the process environment; fails fast with the offending variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Config::default();
+        let text = |name: &str, default: String| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(default)
+        };
+        Ok(Config {
+            main_table: text("MIGRATIONS_TABLE", defaults.main_table),
+            sessions_table: text("SESSIONS_TABLE", defaults.sessions_table),
+            marking_queue_url: lookup("MARKING_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            inline_mark_threshold: number(
+                &lookup,
+                "INLINE_MARK_THRESHOLD",
+                defaults.inline_mark_threshold,
+                0,
+            )?,
+            mark_page_size: number(&lookup, "MARK_PAGE_SIZE", defaults.mark_page_size, 1)?,
+            mark_concurrency: number(&lookup, "MARK_CONCURRENCY", defaults.mark_concurrency, 1)?,
+            mark_max_receives: number(&lookup, "MARK_MAX_RECEIVES", defaults.mark_max_receives, 1)?,
+            count_concurrency: number(&lookup, "COUNT_CONCURRENCY", defaults.count_concurrency, 1)?,
+            plan_ttl_days: number(&lookup, "PLAN_TTL_DAYS", defaults.plan_ttl_days, 1)?,
+            max_response_bytes: number(
+                &lookup,
+                "MAX_RESPONSE_BYTES",
+                defaults.max_response_bytes,
+                1024,
+            )?,
+            tenant_claim: text("TENANT_CLAIM", defaults.tenant_claim),
+        })
+    }
+}
+
+fn number<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Copy,
+{
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<T>() {
+            Ok(v) if v >= min => Ok(v),
+            Ok(_) => Err(ConfigError {
+                name,
+                value: raw,
+                reason: "below the minimum",
+            }),
+            Err(_) => Err(ConfigError {
+                name,
+                value: raw,
+                reason: "not a number",
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_when_unset() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn reads_and_validates_numbers() {
+        let env: HashMap<&str, &str> = [("INLINE_MARK_THRESHOLD", "50"), ("MARK_PAGE_SIZE", "0")]
+            .into_iter()
+            .collect();
+        let err = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.name, "MARK_PAGE_SIZE");
+        let env: HashMap<&str, &str> = [("INLINE_MARK_THRESHOLD", "50")].into_iter().collect();
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.inline_mark_threshold, 50);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let err = Config::from_lookup(|k| (k == "PLAN_TTL_DAYS").then(|| "soon".to_string()))
+            .unwrap_err();
+        assert_eq!(err.reason, "not a number");
+    }
+}

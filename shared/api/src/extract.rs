@@ -1,0 +1,217 @@
+//! Request extractors that turn every malformed input into a FastAPI-style 422
+//! (or 413 for an oversized body) instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorDetail};
+
+/// Request bodies above this are refused with 413 (the Lambda payload limit).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// The caller's tenant, from the required `X-Tenant-ID` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenant(pub Uuid);
+
+/// The tenant an authorizer vouched for (e.g. a JWT claim), put into the request
+/// extensions by the Lambda adapter. When present, `X-Tenant-ID` must match it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedTenant(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let loc = ["header", "X-Tenant-ID"];
+        let raw = parts
+            .headers
+            .get("x-tenant-id")
+            .ok_or_else(|| ApiError::validation(&loc, "field required", "value_error.missing"))?;
+        let text = raw.to_str().map_err(|_| {
+            ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
+        })?;
+        let tenant = Uuid::parse_str(text.trim()).map_err(|_| {
+            ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
+        })?;
+        if let Some(AuthorizedTenant(claimed)) = parts.extensions.get::<AuthorizedTenant>() {
+            let matches = Uuid::parse_str(claimed).is_ok_and(|c| c == tenant);
+            if !matches {
+                return Err(ApiError::Forbidden(
+                    "X-Tenant-ID does not match the authenticated tenant".into(),
+                ));
+            }
+        }
+        Ok(Tenant(tenant))
+    }
+}
+
+/// Named path parameters, parsed on demand with 422s that name the parameter.
+pub struct PathParams(RawPathParams);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        RawPathParams::from_request_parts(parts, state)
+            .await
+            .map(PathParams)
+            .map_err(|_| ApiError::validation(&["path"], "invalid path parameters", "value_error"))
+    }
+}
+
+impl PathParams {
+    fn raw(&self, name: &str) -> Result<&str, ApiError> {
+        self.0
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+            .ok_or_else(|| {
+                ApiError::validation(&["path", name], "field required", "value_error.missing")
+            })
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
+        Uuid::parse_str(self.raw(name)?).map_err(|_| {
+            ApiError::validation(
+                &["path", name],
+                "value is not a valid uuid",
+                "type_error.uuid",
+            )
+        })
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64, ApiError> {
+        self.raw(name)?.parse().map_err(|_| {
+            ApiError::validation(
+                &["path", name],
+                "value is not a valid integer",
+                "type_error.integer",
+            )
+        })
+    }
+
+    /// A free-form identifier (session ids come from the runtime and need not be UUIDs).
+    pub fn text(&self, name: &str) -> Result<String, ApiError> {
+        let value = self.raw(name)?;
+        if value.is_empty() || value.len() > 256 {
+            return Err(ApiError::validation(
+                &["path", name],
+                "must be 1 to 256 characters",
+                "value_error.any_str.length",
+            ));
+        }
+        Ok(value.to_string())
+    }
+}
+
+/// A JSON body with unknown fields rejected, located errors and a 6 MB limit.
+pub struct JsonBody<T>(pub T);
+
+/// Like [`JsonBody`], but an empty body is `None` (for optional request bodies).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::validation(&["body"], "could not read the request body", "value_error")
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let mut loc = vec!["body".to_string()];
+        for segment in error.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => loc.push(index.to_string()),
+                Segment::Map { key } | Segment::Enum { variant: key } => loc.push(key.clone()),
+                Segment::Unknown => {}
+            }
+        }
+        json_error(&loc, error.inner())
+    })?;
+    // Trailing garbage after the document is malformed JSON too.
+    deserializer
+        .end()
+        .map_err(|e| json_error(&["body".to_string()], &e))?;
+    Ok(value)
+}
+
+fn json_error(loc: &[String], inner: &serde_json::Error) -> ApiError {
+    let message = inner.to_string();
+    let kind = if inner.is_syntax() || inner.is_eof() {
+        "value_error.jsondecode"
+    } else if message.starts_with("unknown field") {
+        "value_error.extra"
+    } else if message.starts_with("missing field") {
+        "value_error.missing"
+    } else {
+        "type_error"
+    };
+    let loc_refs: Vec<&str> = loc.iter().map(String::as_str).collect();
+    ApiError::Validation(vec![ErrorDetail::new(&loc_refs, message, kind)])
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::validation(
+                &["body"],
+                "field required",
+                "value_error.missing",
+            ));
+        }
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
+/// Query parameters with unknown keys rejected and located 422s.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(QueryParams)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                let loc: Vec<&str> = if field == "." || field.is_empty() {
+                    vec!["query"]
+                } else {
+                    vec!["query", field.as_str()]
+                };
+                ApiError::Validation(vec![ErrorDetail::new(
+                    &loc,
+                    error.inner().to_string(),
+                    "type_error",
+                )])
+            })
+    }
+}

@@ -1,0 +1,308 @@
+//! Deploy step 2–3: marking eligible sessions with `pending_migration`.
+//!
+//! Work is split into *chains*, one per V1 step whose sessions must be marked
+//! (each anchor's V1 step and each deleted step). A chain is walked page by page
+//! through the (tenant, scenario, version, step) index with a cursor, so no
+//! process ever holds a whole session set. Each page is recorded in the ledger
+//! together with the plan counters, conditioned on the ledger entry not existing:
+//! redelivery and retries re-mark nothing (the mark itself is conditional) and
+//! count nothing twice.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use planning::scope::CompiledScope;
+use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, PlanStatus, ScenarioInput};
+use serde::{Deserialize, Serialize};
+use store::{MarkedPage, PlanTransition, SessionPosition, StepQuery, Store, StoreError};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+/// One V1 step whose sessions a deployment marks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub step_id: Uuid,
+    /// The anchor whose policy applies: the step's own anchor, or a deleted
+    /// step's nearest anchor. `None` for a deleted step with no anchor at all
+    /// (its sessions are still flagged, and reconcile exits them gracefully).
+    pub anchor_content_hash: Option<String>,
+}
+
+impl Chain {
+    fn flag_hash(&self) -> String {
+        self.anchor_content_hash.clone().unwrap_or_default()
+    }
+}
+
+/// A queue message: mark one page of one chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkMessage {
+    pub tenant_id: Uuid,
+    pub plan_id: Uuid,
+    pub chain: Chain,
+    /// Index cursor of the page; `None` is the chain's first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+impl MarkMessage {
+    /// The ledger key: the same page always has the same id.
+    pub fn page_id(&self) -> String {
+        format!(
+            "{}#{}",
+            self.chain.step_id,
+            self.cursor.as_deref().unwrap_or("start")
+        )
+    }
+}
+
+/// Where fan-out messages go: SQS on AWS, an in-process queue locally.
+#[async_trait]
+pub trait MarkingQueue: Send + Sync {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()>;
+}
+
+/// The chains of a plan: every anchor and every deleted step of V1.
+pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
+    let map = &plan.transformation_map;
+    let anchors = map.anchors.iter().map(|a| Chain {
+        step_id: a.anchor_node_id_v1,
+        anchor_content_hash: Some(a.anchor_content_hash.clone()),
+    });
+    let deleted = map.deleted_nodes.iter().map(|d| Chain {
+        step_id: d.node_id_v1,
+        anchor_content_hash: d.nearest_anchor_hash.clone(),
+    });
+    anchors.chain(deleted).collect()
+}
+
+/// Everything needed to mark pages of one plan, prepared once.
+pub struct MarkingContext<'a> {
+    pub plan: &'a MigrationPlan,
+    /// V1 step names, for `include/exclude_current_nodes` and CEL `session.current_step`.
+    pub step_names: BTreeMap<Uuid, String>,
+    pub now: DateTime<Utc>,
+    pub page_size: usize,
+    pub concurrency: usize,
+}
+
+impl<'a> MarkingContext<'a> {
+    pub fn new(
+        plan: &'a MigrationPlan,
+        v1: &ScenarioInput,
+        now: DateTime<Utc>,
+        page_size: usize,
+        concurrency: usize,
+    ) -> Self {
+        MarkingContext {
+            plan,
+            step_names: v1.steps.iter().map(|s| (s.id, s.name.clone())).collect(),
+            now,
+            page_size,
+            concurrency,
+        }
+    }
+
+    fn policy(&self, chain: &Chain) -> Option<&'a AnchorMigrationPolicy> {
+        chain
+            .anchor_content_hash
+            .as_ref()
+            .and_then(|h| self.plan.anchor_policies.get(h))
+    }
+}
+
+/// What marking one page did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageOutcome {
+    pub marked: u64,
+    pub next_cursor: Option<String>,
+}
+
+/// Mark one page of a chain. Sessions already flagged by this plan count as
+/// marked (a retry after a crash re-counts what the first attempt flagged, so
+/// the recorded page is exact either way).
+pub async fn mark_page(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    chain: &Chain,
+    cursor: Option<String>,
+) -> ApiResult<PageOutcome> {
+    let plan = ctx.plan;
+    let page = store
+        .sessions_at_step(&StepQuery {
+            tenant: plan.tenant_id,
+            scenario_id: plan.scenario_id,
+            version: plan.from_version,
+            step_id: chain.step_id,
+            limit: ctx.page_size,
+            cursor,
+        })
+        .await?;
+    let policy = ctx.policy(chain);
+    let scope = match policy {
+        Some(p) => Some(CompiledScope::compile(&p.scope_filter).map_err(|_| {
+            ApiError::Unexpected(format!(
+                "stored policy for anchor {} has an invalid condition",
+                p.anchor_content_hash
+            ))
+        })?),
+        None => None,
+    };
+    let step_name = ctx
+        .step_names
+        .get(&chain.step_id)
+        .map(String::as_str)
+        .unwrap_or("");
+    let position = SessionPosition {
+        scenario_id: plan.scenario_id,
+        version: plan.from_version,
+        step_id: chain.step_id,
+    };
+    let pending = PendingMigration {
+        migration_plan_id: plan.id,
+        target_version: plan.to_version,
+        anchor_content_hash: chain.flag_hash(),
+        from_step_id: chain.step_id,
+        marked_at: ctx.now,
+    };
+    let mut already_ours = 0u64;
+    let mut to_mark = Vec::new();
+    for session in &page.sessions {
+        match &session.pending_migration {
+            Some(flag) if flag.migration_plan_id == plan.id => already_ours += 1,
+            Some(_) => {}
+            None if session.pinned_version.is_some() => {}
+            None => {
+                let in_scope = scope
+                    .as_ref()
+                    .is_none_or(|s| s.includes(session, step_name, ctx.now));
+                if in_scope {
+                    to_mark.push(session.session_id.as_str());
+                }
+            }
+        }
+    }
+    // Futures are built up front: a closure returning borrowed futures trips the
+    // compiler's Send inference for the handler future.
+    let writes: Vec<_> = to_mark
+        .into_iter()
+        .map(|session_id| store.mark_session(plan.tenant_id, session_id, &position, &pending))
+        .collect();
+    let results: Vec<Result<bool, StoreError>> = futures::stream::iter(writes)
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    let mut marked = already_ours;
+    for result in results {
+        if result? {
+            marked += 1;
+        }
+    }
+    Ok(PageOutcome {
+        marked,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Record a marked page in the ledger (idempotent) and, when it completes the
+/// last chain, finish the deployment.
+pub async fn record_page(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+    message: &MarkMessage,
+    outcome: &PageOutcome,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    let mut by_anchor = BTreeMap::new();
+    if outcome.marked > 0 {
+        by_anchor.insert(message.chain.flag_hash(), outcome.marked);
+    }
+    let recorded = store
+        .record_marking_page(&MarkedPage {
+            tenant: plan.tenant_id,
+            plan_id: plan.id,
+            page_id: message.page_id(),
+            sessions_marked: outcome.marked,
+            by_anchor,
+            completes_chain: outcome.next_cursor.is_none(),
+        })
+        .await?;
+    if outcome.next_cursor.is_none() {
+        finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
+    }
+    Ok(recorded)
+}
+
+/// Move a deploying plan to `deployed` once every chain is done. Safe to call
+/// any number of times, concurrently.
+pub async fn finish_if_complete(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<MigrationPlan>> {
+    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    if stats.chains_done < stats.chains_total {
+        return Ok(None);
+    }
+    let Some(plan) = store.get_plan(tenant, plan_id).await? else {
+        return Ok(None);
+    };
+    if plan.status != PlanStatus::Deploying {
+        return Ok(None);
+    }
+    match store
+        .transition_plan(&PlanTransition {
+            tenant,
+            plan_id,
+            from: PlanStatus::Deploying,
+            expected_revision: plan.revision,
+            to: PlanStatus::Deployed,
+            at: now,
+            by: None,
+            reason: None,
+        })
+        .await
+    {
+        Ok(plan) => Ok(Some(plan)),
+        // Another worker finished it first.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Process one queue message: mark its page, record it, and return the
+/// continuation to enqueue (also when the page had been recorded before: the
+/// earlier attempt may have crashed before enqueueing it).
+pub async fn process_message(
+    store: &dyn Store,
+    message: &MarkMessage,
+    page_size: usize,
+    concurrency: usize,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<MarkMessage>> {
+    let plan = store
+        .get_plan(message.tenant_id, message.plan_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+    if plan.status != PlanStatus::Deploying {
+        // Finished or superseded meanwhile: nothing left to do for this page.
+        return Ok(None);
+    }
+    let v1 = store
+        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
+        .definition();
+    let ctx = MarkingContext::new(&plan, &v1, now, page_size, concurrency);
+    let outcome = mark_page(store, &ctx, &message.chain, message.cursor.clone()).await?;
+    record_page(store, &plan, message, &outcome, now).await?;
+    Ok(outcome.next_cursor.map(|cursor| MarkMessage {
+        cursor: Some(cursor),
+        ..message.clone()
+    }))
+}

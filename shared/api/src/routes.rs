@@ -1,0 +1,337 @@
+//! Axum routers, one per endpoint group. Handlers only parse, call a service and map.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::Utc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, MAX_BODY_BYTES, OptionalJsonBody, PathParams, QueryParams, Tenant};
+use crate::services::{deployments, plans, reconcile, scenarios, sessions};
+use crate::state::AppState;
+
+/// `PUT /scenarios/{id}`, `GET /scenarios/{id}`, `GET /scenarios/{id}/versions/{v}`.
+pub fn scenarios_router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/scenarios/{scenario_id}",
+            put(put_scenario).get(get_scenario),
+        )
+        .route(
+            "/scenarios/{scenario_id}/versions/{version}",
+            get(get_scenario_version),
+        )
+}
+
+/// `PUT/GET /sessions/{id}` and `POST /sessions/{id}/reconcile`.
+pub fn sessions_router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions/{session_id}", put(put_session).get(get_session))
+        .route("/sessions/{session_id}/reconcile", post(reconcile_session))
+}
+
+/// Plan generation, listing, review, policies, approve and reject.
+pub fn plans_router() -> Router<AppState> {
+    Router::new()
+        .route("/scenarios/{scenario_id}/migration-plan", post(create_plan))
+        .route("/migration-plans", get(list_plans))
+        .route("/migration-plans/{plan_id}", get(get_plan))
+        .route("/migration-plans/{plan_id}/summary", get(get_summary))
+        .route("/migration-plans/{plan_id}/anchors", get(get_anchors))
+        .route("/migration-plans/{plan_id}/events", get(get_events))
+        .route("/migration-plans/{plan_id}/policies", put(put_policies))
+        .route("/migration-plans/{plan_id}/approve", post(approve_plan))
+        .route("/migration-plans/{plan_id}/reject", post(reject_plan))
+}
+
+/// Deploy and deployment status.
+pub fn deployments_router() -> Router<AppState> {
+    Router::new()
+        .route("/migration-plans/{plan_id}/deploy", post(deploy_plan))
+        .route(
+            "/migration-plans/{plan_id}/deployment-status",
+            get(deployment_status),
+        )
+}
+
+/// Shared finishing touches: body limit, JSON 404/405 for unknown routes.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Every group in one router (`migrations serve`, tests).
+pub fn app(state: AppState) -> Router {
+    let all = Router::new()
+        .merge(scenarios_router())
+        .merge(sessions_router())
+        .merge(plans_router())
+        .merge(deployments_router());
+    finish(all, state)
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("Not Found".into())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({"detail": "Method Not Allowed"})),
+    )
+        .into_response()
+}
+
+// ----- scenarios -------------------------------------------------------------
+
+async fn put_scenario(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    JsonBody(input): JsonBody<planning::ScenarioInput>,
+) -> ApiResult<impl IntoResponse> {
+    let scenario_id = path.uuid("scenario_id")?;
+    let created =
+        scenarios::create(state.store.as_ref(), tenant, scenario_id, input, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn get_scenario(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let scenario_id = path.uuid("scenario_id")?;
+    Ok(Json(
+        scenarios::current(state.store.as_ref(), tenant, scenario_id).await?,
+    ))
+}
+
+async fn get_scenario_version(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let scenario_id = path.uuid("scenario_id")?;
+    let version = path.int("version")?;
+    Ok(Json(
+        scenarios::version(state.store.as_ref(), tenant, scenario_id, version).await?,
+    ))
+}
+
+// ----- sessions --------------------------------------------------------------
+
+async fn put_session(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    JsonBody(input): JsonBody<planning::SessionInput>,
+) -> ApiResult<impl IntoResponse> {
+    let session_id = path.text("session_id")?;
+    let (session, created) =
+        sessions::record(state.store.as_ref(), tenant, session_id, input, Utc::now()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(session)))
+}
+
+async fn get_session(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let session_id = path.text("session_id")?;
+    Ok(Json(
+        sessions::get(state.store.as_ref(), tenant, &session_id).await?,
+    ))
+}
+
+async fn reconcile_session(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    OptionalJsonBody(request): OptionalJsonBody<planning::ReconcileRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let session_id = path.text("session_id")?;
+    let result = reconcile::reconcile(
+        state.store.as_ref(),
+        &state.plan_cache,
+        tenant,
+        &session_id,
+        request.unwrap_or_default(),
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(result))
+}
+
+// ----- plans -----------------------------------------------------------------
+
+async fn create_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    JsonBody(request): JsonBody<plans::GenerateMigrationPlanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let scenario_id = path.uuid("scenario_id")?;
+    let plan = plans::generate(
+        state.store.as_ref(),
+        &state.config,
+        tenant,
+        scenario_id,
+        request,
+        Utc::now(),
+    )
+    .await?;
+    let plan = plans::fit_for_response(plan, state.config.max_response_bytes);
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
+async fn list_plans(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    QueryParams(query): QueryParams<plans::ListPlansQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        plans::list(state.store.as_ref(), tenant, query).await?,
+    ))
+}
+
+async fn get_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let plan = plans::load(state.store.as_ref(), tenant, path.uuid("plan_id")?).await?;
+    Ok(Json(plans::fit_for_response(
+        plan,
+        state.config.max_response_bytes,
+    )))
+}
+
+async fn get_summary(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        plans::summary(state.store.as_ref(), tenant, path.uuid("plan_id")?).await?,
+    ))
+}
+
+async fn get_anchors(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    QueryParams(query): QueryParams<plans::PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    Ok(Json(
+        plans::anchors_page(state.store.as_ref(), &state.config, tenant, plan_id, query).await?,
+    ))
+}
+
+async fn get_events(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    QueryParams(query): QueryParams<plans::PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    Ok(Json(
+        reconcile::events(state.store.as_ref(), tenant, plan_id, query).await?,
+    ))
+}
+
+async fn put_policies(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    JsonBody(request): JsonBody<plans::UpdatePoliciesRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    let plan = plans::update_policies(state.store.as_ref(), tenant, plan_id, request).await?;
+    Ok(Json(plans::fit_for_response(
+        plan,
+        state.config.max_response_bytes,
+    )))
+}
+
+async fn approve_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    OptionalJsonBody(request): OptionalJsonBody<plans::ApprovePlanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    let plan = plans::approve(
+        state.store.as_ref(),
+        tenant,
+        plan_id,
+        request.unwrap_or_default(),
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(plans::fit_for_response(
+        plan,
+        state.config.max_response_bytes,
+    )))
+}
+
+async fn reject_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+    OptionalJsonBody(request): OptionalJsonBody<plans::RejectPlanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    let plan = plans::reject(
+        state.store.as_ref(),
+        tenant,
+        plan_id,
+        request.unwrap_or_default(),
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(plans::fit_for_response(
+        plan,
+        state.config.max_response_bytes,
+    )))
+}
+
+// ----- deployments -----------------------------------------------------------
+
+async fn deploy_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    let outcome = deployments::deploy(&state, tenant, plan_id, Utc::now()).await?;
+    let status = if outcome.finished {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(outcome.result)))
+}
+
+async fn deployment_status(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: PathParams,
+) -> ApiResult<impl IntoResponse> {
+    let plan_id = path.uuid("plan_id")?;
+    Ok(Json(
+        deployments::status(state.store.as_ref(), tenant, plan_id).await?,
+    ))
+}

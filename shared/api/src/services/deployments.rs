@@ -1,0 +1,246 @@
+//! Deploy (activation + marking) and deployment status.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use planning::{
+    DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
+};
+use store::{
+    ActivationError, PlanActivation, PlanQuery, PlanStats, PlanTransition, Store, StoreError,
+};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::marking::{self, Chain, MarkMessage, MarkingContext};
+use crate::services::plans::load;
+use crate::state::AppState;
+
+/// A deployment answer: `finished` is false while marking fans out (HTTP 202).
+pub struct DeployOutcome {
+    pub result: DeploymentResult,
+    pub finished: bool,
+}
+
+fn result_of(plan: &MigrationPlan, stats: &PlanStats) -> DeploymentResult {
+    DeploymentResult {
+        plan_id: plan.id,
+        status: plan.status,
+        sessions_marked: stats.sessions_marked,
+        sessions_by_anchor: stats.sessions_by_anchor.clone(),
+        deployed_at: plan.deployed_at,
+    }
+}
+
+pub async fn deploy(
+    state: &AppState,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<DeployOutcome> {
+    let store = state.store.as_ref();
+    let plan = load(store, tenant, plan_id).await?;
+    match plan.status {
+        PlanStatus::Approved => {}
+        PlanStatus::Deploying => {
+            let stats = store.get_plan_stats(tenant, plan_id).await?;
+            return Ok(DeployOutcome {
+                result: result_of(&plan, &stats),
+                finished: false,
+            });
+        }
+        other => {
+            return Err(ApiError::Conflict(format!(
+                "Plan is {}; only approved plans can be deployed",
+                other.as_str()
+            )));
+        }
+    }
+    let target = store
+        .get_plan_target(tenant, plan_id)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("approved plan without its target version".into()))?;
+    let activation = PlanActivation {
+        tenant,
+        plan_id,
+        expected_revision: plan.revision,
+        scenario_id: plan.scenario_id,
+        from_version: plan.from_version,
+        target,
+        at: now,
+    };
+    let plan = match store.activate_plan(&activation).await {
+        Ok(plan) => plan,
+        Err(ActivationError::ScenarioMoved) => {
+            supersede(store, &plan, now).await?;
+            return Err(ActivationError::ScenarioMoved.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    supersede_siblings(store, &plan, now).await?;
+    mark(state, plan, now).await
+}
+
+/// Mark the plan itself superseded (its scenario moved on without it).
+async fn supersede(store: &dyn Store, plan: &MigrationPlan, now: DateTime<Utc>) -> ApiResult<()> {
+    let change = PlanTransition {
+        tenant: plan.tenant_id,
+        plan_id: plan.id,
+        from: plan.status,
+        expected_revision: plan.revision,
+        to: PlanStatus::Superseded,
+        at: now,
+        by: None,
+        reason: Some("scenario moved to another version".into()),
+    };
+    match store.transition_plan(&change).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Other live plans from the same version can never deploy now.
+async fn supersede_siblings(
+    store: &dyn Store,
+    deployed: &MigrationPlan,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    for status in [PlanStatus::Pending, PlanStatus::Approved] {
+        let mut next_token = None;
+        loop {
+            let page = store
+                .list_plans(&PlanQuery {
+                    tenant: deployed.tenant_id,
+                    scenario_id: Some(deployed.scenario_id),
+                    status: Some(status),
+                    limit: 100,
+                    next_token: next_token.take(),
+                })
+                .await?;
+            for item in &page.plans {
+                if item.id == deployed.id || item.from_version != deployed.from_version {
+                    continue;
+                }
+                if let Some(sibling) = store.get_plan(deployed.tenant_id, item.id).await? {
+                    supersede(store, &sibling, now).await?;
+                }
+            }
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn mark(
+    state: &AppState,
+    plan: MigrationPlan,
+    now: DateTime<Utc>,
+) -> ApiResult<DeployOutcome> {
+    let store = state.store.as_ref();
+    let config = &state.config;
+    let v1 = store
+        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
+        .definition();
+    // Only chains with sessions become work; the count also picks inline vs fan-out.
+    let counts: Vec<_> = marking::chains_of(&plan)
+        .into_iter()
+        .map(|chain| {
+            let count = store.count_sessions_at_step(
+                plan.tenant_id,
+                plan.scenario_id,
+                plan.from_version,
+                chain.step_id,
+            );
+            async move { count.await.map(|n| (chain, n)) }
+        })
+        .collect();
+    let counted: Vec<(Chain, u64)> = futures::stream::iter(counts)
+        .buffer_unordered(config.count_concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let mut chains: Vec<(Chain, u64)> = counted.into_iter().filter(|(_, n)| *n > 0).collect();
+    chains.sort_by(|a, b| a.0.step_id.cmp(&b.0.step_id));
+    let total: u64 = chains.iter().map(|(_, n)| n).sum();
+    store
+        .start_marking(plan.tenant_id, plan.id, chains.len() as u64)
+        .await?;
+
+    let fan_out = total > config.inline_mark_threshold;
+    if let (true, Some(queue)) = (fan_out, state.queue.as_ref()) {
+        let messages = chains
+            .into_iter()
+            .map(|(chain, _)| MarkMessage {
+                tenant_id: plan.tenant_id,
+                plan_id: plan.id,
+                chain,
+                cursor: None,
+            })
+            .collect();
+        queue.enqueue(messages).await?;
+        let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
+        return Ok(DeployOutcome {
+            result: result_of(&plan, &stats),
+            finished: false,
+        });
+    }
+
+    // Inline: the same pages and ledger as the workers, walked in this call.
+    let ctx = MarkingContext::new(
+        &plan,
+        &v1,
+        now,
+        config.mark_page_size,
+        config.mark_concurrency,
+    );
+    for (chain, _) in chains {
+        let mut cursor = None;
+        loop {
+            let message = MarkMessage {
+                tenant_id: plan.tenant_id,
+                plan_id: plan.id,
+                chain: chain.clone(),
+                cursor: cursor.clone(),
+            };
+            let outcome = marking::mark_page(store, &ctx, &chain, cursor).await?;
+            marking::record_page(store, &plan, &message, &outcome, now).await?;
+            match outcome.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    // With no chains at all, nothing triggered completion yet.
+    marking::finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
+    let plan = load(store, plan.tenant_id, plan.id).await?;
+    let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
+    Ok(DeployOutcome {
+        finished: plan.status == PlanStatus::Deployed,
+        result: result_of(&plan, &stats),
+    })
+}
+
+pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeploymentStatus> {
+    let plan = load(store, tenant, plan_id).await?;
+    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    Ok(DeploymentStatus {
+        plan_id,
+        status: plan.status,
+        sessions_marked: stats.sessions_marked,
+        migrations_applied: stats.migrations_applied,
+        migrations_pending: stats.sessions_marked.saturating_sub(stats.flagged_applied),
+        migrations_by_scenario: MigrationsByScenario {
+            clean_graft: stats.clean_graft,
+            gap_fill: stats.gap_fill,
+            re_route: stats.re_route,
+        },
+        checkpoint_blocks: stats.checkpoint_blocks,
+        deployed_at: plan.deployed_at,
+        last_migration_at: stats.last_migration_at,
+    })
+}

@@ -1,0 +1,487 @@
+//! Migration plans: generation, review, policies and the approve/reject lifecycle.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, TryStreamExt};
+use planning::plan::{SessionCounts, compute_plan};
+use planning::scope::CompiledScope;
+use planning::{
+    AnchorMigrationPolicy, AnchorTransformation, MigrationPlan, MigrationSummary, PlanStatus,
+    ScenarioInput,
+};
+use serde::{Deserialize, Serialize};
+use store::{PlanPage, PlanQuery, PlanTransition, Store, StoreError};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult, ErrorDetail};
+use crate::services::scenarios::{validated, version_from_input};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateMigrationPlanRequest {
+    pub new_scenario: ScenarioInput,
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovePlanRequest {
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectPlanRequest {
+    #[serde(default)]
+    pub rejected_by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePoliciesRequest {
+    pub policies: BTreeMap<String, AnchorMigrationPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListPlansQuery {
+    #[serde(default)]
+    pub scenario_id: Option<Uuid>,
+    #[serde(default)]
+    pub plan_status: Option<PlanStatus>,
+    /// Accepted as an alias of `plan_status`.
+    #[serde(default)]
+    pub status: Option<PlanStatus>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanList {
+    pub plans: Vec<planning::MigrationPlanSummaryItem>,
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnchorPage {
+    pub anchors: Vec<AnchorTransformation>,
+    pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `limit` within `1..=max`, defaulting to `default`.
+pub fn checked_limit(limit: Option<i64>, default: usize, max: usize) -> ApiResult<usize> {
+    match limit {
+        None => Ok(default),
+        Some(n) if n >= 1 && (n as u64) <= max as u64 => Ok(n as usize),
+        Some(_) => Err(ApiError::validation(
+            &["query", "limit"],
+            format!("ensure this value is between 1 and {max}"),
+            "value_error.number.out_of_range",
+        )),
+    }
+}
+
+/// Sessions at each given step of one scenario version, counted through the index.
+pub async fn count_sessions(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+    steps: impl IntoIterator<Item = Uuid>,
+    concurrency: usize,
+) -> ApiResult<SessionCounts> {
+    let queries: Vec<_> = steps
+        .into_iter()
+        .map(|step| {
+            let count = store.count_sessions_at_step(tenant, scenario_id, version, step);
+            async move { count.await.map(|n| (step, n)) }
+        })
+        .collect();
+    let counts: Vec<(Uuid, u64)> = futures::stream::iter(queries)
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(counts.into_iter().filter(|(_, n)| *n > 0).collect())
+}
+
+pub async fn generate(
+    store: &dyn Store,
+    config: &Config,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    request: GenerateMigrationPlanRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<MigrationPlan> {
+    let current = store
+        .get_current_scenario(tenant, scenario_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Scenario"))?;
+    validated(&request.new_scenario, &["body", "new_scenario"])?;
+    if request.new_scenario.version <= current.version {
+        return Err(ApiError::Conflict(format!(
+            "New version {} must be greater than the current version {}",
+            request.new_scenario.version, current.version
+        )));
+    }
+    let v1 = current.definition();
+    let counts = count_sessions(
+        store,
+        tenant,
+        scenario_id,
+        current.version,
+        v1.steps.iter().map(|s| s.id),
+        config.count_concurrency,
+    )
+    .await?;
+    let computed = compute_plan(&v1, &request.new_scenario, &counts);
+    let target = version_from_input(tenant, scenario_id, request.new_scenario, now);
+    let plan = MigrationPlan {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        scenario_id,
+        scenario_name: target.name.clone(),
+        from_version: current.version,
+        to_version: target.version,
+        scenario_checksum_v1: computed.scenario_checksum_v1,
+        scenario_checksum_v2: computed.scenario_checksum_v2,
+        transformation_map: computed.transformation_map,
+        anchor_policies: computed.anchor_policies,
+        summary: computed.summary,
+        status: PlanStatus::Pending,
+        created_at: now,
+        created_by: request.created_by,
+        approved_at: None,
+        approved_by: None,
+        rejected_at: None,
+        rejected_by: None,
+        rejection_reason: None,
+        deployed_at: None,
+        expires_at: Some(now + Duration::days(config.plan_ttl_days)),
+        revision: 1,
+        anchors_next_token: None,
+    };
+    match store.create_plan(&plan, &target).await {
+        Ok(()) => Ok(plan),
+        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(format!(
+            "A live migration plan already exists for versions {} -> {}",
+            plan.from_version, plan.to_version
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<MigrationPlan> {
+    store
+        .get_plan(tenant, plan_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Migration plan"))
+}
+
+pub async fn list(store: &dyn Store, tenant: Uuid, query: ListPlansQuery) -> ApiResult<PlanList> {
+    let limit = checked_limit(query.limit, 50, 100)?;
+    let PlanPage {
+        plans,
+        total,
+        next_token,
+    } = store
+        .list_plans(&PlanQuery {
+            tenant,
+            scenario_id: query.scenario_id,
+            status: query.plan_status.or(query.status),
+            limit,
+            next_token: query.next_token,
+        })
+        .await?;
+    Ok(PlanList {
+        plans,
+        total,
+        next_token,
+    })
+}
+
+pub async fn summary(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> ApiResult<MigrationSummary> {
+    Ok(load(store, tenant, plan_id).await?.summary)
+}
+
+fn encode_offset(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("anchors:{offset}"))
+}
+
+fn decode_offset(token: &str) -> ApiResult<usize> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("anchors:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| {
+            ApiError::validation(
+                &["query", "next_token"],
+                "invalid pagination token",
+                "value_error",
+            )
+        })
+}
+
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+}
+
+/// Take anchors from `offset` while they fit in `budget` bytes (at least one, so
+/// paging always progresses), with their policies.
+fn take_anchors(
+    plan: &MigrationPlan,
+    offset: usize,
+    max_count: usize,
+    budget: usize,
+) -> (
+    Vec<AnchorTransformation>,
+    BTreeMap<String, AnchorMigrationPolicy>,
+    Option<usize>,
+) {
+    let mut anchors = Vec::new();
+    let mut policies = BTreeMap::new();
+    let mut used = 0usize;
+    let all = &plan.transformation_map.anchors;
+    let mut index = offset;
+    while index < all.len() && anchors.len() < max_count {
+        let anchor = &all[index];
+        let policy = plan.anchor_policies.get(&anchor.anchor_content_hash);
+        let size = json_len(anchor) + policy.map(json_len).unwrap_or(0) + 2;
+        if !anchors.is_empty() && used + size > budget {
+            break;
+        }
+        used += size;
+        anchors.push(anchor.clone());
+        if let Some(p) = policy {
+            policies.insert(anchor.anchor_content_hash.clone(), p.clone());
+        }
+        index += 1;
+    }
+    let next = (index < all.len()).then_some(index);
+    (anchors, policies, next)
+}
+
+/// The plan as returned over HTTP: whole when it fits the response limit, else
+/// with its first page of anchors (and their policies) and `anchors_next_token`.
+pub fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationPlan {
+    if json_len(&plan) <= max_bytes {
+        return plan;
+    }
+    let mut skeleton = plan.clone();
+    skeleton.transformation_map.anchors.clear();
+    skeleton.anchor_policies.clear();
+    let budget = max_bytes.saturating_sub(json_len(&skeleton) + 256);
+    let (anchors, policies, next) = take_anchors(&plan, 0, usize::MAX, budget);
+    plan.transformation_map.anchors = anchors;
+    plan.anchor_policies = policies;
+    plan.anchors_next_token = next.map(encode_offset);
+    plan
+}
+
+pub async fn anchors_page(
+    store: &dyn Store,
+    config: &Config,
+    tenant: Uuid,
+    plan_id: Uuid,
+    query: PageQuery,
+) -> ApiResult<AnchorPage> {
+    let limit = checked_limit(query.limit, 100, 1000)?;
+    let offset = match &query.next_token {
+        Some(token) => decode_offset(token)?,
+        None => 0,
+    };
+    let plan = load(store, tenant, plan_id).await?;
+    let budget = config.max_response_bytes.saturating_sub(1024);
+    let (anchors, anchor_policies, next) = take_anchors(&plan, offset, limit, budget);
+    Ok(AnchorPage {
+        anchors,
+        anchor_policies,
+        next_token: next.map(encode_offset),
+    })
+}
+
+fn check_policies(
+    plan: &MigrationPlan,
+    policies: &BTreeMap<String, AnchorMigrationPolicy>,
+) -> ApiResult<()> {
+    let mut problems = Vec::new();
+    for (hash, policy) in policies {
+        let base = ["body", "policies", hash.as_str()];
+        if plan.transformation_map.anchor_by_hash(hash).is_none() {
+            problems.push(ErrorDetail::new(
+                &base,
+                "unknown anchor content hash",
+                "value_error.unknown_anchor",
+            ));
+            continue;
+        }
+        if &policy.anchor_content_hash != hash {
+            problems.push(ErrorDetail::new(
+                &[base[0], base[1], base[2], "anchor_content_hash"],
+                "must equal the policy's key",
+                "value_error.mismatch",
+            ));
+        }
+        let filter = &policy.scope_filter;
+        for (field, value) in [
+            ("max_session_age_days", filter.max_session_age_days),
+            ("min_session_age_days", filter.min_session_age_days),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                problems.push(ErrorDetail::new(
+                    &[base[0], base[1], base[2], "scope_filter", field],
+                    "must be zero or positive",
+                    "value_error.number.not_ge",
+                ));
+            }
+        }
+        if let Err(invalid) = CompiledScope::compile(filter) {
+            for condition in invalid {
+                let index = condition.index.to_string();
+                problems.push(ErrorDetail::new(
+                    &[
+                        base[0],
+                        base[1],
+                        base[2],
+                        "scope_filter",
+                        "custom_conditions",
+                        &index,
+                    ],
+                    condition.error.to_string(),
+                    "value_error.cel",
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(problems))
+    }
+}
+
+fn require_status(plan: &MigrationPlan, wanted: PlanStatus, verb: &str) -> ApiResult<()> {
+    if plan.status != wanted {
+        return Err(ApiError::Conflict(format!(
+            "Plan is {}; only {} plans can be {verb}",
+            plan.status.as_str(),
+            wanted.as_str()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn update_policies(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    request: UpdatePoliciesRequest,
+) -> ApiResult<MigrationPlan> {
+    let plan = load(store, tenant, plan_id).await?;
+    check_policies(&plan, &request.policies)?;
+    require_status(&plan, PlanStatus::Pending, "edited")?;
+    let mut merged = plan.anchor_policies.clone();
+    for (hash, mut policy) in request.policies {
+        if let Some(anchor) = plan.transformation_map.anchor_by_hash(&hash) {
+            policy.anchor_name = anchor.anchor_name.clone();
+        }
+        merged.insert(hash, policy);
+    }
+    store
+        .update_plan_policies(tenant, plan_id, plan.revision, &merged)
+        .await
+        .map_err(conflict_as("Plan changed concurrently; reload it"))
+}
+
+fn conflict_as(message: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::Conflict(_) => ApiError::Conflict(message.into()),
+        other => other.into(),
+    }
+}
+
+pub async fn approve(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    request: ApprovePlanRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<MigrationPlan> {
+    let plan = load(store, tenant, plan_id).await?;
+    require_status(&plan, PlanStatus::Pending, "approved")?;
+    if plan.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::Conflict(
+            "Plan expired; generate a new one".into(),
+        ));
+    }
+    store
+        .transition_plan(&PlanTransition {
+            tenant,
+            plan_id,
+            from: PlanStatus::Pending,
+            expected_revision: plan.revision,
+            to: PlanStatus::Approved,
+            at: now,
+            by: request.approved_by,
+            reason: None,
+        })
+        .await
+        .map_err(conflict_as(
+            "Plan changed concurrently; it is no longer pending",
+        ))
+}
+
+pub async fn reject(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    request: RejectPlanRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<MigrationPlan> {
+    let plan = load(store, tenant, plan_id).await?;
+    require_status(&plan, PlanStatus::Pending, "rejected")?;
+    store
+        .transition_plan(&PlanTransition {
+            tenant,
+            plan_id,
+            from: PlanStatus::Pending,
+            expected_revision: plan.revision,
+            to: PlanStatus::Rejected,
+            at: now,
+            by: request.rejected_by,
+            reason: request.reason,
+        })
+        .await
+        .map_err(conflict_as(
+            "Plan changed concurrently; it is no longer pending",
+        ))
+}

@@ -1,0 +1,345 @@
+//! Just-in-time reconcile: applying a migration when the customer's next message arrives.
+//!
+//! The decision is pure (`planning::reconcile::decide`); this module loads what it
+//! needs (cached per process: deployed plans and scenario versions are immutable),
+//! and applies the outcome in one conditional write with its audit event and the
+//! plan counters, so a retried or concurrent call applies a migration once.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use planning::reconcile::{
+    Decision, PlanLink, PreparedPlan, PreparedScenario, ReconcileContext, already_migrated, decide,
+};
+use planning::{PlanStatus, ReconcileRequest, ReconciliationResult, Session};
+use store::{
+    AppliedMigration, AuditEvent, EventPage, EventQuery, NewPosition, PlanQuery, SessionChange,
+    SessionExpectation, Store,
+};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::services::plans::{PageQuery, checked_limit, load};
+
+/// Entries kept per map before it is cleared; bounds a Lambda's memory.
+const CACHE_ENTRIES: usize = 64;
+
+/// A small map that forgets everything when full: entries are cheap to reload,
+/// and a Lambda instance mostly serves a handful of scenarios.
+struct BoundedMap<K, V> {
+    entries: Mutex<HashMap<K, V>>,
+}
+
+impl<K, V> Default for BoundedMap<K, V> {
+    fn default() -> Self {
+        BoundedMap {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> BoundedMap<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        self.entries.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn insert(&self, key: K, value: V) {
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+}
+
+/// Deployed plans and scenario versions, prepared for decisions, per process.
+#[derive(Default)]
+pub struct PlanCache {
+    plans: BoundedMap<(Uuid, Uuid), Arc<PreparedPlan>>,
+    scenarios: BoundedMap<(Uuid, Uuid, i64), Arc<PreparedScenario>>,
+    /// (tenant, scenario, from_version) → the activated plan leaving that version.
+    successors: BoundedMap<(Uuid, Uuid, i64), Uuid>,
+}
+
+impl PlanCache {
+    async fn scenario(
+        &self,
+        store: &dyn Store,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> ApiResult<Option<Arc<PreparedScenario>>> {
+        let key = (tenant, scenario_id, version);
+        if let Some(found) = self.scenarios.get(&key) {
+            return Ok(Some(found));
+        }
+        let Some(stored) = store
+            .get_scenario_version(tenant, scenario_id, version)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let prepared = Arc::new(PreparedScenario::new(stored.definition()));
+        self.scenarios.insert(key, prepared.clone());
+        Ok(Some(prepared))
+    }
+
+    async fn plan(
+        &self,
+        store: &dyn Store,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> ApiResult<Option<Arc<PreparedPlan>>> {
+        if let Some(found) = self.plans.get(&(tenant, plan_id)) {
+            return Ok(Some(found));
+        }
+        let Some(plan) = store.get_plan(tenant, plan_id).await? else {
+            return Ok(None);
+        };
+        // Only activated plans are immutable (policies are frozen at approval and
+        // the transformation map never changes); only those drive migrations.
+        if !matches!(plan.status, PlanStatus::Deploying | PlanStatus::Deployed) {
+            return Ok(None);
+        }
+        let prepared = Arc::new(PreparedPlan::new(plan));
+        self.plans.insert((tenant, plan_id), prepared.clone());
+        Ok(Some(prepared))
+    }
+
+    /// The activated plan that left `from_version` of a scenario.
+    async fn successor(
+        &self,
+        store: &dyn Store,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        from_version: i64,
+    ) -> ApiResult<Option<Uuid>> {
+        let key = (tenant, scenario_id, from_version);
+        if let Some(id) = self.successors.get(&key) {
+            return Ok(Some(id));
+        }
+        for status in [PlanStatus::Deployed, PlanStatus::Deploying] {
+            let mut next_token = None;
+            loop {
+                let page = store
+                    .list_plans(&PlanQuery {
+                        tenant,
+                        scenario_id: Some(scenario_id),
+                        status: Some(status),
+                        limit: 100,
+                        next_token: next_token.take(),
+                    })
+                    .await?;
+                if let Some(item) = page.plans.iter().find(|p| p.from_version == from_version) {
+                    self.successors.insert(key, item.id);
+                    return Ok(Some(item.id));
+                }
+                match page.next_token {
+                    Some(t) => next_token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Everything a decision needs, loaded.
+struct Loaded {
+    current: Arc<PreparedScenario>,
+    session_version: Option<Arc<PreparedScenario>>,
+    links: Vec<(Arc<PreparedPlan>, Arc<PreparedScenario>)>,
+}
+
+async fn load_context(
+    cache: &PlanCache,
+    store: &dyn Store,
+    session: &Session,
+) -> ApiResult<Loaded> {
+    let tenant = session.tenant_id;
+    let scenario_id = session.active_scenario_id;
+    let current_version = store
+        .get_current_scenario(tenant, scenario_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Scenario"))?
+        .version;
+    let current = cache
+        .scenario(store, tenant, scenario_id, current_version)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("current scenario version vanished".into()))?;
+    let mut links = Vec::new();
+    let mut session_version = None;
+    if session.active_scenario_version < current_version && session.pinned_version.is_none() {
+        session_version = cache
+            .scenario(store, tenant, scenario_id, session.active_scenario_version)
+            .await?;
+        // Walk the activated plans version by version; a gap leaves a broken chain,
+        // which the decision handles by relocating on content hash.
+        let mut version = session.active_scenario_version;
+        let mut first = session
+            .pending_migration
+            .as_ref()
+            .map(|f| f.migration_plan_id);
+        while version < current_version {
+            let plan_id = match first.take() {
+                Some(id) => Some(id),
+                None => cache.successor(store, tenant, scenario_id, version).await?,
+            };
+            let Some(plan_id) = plan_id else { break };
+            let Some(plan) = cache.plan(store, tenant, plan_id).await? else {
+                break;
+            };
+            if plan.plan().from_version != version || plan.plan().to_version <= version {
+                break;
+            }
+            let to_version = plan.plan().to_version;
+            let Some(to) = cache
+                .scenario(store, tenant, scenario_id, to_version)
+                .await?
+            else {
+                break;
+            };
+            links.push((plan, to));
+            version = to_version;
+        }
+    }
+    Ok(Loaded {
+        current,
+        session_version,
+        links,
+    })
+}
+
+fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> SessionChange {
+    let expect = match session.pending_migration.as_ref() {
+        Some(flag) => SessionExpectation::FlaggedBy(flag.migration_plan_id),
+        None => SessionExpectation::UnflaggedAt {
+            version: session.active_scenario_version,
+        },
+    };
+    let new_position = decision.new_position.as_ref().map(|p| NewPosition {
+        version: p.version,
+        step_id: p.step_id,
+        checksum: p.checksum.clone(),
+    });
+    // Counted on the plan operators watch: the one that flagged the session,
+    // else the plan whose version it lands on.
+    let counted_plan = decision.flag_plan_id.or(decision.plan_id);
+    let applied = match (decision.applies_migration, counted_plan) {
+        (true, Some(plan_id)) => Some(AppliedMigration {
+            was_flagged: decision.flag_plan_id.is_some(),
+            event: AuditEvent {
+                event_id: Uuid::new_v4(),
+                tenant_id: session.tenant_id,
+                plan_id,
+                session_id: session.session_id.clone(),
+                scenario_id: session.active_scenario_id,
+                from_version: session.active_scenario_version,
+                to_version: new_position
+                    .as_ref()
+                    .map_or(session.active_scenario_version, |p| p.version),
+                migration_scenario: decision.result.migration_scenario,
+                action: decision.result.action,
+                step_before: session.active_step_id,
+                step_after: new_position
+                    .as_ref()
+                    .map_or(session.active_step_id, |p| p.step_id),
+                fields_filled: decision.fields_filled.clone(),
+                fields_asked: decision.fields_asked.clone(),
+                blocked_by_checkpoint: decision.result.blocked_by_checkpoint,
+                at: now,
+            },
+        }),
+        _ => None,
+    };
+    SessionChange {
+        tenant: session.tenant_id,
+        session_id: session.session_id.clone(),
+        expect,
+        new_position,
+        pin_version: decision.pin_version,
+        clear_flag: decision.clear_flag,
+        set_variables: decision.set_variables.clone(),
+        at: now,
+        applied,
+    }
+}
+
+/// `POST /sessions/{session_id}/reconcile`.
+pub async fn reconcile(
+    store: &dyn Store,
+    cache: &PlanCache,
+    tenant: Uuid,
+    session_id: &str,
+    request: ReconcileRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<ReconciliationResult> {
+    let session = store
+        .get_session(tenant, session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Session"))?;
+    let loaded = load_context(cache, store, &session).await?;
+    let chain: Vec<PlanLink<'_>> = loaded
+        .links
+        .iter()
+        .map(|(plan, to)| PlanLink { plan, to })
+        .collect();
+    let decision = decide(&ReconcileContext {
+        session: &session,
+        current: &loaded.current,
+        chain: &chain,
+        session_version: loaded.session_version.as_deref(),
+        known_fields: &request.known_fields,
+        now,
+    });
+    if !decision.writes_session() {
+        return Ok(decision.result);
+    }
+    let applied = store
+        .apply_session_change(&change_for(&session, &decision, now))
+        .await?;
+    if applied {
+        if decision.result.blocked_by_checkpoint {
+            tracing::warn!(
+                session_id,
+                plan_id = ?decision.plan_id,
+                warning = decision.result.checkpoint_warning.as_deref().unwrap_or(""),
+                "migration blocked by a checkpoint"
+            );
+        }
+        return Ok(decision.result);
+    }
+    // The session changed underneath: another call applied the migration first
+    // (or the runtime moved the session). Never apply twice.
+    Ok(already_migrated())
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EventList {
+    pub events: Vec<AuditEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `GET /migration-plans/{plan_id}/events`.
+pub async fn events(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    query: PageQuery,
+) -> ApiResult<EventList> {
+    let limit = checked_limit(query.limit, 50, 100)?;
+    load(store, tenant, plan_id).await?;
+    let EventPage { events, next_token } = store
+        .list_events(&EventQuery {
+            tenant,
+            plan_id,
+            limit,
+            next_token: query.next_token,
+        })
+        .await?;
+    Ok(EventList { events, next_token })
+}

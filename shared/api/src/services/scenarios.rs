@@ -1,0 +1,83 @@
+//! Scenario versions: the first version arrives by PUT, later ones through deployed plans.
+
+use chrono::{DateTime, Utc};
+use planning::hash::scenario_checksum;
+use planning::validate::validate_scenario;
+use planning::{ScenarioInput, ScenarioVersion};
+use store::{Store, StoreError};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult, ErrorDetail};
+
+/// Validate a submitted definition, locating problems under `prefix`.
+pub fn validated(input: &ScenarioInput, prefix: &[&str]) -> ApiResult<()> {
+    validate_scenario(input).map_err(|issues| {
+        ApiError::Validation(
+            issues
+                .into_iter()
+                .map(|issue| ErrorDetail::from_issue(prefix, issue))
+                .collect(),
+        )
+    })
+}
+
+pub fn version_from_input(
+    tenant: Uuid,
+    scenario_id: Uuid,
+    input: ScenarioInput,
+    now: DateTime<Utc>,
+) -> ScenarioVersion {
+    let checksum = scenario_checksum(&input);
+    ScenarioVersion {
+        id: scenario_id,
+        tenant_id: tenant,
+        name: input.name,
+        description: input.description,
+        version: input.version,
+        entry_step_id: input.entry_step_id,
+        steps: input.steps,
+        checksum,
+        created_at: now,
+    }
+}
+
+pub async fn create(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    input: ScenarioInput,
+    now: DateTime<Utc>,
+) -> ApiResult<ScenarioVersion> {
+    validated(&input, &["body"])?;
+    let version = version_from_input(tenant, scenario_id, input, now);
+    match store.create_scenario(&version).await {
+        Ok(()) => Ok(version),
+        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(
+            "Scenario already exists; new versions arrive through a deployed migration plan".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn current(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+) -> ApiResult<ScenarioVersion> {
+    store
+        .get_current_scenario(tenant, scenario_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Scenario"))
+}
+
+pub async fn version(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+) -> ApiResult<ScenarioVersion> {
+    store
+        .get_scenario_version(tenant, scenario_id, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Scenario version"))
+}

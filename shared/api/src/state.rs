@@ -1,0 +1,33 @@
+//! What every handler shares: the store, the configuration, the marking queue.
+
+use std::sync::Arc;
+
+use store::Store;
+
+use crate::config::Config;
+use crate::marking::MarkingQueue;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    /// Where fan-out marking messages go; `None` marks every deployment inline.
+    pub queue: Option<Arc<dyn MarkingQueue>>,
+    pub plan_cache: Arc<crate::services::reconcile::PlanCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+            queue: None,
+            plan_cache: Arc::default(),
+        }
+    }
+
+    pub fn with_queue(mut self, queue: Arc<dyn MarkingQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+}

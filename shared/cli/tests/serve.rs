@@ -1,0 +1,79 @@
+//! `migrations serve` as a real process: it starts, prints its address, serves
+//! the API on the embedded store, and keeps data across restarts.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migrations"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn migrations serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read address line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Server { child, base }
+}
+
+#[tokio::test]
+async fn serves_the_api_on_the_embedded_store_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c";
+    let scenario = "4b7a5c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
+    let step = "00000000-0000-4000-8000-000000000001";
+    let body = json!({"name": "Tiny", "version": 1, "entry_step_id": step,
+        "steps": [{"id": step, "name": "Only", "transitions": []}]});
+    let client = reqwest::Client::new();
+    {
+        let server = start(dir.path());
+        let reply = client
+            .put(format!("{}/scenarios/{scenario}", server.base))
+            .header("X-Tenant-ID", tenant)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 201);
+        let reply = client
+            .get(format!("{}/migration-plans", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 422, "missing tenant header");
+    }
+    // A restart on the same data folder still has the scenario.
+    let server = start(dir.path());
+    let reply = client
+        .get(format!("{}/scenarios/{scenario}", server.base))
+        .header("X-Tenant-ID", tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    let got: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(got["name"], "Tiny");
+}
