@@ -1254,13 +1254,17 @@ impl Store for DynamoStore {
             })
             .transpose()?;
         let filtered = q.scenario_id.is_some() || q.status.is_some();
-        let page_size = if filtered { 100 } else { q.limit + 1 };
+        let page_size = if filtered {
+            100
+        } else {
+            q.limit.saturating_add(1)
+        };
         let query = self.plans_query(q);
         let items = self
             .query_some(
                 query.clone().limit(i32::try_from(page_size).unwrap_or(100)),
                 start,
-                q.limit + 1,
+                q.limit.saturating_add(1),
             )
             .await?;
         let (plans, next_token) = page_of(items, q.limit, &KEY, &query_id, summary_item)?;
@@ -1582,8 +1586,10 @@ impl Store for DynamoStore {
             .index_name(STEPS_INDEX)
             .key_condition_expression("step_key = :k")
             .expression_attribute_values(":k", s(sk.clone()))
-            .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
-        let items = self.query_some(query, start, q.limit + 1).await?;
+            .limit(i32::try_from(q.limit.saturating_add(1)).unwrap_or(i32::MAX));
+        let items = self
+            .query_some(query, start, q.limit.saturating_add(1))
+            .await?;
         let (sessions, next_cursor) = page_of(items, q.limit, &KEY, &query_id, session_from)?;
         Ok(SessionPage {
             sessions,
@@ -1754,8 +1760,10 @@ impl Store for DynamoStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(pk.clone()))
             .consistent_read(true)
-            .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
-        let items = self.query_some(query, start, q.limit + 1).await?;
+            .limit(i32::try_from(q.limit.saturating_add(1)).unwrap_or(i32::MAX));
+        let items = self
+            .query_some(query, start, q.limit.saturating_add(1))
+            .await?;
         let (events, next_token) = page_of(items, q.limit, &KEY, &query_id, |item| {
             from_json::<AuditEvent>(get_s(item, "body")?.as_bytes())
         })?;

@@ -5,11 +5,12 @@
 //! operation runs as one backend transaction — "read, check, write" — so a
 //! failed check leaves nothing behind.
 //!
-//! Keys (all start with the tenant; `{v}` is [`version_key`], `{at}` is [`time_key`]):
+//! Keys (all start with the tenant; `{v}` is the version as 20 sortable digits,
+//! `{at}` an RFC 3339 time with nanoseconds):
 //!
 //! | key | value |
 //! |---|---|
-//! | `{t}/SCN/{scenario}/HEAD` | [`ScenarioHead`] (current version) |
+//! | `{t}/SCN/{scenario}/HEAD` | current version |
 //! | `{t}/SCN/{scenario}/V/{v}` | `ScenarioVersion` |
 //! | `{t}/PLAN/{plan}` | `MigrationPlan` |
 //! | `{t}/PTGT/{plan}` | the plan's V2 `ScenarioVersion` |
@@ -534,7 +535,12 @@ fn resume_after(token: Option<&str>, query_id: &str, prefix: &str) -> StoreResul
 fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<SessionPage> {
     let prefix = step_prefix(q.tenant, q.scenario_id, q.version, q.step_id);
     let start = resume_after(q.cursor.as_deref(), &step_query_id(q), &prefix)?;
-    let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
+    let mut entries = kv.range(
+        &start,
+        &prefix_end(&prefix),
+        false,
+        q.limit.saturating_add(1),
+    )?;
     let more = entries.len() > q.limit;
     entries.truncate(q.limit);
     let mut sessions = Vec::with_capacity(entries.len());
@@ -610,7 +616,12 @@ fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {
     let query_id = event_query_id(q);
     let prefix = events_prefix(q.tenant, q.plan_id);
     let start = resume_after(q.next_token.as_deref(), &query_id, &prefix)?;
-    let mut entries = kv.range(&start, &prefix_end(&prefix), false, q.limit + 1)?;
+    let mut entries = kv.range(
+        &start,
+        &prefix_end(&prefix),
+        false,
+        q.limit.saturating_add(1),
+    )?;
     let more = entries.len() > q.limit;
     entries.truncate(q.limit);
     let events = entries

@@ -9,6 +9,13 @@
 //! - state changes are conditional and fail with [`StoreError::Conflict`] when the
 //!   condition does not hold — never a silent overwrite;
 //! - the marking ledger makes page recording idempotent.
+//!
+//! Backends: [`MemoryStore`] and [`EmbeddedStore`] share one implementation of
+//! these semantics over an ordered key-value transaction ([`kv`]); [`DynamoStore`]
+//! maps them onto conditional writes and transactions (key design in [`dynamo`]).
+//! Pagination tokens are opaque, bound to their query (another query, tenant or
+//! filter gets [`StoreError::InvalidToken`]) and exact: a page that ends the
+//! results carries no token.
 
 use std::collections::BTreeMap;
 
@@ -103,12 +110,16 @@ pub trait Store: Send + Sync + 'static {
     /// Move a plan from `change.from` to `change.to`, conditioned on its status and
     /// revision. Bumps the revision. Moving to a non-live status frees the
     /// (scenario, from, to) slot for a new plan. Returns the stored plan.
+    /// `Conflict` when the plan is not at `from`/`expected_revision` — including
+    /// when it does not exist (check with `get_plan` first for a 404).
     async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan>;
 
     /// Deploy step 1, atomically: plan `approved → deploying` (at `expected_revision`),
     /// scenario current version `from_version → to_version`, V2 archived as a version.
-    /// `Conflict(ActivationConflict::ScenarioMoved)` if the current version is no
-    /// longer `from_version`; `Conflict(PlanChanged)` if the plan moved.
+    /// [`ActivationError::PlanChanged`] if the plan is not approved at that revision
+    /// (checked first), [`ActivationError::ScenarioMoved`] if the current version is
+    /// no longer `from_version`. Nothing is written on either error; superseding
+    /// the plans left behind is the caller's (conditional) transition.
     async fn activate_plan(
         &self,
         activation: &PlanActivation,
@@ -116,6 +127,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- plan counters and the marking ledger -----------------------------
 
+    /// The plan's counters; all zero for a plan never counted (or unknown).
+    /// `last_migration_at` is the latest audit event time.
     async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats>;
 
     /// Initialise the marking progress of a deploying plan: how many marking
