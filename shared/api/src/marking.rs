@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use planning::scope::CompiledScope;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, PlanStatus, ScenarioInput};
 use serde::{Deserialize, Serialize};
-use store::{MarkedPage, PlanTransition, SessionPosition, StepQuery, Store, StoreError};
+use store::{
+    MarkedPage, PlanTransition, SessionMark, SessionPosition, StepQuery, Store, StoreError,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -181,27 +182,19 @@ pub async fn mark_page(
                     .as_ref()
                     .is_none_or(|s| s.includes(session, step_name, ctx.now));
                 if in_scope {
-                    to_mark.push(session.session_id.as_str());
+                    to_mark.push(SessionMark {
+                        session_id: session.session_id.clone(),
+                        expected: position.clone(),
+                        pending: pending.clone(),
+                    });
                 }
             }
         }
     }
-    // Futures are built up front: a closure returning borrowed futures trips the
-    // compiler's Send inference for the handler future.
-    let writes: Vec<_> = to_mark
-        .into_iter()
-        .map(|session_id| store.mark_session(plan.tenant_id, session_id, &position, &pending))
-        .collect();
-    let results: Vec<Result<bool, StoreError>> = futures::stream::iter(writes)
-        .buffer_unordered(ctx.concurrency.max(1))
-        .collect()
-        .await;
-    let mut marked = already_ours;
-    for result in results {
-        if result? {
-            marked += 1;
-        }
-    }
+    // One batch per page: a single transaction on the embedded store, bounded
+    // concurrent conditional writes on DynamoDB.
+    let results = store.mark_sessions(plan.tenant_id, &to_mark).await?;
+    let marked = already_ours + results.iter().filter(|m| **m).count() as u64;
     Ok(PageOutcome {
         marked,
         next_cursor: page.next_cursor,
