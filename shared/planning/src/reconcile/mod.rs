@@ -60,6 +60,8 @@
 //!    policy's scope filter is evaluated now. Out of scope → `continue` on its
 //!    version, not pinned: filters on age or custom conditions can include the
 //!    session later, so it is re-evaluated on every call (no write).
+//!    Only the first plan's scope filter applies: it is the plan that marked (or
+//!    would have marked) the session; later plans never saw it.
 //! 4. Follow the anchor through every plan of the chain (composite migration).
 //!    Any link whose policy has `update_downstream = false` pins the session on the
 //!    version it is on: `continue`, position unchanged, flag cleared. A deleted
@@ -79,6 +81,15 @@
 //!    visited → `execute_action` (landing on the anchor afterwards).
 //! 9. Land on the anchor's V2 step: `teleport`, or `continue` when the step id is
 //!    unchanged (still a migration: version and checksum move).
+//!
+//! Relocation by content hash (broken chain) only moves the session to the step
+//! with its step's content (same id preferred, else the only one); it cannot know
+//! what the missing plans would have asked, so it collects nothing. A step without
+//! a unique counterpart → `exit_scenario`.
+//!
+//! `reason` always says what was decided and adds what was skipped: conditions
+//! that are not valid CEL or failed to evaluate, pruned fields, forks not
+//! re-evaluated because they precede a passed checkpoint.
 //!
 //! `exit_scenario` moves the session to the entry step of the current version, so
 //! that the stored session is valid and a retry answers `continue`; the runtime

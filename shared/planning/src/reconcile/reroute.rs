@@ -54,7 +54,9 @@ pub(crate) fn evaluate(
         .iter()
         .copied()
         .filter(|&f| {
-            upstream[f]
+            // The anchor's own branches are its downstream side, never a re-route.
+            f != input.target
+                && upstream[f]
                 && current.step(f).transitions.len() >= 2
                 && current
                     .step(f)
