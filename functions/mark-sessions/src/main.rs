@@ -24,10 +24,11 @@ async fn handle_message(state: &AppState, message: &SqsMessage) -> Option<BatchI
     let span = tracing::info_span!("marking_message", message_id = %id, attempt);
     match process_body(state, body, attempt).instrument(span).await {
         MessageOutcome::Done | MessageOutcome::Malformed => None,
-        MessageOutcome::Retry => Some(BatchItemFailure {
-            item_identifier: id,
-            ..Default::default()
-        }),
+        MessageOutcome::Retry => {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            Some(failure)
+        }
     }
 }
 
@@ -41,10 +42,9 @@ async fn handle_batch(
         .filter_map(|failure| async move { failure })
         .collect()
         .await;
-    Ok(SqsBatchResponse {
-        batch_item_failures,
-        ..Default::default()
-    })
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = batch_item_failures;
+    Ok(response)
 }
 
 #[tokio::main]
