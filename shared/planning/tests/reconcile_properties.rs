@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use planning::hash::step_content_hash;
 use planning::model::*;
+use planning::plan::{SessionCounts, compute_plan};
 use planning::reconcile::{
     Decision, PlanLink, PreparedPlan, PreparedScenario, ReconcileContext, decide,
 };
@@ -452,6 +453,16 @@ struct World {
 impl World {
     /// `links` plans from version 1 to version `links + 1`; the session is on v1.
     fn generate(seed: u64, size: usize, links: usize) -> World {
+        Self::build(seed, size, links, false)
+    }
+
+    /// The same, with plans computed by the real diff (`compute_plan`) and random
+    /// policies on top.
+    fn generate_computed(seed: u64, size: usize, links: usize) -> World {
+        Self::build(seed, size, links, true)
+    }
+
+    fn build(seed: u64, size: usize, links: usize, computed: bool) -> World {
         let mut rng = Rng::new(seed);
         let mut defs = vec![random_scenario(&mut rng, size)];
         for v in 0..links {
@@ -459,7 +470,21 @@ impl World {
             defs.push(next);
         }
         let plans: Vec<MigrationPlan> = (0..links)
-            .map(|i| random_plan(&mut rng, &defs[i], &defs[i + 1]))
+            .map(|i| {
+                let mut plan = random_plan(&mut rng, &defs[i], &defs[i + 1]);
+                if computed {
+                    let real = compute_plan(&defs[i], &defs[i + 1], &SessionCounts::new());
+                    plan.transformation_map = real.transformation_map;
+                    plan.anchor_policies = real.anchor_policies;
+                    for p in plan.anchor_policies.values_mut() {
+                        p.update_downstream = !rng.one_in(10);
+                        if rng.one_in(8) {
+                            p.force_scenario = Some(MigrationScenario::GapFill);
+                        }
+                    }
+                }
+                plan
+            })
             .collect();
         let session = random_session(&mut rng, &defs[0], plans.first());
         let known = random_known(&mut rng);
@@ -619,6 +644,28 @@ proptest! {
         }
     }
 
+    /// Both invariants again, on plans computed by the real diff.
+    #[test]
+    fn computed_plans_keep_the_invariants(seed in any::<u64>(), size in 3usize..30, links in 1usize..4) {
+        let world = World::generate_computed(seed, size, links);
+        let d = world.decide(&world.session);
+        check_checkpoints(&world, &d)?;
+        prop_assert_eq!(&d, &world.decide(&world.session));
+        let again = world.decide(&apply(&world.session, &d));
+        if d.result.action != ReconciliationAction::Collect {
+            prop_assert_eq!(again.result.action, ReconciliationAction::Continue);
+            prop_assert!(!again.applies_migration);
+        }
+        let final_def = world.current().definition();
+        for f in &d.result.collect_fields {
+            let needed = final_def.steps.iter().any(|s| {
+                s.collects_profile_fields.contains(f)
+                    || s.transitions.iter().any(|t| t.condition_fields.contains(f))
+            });
+            prop_assert!(needed, "asked for {f}, unused in version {}", final_def.version);
+        }
+    }
+
     /// A composite migration only asks for fields the final version still uses.
     #[test]
     fn composite_never_asks_for_a_field_the_final_version_does_not_need(seed in any::<u64>(), size in 3usize..30, links in 2usize..5) {
@@ -644,9 +691,14 @@ fn generated_worlds_reach_every_outcome() {
     let mut moved_past_checkpoint = 0;
     let mut composite_collect = 0;
     let mut diversions = 0;
-    for seed in 0..3000u64 {
+    for seed in 0..4000u64 {
         let links = 1 + (seed % 3) as usize;
-        let world = World::generate(seed, 3 + (seed % 25) as usize, links);
+        let size = 3 + (seed % 25) as usize;
+        let world = if seed % 2 == 0 {
+            World::generate(seed, size, links)
+        } else {
+            World::generate_computed(seed, size, links)
+        };
         let d = world.decide(&world.session);
         *by_action
             .entry(format!("{:?}", d.result.action))
