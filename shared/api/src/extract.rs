@@ -215,3 +215,94 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn tenant_of(Tenant(t): Tenant) -> String {
+        t.to_string()
+    }
+
+    async fn status_for(header: Option<&str>, authorized: Option<&str>) -> (u16, String) {
+        let app = Router::new().route("/", get(tenant_of));
+        let mut request = HttpRequest::builder().uri("/");
+        if let Some(h) = header {
+            request = request.header("X-Tenant-ID", h);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        if let Some(claim) = authorized {
+            request
+                .extensions_mut()
+                .insert(AuthorizedTenant(claim.to_string()));
+        }
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    const TENANT: &str = "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c";
+
+    #[tokio::test]
+    async fn tenant_header_is_required_and_must_be_a_uuid() {
+        let (status, body) = status_for(None, None).await;
+        assert_eq!(status, 422);
+        assert!(body.contains("X-Tenant-ID"), "{body}");
+        assert_eq!(status_for(Some("acme"), None).await.0, 422);
+        assert_eq!(
+            status_for(Some(TENANT), None).await,
+            (200, TENANT.to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_authorized_tenant_claim_must_match_the_header() {
+        assert_eq!(status_for(Some(TENANT), Some(TENANT)).await.0, 200);
+        let other = "11111111-1111-4111-8111-111111111111";
+        let (status, body) = status_for(Some(TENANT), Some(other)).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("does not match"), "{body}");
+        // A claim that is not even a UUID never matches.
+        assert_eq!(status_for(Some(TENANT), Some("admin")).await.0, 403);
+    }
+
+    #[test]
+    fn json_errors_are_located() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            items: Vec<Item>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Item {
+            n: i64,
+        }
+        let Err(ApiError::Validation(details)) =
+            parse_json::<Body>(br#"{"items": [{"n": 1}, {"n": "x"}]}"#)
+        else {
+            panic!("expected a validation error");
+        };
+        let loc = serde_json::to_value(&details[0].loc).unwrap();
+        assert_eq!(loc, serde_json::json!(["body", "items", "1", "n"]));
+        assert!(matches!(
+            parse_json::<Body>(b"{} trailing"),
+            Err(ApiError::Validation(_))
+        ));
+        let Err(ApiError::Validation(details)) = parse_json::<Body>(br#"{"items": [], "x": 1}"#)
+        else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(details[0].kind, "value_error.extra");
+    }
+}

@@ -48,3 +48,36 @@ pub async fn run(group: fn() -> Router<AppState>) -> Result<(), lambda_http::Err
     ));
     lambda_http::run(app).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context_with_claims(claims: serde_json::Value) -> RequestContext {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "",
+            "headers": {}, "isBase64Encoded": false,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "example.com",
+                "domainPrefix": "example", "requestId": "r", "routeKey": "GET /x", "stage": "$default",
+                "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+            }
+        });
+        let request =
+            lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
+        request
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .expect("request context")
+    }
+
+    #[test]
+    fn reads_the_configured_tenant_claim() {
+        let ctx = context_with_claims(serde_json::json!({"tenant_id": "t-1", "sub": "user"}));
+        assert_eq!(tenant_claim(&ctx, "tenant_id").as_deref(), Some("t-1"));
+        assert_eq!(tenant_claim(&ctx, "custom:tenant"), None);
+    }
+}
