@@ -34,8 +34,16 @@ fn json_plan_uses_the_spec_names() {
     let d = dir("json");
     let v1 = conversation(40, 1);
     let v2 = edit(&v1, 3, 2);
-    let out = plan(&write(&d, "v1.json", &v1), &write(&d, "v2.json", &v2), "json");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plan(
+        &write(&d, "v1.json", &v1),
+        &write(&d, "v2.json", &v2),
+        "json",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in [
         "scenario_checksum_v1",
@@ -47,7 +55,10 @@ fn json_plan_uses_the_spec_names() {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     for key in ["anchors", "deleted_nodes", "new_node_ids"] {
-        assert!(json["transformation_map"].get(key).is_some(), "missing {key}");
+        assert!(
+            json["transformation_map"].get(key).is_some(),
+            "missing {key}"
+        );
     }
     let anchor = &json["transformation_map"]["anchors"][0];
     for key in [
@@ -89,7 +100,11 @@ fn text_and_mermaid_formats() {
     assert!(text.contains("SUMMARY") && text.contains("WARNINGS"));
     let mermaid = plan(&a, &b, "mermaid");
     assert!(mermaid.status.success());
-    assert!(String::from_utf8(mermaid.stdout).unwrap().starts_with("flowchart TD"));
+    assert!(
+        String::from_utf8(mermaid.stdout)
+            .unwrap()
+            .starts_with("flowchart TD")
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ use planning::testkit::{conversation, edit};
 
 fn bench_plan(c: &mut Criterion) {
     for (steps, edits) in [(200usize, 5usize), (10_000, 10)] {
-        let v1 = conversation(steps, 42);
+        // Same shapes as examples/plan_fixtures.rs: V2 stays within the step limit.
+        let v1 = conversation(steps - edits, 42);
         let v2 = edit(&v1, edits, 7);
         // Every V1 step holds a few sessions, as in production.
         let counts: SessionCounts = v1.steps.iter().map(|s| (s.id, 3)).collect();

@@ -7,6 +7,8 @@
 //! ```
 //!
 //! Arguments: output directory, steps (default 10,000), edited steps (default 10).
+//! V1 gets `steps - edits` steps so that V2 (which may gain up to `edits` steps) stays
+//! within the SPEC's 10,000-step limit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +20,8 @@ fn main() -> ExitCode {
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "plan-fixtures".into()));
     let steps: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let edits: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
-    let v1 = conversation(steps, 42);
+    // Edits may insert steps: leave room so V2 stays within the 10,000-step limit.
+    let v1 = conversation(steps.saturating_sub(edits).max(1), 42);
     let v2 = edit(&v1, edits, 7);
     let write = |name: &str, value: &planning::model::ScenarioInput| -> Result<(), String> {
         let path = dir.join(name);

@@ -473,9 +473,11 @@ impl<'a> Analysis<'a> {
     fn assemble(&mut self, cand: Vec<Candidates>, changes: &[Vec<TransitionChange>]) {
         let mut anchors_out = Vec::with_capacity(cand.len());
         let mut reroute_forks = Vec::with_capacity(cand.len());
+        let mut built_forks: HashMap<u32, NewFork> = HashMap::new();
         for (a, c) in cand.into_iter().enumerate() {
             let (i, j) = self.anchors[a];
             let upstream = self.region(
+                &mut built_forks,
                 c.up_inserted,
                 c.up_removed,
                 c.up_forks,
@@ -483,6 +485,7 @@ impl<'a> Analysis<'a> {
                 changes,
             );
             let downstream = self.region(
+                &mut built_forks,
                 c.down_inserted,
                 c.down_removed,
                 c.down_forks,
@@ -539,6 +542,7 @@ impl<'a> Analysis<'a> {
 
     fn region(
         &self,
+        built_forks: &mut HashMap<u32, NewFork>,
         mut inserted: Vec<u32>,
         mut removed: Vec<u32>,
         mut forks: Vec<u32>,
@@ -578,7 +582,10 @@ impl<'a> Analysis<'a> {
                 })
                 .collect(),
             removed_node_ids: removed.iter().map(|&s| self.g1.step(s).id).collect(),
-            new_forks: forks.iter().map(|&f| self.fork(f)).collect(),
+            new_forks: forks
+                .iter()
+                .map(|&f| built_forks.entry(f).or_insert_with(|| self.fork(f)).clone())
+                .collect(),
             modified_transitions: modified
                 .iter()
                 .flat_map(|&x| changes[x as usize].iter().cloned())

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use uuid::Uuid;
 
-use crate::hash::step_content_hash;
+use crate::hash::step_content_hash_with;
 use crate::model::{ScenarioInput, StepInput};
 
 /// A fixed-size set of step indices.
@@ -89,7 +89,11 @@ impl<'a> Graph<'a> {
     pub fn new(scenario: &'a ScenarioInput) -> Self {
         let steps = scenario.steps.as_slice();
         let n = steps.len();
-        let hashes: Vec<String> = steps.iter().map(step_content_hash).collect();
+        let mut scratch = String::with_capacity(256);
+        let hashes: Vec<String> = steps
+            .iter()
+            .map(|s| step_content_hash_with(s, &mut scratch))
+            .collect();
         let mut index = HashMap::with_capacity(n);
         for (i, s) in steps.iter().enumerate() {
             index.entry(s.id).or_insert(i as u32);

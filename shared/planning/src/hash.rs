@@ -13,9 +13,16 @@ use crate::model::{ScenarioInput, StepInput};
 
 /// The content hash of a step: what makes two steps of different versions "the same step".
 pub fn step_content_hash(step: &StepInput) -> String {
-    let mut out = String::with_capacity(192);
-    step_hash_json(step, &mut out);
-    truncated_sha256(&out)
+    let mut out = String::with_capacity(256);
+    step_content_hash_with(step, &mut out)
+}
+
+/// [`step_content_hash`] reusing `buf` as scratch space: hashing every step of a big
+/// scenario should not allocate a buffer per step.
+pub(crate) fn step_content_hash_with(step: &StepInput, buf: &mut String) -> String {
+    buf.clear();
+    step_hash_json(step, buf);
+    truncated_sha256(buf)
 }
 
 /// The checksum of a whole scenario version, used to validate a session's stored path.
@@ -26,12 +33,22 @@ pub fn scenario_checksum(scenario: &ScenarioInput) -> String {
 }
 
 fn truncated_sha256(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(16);
     for byte in &digest[..8] {
-        let _ = write!(hex, "{byte:02x}");
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
     }
     hex
+}
+
+/// A UUID the way Python's `str(uuid)` writes it, without allocating.
+fn py_uuid(id: &uuid::Uuid, out: &mut String) {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.push('"');
+    out.push_str(id.hyphenated().encode_lower(&mut buf));
+    out.push('"');
 }
 
 /// Keys in Python's sorted order: checkpoint_description, collects_profile_fields,
@@ -40,14 +57,18 @@ fn step_hash_json(step: &StepInput, out: &mut String) {
     out.push_str("{\"checkpoint_description\": ");
     py_str(step.checkpoint_description.as_deref().unwrap_or(""), out);
     out.push_str(", \"collects_profile_fields\": ");
-    let mut fields: Vec<&str> = step
-        .collects_profile_fields
-        .iter()
-        .map(String::as_str)
-        .collect();
-    // Python sorts str by code point, which is the byte order of UTF-8.
-    fields.sort_unstable();
-    py_list(fields.iter().copied(), out);
+    if step.collects_profile_fields.len() <= 1 {
+        py_list(step.collects_profile_fields.iter().map(String::as_str), out);
+    } else {
+        let mut fields: Vec<&str> = step
+            .collects_profile_fields
+            .iter()
+            .map(String::as_str)
+            .collect();
+        // Python sorts str by code point, which is the byte order of UTF-8.
+        fields.sort_unstable();
+        py_list(fields.iter().copied(), out);
+    }
     out.push_str(", \"description\": ");
     py_str(step.description.as_deref().unwrap_or(""), out);
     out.push_str(", \"is_checkpoint\": ");
@@ -58,10 +79,16 @@ fn step_hash_json(step: &StepInput, out: &mut String) {
     out.push_str(py_bool(step.performs_action));
     out.push_str(", \"rule_ids\": ");
     // Lowercase hyphenated UUID strings sort like the UUID bytes.
-    let mut rules = step.rule_ids.clone();
+    let mut rules: Vec<&uuid::Uuid> = step.rule_ids.iter().collect();
     rules.sort_unstable();
-    let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-    py_list(rules.iter().map(String::as_str), out);
+    out.push('[');
+    for (i, rule) in rules.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        py_uuid(rule, out);
+    }
+    out.push(']');
     out.push('}');
 }
 
@@ -70,7 +97,7 @@ fn step_hash_json(step: &StepInput, out: &mut String) {
 /// (both stable sorts, as Python's `sorted`).
 fn scenario_checksum_json(scenario: &ScenarioInput, out: &mut String) {
     out.push_str("{\"entry_step_id\": ");
-    py_str(&scenario.entry_step_id.to_string(), out);
+    py_uuid(&scenario.entry_step_id, out);
     out.push_str(", \"name\": ");
     py_str(&scenario.name, out);
     out.push_str(", \"steps\": [");
@@ -81,12 +108,14 @@ fn scenario_checksum_json(scenario: &ScenarioInput, out: &mut String) {
             out.push_str(", ");
         }
         out.push_str("{\"id\": ");
-        py_str(&step.id.to_string(), out);
+        py_uuid(&step.id, out);
         out.push_str(", \"name\": ");
         py_str(&step.name, out);
         out.push_str(", \"transitions\": [");
         let mut transitions: Vec<_> = step.transitions.iter().collect();
-        transitions.sort_by_key(|t| t.to_step_id);
+        if transitions.len() > 1 {
+            transitions.sort_by_key(|t| t.to_step_id);
+        }
         for (j, t) in transitions.iter().enumerate() {
             if j > 0 {
                 out.push_str(", ");
@@ -94,7 +123,7 @@ fn scenario_checksum_json(scenario: &ScenarioInput, out: &mut String) {
             out.push_str("{\"condition_text\": ");
             py_str(&t.condition_text, out);
             let _ = write!(out, ", \"priority\": {}, \"to_step_id\": ", t.priority);
-            py_str(&t.to_step_id.to_string(), out);
+            py_uuid(&t.to_step_id, out);
             out.push('}');
         }
         out.push_str("]}");
@@ -122,6 +151,13 @@ fn py_list<'a>(items: impl Iterator<Item = &'a str>, out: &mut String) {
 /// as lowercase `\uXXXX` UTF-16 code units.
 fn py_str(s: &str, out: &mut String) {
     out.push('"');
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

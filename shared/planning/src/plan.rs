@@ -14,6 +14,7 @@
 //! deleted step of the from-version.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{LazyLock, Mutex};
 
 use uuid::Uuid;
 
@@ -31,6 +32,30 @@ pub type SessionCounts = BTreeMap<Uuid, u64>;
 
 /// How many anchor or step names a warning message quotes before "and N more".
 const EXAMPLES: usize = 3;
+
+/// Whether condition texts compile as CEL, remembered across plans: compiling is the
+/// most expensive part of a small plan, and the same conditions come back with every
+/// version of a scenario. Bounded, because a long-lived process sees every tenant's.
+static CEL_VALIDITY: LazyLock<Mutex<HashMap<String, bool>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const CEL_VALIDITY_CAPACITY: usize = 4_096;
+
+fn is_valid_cel(text: &str) -> bool {
+    if let Ok(cache) = CEL_VALIDITY.lock()
+        && let Some(&known) = cache.get(text)
+    {
+        return known;
+    }
+    let valid = is_machine_evaluable(text);
+    // A poisoned lock only loses the memo, never the answer.
+    if let Ok(mut cache) = CEL_VALIDITY.lock() {
+        if cache.len() >= CEL_VALIDITY_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), valid);
+    }
+    valid
+}
 
 /// The plan between `v1` (current) and `v2` (proposed) with the given session counts.
 /// Expects validated scenarios; on invalid ones it still returns, never panics.
@@ -495,7 +520,6 @@ fn cel_findings(analysis: &Analysis<'_>, through: &[Vec<Uuid>], out: &mut Vec<Fi
     }
     let mut forks: Vec<u32> = anchors_of.keys().copied().collect();
     forks.sort_by_key(|&f| analysis.g2.rank[f as usize]);
-    let mut valid: HashMap<&str, bool> = HashMap::new();
     for f in forks {
         let step = analysis.g2.step(f);
         let mut bad: Vec<String> = Vec::new();
@@ -505,9 +529,7 @@ fn cel_findings(analysis: &Analysis<'_>, through: &[Vec<Uuid>], out: &mut Vec<Fi
             if text.trim().is_empty() {
                 continue;
             }
-            let ok = *valid
-                .entry(text)
-                .or_insert_with(|| is_machine_evaluable(text));
+            let ok = is_valid_cel(text);
             if !ok && !bad.iter().any(|b| b == text) {
                 bad.push(text.to_string());
             }
