@@ -129,6 +129,8 @@ step "install local tools into .cache/" install_tools
 step "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+# The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves.
+step "cargo build --workspace --bins" cargo build --workspace --bins
 step "cargo test --workspace" cargo test --workspace
 step "cfn-lint infra/template.yaml" cfn_lint
 if [ "$QUICK" -eq 0 ]; then
