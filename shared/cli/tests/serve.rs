@@ -19,9 +19,15 @@ impl Drop for Server {
 }
 
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migrations"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
+    command
         .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir);
+    spawn(command)
+}
+
+fn spawn(mut command: Command) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -76,4 +82,52 @@ async fn serves_the_api_on_the_embedded_store_and_persists() {
     assert_eq!(reply.status().as_u16(), 200);
     let got: serde_json::Value = reply.json().await.unwrap();
     assert_eq!(got["name"], "Tiny");
+}
+
+/// `--store dynamodb --queue sqs --init` against DynamoDB Local and moto: the tables and
+/// the queue are created at start, and the API serves from DynamoDB.
+#[tokio::test]
+async fn serves_on_dynamodb_local_with_init() {
+    let dynamo = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok_and(|v| !v.is_empty());
+    let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").is_ok_and(|v| !v.is_empty());
+    if !(dynamo && sqs) {
+        assert_ne!(
+            std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref(),
+            Ok("1"),
+            "FOCAL_REQUIRE_LOCAL_AWS=1 but the local AWS endpoints are not set"
+        );
+        eprintln!("skipping: DynamoDB Local / SQS endpoints not set");
+        return;
+    }
+    let suffix = format!("{}", std::process::id());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
+    command
+        .args([
+            "serve", "--port", "0", "--store", "dynamodb", "--queue", "sqs", "--init",
+        ])
+        .env("MIGRATIONS_TABLE", format!("serve-main-{suffix}"))
+        .env("SESSIONS_TABLE", format!("serve-sessions-{suffix}"))
+        .env_remove("MARKING_QUEUE_URL");
+    let server = spawn(command);
+    let tenant = "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c";
+    let scenario = "5c8b6d2e-3f4a-4b5c-9d7e-8f9a0b1c2d3e";
+    let step = "00000000-0000-4000-8000-000000000001";
+    let body = json!({"name": "Tiny", "version": 1, "entry_step_id": step,
+        "steps": [{"id": step, "name": "Only", "transitions": []}]});
+    let client = reqwest::Client::new();
+    let reply = client
+        .put(format!("{}/scenarios/{scenario}", server.base))
+        .header("X-Tenant-ID", tenant)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 201);
+    let reply = client
+        .get(format!("{}/scenarios/{scenario}/versions/1", server.base))
+        .header("X-Tenant-ID", tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
 }
