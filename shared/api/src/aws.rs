@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use store::dynamo::{DynamoStore, TableNames};
 
 use crate::config::Config;
@@ -109,29 +109,93 @@ pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: Strin
                 continue;
             }
         };
-        for message in messages {
-            let attempt = message
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            let body = message.body().unwrap_or("");
-            let outcome = crate::worker::process_body(&state, body, attempt).await;
-            if outcome == crate::worker::MessageOutcome::Retry {
-                continue;
-            }
-            if let Some(handle) = message.receipt_handle() {
-                let deleted = client
-                    .delete_message()
-                    .queue_url(&url)
+        let deliveries: Vec<crate::worker::Delivery<'_>> = messages
+            .iter()
+            .map(|m| crate::worker::Delivery {
+                id: m.message_id().unwrap_or(""),
+                body: m.body().unwrap_or(""),
+                attempt: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect();
+        // The event source mapping's contract: messages reported as failed stay
+        // on the queue (and come back after the visibility timeout); the rest are deleted.
+        let failed = crate::worker::process_batch(&state, &deliveries).await;
+        retry_later(&client, &url, &messages, &deliveries, &failed).await;
+        let done: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed.iter().any(|id| Some(id.as_str()) == m.message_id()))
+            .filter_map(|(index, m)| {
+                let handle = m.receipt_handle()?;
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
                     .receipt_handle(handle)
-                    .send()
-                    .await;
-                if let Err(e) = deleted {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
-                }
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if done.is_empty() {
+            continue;
+        }
+        let deleted = client
+            .delete_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(done))
+            .send()
+            .await;
+        match deleted {
+            Ok(output) if !output.failed().is_empty() => {
+                tracing::warn!(failed = output.failed().len(), "SQS refused some deletes");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
             }
         }
+    }
+}
+
+/// Failed messages come back after an exponential backoff (1 s, 2 s, 4 s, … up
+/// to 60 s) instead of the queue's whole visibility timeout. Best effort: if this
+/// fails, the visibility timeout still brings them back.
+async fn retry_later(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    deliveries: &[crate::worker::Delivery<'_>],
+    failed: &[String],
+) {
+    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+    let entries: Vec<_> = messages
+        .iter()
+        .zip(deliveries)
+        .enumerate()
+        .filter(|(_, (_, d))| failed.iter().any(|id| id == d.id))
+        .filter_map(|(index, (m, d))| {
+            let backoff = 1i32 << d.attempt.saturating_sub(1).min(6);
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(index.to_string())
+                .receipt_handle(m.receipt_handle()?)
+                .visibility_timeout(backoff.min(60))
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    let changed = client
+        .change_message_visibility_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    if let Err(e) = changed {
+        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS visibility change failed");
     }
 }
 

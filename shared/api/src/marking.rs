@@ -124,8 +124,9 @@ pub struct PageOutcome {
 }
 
 /// Mark one page of a chain. Sessions already flagged by this plan count as
-/// marked (a retry after a crash re-counts what the first attempt flagged, so
-/// the recorded page is exact either way).
+/// marked — whether an earlier attempt flagged them (a retry after a crash) or a
+/// concurrent delivery of the same page did — so whichever attempt records the
+/// page records it exactly.
 pub async fn mark_page(
     store: &dyn Store,
     ctx: &MarkingContext<'_>,
@@ -193,12 +194,59 @@ pub async fn mark_page(
     }
     // One batch per page: a single transaction on the embedded store, bounded
     // concurrent conditional writes on DynamoDB.
-    let results = store.mark_sessions(plan.tenant_id, &to_mark).await?;
-    let marked = already_ours + results.iter().filter(|m| **m).count() as u64;
+    let results = store
+        .mark_sessions(plan.tenant_id, &to_mark, ctx.concurrency)
+        .await?;
+    let newly = results.iter().filter(|m| **m).count() as u64;
+    // A mark that did not hold may have lost to a concurrent delivery of this
+    // very page (at-least-once queues do deliver twice): whichever delivery
+    // records the page must count those sessions too, so look at them again.
+    // Normally this is only the few sessions that moved meanwhile.
+    let lost: Vec<&SessionMark> = to_mark
+        .iter()
+        .zip(&results)
+        .filter(|(_, marked)| !**marked)
+        .map(|(m, _)| m)
+        .collect();
+    let flagged_meanwhile = flagged_by_plan(store, plan, &lost, ctx.concurrency).await?;
+    let marked = already_ours + newly + flagged_meanwhile;
     Ok(PageOutcome {
         marked,
         next_cursor: page.next_cursor,
     })
+}
+
+/// How many of `marks` name a session that now carries this plan's flag.
+async fn flagged_by_plan(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+    marks: &[&SessionMark],
+    concurrency: usize,
+) -> ApiResult<u64> {
+    use futures::{StreamExt, TryStreamExt};
+    if marks.is_empty() {
+        return Ok(0);
+    }
+    // Built up front: a mapping closure returning borrowed futures defeats the
+    // compiler's `Send` inference for the stream.
+    let reads: Vec<_> = marks
+        .iter()
+        .map(|m| store.get_session(plan.tenant_id, &m.session_id))
+        .collect();
+    let sessions: Vec<_> = futures::stream::iter(reads)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let ours = sessions
+        .iter()
+        .flatten()
+        .filter(|s| {
+            s.pending_migration
+                .as_ref()
+                .is_some_and(|flag| flag.migration_plan_id == plan.id)
+        })
+        .count();
+    Ok(ours as u64)
 }
 
 /// Record a marked page in the ledger (idempotent) and, when it completes the

@@ -52,6 +52,83 @@ pub async fn process_body(state: &AppState, body: &str, attempt: u32) -> Message
     }
 }
 
+/// Pages of one batch processed at once; each page already writes with
+/// `MARK_CONCURRENCY` conditional updates in flight.
+pub const PAGES_IN_FLIGHT: usize = 2;
+
+/// One delivered message of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The queue's message id (the SQS `messageId`).
+    pub id: &'a str,
+    pub body: &'a str,
+    /// The delivery count (SQS `ApproximateReceiveCount`), 1 for the first.
+    pub attempt: u32,
+}
+
+/// Process a batch, each message on its own (in a span tagged with its id), at
+/// most [`PAGES_IN_FLIGHT`] at once. Returns the ids of the messages to redeliver;
+/// one failing message never fails the others.
+pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec<String> {
+    use futures::StreamExt;
+    use tracing::Instrument;
+    // Built up front: a mapping closure returning borrowed futures defeats the
+    // compiler's `Send` inference for the stream.
+    let work: Vec<_> = deliveries
+        .iter()
+        .map(|d| {
+            let span =
+                tracing::info_span!("marking_message", message_id = %d.id, attempt = d.attempt);
+            async move {
+                let outcome = process_body(state, d.body, d.attempt)
+                    .instrument(span)
+                    .await;
+                (outcome == MessageOutcome::Retry).then(|| d.id.to_owned())
+            }
+        })
+        .collect();
+    futures::stream::iter(work)
+        .buffer_unordered(PAGES_IN_FLIGHT)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await
+}
+
+#[cfg(feature = "worker-lambda")]
+pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+
+/// The SQS worker Lambda's handler: the event's records as one batch, answered
+/// with `batchItemFailures` naming only the messages to redeliver (the event
+/// source mapping must enable `ReportBatchItemFailures`).
+#[cfg(feature = "worker-lambda")]
+pub async fn handle_sqs_event(state: &AppState, event: &SqsEvent) -> SqsBatchResponse {
+    let deliveries: Vec<Delivery<'_>> = event
+        .records
+        .iter()
+        .map(|m| Delivery {
+            id: m.message_id.as_deref().unwrap_or(""),
+            body: m.body.as_deref().unwrap_or(""),
+            attempt: m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = process_batch(state, &deliveries)
+        .await
+        .into_iter()
+        .map(|id| {
+            // Non-exhaustive event types: build through the default.
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
 async fn process(state: &AppState, message: &MarkMessage) -> ApiResult<()> {
     let continuation = marking::process_message(
         state.store.as_ref(),

@@ -533,6 +533,11 @@ pub struct DeploymentStatus {
     pub deployed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_migration_at: Option<DateTime<Utc>>,
+    /// Marking pages that exhausted their deliveries (sent to the dead-letter
+    /// queue). While it is non-zero and the plan is `deploying`, marking waits
+    /// for those pages to be re-driven; it never decreases (a history count).
+    #[serde(default)]
+    pub pages_failed: u64,
 }
 
 // ---------------------------------------------------------------------------

@@ -108,8 +108,6 @@ const INLINE_MAX: usize = 100 * 1024;
 const PART_MAX: usize = 350 * 1024;
 const CONFLICT_RETRIES: u32 = 12;
 const ANCHOR_PREFIX: &str = "anchor#";
-/// Concurrent conditional writes of one `mark_sessions` page.
-const MARK_CONCURRENCY: usize = 16;
 
 /// Summary-item fields projected into the listing index.
 const SUMMARY_FIELDS: [&str; 10] = [
@@ -1646,7 +1644,12 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+    async fn mark_sessions(
+        &self,
+        tenant: Uuid,
+        marks: &[SessionMark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
         use futures::stream::{self, StreamExt, TryStreamExt};
         // Built up front: a mapping closure returning borrowed futures defeats the
         // compiler's `Send` inference for this future.
@@ -1655,7 +1658,7 @@ impl Store for DynamoStore {
             .map(|m| self.mark_session(tenant, &m.session_id, &m.expected, &m.pending))
             .collect();
         stream::iter(writes)
-            .buffered(MARK_CONCURRENCY)
+            .buffered(concurrency.max(1))
             .try_collect()
             .await
     }

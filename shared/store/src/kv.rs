@@ -796,7 +796,13 @@ impl<B: KvBackend> Store for KvStore<B> {
             .await
     }
 
-    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+    /// One transaction for the whole page: `concurrency` has nothing to bound.
+    async fn mark_sessions(
+        &self,
+        tenant: Uuid,
+        marks: &[SessionMark],
+        _concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
         let marks = marks.to_vec();
         self.backend
             .write(move |kv| {

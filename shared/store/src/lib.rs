@@ -188,9 +188,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// [`Store::mark_session`] for a page of sessions: each mark is decided on its
     /// own, under the same condition. Returns one flag per input, in order.
-    /// Backends batch it (one transaction in the embedded and in-memory stores,
-    /// bounded concurrency on DynamoDB); this default marks one by one.
-    async fn mark_sessions(&self, tenant: Uuid, marks: &[SessionMark]) -> StoreResult<Vec<bool>> {
+    /// `concurrency` bounds the writes in flight at once (the caller's
+    /// `MARK_CONCURRENCY`; 0 counts as 1) where a backend writes marks one by one:
+    /// DynamoDB issues that many conditional updates concurrently, the embedded and
+    /// in-memory stores write the whole page in one transaction and ignore it.
+    /// This default marks one by one.
+    async fn mark_sessions(
+        &self,
+        tenant: Uuid,
+        marks: &[SessionMark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        let _ = concurrency;
         let mut marked = Vec::with_capacity(marks.len());
         for m in marks {
             marked.push(

@@ -978,10 +978,13 @@ mod cases {
                 pending: pending(plan_id, step_a),
             })
             .collect();
-        let marked = s.mark_sessions(tenant, &marks).await.expect("mark page");
+        let marked = s.mark_sessions(tenant, &marks, 4).await.expect("mark page");
         let expected: Vec<bool> = (0..41).map(|i| i < 40 && i % 5 != 0).collect();
         assert_eq!(marked, expected, "one result per input, in order");
-        let again = s.mark_sessions(tenant, &marks).await.expect("mark again");
+        let again = s
+            .mark_sessions(tenant, &marks, 4)
+            .await
+            .expect("mark again");
         assert!(again.iter().all(|m| !m), "nothing is marked twice");
         let x = s
             .get_session(tenant, "m-01")
@@ -998,7 +1001,7 @@ mod cases {
                 .is_some_and(|x| x.pending_migration.is_none())
         );
         assert_eq!(
-            s.mark_sessions(tenant, &[]).await.expect("empty page"),
+            s.mark_sessions(tenant, &[], 4).await.expect("empty page"),
             Vec::<bool>::new()
         );
     }

@@ -220,3 +220,85 @@ pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
         .collect();
     json!({"name": "Long flow", "version": version, "entry_step_id": step(1), "steps": steps})
 }
+
+/// Whether a local SQS (moto) is configured; panics when the test script requires it.
+pub fn sqs_available() -> bool {
+    let configured = std::env::var("AWS_ENDPOINT_URL_SQS").is_ok_and(|v| !v.is_empty());
+    if !configured && std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
+        panic!("FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_SQS is not set");
+    }
+    if !configured {
+        eprintln!("skipping: AWS_ENDPOINT_URL_SQS not set");
+    }
+    configured
+}
+
+/// A fresh store for `backend` (a temp redb file, or fresh DynamoDB Local
+/// tables), with the temp dir that must outlive it; `None` when unavailable.
+pub async fn fresh_store(
+    backend: Backend,
+) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = store::embedded::EmbeddedStore::open(dir.path().join("migrations.redb"))
+                .expect("open embedded store");
+            Some((Arc::new(store), Some(dir)))
+        }
+        Backend::Dynamo => {
+            if !dynamo_available() {
+                return None;
+            }
+            let sdk = api::aws::sdk_config().await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let suffix = Uuid::new_v4().simple().to_string();
+            let tables = store::dynamo::TableNames {
+                main: format!("e2e-main-{suffix}"),
+                sessions: format!("e2e-sessions-{suffix}"),
+            };
+            store::dynamo::create_tables(&client, &tables)
+                .await
+                .expect("create tables");
+            Some((
+                Arc::new(store::dynamo::DynamoStore::new(client, tables)),
+                None,
+            ))
+        }
+    }
+}
+
+/// Serve a prepared state (store, config and queue already chosen) over real
+/// HTTP, like [`spawn_app`]. `dir` is kept alive with the app.
+pub async fn serve_state(state: AppState, dir: Option<tempfile::TempDir>) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = api::app(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum_serve(listener, app).await;
+    });
+    TestApp {
+        base: format!("http://{address}"),
+        client: reqwest::Client::new(),
+        tenant: Uuid::new_v4(),
+        state,
+        _dir: dir,
+        server,
+    }
+}
+
+/// A fresh marking queue (and its dead-letter queue) on the local SQS, with a
+/// unique name; `None` when no local SQS is configured.
+pub async fn fresh_sqs_queue(max_receives: u32) -> Option<(aws_sdk_sqs::Client, String)> {
+    if !sqs_available() {
+        return None;
+    }
+    let sdk = api::aws::sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("e2e-marking-{}", Uuid::new_v4().simple());
+    let url = api::aws::ensure_queue(&client, &name, max_receives)
+        .await
+        .expect("create SQS queue");
+    Some((client, url))
+}

@@ -165,7 +165,7 @@ async fn mark(
         .into_iter()
         .collect::<Result<_, _>>()?;
     let mut chains: Vec<(Chain, u64)> = counted.into_iter().filter(|(_, n)| *n > 0).collect();
-    chains.sort_by(|a, b| a.0.step_id.cmp(&b.0.step_id));
+    chains.sort_by_key(|(chain, _)| chain.step_id);
     let total: u64 = chains.iter().map(|(_, n)| n).sum();
     store
         .start_marking(plan.tenant_id, plan.id, chains.len() as u64)
@@ -242,5 +242,6 @@ pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult
         checkpoint_blocks: stats.checkpoint_blocks,
         deployed_at: plan.deployed_at,
         last_migration_at: stats.last_migration_at,
+        pages_failed: stats.pages_failed,
     })
 }
