@@ -55,17 +55,40 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# A step runs in the background and the script waits for it, so a signal is handled at once:
+# stop the step (cargo and the compilers it started), then the EXIT trap stops the services.
+STEP_PID=""
+on_signal() {
+    if [ -n "$STEP_PID" ]; then
+        pkill -TERM -P "$STEP_PID" 2>/dev/null || true
+        kill -TERM "$STEP_PID" 2>/dev/null || true
+    fi
+    exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 # step NAME CMD... — run one step with a banner and its elapsed time; stop at the first failure.
+# `step --here NAME CMD...` runs CMD in this shell, for steps that set variables (services).
 step() {
+    local here=0
+    if [ "$1" = --here ]; then
+        here=1
+        shift
+    fi
     local name="$1"
     shift
     CURRENT_STEP="$name"
     printf '\n==== %s ====\n' "$name"
     local t0=$SECONDS
-    "$@"
+    if [ "$here" -eq 1 ]; then
+        "$@"
+    else
+        "$@" &
+        STEP_PID=$!
+        wait "$STEP_PID"
+        STEP_PID=""
+    fi
     printf '==== ok: %s (%ss) ====\n' "$name" "$((SECONDS - t0))"
     CURRENT_STEP=""
 }
@@ -125,8 +148,8 @@ build_lambdas() {
     [ "$too_big" -eq 0 ]
 }
 
-step "install local tools into .cache/" install_tools
-step "start DynamoDB Local and moto (SQS)" start_services
+step --here "install local tools into .cache/" install_tools
+step --here "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves.
