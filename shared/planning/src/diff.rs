@@ -88,13 +88,6 @@ pub(crate) struct Analysis<'a> {
     pub output: DiffOutput,
 }
 
-/// Members of one content hash in each version, in flow order.
-#[derive(Default)]
-struct HashGroup {
-    v1: Vec<u32>,
-    v2: Vec<u32>,
-}
-
 /// Candidate region entries of one anchor, before the content-hash check.
 #[derive(Default, Clone)]
 struct Candidates {
@@ -113,8 +106,7 @@ impl<'a> Analysis<'a> {
     pub fn new(v1: &'a ScenarioInput, v2: &'a ScenarioInput) -> Self {
         let g1 = Graph::new(v1);
         let g2 = Graph::new(v2);
-        let groups = hash_groups(&g1, &g2);
-        let (mut anchors, ambiguous_groups) = pair_anchors(&g1, &g2, &groups);
+        let (mut anchors, ambiguous_groups) = pair_anchors(&g1, &g2);
         anchors.sort_by_key(|&(_, j)| g2.rank[j as usize]);
 
         let mut anchor_of_v1 = vec![None; g1.len()];
@@ -141,8 +133,11 @@ impl<'a> Analysis<'a> {
         };
         analysis.output.ambiguous = ambiguous_groups
             .iter()
-            .map(|(h, i1, i2)| AmbiguousGroup {
-                content_hash: h.clone(),
+            .map(|(i1, i2)| AmbiguousGroup {
+                content_hash: i1
+                    .first()
+                    .map(|&i| analysis.g1.hashes[i as usize].clone())
+                    .unwrap_or_default(),
                 step_name: i1
                     .first()
                     .map(|&i| analysis.g1.step(i).name.clone())
@@ -151,7 +146,7 @@ impl<'a> Analysis<'a> {
                 v2_step_ids: i2.iter().map(|&j| analysis.g2.step(j).id).collect(),
             })
             .collect();
-        analysis.compute(&groups);
+        analysis.compute();
         analysis
     }
 
@@ -167,43 +162,44 @@ impl<'a> Analysis<'a> {
         self.anchors[k as usize].1
     }
 
-    fn compute(&mut self, groups: &HashMap<String, HashGroup>) {
+    fn compute(&mut self) {
         let n_anchors = self.anchor_count();
         let mut cand = vec![Candidates::default(); n_anchors];
 
         self.moved_pairs(&mut cand);
         self.unpaired_steps(&mut cand);
-        self.filter_by_hash(&mut cand, groups);
+        self.filter_by_hash(&mut cand);
         let changes = self.routing_changes(&mut cand);
         self.assemble(cand, &changes);
         self.deleted_and_new();
     }
 
-    /// Canonical successor sets: anchors by anchor index, other steps by their own
-    /// index (offset per version so the two never compare equal).
-    fn canonical_successors(&self, k: u32) -> (Vec<u64>, Vec<u64>) {
+    /// Whether anchor `k` has other successors in V2 than in V1, comparing anchors by
+    /// anchor index and other steps by their own index (offset per version so that a
+    /// V1-only step never equals a V2-only one). `s1`, `s2` are scratch buffers.
+    fn successors_changed(&self, k: u32, s1: &mut Vec<u64>, s2: &mut Vec<u64>) -> bool {
         const ONLY_V1: u64 = 1 << 32;
         const ONLY_V2: u64 = 1 << 33;
         let (i, j) = self.anchors[k as usize];
-        let mut s1: Vec<u64> = self.g1.succ[i as usize]
-            .iter()
-            .map(|&(v, _)| match self.anchor_of_v1[v as usize] {
+        s1.clear();
+        s1.extend(self.g1.succ[i as usize].iter().map(|&(v, _)| {
+            match self.anchor_of_v1[v as usize] {
                 Some(m) => u64::from(m),
                 None => ONLY_V1 + u64::from(v),
-            })
-            .collect();
-        let mut s2: Vec<u64> = self.g2.succ[j as usize]
-            .iter()
-            .map(|&(v, _)| match self.anchor_of_v2[v as usize] {
+            }
+        }));
+        s2.clear();
+        s2.extend(self.g2.succ[j as usize].iter().map(|&(v, _)| {
+            match self.anchor_of_v2[v as usize] {
                 Some(m) => u64::from(m),
                 None => ONLY_V2 + u64::from(v),
-            })
-            .collect();
+            }
+        }));
         s1.sort_unstable();
         s1.dedup();
         s2.sort_unstable();
         s2.dedup();
-        (s1, s2)
+        s1 != s2
     }
 
     /// Anchors reached from `set` (a V1 or V2 bitset), as anchor indices.
@@ -223,9 +219,9 @@ impl<'a> Analysis<'a> {
         let n = self.anchor_count();
         let mut is_target = vec![false; n];
         let mut active: Vec<u32> = Vec::new();
+        let (mut s1, mut s2) = (Vec::new(), Vec::new());
         for t in 0..n as u32 {
-            let (s1, s2) = self.canonical_successors(t);
-            if s1 == s2 {
+            if !self.successors_changed(t, &mut s1, &mut s2) {
                 continue;
             }
             let d1 = self.reach1.get(&self.g1, self.v1_of(t), Dir::Forward);
@@ -339,8 +335,9 @@ impl<'a> Analysis<'a> {
 
     /// Drop candidates whose content hash is present in the other version's region
     /// (only possible for duplicated content).
-    fn filter_by_hash(&mut self, cand: &mut [Candidates], groups: &HashMap<String, HashGroup>) {
-        let mut group_reach: HashMap<(String, u8, Dir), Rc<BitSet>> = HashMap::new();
+    fn filter_by_hash(&mut self, cand: &mut [Candidates]) {
+        let mut group_reach: HashMap<(u64, u8, Dir), Rc<BitSet>> = HashMap::new();
+        let mut others: Vec<u32> = Vec::new();
         for a in 0..cand.len() as u32 {
             let (ai, aj) = self.anchors[a as usize];
             let c = &mut cand[a as usize];
@@ -353,32 +350,31 @@ impl<'a> Analysis<'a> {
             }
             let mut take = |list: &mut Vec<u32>, from_v2: bool, upstream: bool| {
                 list.retain(|&s| {
-                    let (hash, partner) = if from_v2 {
+                    let (key, partner) = if from_v2 {
                         (
-                            &self.g2.hashes[s as usize],
+                            self.g2.keys[s as usize],
                             self.anchor_of_v2[s as usize].map(|k| self.anchors[k as usize].0),
                         )
                     } else {
                         (
-                            &self.g1.hashes[s as usize],
+                            self.g1.keys[s as usize],
                             self.anchor_of_v1[s as usize].map(|k| self.anchors[k as usize].1),
                         )
                     };
-                    let Some(group) = groups.get(hash) else {
-                        return true;
-                    };
-                    // Members of the other version with this hash, besides the partner
+                    // Steps of the other version with this hash, besides the partner
                     // (which is known not to be in the region).
-                    let (others, g, reach, anchor_step) = if from_v2 {
-                        (&group.v1, &self.g1, &mut self.reach1, ai)
+                    let (g, reach, anchor_step) = if from_v2 {
+                        (&self.g1, &mut self.reach1, ai)
                     } else {
-                        (&group.v2, &self.g2, &mut self.reach2, aj)
+                        (&self.g2, &mut self.reach2, aj)
                     };
-                    if others.iter().all(|&o| Some(o) == partner) {
+                    others.clear();
+                    others.extend(g.members(key).filter(|&o| Some(o) != partner));
+                    if others.is_empty() {
                         return true;
                     }
                     let present = if others.contains(&anchor_step) {
-                        // The anchor shares the hash: only *other* members count.
+                        // The anchor shares the hash: only *other* steps count.
                         let dir = if upstream {
                             Dir::Backward
                         } else {
@@ -395,11 +391,13 @@ impl<'a> Analysis<'a> {
                             Dir::Backward
                         };
                         let version = if from_v2 { 1 } else { 2 };
-                        let set = group_reach
-                            .entry((hash.clone(), version, dir))
-                            .or_insert_with(|| Rc::new(g.reach(others, dir)))
-                            .clone();
-                        set.contains(anchor_step)
+                        group_reach
+                            .entry((key, version, dir))
+                            .or_insert_with(|| {
+                                let all: Vec<u32> = g.members(key).collect();
+                                Rc::new(g.reach(&all, dir))
+                            })
+                            .contains(anchor_step)
                     };
                     !present
                 });
@@ -686,57 +684,44 @@ fn nearest_anchor(g: &Graph<'_>, from: u32, dist: &[u32], dir: Dir) -> Option<u3
     Some(u)
 }
 
-fn hash_groups(g1: &Graph<'_>, g2: &Graph<'_>) -> HashMap<String, HashGroup> {
-    let mut groups: HashMap<String, HashGroup> = HashMap::with_capacity(g1.len().max(g2.len()));
-    let mut by_rank1: Vec<u32> = (0..g1.len() as u32).collect();
-    by_rank1.sort_by_key(|&i| g1.rank[i as usize]);
-    for i in by_rank1 {
-        groups
-            .entry(g1.hashes[i as usize].clone())
-            .or_default()
-            .v1
-            .push(i);
-    }
-    let mut by_rank2: Vec<u32> = (0..g2.len() as u32).collect();
-    by_rank2.sort_by_key(|&j| g2.rank[j as usize]);
-    for j in by_rank2 {
-        groups
-            .entry(g2.hashes[j as usize].clone())
-            .or_default()
-            .v2
-            .push(j);
-    }
-    groups
-}
-
-type Ambiguous = (String, Vec<u32>, Vec<u32>);
+type Ambiguous = (Vec<u32>, Vec<u32>);
 
 /// Pair steps with equal content hash. Unique hashes pair directly; duplicated content
 /// pairs equal ids first, then steps with the same neighbourhood (predecessor and
 /// successor hashes), then the most similar neighbourhood when that choice is mutual
 /// and unique. What remains on both sides is ambiguous.
-fn pair_anchors(
-    g1: &Graph<'_>,
-    g2: &Graph<'_>,
-    groups: &HashMap<String, HashGroup>,
-) -> (Vec<(u32, u32)>, Vec<Ambiguous>) {
-    let mut pairs = Vec::new();
+fn pair_anchors(g1: &Graph<'_>, g2: &Graph<'_>) -> (Vec<(u32, u32)>, Vec<Ambiguous>) {
+    let mut pairs = Vec::with_capacity(g1.len().min(g2.len()));
     let mut ambiguous = Vec::new();
-    for (hash, group) in groups {
-        if group.v1.is_empty() || group.v2.is_empty() {
+    let (a, b) = (&g1.by_key, &g2.by_key);
+    let (mut x, mut y) = (0, 0);
+    while x < a.len() && y < b.len() {
+        let (ka, kb) = (a[x].0, b[y].0);
+        if ka < kb {
+            x += 1;
             continue;
         }
-        if group.v1.len() == 1 && group.v2.len() == 1 {
-            pairs.push((group.v1[0], group.v2[0]));
+        if kb < ka {
+            y += 1;
             continue;
         }
-        let (found, left1, left2) = pair_duplicates(g1, g2, &group.v1, &group.v2);
-        pairs.extend(found);
-        if !left1.is_empty() && !left2.is_empty() {
-            ambiguous.push((hash.clone(), left1, left2));
+        let x_end = x + a[x..].iter().take_while(|e| e.0 == ka).count();
+        let y_end = y + b[y..].iter().take_while(|e| e.0 == kb).count();
+        if x_end - x == 1 && y_end - y == 1 {
+            pairs.push((a[x].1, b[y].1));
+        } else {
+            let v1: Vec<u32> = a[x..x_end].iter().map(|e| e.1).collect();
+            let v2: Vec<u32> = b[y..y_end].iter().map(|e| e.1).collect();
+            let (found, left1, left2) = pair_duplicates(g1, g2, &v1, &v2);
+            pairs.extend(found);
+            if !left1.is_empty() && !left2.is_empty() {
+                ambiguous.push((left1, left2));
+            }
         }
+        x = x_end;
+        y = y_end;
     }
-    ambiguous.sort_by_key(|(_, v1, v2)| {
+    ambiguous.sort_by_key(|(v1, v2)| {
         (
             v2.first().map(|&j| g2.rank[j as usize]),
             v1.first().map(|&i| g1.rank[i as usize]),
@@ -745,19 +730,19 @@ fn pair_anchors(
     (pairs, ambiguous)
 }
 
-struct Context<'h> {
-    pred: Vec<&'h str>,
-    succ: Vec<&'h str>,
+struct Context {
+    pred: Vec<u64>,
+    succ: Vec<u64>,
 }
 
-fn context<'h>(g: &'h Graph<'_>, i: u32) -> Context<'h> {
-    let mut pred: Vec<&str> = g.pred[i as usize]
+fn context(g: &Graph<'_>, i: u32) -> Context {
+    let mut pred: Vec<u64> = g.pred[i as usize]
         .iter()
-        .map(|&p| g.hashes[p as usize].as_str())
+        .map(|&p| g.keys[p as usize])
         .collect();
-    let mut succ: Vec<&str> = g.succ[i as usize]
+    let mut succ: Vec<u64> = g.succ[i as usize]
         .iter()
-        .map(|&(s, _)| g.hashes[s as usize].as_str())
+        .map(|&(s, _)| g.keys[s as usize])
         .collect();
     pred.sort_unstable();
     pred.dedup();
@@ -766,10 +751,10 @@ fn context<'h>(g: &'h Graph<'_>, i: u32) -> Context<'h> {
     Context { pred, succ }
 }
 
-fn common(a: &[&str], b: &[&str]) -> usize {
+fn common(a: &[u64], b: &[u64]) -> usize {
     let (mut x, mut y, mut n) = (0, 0, 0);
     while x < a.len() && y < b.len() {
-        match a[x].cmp(b[y]) {
+        match a[x].cmp(&b[y]) {
             std::cmp::Ordering::Less => x += 1,
             std::cmp::Ordering::Greater => y += 1,
             std::cmp::Ordering::Equal => {
@@ -809,7 +794,7 @@ fn pair_duplicates(g1: &Graph<'_>, g2: &Graph<'_>, v1: &[u32], v2: &[u32]) -> Pa
         let mut alive2 = vec![true; left2.len()];
 
         // Same neighbourhood on exactly one step of each side.
-        let mut buckets: HashMap<(&[&str], &[&str]), Bucket> = HashMap::new();
+        let mut buckets: HashMap<(&[u64], &[u64]), Bucket> = HashMap::new();
         for (x, c) in ctx1.iter().enumerate() {
             buckets.entry((&c.pred, &c.succ)).or_default().0.push(x);
         }
@@ -917,37 +902,41 @@ fn transition_changes(
     s1: &StepInput,
     s2: &StepInput,
 ) -> Vec<TransitionChange> {
-    fn list<'g>(g: &'g Graph<'_>, s: &StepInput) -> Vec<(&'g str, Uuid, usize)> {
+    let same = |a: &TransitionInput, b: &TransitionInput| {
+        a.condition_text == b.condition_text
+            && a.priority == b.priority
+            && a.condition_fields == b.condition_fields
+    };
+    let key = |g: &Graph<'_>, t: &TransitionInput| {
+        g.index.get(&t.to_step_id).map(|&i| g.keys[i as usize])
+    };
+    // Fast path, without allocating: most steps did not change at all.
+    if s1.transitions.len() == s2.transitions.len()
+        && s1
+            .transitions
+            .iter()
+            .zip(&s2.transitions)
+            .all(|(a, b)| key(g1, a) == key(g2, b) && same(a, b))
+    {
+        return Vec::new();
+    }
+    fn list(g: &Graph<'_>, s: &StepInput) -> Vec<(u64, Uuid, usize)> {
         s.transitions
             .iter()
             .enumerate()
             .filter_map(|(k, t)| {
                 g.index
                     .get(&t.to_step_id)
-                    .map(|&i| (g.hashes[i as usize].as_str(), t.to_step_id, k))
+                    .map(|&i| (g.keys[i as usize], t.to_step_id, k))
             })
             .collect()
     }
     let t1 = list(g1, s1);
     let t2 = list(g2, s2);
-    let same = |a: &TransitionInput, b: &TransitionInput| {
-        a.condition_text == b.condition_text
-            && a.priority == b.priority
-            && a.condition_fields == b.condition_fields
-    };
-    // Fast path: most steps did not change at all.
-    if t1.len() == t2.len()
-        && t1
-            .iter()
-            .zip(&t2)
-            .all(|(a, b)| a.0 == b.0 && same(&s1.transitions[a.2], &s2.transitions[b.2]))
-    {
-        return Vec::new();
-    }
 
-    let mut unused: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut unused: HashMap<u64, Vec<usize>> = HashMap::new();
     for (x, (h, _, _)) in t1.iter().enumerate().rev() {
-        unused.entry(h).or_default().push(x);
+        unused.entry(*h).or_default().push(x);
     }
     let mut used1 = vec![false; t1.len()];
     let mut matched2: Vec<Option<usize>> = vec![None; t2.len()];

@@ -73,6 +73,12 @@ pub(crate) enum Dir {
 pub(crate) struct Graph<'a> {
     pub steps: &'a [StepInput],
     pub hashes: Vec<String>,
+    /// The content hashes as numbers (they are 16 hex digits): cheap to compare and
+    /// to group by.
+    pub keys: Vec<u64>,
+    /// (key, step) sorted by key then flow order: the steps sharing a content hash
+    /// are one contiguous run.
+    pub by_key: Vec<(u64, u32)>,
     /// First occurrence wins when ids repeat (only invalid input has repeats).
     pub index: HashMap<Uuid, u32>,
     /// Resolved successors in evaluation order, as (target, transition position).
@@ -157,15 +163,33 @@ impl<'a> Graph<'a> {
             p.dedup();
         }
 
+        let keys: Vec<u64> = hashes
+            .iter()
+            .map(|h| u64::from_str_radix(h, 16).unwrap_or(0))
+            .collect();
+        let mut by_key: Vec<(u64, u32)> = (0..n as u32).map(|i| (keys[i as usize], i)).collect();
+        by_key.sort_unstable_by_key(|&(k, i)| (k, rank[i as usize]));
+
         Graph {
             steps,
             hashes,
+            keys,
+            by_key,
             index,
             succ,
             pred,
             rank,
             reachable,
         }
+    }
+
+    /// The steps whose content hash is `key`, in flow order.
+    pub fn members(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let start = self.by_key.partition_point(|&(k, _)| k < key);
+        self.by_key[start..]
+            .iter()
+            .take_while(move |&&(k, _)| k == key)
+            .map(|&(_, i)| i)
     }
 
     pub fn len(&self) -> usize {
