@@ -59,6 +59,12 @@ pub struct DiffOutput {
     pub ambiguous: Vec<AmbiguousGroup>,
     /// V2 steps the entry step cannot reach, in V2 flow order.
     pub unreachable_v2_step_ids: Vec<Uuid>,
+    /// Anchors whose region lists were cut (see [`MAX_REGION_ENTRIES`]) and how many
+    /// entries were left out in all; both 0 for any ordinary edit.
+    #[serde(default)]
+    pub truncated_anchors: u64,
+    #[serde(default)]
+    pub omitted_region_entries: u64,
 }
 
 /// The SPEC §4 diff of `v1` (current) against `v2` (proposed). Never panics, whatever
@@ -83,9 +89,41 @@ pub(crate) struct Analysis<'a> {
     /// Per anchor: the upstream new forks (V2 indices) with a branch that cannot reach
     /// the anchor — the reasons for a re-route.
     pub reroute_forks: Vec<Vec<u32>>,
+    /// Region entries allowed before lists are cut (see [`MAX_REGION_ENTRIES`]).
+    budget: usize,
     pub reach1: ReachCache,
     pub reach2: ReachCache,
     pub output: DiffOutput,
+}
+
+/// Above this many region entries in a whole map, each region list is cut to
+/// [`TRUNCATED_REGION_ITEMS`]. Regions are exact by definition (SPEC §4), but one
+/// realistic edit — a "start over" transition from the end back to the entry — puts
+/// every step upstream of every other, and a 10,000-step scenario would then list
+/// 10⁸ entries (tens of GB). Migration scenarios are still decided on full regions.
+pub const MAX_REGION_ENTRIES: usize = 2_000_000;
+pub const TRUNCATED_REGION_ITEMS: usize = 50;
+
+/// A region as step indices, sorted in output order.
+struct RegionIdx {
+    inserted: Vec<u32>,
+    removed: Vec<u32>,
+    forks: Vec<u32>,
+    /// Anchors whose own transition changes are listed.
+    modified: Vec<u32>,
+}
+
+impl RegionIdx {
+    fn entries(&self, changes: &[Vec<TransitionChange>]) -> usize {
+        self.inserted.len()
+            + self.removed.len()
+            + self.forks.len()
+            + self
+                .modified
+                .iter()
+                .map(|&x| changes[x as usize].len())
+                .sum::<usize>()
+    }
 }
 
 /// Candidate region entries of one anchor, before the content-hash check.
@@ -104,6 +142,11 @@ struct Candidates {
 
 impl<'a> Analysis<'a> {
     pub fn new(v1: &'a ScenarioInput, v2: &'a ScenarioInput) -> Self {
+        Self::with_budget(v1, v2, MAX_REGION_ENTRIES)
+    }
+
+    /// [`Analysis::new`] with another region-entry budget (tests use a small one).
+    pub fn with_budget(v1: &'a ScenarioInput, v2: &'a ScenarioInput, budget: usize) -> Self {
         let g1 = Graph::new(v1);
         let g2 = Graph::new(v2);
         let (mut anchors, ambiguous_groups) = pair_anchors(&g1, &g2);
@@ -123,12 +166,15 @@ impl<'a> Analysis<'a> {
             anchor_of_v1,
             anchor_of_v2,
             reroute_forks: Vec::new(),
+            budget,
             reach1: ReachCache::default(),
             reach2: ReachCache::default(),
             output: DiffOutput {
                 transformation_map: TransformationMap::default(),
                 ambiguous: Vec::new(),
                 unreachable_v2_step_ids: Vec::new(),
+                truncated_anchors: 0,
+                omitted_region_entries: 0,
             },
         };
         analysis.output.ambiguous = ambiguous_groups
@@ -469,57 +515,50 @@ impl<'a> Analysis<'a> {
     }
 
     fn assemble(&mut self, cand: Vec<Candidates>, changes: &[Vec<TransitionChange>]) {
-        let mut anchors_out = Vec::with_capacity(cand.len());
-        let mut reroute_forks = Vec::with_capacity(cand.len());
+        let regions: Vec<(RegionIdx, RegionIdx)> = cand
+            .into_iter()
+            .map(|c| {
+                (
+                    self.region_idx(c.up_inserted, c.up_removed, c.up_forks, c.up_modified),
+                    self.region_idx(
+                        c.down_inserted,
+                        c.down_removed,
+                        c.down_forks,
+                        c.down_modified,
+                    ),
+                )
+            })
+            .collect();
+        let total: usize = regions
+            .iter()
+            .map(|(u, d)| u.entries(changes) + d.entries(changes))
+            .sum();
+        let cap = (total > self.budget).then_some(TRUNCATED_REGION_ITEMS);
+
+        let mut anchors_out = Vec::with_capacity(regions.len());
+        let mut reroute_forks = Vec::with_capacity(regions.len());
         let mut built_forks: HashMap<u32, NewFork> = HashMap::new();
-        for (a, c) in cand.into_iter().enumerate() {
+        for (a, (up, down)) in regions.into_iter().enumerate() {
             let (i, j) = self.anchors[a];
-            let upstream = self.region(
-                &mut built_forks,
-                c.up_inserted,
-                c.up_removed,
-                c.up_forks,
-                &c.up_modified,
-                changes,
-            );
-            let downstream = self.region(
-                &mut built_forks,
-                c.down_inserted,
-                c.down_removed,
-                c.down_forks,
-                &c.down_modified,
-                changes,
-            );
-            // re_route: an upstream new fork with a branch that cannot reach the anchor.
-            let mut forks = Vec::new();
-            for fork in &upstream.new_forks {
-                let Some(&f) = self.g2.index.get(&fork.fork_node_id) else {
-                    continue;
-                };
-                let escapes =
-                    fork.branches
-                        .iter()
-                        .any(|b| match self.g2.index.get(&b.target_step_id) {
-                            Some(&t) => {
-                                t != j && !self.reach2.get(&self.g2, t, Dir::Forward).contains(j)
-                            }
-                            None => true,
-                        });
-                if escapes {
-                    forks.push(f);
-                }
-            }
+            // Decided on the full regions, before any truncation of the lists.
+            let forks: Vec<u32> = up
+                .forks
+                .iter()
+                .copied()
+                .filter(|&f| self.escapes(f, j))
+                .collect();
             let scenario = if !forks.is_empty() {
                 MigrationScenario::ReRoute
-            } else if upstream
-                .inserted_nodes
-                .iter()
-                .any(|n| !n.collects_fields.is_empty() || n.is_required_action)
-            {
+            } else if up.inserted.iter().any(|&s| {
+                let st = self.g2.step(s);
+                !st.collects_profile_fields.is_empty() || st.is_required_action
+            }) {
                 MigrationScenario::GapFill
             } else {
                 MigrationScenario::CleanGraft
             };
+            let upstream = self.materialize(&mut built_forks, up, changes, cap, &forks);
+            let downstream = self.materialize(&mut built_forks, down, changes, cap, &[]);
             reroute_forks.push(forks);
             let s1 = self.g1.step(i);
             let s2 = self.g2.step(j);
@@ -529,24 +568,42 @@ impl<'a> Analysis<'a> {
                 anchor_name: s1.name.clone(),
                 anchor_node_id_v1: s1.id,
                 anchor_node_id_v2: s2.id,
-                upstream_changes: upstream,
-                downstream_changes: downstream,
+                upstream_changes: upstream.0,
+                downstream_changes: downstream.0,
                 migration_scenario: scenario,
             });
+            if upstream.1 + downstream.1 > 0 {
+                self.output.truncated_anchors += 1;
+                self.output.omitted_region_entries += (upstream.1 + downstream.1) as u64;
+            }
         }
         self.reroute_forks = reroute_forks;
         self.output.transformation_map.anchors = anchors_out;
     }
 
-    fn region(
+    /// Whether fork `f` has a branch whose target cannot reach the V2 step `j`.
+    fn escapes(&mut self, f: u32, j: u32) -> bool {
+        let targets: Vec<Option<u32>> = self
+            .g2
+            .step(f)
+            .transitions
+            .iter()
+            .map(|t| self.g2.index.get(&t.to_step_id).copied())
+            .collect();
+        targets.into_iter().any(|t| match t {
+            Some(t) => t != j && !self.reach2.get(&self.g2, t, Dir::Forward).contains(j),
+            None => true,
+        })
+    }
+
+    /// Sorted, deduplicated region members; inserted forks join the forks.
+    fn region_idx(
         &self,
-        built_forks: &mut HashMap<u32, NewFork>,
         mut inserted: Vec<u32>,
         mut removed: Vec<u32>,
         mut forks: Vec<u32>,
-        modified_from: &[u32],
-        changes: &[Vec<TransitionChange>],
-    ) -> RegionChanges {
+        mut modified: Vec<u32>,
+    ) -> RegionIdx {
         let r2 = &self.g2.rank;
         let r1 = &self.g1.rank;
         inserted.sort_by_key(|&s| r2[s as usize]);
@@ -561,11 +618,68 @@ impl<'a> Analysis<'a> {
         );
         forks.sort_by_key(|&s| r2[s as usize]);
         forks.dedup();
-        let mut modified: Vec<u32> = modified_from.to_vec();
         modified.sort_by_key(|&x| r2[self.anchors[x as usize].1 as usize]);
         modified.dedup();
-        RegionChanges {
-            inserted_nodes: inserted
+        RegionIdx {
+            inserted,
+            removed,
+            forks,
+            modified,
+        }
+    }
+
+    /// The output form of a region, and how many entries were left out. With a `cap`,
+    /// each list keeps at most `cap` entries, those that drive decisions first: steps
+    /// that collect fields, are required actions, checkpoints or forks; the re-routing
+    /// forks.
+    fn materialize(
+        &self,
+        built_forks: &mut HashMap<u32, NewFork>,
+        mut r: RegionIdx,
+        changes: &[Vec<TransitionChange>],
+        cap: Option<usize>,
+        first_forks: &[u32],
+    ) -> (RegionChanges, usize) {
+        let mut omitted = 0;
+        let mut modified: Vec<TransitionChange> = r
+            .modified
+            .iter()
+            .flat_map(|&x| changes[x as usize].iter().cloned())
+            .collect();
+        if let Some(cap) = cap {
+            let r2 = &self.g2.rank;
+            let relevant = |s: u32| {
+                let st = self.g2.step(s);
+                !st.collects_profile_fields.is_empty()
+                    || st.is_required_action
+                    || st.is_checkpoint
+                    || st.transitions.len() >= 2
+            };
+            if r.inserted.len() > cap {
+                omitted += r.inserted.len() - cap;
+                r.inserted.sort_by_key(|&s| (!relevant(s), r2[s as usize]));
+                r.inserted.truncate(cap);
+                r.inserted.sort_by_key(|&s| r2[s as usize]);
+            }
+            if r.forks.len() > cap {
+                omitted += r.forks.len() - cap;
+                r.forks
+                    .sort_by_key(|&f| (!first_forks.contains(&f), r2[f as usize]));
+                r.forks.truncate(cap);
+                r.forks.sort_by_key(|&f| r2[f as usize]);
+            }
+            if r.removed.len() > cap {
+                omitted += r.removed.len() - cap;
+                r.removed.truncate(cap);
+            }
+            if modified.len() > cap {
+                omitted += modified.len() - cap;
+                modified.truncate(cap);
+            }
+        }
+        let region = RegionChanges {
+            inserted_nodes: r
+                .inserted
                 .iter()
                 .map(|&s| {
                     let st = self.g2.step(s);
@@ -579,16 +693,15 @@ impl<'a> Analysis<'a> {
                     }
                 })
                 .collect(),
-            removed_node_ids: removed.iter().map(|&s| self.g1.step(s).id).collect(),
-            new_forks: forks
+            removed_node_ids: r.removed.iter().map(|&s| self.g1.step(s).id).collect(),
+            new_forks: r
+                .forks
                 .iter()
                 .map(|&f| built_forks.entry(f).or_insert_with(|| self.fork(f)).clone())
                 .collect(),
-            modified_transitions: modified
-                .iter()
-                .flat_map(|&x| changes[x as usize].iter().cloned())
-                .collect(),
-        }
+            modified_transitions: modified,
+        };
+        (region, omitted)
     }
 
     fn fork(&self, f: u32) -> NewFork {

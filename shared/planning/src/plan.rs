@@ -122,6 +122,17 @@ pub fn prepare(v1: &ScenarioInput, v2: &ScenarioInput) -> PlanDraft {
     ambiguous_findings(&analysis, &mut findings);
     unreachable_findings(&analysis, &through, &mut findings);
     let fields_to_collect = fields_and_actions(&analysis, &through, &mut findings);
+    if analysis.output.truncated_anchors > 0 {
+        findings.push(Finding {
+            // As the original did for warnings that concern many anchors.
+            anchor_name: "Multiple".into(),
+            kind: FindingKind::Truncated {
+                anchors: analysis.output.truncated_anchors,
+                omitted: analysis.output.omitted_region_entries,
+            },
+            steps: Vec::new(),
+        });
+    }
     let output = analysis.output;
     PlanDraft {
         scenario_checksum_v1: scenario_checksum(v1),
@@ -254,6 +265,10 @@ enum FindingKind {
         step: String,
         anchors: Vec<String>,
     },
+    Truncated {
+        anchors: u64,
+        omitted: u64,
+    },
 }
 
 /// "'A', 'B', 'C' and 4 more"
@@ -362,6 +377,13 @@ impl Finding {
                     "New required action '{step}' will be executed for sessions at {} ({}) before they continue",
                     plural(anchors.len(), "anchor", "anchors"),
                     quote_some(anchors)
+                ),
+            ),
+            FindingKind::Truncated { anchors, omitted } => (
+                Severity::Critical,
+                format!(
+                    "This change alters the surroundings of almost every anchor (typically a transition back to an earlier step that puts every step upstream of every other): the change lists of {anchors} anchor(s) were cut to {} entries each, decisive ones first ({omitted} entries left out). Migration scenarios were computed on the full regions; review the loop before deploying",
+                    crate::diff::TRUNCATED_REGION_ITEMS
                 ),
             ),
         };
