@@ -141,21 +141,24 @@ pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: Strin
         if done.is_empty() {
             continue;
         }
-        let deleted = client
+        // Deleting overlaps the next receive; a delete that fails only means a
+        // redelivery, which the ledger makes harmless.
+        let delete = client
             .delete_message_batch()
             .queue_url(&url)
             .set_entries(Some(done))
-            .send()
-            .await;
-        match deleted {
-            Ok(output) if !output.failed().is_empty() => {
-                tracing::warn!(failed = output.failed().len(), "SQS refused some deletes");
+            .send();
+        tokio::spawn(async move {
+            match delete.await {
+                Ok(output) if !output.failed().is_empty() => {
+                    tracing::warn!(failed = output.failed().len(), "SQS refused some deletes");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
+                }
             }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
-            }
-        }
+        });
     }
 }
 

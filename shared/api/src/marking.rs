@@ -8,7 +8,8 @@
 //! redelivery and retries re-mark nothing (the mark itself is conditional) and
 //! count nothing twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -81,11 +82,81 @@ pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
     anchors.chain(deleted).collect()
 }
 
+fn step_names_of(v1: &ScenarioInput) -> BTreeMap<Uuid, String> {
+    v1.steps.iter().map(|s| (s.id, s.name.clone())).collect()
+}
+
+/// Deploying plans with their V1 step names, kept per process (like the SDK
+/// clients) so that a page costs no plan or scenario reads: both are immutable
+/// once a plan deploys (policies freeze at approval, V1 is archived). A cached
+/// status may be stale; that is harmless, because marking and recording are
+/// conditional, and it is refreshed whenever a page turns out to be recorded already.
+#[derive(Default)]
+pub struct PlanContexts {
+    entries: Mutex<HashMap<(Uuid, Uuid), Arc<PreparedPlan>>>,
+}
+
+struct PreparedPlan {
+    plan: MigrationPlan,
+    step_names: Arc<BTreeMap<Uuid, String>>,
+}
+
+/// Plans a process keeps at most; a worker mostly serves a handful at a time.
+const PLAN_CONTEXTS: usize = 64;
+
+impl PlanContexts {
+    fn get(&self, key: (Uuid, Uuid)) -> Option<Arc<PreparedPlan>> {
+        self.entries.lock().ok()?.get(&key).cloned()
+    }
+
+    fn forget(&self, key: (Uuid, Uuid)) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&key);
+        }
+    }
+
+    /// The deploying plan of a message (from the cache or the store); `None`
+    /// once the plan is no longer deploying.
+    async fn deploying(
+        &self,
+        store: &dyn Store,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> ApiResult<Option<Arc<PreparedPlan>>> {
+        if let Some(found) = self.get((tenant, plan_id)) {
+            return Ok(Some(found));
+        }
+        let plan = store
+            .get_plan(tenant, plan_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+        if plan.status != PlanStatus::Deploying {
+            return Ok(None);
+        }
+        let v1 = store
+            .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
+            .await?
+            .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
+            .definition();
+        let prepared = Arc::new(PreparedPlan {
+            step_names: Arc::new(step_names_of(&v1)),
+            plan,
+        });
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= PLAN_CONTEXTS {
+                entries.clear();
+            }
+            entries.insert((tenant, plan_id), prepared.clone());
+        }
+        Ok(Some(prepared))
+    }
+}
+
 /// Everything needed to mark pages of one plan, prepared once.
 pub struct MarkingContext<'a> {
     pub plan: &'a MigrationPlan,
     /// V1 step names, for `include/exclude_current_nodes` and CEL `session.current_step`.
-    pub step_names: BTreeMap<Uuid, String>,
+    pub step_names: Arc<BTreeMap<Uuid, String>>,
     pub now: DateTime<Utc>,
     pub page_size: usize,
     pub concurrency: usize,
@@ -101,7 +172,23 @@ impl<'a> MarkingContext<'a> {
     ) -> Self {
         MarkingContext {
             plan,
-            step_names: v1.steps.iter().map(|s| (s.id, s.name.clone())).collect(),
+            step_names: Arc::new(step_names_of(v1)),
+            now,
+            page_size,
+            concurrency,
+        }
+    }
+
+    fn with_names(
+        plan: &'a MigrationPlan,
+        step_names: Arc<BTreeMap<Uuid, String>>,
+        now: DateTime<Utc>,
+        page_size: usize,
+        concurrency: usize,
+    ) -> Self {
+        MarkingContext {
+            plan,
+            step_names,
             now,
             page_size,
             concurrency,
@@ -317,31 +404,50 @@ pub async fn finish_if_complete(
 }
 
 /// Process one queue message: mark its page, record it, and return the
-/// continuation to enqueue (also when the page had been recorded before: the
-/// earlier attempt may have crashed before enqueueing it).
+/// continuation to enqueue — also when the page had been recorded before (the
+/// earlier attempt may have crashed before enqueueing it), unless the plan is
+/// no longer deploying, which makes every page recorded.
 pub async fn process_message(
     store: &dyn Store,
+    contexts: &PlanContexts,
     message: &MarkMessage,
     page_size: usize,
     concurrency: usize,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<MarkMessage>> {
-    let plan = store
-        .get_plan(message.tenant_id, message.plan_id)
+    let key = (message.tenant_id, message.plan_id);
+    let Some(prepared) = contexts
+        .deploying(store, message.tenant_id, message.plan_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Migration plan"))?;
-    if plan.status != PlanStatus::Deploying {
-        // Finished or superseded meanwhile: nothing left to do for this page.
+    else {
+        // Finished meanwhile: nothing left to do for this page.
         return Ok(None);
-    }
-    let v1 = store
-        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
-        .await?
-        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
-        .definition();
-    let ctx = MarkingContext::new(&plan, &v1, now, page_size, concurrency);
+    };
+    let plan = &prepared.plan;
+    let ctx = MarkingContext::with_names(
+        plan,
+        prepared.step_names.clone(),
+        now,
+        page_size,
+        concurrency,
+    );
     let outcome = mark_page(store, &ctx, &message.chain, message.cursor.clone()).await?;
-    record_page(store, &plan, message, &outcome, now).await?;
+    let recorded = record_page(store, plan, message, &outcome, now).await?;
+    if !recorded {
+        // A redelivery: check the status again rather than trust the cache.
+        contexts.forget(key);
+        if contexts
+            .deploying(store, message.tenant_id, message.plan_id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+    }
+    if outcome.next_cursor.is_none() {
+        // The plan may have just finished; later messages must see it.
+        contexts.forget(key);
+    }
     Ok(outcome.next_cursor.map(|cursor| MarkMessage {
         cursor: Some(cursor),
         ..message.clone()

@@ -1655,12 +1655,24 @@ impl Store for DynamoStore {
         // compiler's `Send` inference for this future.
         let writes: Vec<_> = marks
             .iter()
-            .map(|m| self.mark_session(tenant, &m.session_id, &m.expected, &m.pending))
+            .enumerate()
+            .map(|(i, m)| {
+                let write = self.mark_session(tenant, &m.session_id, &m.expected, &m.pending);
+                async move { write.await.map(|marked| (i, marked)) }
+            })
             .collect();
-        stream::iter(writes)
-            .buffered(concurrency.max(1))
+        // Unordered: one slow write must not hold the other slots idle (`buffered`
+        // starts no new write until the oldest one finishes); results are put
+        // back in input order.
+        let done: Vec<(usize, bool)> = stream::iter(writes)
+            .buffer_unordered(concurrency.max(1))
             .try_collect()
-            .await
+            .await?;
+        let mut marked = vec![false; marks.len()];
+        for (i, m) in done {
+            marked[i] = m;
+        }
+        Ok(marked)
     }
 
     async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {

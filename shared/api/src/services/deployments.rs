@@ -1,12 +1,13 @@
 //! Deploy (activation + marking) and deployment status.
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use planning::{
     DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
 };
 use store::{
-    ActivationError, PlanActivation, PlanQuery, PlanStats, PlanTransition, Store, StoreError,
+    ActivationError, PlanActivation, PlanQuery, PlanStats, PlanTransition, StepQuery, Store,
+    StoreError,
 };
 use uuid::Uuid;
 
@@ -145,37 +146,26 @@ async fn mark(
         .await?
         .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
         .definition();
-    // Only chains with sessions become work; the count also picks inline vs fan-out.
-    let counts: Vec<_> = marking::chains_of(&plan)
-        .into_iter()
-        .map(|chain| {
-            let count = store.count_sessions_at_step(
-                plan.tenant_id,
-                plan.scenario_id,
-                plan.from_version,
-                chain.step_id,
-            );
-            async move { count.await.map(|n| (chain, n)) }
-        })
-        .collect();
-    let counted: Vec<(Chain, u64)> = futures::stream::iter(counts)
-        .buffer_unordered(config.count_concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let mut chains: Vec<(Chain, u64)> = counted.into_iter().filter(|(_, n)| *n > 0).collect();
-    chains.sort_by_key(|(chain, _)| chain.step_id);
-    let total: u64 = chains.iter().map(|(_, n)| n).sum();
+    // Only chains with sessions become work; inline vs fan-out needs to know
+    // whether there are more than the threshold, not how many — a large
+    // deployment is never counted inside this call.
+    let (chains, fan_out) = probe_chains(
+        store,
+        &plan,
+        marking::chains_of(&plan),
+        config.inline_mark_threshold,
+        config.mark_page_size,
+        config.count_concurrency,
+    )
+    .await?;
     store
         .start_marking(plan.tenant_id, plan.id, chains.len() as u64)
         .await?;
 
-    let fan_out = total > config.inline_mark_threshold;
     if let (true, Some(queue)) = (fan_out, state.queue.as_ref()) {
         let messages = chains
             .into_iter()
-            .map(|(chain, _)| MarkMessage {
+            .map(|chain| MarkMessage {
                 tenant_id: plan.tenant_id,
                 plan_id: plan.id,
                 chain,
@@ -198,7 +188,7 @@ async fn mark(
         config.mark_page_size,
         config.mark_concurrency,
     );
-    for (chain, _) in chains {
+    for chain in chains {
         let mut cursor = None;
         loop {
             let message = MarkMessage {
@@ -223,6 +213,71 @@ async fn mark(
         finished: plan.status == PlanStatus::Deployed,
         result: result_of(&plan, &stats),
     })
+}
+
+/// The chains that have sessions (in step order), and whether more than
+/// `threshold` sessions are to be marked. One single-session probe per chain
+/// (`concurrency` at a time), then pages of at most `page_size` through the
+/// non-empty chains until more than `threshold` sessions are seen or all are:
+/// never more than `threshold + 1` sessions read, one page held at a time.
+async fn probe_chains(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+    chains: Vec<Chain>,
+    threshold: u64,
+    page_size: usize,
+    concurrency: usize,
+) -> ApiResult<(Vec<Chain>, bool)> {
+    let query = |chain: &Chain, limit: usize, cursor: Option<String>| StepQuery {
+        tenant: plan.tenant_id,
+        scenario_id: plan.scenario_id,
+        version: plan.from_version,
+        step_id: chain.step_id,
+        limit,
+        cursor,
+    };
+    // Built up front: a mapping closure returning borrowed futures defeats the
+    // compiler's `Send` inference for the stream.
+    let probes: Vec<_> = chains
+        .into_iter()
+        .map(|chain| {
+            let probe = query(&chain, 1, None);
+            async move {
+                let page = store.sessions_at_step(&probe).await?;
+                Ok::<_, StoreError>((chain, !page.sessions.is_empty()))
+            }
+        })
+        .collect();
+    let probed: Vec<(Chain, bool)> = futures::stream::iter(probes)
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut chains: Vec<Chain> = probed
+        .into_iter()
+        .filter_map(|(chain, any)| any.then_some(chain))
+        .collect();
+    chains.sort_by_key(|c| c.step_id);
+
+    let mut seen: u64 = 0;
+    for chain in &chains {
+        let mut cursor = None;
+        loop {
+            let wanted = threshold.saturating_sub(seen).saturating_add(1);
+            let limit = usize::try_from(wanted)
+                .unwrap_or(usize::MAX)
+                .min(page_size.max(1));
+            let page = store.sessions_at_step(&query(chain, limit, cursor)).await?;
+            seen = seen.saturating_add(page.sessions.len() as u64);
+            if seen > threshold {
+                return Ok((chains, true));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok((chains, false))
 }
 
 pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeploymentStatus> {
