@@ -152,8 +152,10 @@ step --here "install local tools into .cache/" install_tools
 step --here "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
-# The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves.
-step "cargo build --workspace --bins" cargo build --workspace --bins
+# The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves, so
+# build them first — together with the test targets, so that dependencies are compiled once
+# with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
+step "cargo build --workspace --bins --tests --examples" cargo build --workspace --bins --tests --examples
 step "cargo test --workspace" cargo test --workspace
 step "cfn-lint infra/template.yaml" cfn_lint
 if [ "$QUICK" -eq 0 ]; then
