@@ -100,6 +100,36 @@ on_both_stores!(
     lambda_batch_reports_only_the_failing_message,
 );
 
+/// Deploy decides inline vs fan-out without counting every session: exactly
+/// the threshold (spread over four steps and many small pages) is marked inline,
+/// one more fans out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inline_threshold_is_exact() {
+    for (extra, status, state) in [(0, 200, "deployed"), (1, 202, "deploying")] {
+        let config = Config {
+            inline_mark_threshold: 100,
+            mark_page_size: 7,
+            ..fan_out_config()
+        };
+        let Some(fx) = fixture(Rig::Embedded, config, Faults::default(), false).await else {
+            return;
+        };
+        let population = Population {
+            welcome: 40,
+            anchor: 33 + extra,
+            confirm: 17,
+            done: 10,
+        };
+        let deployment = prepare(&fx.app, population).await;
+        let reply = deploy(&fx.app, &deployment.plan_id).await;
+        assert_eq!(reply.status, status, "{:?}", reply.body);
+        assert_eq!(reply.body["status"], state, "{:?}", reply.body);
+        if extra == 0 {
+            assert_marked_exactly(&fx.app, &deployment).await;
+        }
+    }
+}
+
 fn fan_out_config() -> Config {
     Config {
         inline_mark_threshold: 100,

@@ -360,7 +360,10 @@ pub async fn record_page(
         })
         .await?;
     if outcome.next_cursor.is_none() {
-        finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
+        // `deployed_at` is when the last page was recorded, not when its
+        // marking started (`now`, the flags' `marked_at`).
+        let finished = Utc::now().max(now);
+        finish_if_complete(store, plan.tenant_id, plan.id, finished).await?;
     }
     Ok(recorded)
 }
