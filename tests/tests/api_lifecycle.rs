@@ -1,35 +1,11 @@
 //! The seed's migration API end to end over HTTP, on the embedded store and on DynamoDB Local.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::json;
 use uuid::Uuid;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Embedded, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Dynamo, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     full_lifecycle,

@@ -2,36 +2,12 @@
 //! the migration is applied once, counted once, audited, and never moves a customer
 //! back past a checkpoint.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Embedded, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Dynamo, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     gap_fill_collects_then_applies_once,

@@ -302,3 +302,31 @@ pub async fn fresh_sqs_queue(max_receives: u32) -> Option<(aws_sdk_sqs::Client, 
         .expect("create SQS queue");
     Some((client, url))
 }
+
+/// Instantiate each `async fn name(app: TestApp)` of a test file once per backend:
+/// `embedded::name` and `dynamodb::name` (the latter skips without DynamoDB Local).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = super::spawn_app(super::Backend::Embedded, super::test_config()).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = super::spawn_app(super::Backend::Dynamo, super::test_config()).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
