@@ -266,6 +266,9 @@ async fn run_size(
         reply.0,
         deploy_call.as_secs_f64()
     );
+    // Peak RSS once half the sessions are marked: the same as at the end when
+    // memory is bounded by the page, not by the sessions done.
+    let mut half_hwm = None;
     let status = loop {
         let reply = call(
             &app,
@@ -277,6 +280,9 @@ async fn run_size(
         .await?;
         if reply.1["status"] == "deployed" {
             break reply.1;
+        }
+        if half_hwm.is_none() && reply.1["sessions_marked"].as_u64() >= Some(n as u64 / 2) {
+            half_hwm = Some(proc_status_kib(worker_pid, "VmHWM:")?);
         }
         if let Some(code) = worker.try_wait()? {
             return Err(format!("the worker exited early: {code}").into());
@@ -295,9 +301,10 @@ async fn run_size(
     }
     let product_rate = n as f64 / elapsed.as_secs_f64();
     println!(
-        "product: {marked} sessions marked in {:.1} s = {product_rate:.0}/s ({} pages); worker RSS {idle} KiB idle, peak (VmHWM) {hwm} KiB",
+        "product: {marked} sessions marked in {:.1} s = {product_rate:.0}/s ({} pages); worker RSS {idle} KiB idle, peak (VmHWM) {} KiB at half way, {hwm} KiB at the end",
         elapsed.as_secs_f64(),
         n.div_ceil(args.page_size),
+        half_hwm.map_or_else(|| "-".to_owned(), |k| k.to_string()),
     );
     let raw_after = raw.run("after").await?;
     let raw_rate = (raw_before + raw_after) / 2.0;

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,8 @@ use planning::scope::CompiledScope;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, PlanStatus, ScenarioInput};
 use serde::{Deserialize, Serialize};
 use store::{
-    MarkedPage, PlanTransition, SessionMark, SessionPosition, StepQuery, Store, StoreError,
+    MarkedPage, PlanTransition, SessionMark, SessionPage, SessionPosition, StepQuery, Store,
+    StoreError, StoreResult,
 };
 use uuid::Uuid;
 
@@ -99,10 +101,47 @@ pub struct PlanContexts {
 struct PreparedPlan {
     plan: MigrationPlan,
     step_names: Arc<BTreeMap<Uuid, String>>,
+    /// Pages read ahead while the page before them was being marked, by page id.
+    read_ahead: Mutex<Vec<ReadAhead>>,
+}
+
+struct ReadAhead {
+    page_id: String,
+    read_at: Instant,
+    page: SessionPage,
 }
 
 /// Plans a process keeps at most; a worker mostly serves a handful at a time.
 const PLAN_CONTEXTS: usize = 64;
+/// Pages read ahead that a process keeps per plan (each at most one page).
+const READ_AHEAD_PAGES: usize = 4;
+/// A page read ahead is used only this soon after it was read: the next
+/// message of a chain normally arrives within milliseconds, and an older read
+/// is better done again.
+const READ_AHEAD_MAX_AGE: Duration = Duration::from_secs(5);
+
+impl PreparedPlan {
+    fn keep_read_ahead(&self, page_id: String, page: SessionPage) {
+        if let Ok(mut pages) = self.read_ahead.lock() {
+            pages.retain(|p| p.read_at.elapsed() < READ_AHEAD_MAX_AGE);
+            if pages.len() >= READ_AHEAD_PAGES {
+                pages.remove(0);
+            }
+            pages.push(ReadAhead {
+                page_id,
+                read_at: Instant::now(),
+                page,
+            });
+        }
+    }
+
+    fn take_read_ahead(&self, page_id: &str) -> Option<SessionPage> {
+        let mut pages = self.read_ahead.lock().ok()?;
+        let index = pages.iter().position(|p| p.page_id == page_id)?;
+        let found = pages.remove(index);
+        (found.read_at.elapsed() < READ_AHEAD_MAX_AGE).then_some(found.page)
+    }
+}
 
 impl PlanContexts {
     fn get(&self, key: (Uuid, Uuid)) -> Option<Arc<PreparedPlan>> {
@@ -141,6 +180,7 @@ impl PlanContexts {
         let prepared = Arc::new(PreparedPlan {
             step_names: Arc::new(step_names_of(&v1)),
             plan,
+            read_ahead: Mutex::new(Vec::new()),
         });
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= PLAN_CONTEXTS {
@@ -220,8 +260,19 @@ pub async fn mark_page(
     chain: &Chain,
     cursor: Option<String>,
 ) -> ApiResult<PageOutcome> {
+    let page = read_page(store, ctx, chain, cursor).await?;
+    mark_read_page(store, ctx, chain, &page).await
+}
+
+/// One page of a chain's sessions, through the step index.
+async fn read_page(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    chain: &Chain,
+    cursor: Option<String>,
+) -> StoreResult<SessionPage> {
     let plan = ctx.plan;
-    let page = store
+    store
         .sessions_at_step(&StepQuery {
             tenant: plan.tenant_id,
             scenario_id: plan.scenario_id,
@@ -230,7 +281,17 @@ pub async fn mark_page(
             limit: ctx.page_size,
             cursor,
         })
-        .await?;
+        .await
+}
+
+/// [`mark_page`] for a page already read.
+async fn mark_read_page(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    chain: &Chain,
+    page: &SessionPage,
+) -> ApiResult<PageOutcome> {
+    let plan = ctx.plan;
     let policy = ctx.policy(chain);
     let scope = match policy {
         Some(p) => Some(CompiledScope::compile(&p.scope_filter).map_err(|_| {
@@ -299,7 +360,7 @@ pub async fn mark_page(
     let marked = already_ours + newly + flagged_meanwhile;
     Ok(PageOutcome {
         marked,
-        next_cursor: page.next_cursor,
+        next_cursor: page.next_cursor.clone(),
     })
 }
 
@@ -434,7 +495,34 @@ pub async fn process_message(
         page_size,
         concurrency,
     );
-    let outcome = mark_page(store, &ctx, &message.chain, message.cursor.clone()).await?;
+    let page = match prepared.take_read_ahead(&message.page_id()) {
+        Some(page) => page,
+        None => read_page(store, &ctx, &message.chain, message.cursor.clone()).await?,
+    };
+    // Read the next page while this one is written (its cursor is known now),
+    // so that the chain's next message — usually handled by this same process —
+    // starts writing at once. Staleness is harmless: every mark is conditional
+    // and a mark that does not hold is looked at again before counting.
+    let next = page.next_cursor.clone().map(|cursor| MarkMessage {
+        cursor: Some(cursor),
+        ..message.clone()
+    });
+    let read_next = async {
+        match &next {
+            Some(next) => Some(read_page(store, &ctx, &next.chain, next.cursor.clone()).await),
+            None => None,
+        }
+    };
+    let (outcome, ahead) = futures::join!(
+        mark_read_page(store, &ctx, &message.chain, &page),
+        read_next
+    );
+    let outcome = outcome?;
+    drop(page);
+    if let (Some(next), Some(Ok(ahead))) = (&next, ahead) {
+        // A failed read ahead costs nothing: the next message reads again.
+        prepared.keep_read_ahead(next.page_id(), ahead);
+    }
     let recorded = record_page(store, plan, message, &outcome, now).await?;
     if !recorded {
         // A redelivery: check the status again rather than trust the cache.
@@ -451,8 +539,5 @@ pub async fn process_message(
         // The plan may have just finished; later messages must see it.
         contexts.forget(key);
     }
-    Ok(outcome.next_cursor.map(|cursor| MarkMessage {
-        cursor: Some(cursor),
-        ..message.clone()
-    }))
+    Ok(next)
 }
