@@ -35,9 +35,9 @@ cd "$ROOT"
 # shellcheck source=tests/services/lib.sh
 source "$ROOT/tests/services/lib.sh"
 
-# Binaries of the Lambda functions; each must stay under this many bytes.
+# Binaries of the Lambda functions; each must stay under 10 MB (SPEC §11, decimal).
 LAMBDA_PACKAGES=(scenarios sessions plans deployments mark-sessions)
-MAX_BOOTSTRAP_BYTES=$((10 * 1024 * 1024))
+MAX_BOOTSTRAP_BYTES=10000000
 
 RUN_START=$SECONDS
 CURRENT_STEP=""
@@ -139,17 +139,13 @@ build_lambdas() {
     for p in "${LAMBDA_PACKAGES[@]}"; do
         [ -f "$dir/$p/bootstrap" ] || fm_die "missing $dir/$p/bootstrap" || return 1
         size="$(stat -c %s "$dir/$p/bootstrap")"
-        printf '%-16s %12s  (%s MiB)\n' "$p" "$size" "$(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 }')"
+        printf '%-16s %12s  (%s MB)\n' "$p" "$size" "$(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1000000 }')"
         if [ "$size" -ge "$MAX_BOOTSTRAP_BYTES" ]; then
-            echo "  WARNING: $p/bootstrap is not under the 10 MiB target" >&2
+            echo "  $p/bootstrap is not under the 10 MB target (Cargo.toml [profile.release] has the levers)" >&2
             too_big=1
         fi
     done
-    # The 10 MiB target (SPEC §11) is not met yet: the sizes are reported on every run,
-    # and LAMBDA_SIZE_STRICT=1 turns an oversized binary into a failure.
-    if [ "$too_big" -ne 0 ] && [ "${LAMBDA_SIZE_STRICT:-0}" = 1 ]; then
-        return 1
-    fi
+    [ "$too_big" -eq 0 ]
 }
 
 step --here "install local tools into .cache/" install_tools
@@ -163,7 +159,7 @@ step "cargo build --workspace --bins --tests --examples" cargo build --workspace
 step "cargo test --workspace" cargo test --workspace
 step "cfn-lint infra/template.yaml" cfn_lint
 if [ "$QUICK" -eq 0 ]; then
-    step "cargo lambda build --release --arm64 (5 functions, sizes against the 10 MiB target)" build_lambdas
+    step "cargo lambda build --release --arm64 (5 functions, each under 10 MB)" build_lambdas
 else
     printf '\n==== skipped (--quick): cargo lambda build --release --arm64 ====\n'
 fi

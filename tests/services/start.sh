@@ -2,7 +2,7 @@
 # Start DynamoDB Local and moto (SQS) by hand, for a developer's own cargo test / serve runs:
 #
 #   eval "$(tests/services/start.sh)"     # installs into .cache/ if needed, prints the exports
-#   cargo test --workspace                 # or: cargo run --bin migrations -- serve --store dynamodb --queue sqs --init
+#   cargo test --workspace                 # or: cargo run -p migrations -- serve --store dynamodb --queue sqs --init
 #   tests/services/stop.sh
 #
 # The services keep running until stop.sh; their logs are in .cache/services/.

@@ -25,15 +25,67 @@ pub fn table_names(config: &Config) -> TableNames {
     }
 }
 
-/// The state every Lambda uses: DynamoDB store, SQS queue when configured.
+/// The state every Lambda uses: DynamoDB store, SQS queue when configured
+/// (the template gives the queue only to the functions that send to it).
 pub async fn lambda_state(config: Config) -> AppState {
     let sdk = sdk_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table_names(&config));
-    let queue_url = config.marking_queue_url.clone();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = config
+        .marking_queue_url
+        .clone()
+        .map(|url| (aws_sdk_sqs::Client::new(&sdk), url));
+    if config.warm_up {
+        let queue = sqs.as_ref().map(|(client, url)| (client, url.as_str()));
+        warm_up(&dynamo, &config.main_table, queue).await;
+    }
+    let store = DynamoStore::new(dynamo, table_names(&config));
     let state = AppState::new(Arc::new(store), config);
-    match queue_url {
-        Some(url) => state.with_queue(Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url))),
+    match sqs {
+        Some((client, url)) => state.with_queue(Arc::new(SqsQueue::new(client, url))),
         None => state,
+    }
+}
+
+/// One cheap request per client, in parallel, during the cold start: it opens the
+/// pooled connection (TCP + TLS handshake) and resolves credentials, which the
+/// first API request would otherwise pay for (README "Cold start" has the
+/// measurement). The outcome does not matter — a failure is logged and the
+/// request path connects on its own — so this never fails the cold start.
+pub async fn warm_up(
+    dynamo: &aws_sdk_dynamodb::Client,
+    main_table: &str,
+    queue: Option<(&aws_sdk_sqs::Client, &str)>,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_sdk_sqs::types::QueueAttributeName;
+    // A key no item has: every function's role may read the main table.
+    let key = AttributeValue::S("warm-up".to_owned());
+    let read = dynamo
+        .get_item()
+        .table_name(main_table)
+        .key("pk", key.clone())
+        .key("sk", key)
+        .projection_expression("pk")
+        .send();
+    let describe_queue = async {
+        match queue {
+            Some((client, url)) => Some(
+                client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::QueueArn)
+                    .send()
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (read, describe_queue) = tokio::join!(read, describe_queue);
+    if let Err(e) = read {
+        tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DynamoDB warm-up failed");
+    }
+    if let Some(Err(e)) = describe_queue {
+        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS warm-up failed");
     }
 }
 

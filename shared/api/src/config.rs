@@ -28,6 +28,9 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// JWT claim that carries the tenant id when an authorizer is configured (`TENANT_CLAIM`).
     pub tenant_claim: String,
+    /// On AWS, one cheap request per SDK client during the cold start so the first
+    /// API request does not pay for the connection and TLS handshake (`WARM_UP`).
+    pub warm_up: bool,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             plan_ttl_days: 30,
             max_response_bytes: 5 * 1024 * 1024,
             tenant_claim: "tenant_id".into(),
+            warm_up: true,
         }
     }
 }
@@ -91,7 +95,27 @@ impl Config {
                 1024,
             )?,
             tenant_claim: text("TENANT_CLAIM", defaults.tenant_claim),
+            warm_up: flag(&lookup, "WARM_UP", defaults.warm_up)?,
         })
+    }
+}
+
+fn flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError {
+                name,
+                value: raw,
+                reason: "not true or false",
+            }),
+        },
     }
 }
 
@@ -143,6 +167,19 @@ mod tests {
         let env: HashMap<&str, &str> = [("INLINE_MARK_THRESHOLD", "50")].into_iter().collect();
         let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c.inline_mark_threshold, 50);
+    }
+
+    #[test]
+    fn reads_and_validates_the_warm_up_flag() {
+        let read = |value: &str| {
+            let value = value.to_string();
+            Config::from_lookup(|k| (k == "WARM_UP").then(|| value.clone()))
+        };
+        assert!(read("").unwrap().warm_up);
+        assert!(!read("false").unwrap().warm_up);
+        assert!(!read(" 0 ").unwrap().warm_up);
+        assert!(read("TRUE").unwrap().warm_up);
+        assert_eq!(read("maybe").unwrap_err().name, "WARM_UP");
     }
 
     #[test]
