@@ -8,10 +8,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -25,9 +26,15 @@ use tokio::sync::{Mutex, mpsc};
 struct RuntimeApi {
     event: Arc<Mutex<Option<Value>>>,
     answers: mpsc::UnboundedSender<(String, Value)>,
+    /// When the function first asked for an event: its cold start was over.
+    first_poll: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 async fn next_invocation(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
+    api.first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     let event = api.event.lock().await.take();
     let Some(event) = event else {
         // Only one invocation per test: park the runtime's long poll.
@@ -119,28 +126,12 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
     let api = RuntimeApi {
         event: Arc::new(Mutex::new(Some(event))),
         answers,
+        first_poll: Arc::default(),
     };
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/{kind}",
-            post(invocation_answer),
-        )
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (address, server) = serve_runtime_api(api).await;
 
     let mut child = tokio::process::Command::new(exe)
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
+        .envs(function_env(function, address))
         .env("MIGRATIONS_TABLE", &tables.main)
         .env("SESSIONS_TABLE", &tables.sessions)
         .env_remove("MARKING_QUEUE_URL")
@@ -156,6 +147,35 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
     let _ = child.kill().await;
     server.abort();
     Some(answer)
+}
+
+/// The variables the Lambda service sets for a function process.
+fn function_env(function: &str, runtime_api: SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "local".to_owned()),
+    ]
+}
+
+async fn serve_runtime_api(api: RuntimeApi) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/{kind}",
+            post(invocation_answer),
+        )
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (address, server)
 }
 
 async fn assert_http_answer(function: &str, event_file: &str, status: u64) -> Option<Value> {
@@ -215,4 +235,82 @@ async fn mark_sessions_reports_the_failed_message_of_the_sample_batch() {
         payload["batchItemFailures"].as_array().map(Vec::len),
         Some(1)
     );
+}
+
+/// With `WARM_UP` on, the function reaches DynamoDB during its cold start, before
+/// it asks for its first event; off, it does not. The endpoint here accepts and
+/// never answers, so the warm-up also shows that it gives up (`WARM_UP_LIMIT`)
+/// rather than hang the cold start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_connects_during_init_and_never_hangs_it() {
+    let Some(exe) = binary("scenarios") else {
+        return;
+    };
+    for warm_up in [true, false] {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_address = silent.local_addr().unwrap();
+        let first_accept: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+        let accepts = {
+            let first_accept = first_accept.clone();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = silent.accept().await {
+                    first_accept
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(Instant::now);
+                    held.push(socket);
+                }
+            })
+        };
+        let (answers, _received) = mpsc::unbounded_channel();
+        let api = RuntimeApi {
+            event: Arc::new(Mutex::new(None)),
+            answers,
+            first_poll: Arc::default(),
+        };
+        let first_poll = api.first_poll.clone();
+        let (address, server) = serve_runtime_api(api).await;
+        let mut child = tokio::process::Command::new(&exe)
+            .envs(function_env("scenarios", address))
+            .env(
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                format!("http://{silent_address}"),
+            )
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("WARM_UP", warm_up.to_string())
+            .env_remove("MARKING_QUEUE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start function binary");
+        // Generous: the bound under test is the warm-up's own 2 s limit.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let polled = loop {
+            if let Some(at) = *first_poll.lock().unwrap() {
+                break at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warm_up={warm_up}: the cold start never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let accepted = *first_accept.lock().unwrap();
+        if warm_up {
+            let accepted = accepted.expect("the warm-up connected to DynamoDB during init");
+            assert!(accepted < polled, "connected before the first event poll");
+        } else {
+            assert_eq!(
+                accepted, None,
+                "no DynamoDB connection before the first event"
+            );
+        }
+        let _ = child.kill().await;
+        server.abort();
+        accepts.abort();
+    }
 }

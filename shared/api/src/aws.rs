@@ -50,7 +50,8 @@ pub async fn lambda_state(config: Config) -> AppState {
 /// pooled connection (TCP + TLS handshake) and resolves credentials, which the
 /// first API request would otherwise pay for (README "Cold start" has the
 /// measurement). The outcome does not matter — a failure is logged and the
-/// request path connects on its own — so this never fails the cold start.
+/// request path connects on its own — and it gives up after [`WARM_UP_LIMIT`], so
+/// an unreachable endpoint delays the cold start by that much at most.
 pub async fn warm_up(
     dynamo: &aws_sdk_dynamodb::Client,
     main_table: &str,
@@ -60,34 +61,39 @@ pub async fn warm_up(
     use aws_sdk_sqs::types::QueueAttributeName;
     // A key no item has: every function's role may read the main table.
     let key = AttributeValue::S("warm-up".to_owned());
-    let read = dynamo
-        .get_item()
-        .table_name(main_table)
-        .key("pk", key.clone())
-        .key("sk", key)
-        .projection_expression("pk")
-        .send();
-    let describe_queue = async {
-        match queue {
-            Some((client, url)) => Some(
-                client
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::QueueArn)
-                    .send()
-                    .await,
-            ),
-            None => None,
+    let read = async {
+        let read = dynamo
+            .get_item()
+            .table_name(main_table)
+            .key("pk", key.clone())
+            .key("sk", key)
+            .projection_expression("pk")
+            .send()
+            .await;
+        if let Err(e) = read {
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DynamoDB warm-up failed");
         }
     };
-    let (read, describe_queue) = tokio::join!(read, describe_queue);
-    if let Err(e) = read {
-        tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DynamoDB warm-up failed");
-    }
-    if let Some(Err(e)) = describe_queue {
-        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS warm-up failed");
+    let describe_queue = async {
+        let Some((client, url)) = queue else { return };
+        let described = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await;
+        if let Err(e) = described {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS warm-up failed");
+        }
+    };
+    let both = async { tokio::join!(read, describe_queue) };
+    if tokio::time::timeout(WARM_UP_LIMIT, both).await.is_err() {
+        tracing::warn!(limit = ?WARM_UP_LIMIT, "warm-up gave up; the first request connects instead");
     }
 }
+
+/// How long the cold start waits for the warm-up (a handshake takes tens of ms).
+pub const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Marking messages on SQS, sent in batches of ten (the SQS maximum).
 pub struct SqsQueue {
