@@ -130,14 +130,10 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
     };
     let (address, server) = serve_runtime_api(api).await;
 
-    let mut child = tokio::process::Command::new(exe)
-        .envs(function_env(function, address))
+    let mut child = function_process(&exe, function, address)
         .env("MIGRATIONS_TABLE", &tables.main)
         .env("SESSIONS_TABLE", &tables.sessions)
-        .env_remove("MARKING_QUEUE_URL")
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("start function binary");
     let answer = tokio::time::timeout(Duration::from_secs(60), received.recv())
@@ -149,16 +145,24 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
     Some(answer)
 }
 
-/// The variables the Lambda service sets for a function process.
-fn function_env(function: &str, runtime_api: SocketAddr) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
-        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "local".to_owned()),
-    ]
+/// A function process with the variables the Lambda service sets, no queue.
+fn function_process(
+    exe: &std::path::Path,
+    function: &str,
+    runtime_api: SocketAddr,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
+        .env_remove("MARKING_QUEUE_URL")
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    command
 }
 
 async fn serve_runtime_api(api: RuntimeApi) -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -271,8 +275,7 @@ async fn warm_up_connects_during_init_and_never_hangs_it() {
         };
         let first_poll = api.first_poll.clone();
         let (address, server) = serve_runtime_api(api).await;
-        let mut child = tokio::process::Command::new(&exe)
-            .envs(function_env("scenarios", address))
+        let mut child = function_process(&exe, "scenarios", address)
             .env(
                 "AWS_ENDPOINT_URL_DYNAMODB",
                 format!("http://{silent_address}"),
@@ -281,10 +284,7 @@ async fn warm_up_connects_during_init_and_never_hangs_it() {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
             .env("WARM_UP", warm_up.to_string())
-            .env_remove("MARKING_QUEUE_URL")
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("start function binary");
         // Generous: the bound under test is the warm-up's own 2 s limit.
