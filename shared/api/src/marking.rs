@@ -210,13 +210,13 @@ impl<'a> MarkingContext<'a> {
         page_size: usize,
         concurrency: usize,
     ) -> Self {
-        MarkingContext {
+        Self::with_names(
             plan,
-            step_names: Arc::new(step_names_of(v1)),
+            Arc::new(step_names_of(v1)),
             now,
             page_size,
             concurrency,
-        }
+        )
     }
 
     fn with_names(

@@ -14,6 +14,8 @@ pub struct AppState {
     /// Where fan-out marking messages go; `None` marks every deployment inline.
     pub queue: Option<Arc<dyn MarkingQueue>>,
     pub plan_cache: Arc<crate::services::reconcile::PlanCache>,
+    /// The deploying plans the marking worker serves, with their read-ahead pages.
+    pub marking_plans: Arc<crate::marking::PlanContexts>,
 }
 
 impl AppState {
@@ -23,6 +25,7 @@ impl AppState {
             config: Arc::new(config),
             queue: None,
             plan_cache: Arc::default(),
+            marking_plans: Arc::default(),
         }
     }
 

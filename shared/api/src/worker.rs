@@ -1,18 +1,12 @@
 //! The marking worker: one queue message = one page of one chain.
 //! Shared by the SQS Lambda, `migrations serve --queue sqs` and the in-process queue.
 
-use std::sync::LazyLock;
-
 use chrono::Utc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_json;
-use crate::marking::{self, MarkMessage, PlanContexts};
+use crate::marking::{self, MarkMessage};
 use crate::state::AppState;
-
-/// The deploying plans this process marks for, shared by every consumer in it
-/// (built once per process, like the SDK clients).
-static PLAN_CONTEXTS: LazyLock<PlanContexts> = LazyLock::new(PlanContexts::default);
 
 /// What happened to one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,7 +132,7 @@ pub async fn handle_sqs_event(state: &AppState, event: &SqsEvent) -> SqsBatchRes
 async fn process(state: &AppState, message: &MarkMessage) -> ApiResult<()> {
     let continuation = marking::process_message(
         state.store.as_ref(),
-        &PLAN_CONTEXTS,
+        &state.marking_plans,
         message,
         state.config.mark_page_size,
         state.config.mark_concurrency,

@@ -148,7 +148,7 @@ fn py_list<'a>(items: impl Iterator<Item = &'a str>, out: &mut String) {
 
 /// A string as Python's `json.dumps` writes it with `ensure_ascii=True`: printable
 /// ASCII as is, the five short escapes, everything else (DEL and non-ASCII included)
-/// as lowercase `\uXXXX` UTF-16 code units.
+/// as `\u` escapes of UTF-16 code units in four lowercase hex digits.
 fn py_str(s: &str, out: &mut String) {
     out.push('"');
     if s.bytes()

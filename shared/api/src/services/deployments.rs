@@ -218,8 +218,9 @@ async fn mark(
 /// The chains that have sessions (in step order), and whether more than
 /// `threshold` sessions are to be marked. One single-session probe per chain
 /// (`concurrency` at a time), then pages of at most `page_size` through the
-/// non-empty chains until more than `threshold` sessions are seen or all are:
-/// never more than `threshold + 1` sessions read, one page held at a time.
+/// non-empty chains, each from where its probe stopped, until more than
+/// `threshold` sessions are seen or all are: never more than `threshold + 1`
+/// sessions read beyond the probes, one page held at a time.
 async fn probe_chains(
     store: &dyn Store,
     plan: &MigrationPlan,
@@ -244,40 +245,39 @@ async fn probe_chains(
             let probe = query(&chain, 1, None);
             async move {
                 let page = store.sessions_at_step(&probe).await?;
-                Ok::<_, StoreError>((chain, !page.sessions.is_empty()))
+                Ok::<_, StoreError>((chain, page))
             }
         })
         .collect();
-    let probed: Vec<(Chain, bool)> = futures::stream::iter(probes)
+    let mut probed: Vec<(Chain, store::SessionPage)> = futures::stream::iter(probes)
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
-    let mut chains: Vec<Chain> = probed
-        .into_iter()
-        .filter_map(|(chain, any)| any.then_some(chain))
-        .collect();
-    chains.sort_by_key(|c| c.step_id);
+    probed.retain(|(_, page)| !page.sessions.is_empty());
+    probed.sort_by_key(|(chain, _)| chain.step_id);
 
-    let mut seen: u64 = 0;
-    for chain in &chains {
-        let mut cursor = None;
-        loop {
+    // Each probe found one session; counting goes on from where it stopped.
+    let mut seen: u64 = probed.len() as u64;
+    'chains: for (chain, probe) in &probed {
+        let mut cursor = probe.next_cursor.clone();
+        while let Some(from) = cursor {
+            if seen > threshold {
+                break 'chains;
+            }
             let wanted = threshold.saturating_sub(seen).saturating_add(1);
             let limit = usize::try_from(wanted)
                 .unwrap_or(usize::MAX)
                 .min(page_size.max(1));
-            let page = store.sessions_at_step(&query(chain, limit, cursor)).await?;
+            let page = store
+                .sessions_at_step(&query(chain, limit, Some(from)))
+                .await?;
             seen = seen.saturating_add(page.sessions.len() as u64);
-            if seen > threshold {
-                return Ok((chains, true));
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+            cursor = page.next_cursor;
         }
     }
-    Ok((chains, false))
+    let fan_out = seen > threshold;
+    let chains = probed.into_iter().map(|(chain, _)| chain).collect();
+    Ok((chains, fan_out))
 }
 
 pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeploymentStatus> {
