@@ -363,6 +363,7 @@ fn session(tenant: Uuid, scenario: Uuid, step: Uuid, i: usize) -> Session {
         pinned_version: None,
         created_at: now,
         updated_at: now,
+        revision: 0,
     }
 }
 

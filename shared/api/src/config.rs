@@ -31,6 +31,14 @@ pub struct Config {
     /// On AWS, one cheap request per SDK client during the cold start so the first
     /// API request does not pay for the connection and TLS handshake (`WARM_UP`).
     pub warm_up: bool,
+    /// A marking chain that made no progress for this long is resumed by the next
+    /// deploy call or sweep (`DEPLOY_LEASE_SECONDS`).
+    pub deploy_lease_seconds: u64,
+    /// Times the sweep resumes one chain before leaving it to an operator (a page
+    /// that fails every time, e.g. in the dead-letter queue) (`DEPLOY_MAX_RESUMPTIONS`).
+    pub deploy_max_resumptions: u64,
+    /// How often `migrations serve` sweeps deploying plans (`DEPLOY_SWEEP_SECONDS`).
+    pub deploy_sweep_seconds: u64,
 }
 
 impl Default for Config {
@@ -48,6 +56,9 @@ impl Default for Config {
             max_response_bytes: 5 * 1024 * 1024,
             tenant_claim: "tenant_id".into(),
             warm_up: true,
+            deploy_lease_seconds: 60,
+            deploy_max_resumptions: 5,
+            deploy_sweep_seconds: 30,
         }
     }
 }
@@ -96,6 +107,24 @@ impl Config {
             )?,
             tenant_claim: text("TENANT_CLAIM", defaults.tenant_claim),
             warm_up: flag(&lookup, "WARM_UP", defaults.warm_up)?,
+            deploy_lease_seconds: number(
+                &lookup,
+                "DEPLOY_LEASE_SECONDS",
+                defaults.deploy_lease_seconds,
+                0,
+            )?,
+            deploy_max_resumptions: number(
+                &lookup,
+                "DEPLOY_MAX_RESUMPTIONS",
+                defaults.deploy_max_resumptions,
+                0,
+            )?,
+            deploy_sweep_seconds: number(
+                &lookup,
+                "DEPLOY_SWEEP_SECONDS",
+                defaults.deploy_sweep_seconds,
+                1,
+            )?,
         })
     }
 }

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use planning::validate::{LocPart, ValidationIssue};
 use serde::Serialize;
-use store::{ActivationError, StoreError};
+use store::{ActivationError, SessionWriteError, StoreError};
 
 /// One entry of a 422 `detail` list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +49,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A stale `If-Match` / `If-None-Match` (HTTP 412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     /// The backend throttled us; the client may retry.
@@ -80,6 +83,23 @@ impl From<StoreError> for ApiError {
                 "value_error",
             ),
             StoreError::Unexpected(m) => ApiError::Unexpected(m),
+        }
+    }
+}
+
+impl From<SessionWriteError> for ApiError {
+    fn from(e: SessionWriteError) -> Self {
+        match e {
+            SessionWriteError::PreconditionFailed { current: Some(r) } => {
+                ApiError::PreconditionFailed(format!("Session is at revision {r}"))
+            }
+            SessionWriteError::PreconditionFailed { current: None } => {
+                ApiError::PreconditionFailed("Session does not exist".into())
+            }
+            SessionWriteError::VersionRegression { current } => ApiError::Conflict(format!(
+                "Session is at version {current} of this scenario; a session never moves back to an older version"
+            )),
+            SessionWriteError::Store(s) => s.into(),
         }
     }
 }
@@ -117,6 +137,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, text(m)),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, text(m)),
+            ApiError::PreconditionFailed(m) => (StatusCode::PRECONDITION_FAILED, text(m)),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 text("Request body too large (limit 6 MB)"),

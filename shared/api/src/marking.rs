@@ -397,8 +397,10 @@ async fn flagged_by_plan(
     Ok(ours as u64)
 }
 
-/// Record a marked page in the ledger (idempotent) and, when it completes the
-/// last chain, finish the deployment.
+/// Record a marked page in the ledger and move its chain on (idempotent, and
+/// only from where the chain stands) and, when it completes the last chain,
+/// finish the deployment. `false`: not recorded — the page was recorded before,
+/// or another walk of the chain is ahead; the caller must not continue the chain.
 pub async fn record_page(
     store: &dyn Store,
     plan: &MigrationPlan,
@@ -410,21 +412,24 @@ pub async fn record_page(
     if outcome.marked > 0 {
         by_anchor.insert(message.chain.flag_hash(), outcome.marked);
     }
+    // `deployed_at` and the chain's lease are when the page was recorded, not
+    // when its marking started (`now`, the flags' `marked_at`).
+    let recorded_at = Utc::now().max(now);
     let recorded = store
         .record_marking_page(&MarkedPage {
             tenant: plan.tenant_id,
             plan_id: plan.id,
             page_id: message.page_id(),
+            chain_step: message.chain.step_id,
+            cursor: message.cursor.clone(),
+            next_cursor: outcome.next_cursor.clone(),
             sessions_marked: outcome.marked,
             by_anchor,
-            completes_chain: outcome.next_cursor.is_none(),
+            at: recorded_at,
         })
         .await?;
-    if outcome.next_cursor.is_none() {
-        // `deployed_at` is when the last page was recorded, not when its
-        // marking started (`now`, the flags' `marked_at`).
-        let finished = Utc::now().max(now);
-        finish_if_complete(store, plan.tenant_id, plan.id, finished).await?;
+    if recorded && outcome.next_cursor.is_none() {
+        finish_if_complete(store, plan.tenant_id, plan.id, recorded_at).await?;
     }
     Ok(recorded)
 }
@@ -438,7 +443,17 @@ pub async fn finish_if_complete(
     now: DateTime<Utc>,
 ) -> ApiResult<Option<MigrationPlan>> {
     let stats = store.get_plan_stats(tenant, plan_id).await?;
-    if stats.chains_done < stats.chains_total {
+    if stats.marking_started_at.is_none() || stats.chains_done < stats.chains_total {
+        return Ok(None);
+    }
+    // The counters say so; the chains themselves have the last word (two
+    // starters racing after a crash may have registered more chains than counted).
+    if store
+        .list_chains(tenant, plan_id)
+        .await?
+        .iter()
+        .any(|c| !c.done)
+    {
         return Ok(None);
     }
     let Some(plan) = store.get_plan(tenant, plan_id).await? else {
@@ -468,9 +483,8 @@ pub async fn finish_if_complete(
 }
 
 /// Process one queue message: mark its page, record it, and return the
-/// continuation to enqueue — also when the page had been recorded before (the
-/// earlier attempt may have crashed before enqueueing it), unless the plan is
-/// no longer deploying, which makes every page recorded.
+/// continuation to enqueue — only when this call recorded the page, so that a
+/// chain is walked once however often its messages are delivered.
 pub async fn process_message(
     store: &dyn Store,
     contexts: &PlanContexts,
@@ -525,15 +539,13 @@ pub async fn process_message(
     }
     let recorded = record_page(store, plan, message, &outcome, now).await?;
     if !recorded {
-        // A redelivery: check the status again rather than trust the cache.
+        // A redelivery, or a second walk of this chain (a resumption racing a
+        // slow worker): whoever recorded the page carries the chain on, so this
+        // walk ends here. Should that walk have died before enqueueing its
+        // continuation, the chain's lease runs out and the sweep resumes it
+        // from the ledger.
         contexts.forget(key);
-        if contexts
-            .deploying(store, message.tenant_id, message.plan_id)
-            .await?
-            .is_none()
-        {
-            return Ok(None);
-        }
+        return Ok(None);
     }
     if outcome.next_cursor.is_none() {
         // The plan may have just finished; later messages must see it.

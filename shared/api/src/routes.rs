@@ -3,13 +3,16 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::Utc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, MAX_BODY_BYTES, OptionalJsonBody, PathParams, QueryParams, Tenant};
+use crate::extract::{
+    JsonBody, MAX_BODY_BYTES, OptionalJsonBody, PathParams, QueryParams, Tenant, session_etag,
+    session_precondition,
+};
 use crate::services::{deployments, plans, reconcile, scenarios, sessions};
 use crate::state::AppState;
 
@@ -131,17 +134,30 @@ async fn put_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
+    headers: HeaderMap,
     JsonBody(input): JsonBody<planning::SessionInput>,
 ) -> ApiResult<impl IntoResponse> {
     let session_id = path.text("session_id")?;
-    let (session, created) =
-        sessions::record(state.store.as_ref(), tenant, session_id, input, Utc::now()).await?;
-    let status = if created {
+    let precondition = session_precondition(&headers)?;
+    let written = sessions::record(
+        state.store.as_ref(),
+        tenant,
+        session_id,
+        input,
+        precondition,
+        Utc::now(),
+    )
+    .await?;
+    let status = if written.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(session)))
+    Ok((
+        status,
+        session_etag(written.session.revision),
+        Json(written.session),
+    ))
 }
 
 async fn get_session(
@@ -150,9 +166,8 @@ async fn get_session(
     path: PathParams,
 ) -> ApiResult<impl IntoResponse> {
     let session_id = path.text("session_id")?;
-    Ok(Json(
-        sessions::get(state.store.as_ref(), tenant, &session_id).await?,
-    ))
+    let session = sessions::get(state.store.as_ref(), tenant, &session_id).await?;
+    Ok((session_etag(session.revision), Json(session)))
 }
 
 async fn reconcile_session(
@@ -162,7 +177,7 @@ async fn reconcile_session(
     OptionalJsonBody(request): OptionalJsonBody<planning::ReconcileRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let session_id = path.text("session_id")?;
-    let result = reconcile::reconcile(
+    let reconciled = reconcile::reconcile(
         state.store.as_ref(),
         &state.plan_cache,
         tenant,
@@ -171,7 +186,7 @@ async fn reconcile_session(
         Utc::now(),
     )
     .await?;
-    Ok(Json(result))
+    Ok((session_etag(reconciled.revision), Json(reconciled.result)))
 }
 
 // ----- plans -----------------------------------------------------------------

@@ -183,6 +183,7 @@ fn session(f: &Fixture, until: usize, flagged: bool) -> Session {
         pinned_version: None,
         created_at: now() - Duration::days(3),
         updated_at: now() - Duration::hours(1),
+        revision: 0,
     }
 }
 

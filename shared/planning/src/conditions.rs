@@ -3,20 +3,75 @@
 //! A condition is *machine-evaluable* when it compiles as CEL. Natural-language
 //! conditions ("customer seems upset") do not compile and are never taken
 //! automatically: callers report them instead.
+//!
+//! Conditions come from operators (policies) and scenario authors (transitions),
+//! so nothing in one may crash, hang or exhaust the process. [`Condition::compile`]
+//! refuses, before the parser sees it, a source longer than
+//! [`MAX_EXPRESSION_CHARS`], nested deeper than [`MAX_NESTING`], with a chain of
+//! operators longer than [`MAX_DEPTH`] or more than [`MAX_OPERATORS`] operators:
+//! the parser and the evaluator recurse on all of these, and a 5,000-term sum
+//! overflowed the stack of a tokio worker. It refuses comprehensions nested more
+//! than [`MAX_COMPREHENSION_NESTING`] deep (each level multiplies the work: seven
+//! levels over ten elements are 10⁷ iterations) and conditions that are certainly
+//! not boolean (`1 + 1`, `"x"`, `[1]`). [`Condition::evaluate`] stops after
+//! [`MAX_EVALUATION_STEPS`]. A panic of the `cel` crate in either is caught and
+//! becomes an error. The limits are the same wherever a condition is compiled:
+//! policies are refused when saved (422), transition conditions over a limit are
+//! not machine-evaluable (reported like natural-language ones).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, LazyLock, Once};
 
-use cel::{Context, Env, Program, Value};
+use cel::{Context, Env, IdedExpr, Value};
+
+mod ast;
+mod prescan;
+
+/// Longest accepted source, in characters. Real conditions are a few dozen
+/// characters; 4,096 leaves room for long allow-lists (`x in [...]`) while
+/// bounding everything that grows with the source (parse time, tree size, the
+/// position in a syntax error).
+pub const MAX_EXPRESSION_CHARS: usize = 4_096;
+/// Deepest nesting of brackets (parentheses, lists, maps, call arguments,
+/// indexes) and conditionals (`a ? b : c ? …`). The parser recurses about ten
+/// functions deep per level (~6 KB of stack optimised).
+pub const MAX_NESTING: usize = 32;
+/// Most operators on one path of the expression: a chain such as `a + b + …`,
+/// `a == b == …`, `a.b.c…` or `a[0][0]…` is a tree as deep as it is long for
+/// the parser and the evaluator (~1.5 KB of stack per link). `&&` and `||`
+/// do not count: they are balanced. Brackets count with their contents.
+pub const MAX_DEPTH: usize = 128;
+/// Most operator and bracket characters (`+-*/%<>=!.([{?`, and the word `in`)
+/// in the raw source, string literals included: a bound on any chain that does
+/// not depend on reading the source exactly as the parser does.
+pub const MAX_OPERATORS: usize = 1_024;
+/// Most comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) inside
+/// one another's body: `items.exists(i, i.tags.exists(t, t == 'x'))` is 2.
+pub const MAX_COMPREHENSION_NESTING: usize = 2;
+/// Work one evaluation may do: each comprehension charges its number of
+/// elements times the nodes of its body (up front), each `+` the size of its
+/// result (an element of a list or map, or 64 characters of a string, is one
+/// step). Everything else is bounded by the source length. About 10 ms.
+pub const MAX_EVALUATION_STEPS: u64 = 100_000;
+
+/// Error messages quote values and source lines: keep reasons and 422 bodies short.
+const MAX_MESSAGE_CHARS: usize = 500;
 
 /// The standard environment is built once: building it per evaluation would
-/// dominate the cost of a reconcile decision.
-static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+/// dominate the cost of a reconcile decision. It adds the budget functions.
+static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    ast::add_budget_functions(&mut env);
+    Arc::new(env)
+});
 
 /// A compiled CEL expression.
 pub struct Condition {
     source: String,
-    program: Program,
+    /// The parsed tree, instrumented to charge the evaluation budget.
+    expr: IdedExpr,
 }
 
 impl std::fmt::Debug for Condition {
@@ -36,6 +91,43 @@ pub enum ConditionError {
     Evaluation(String),
     #[error("evaluates to {0}, not a boolean")]
     NotBoolean(String),
+    /// Over one of the limits of this module; the message names it.
+    #[error("{what} is {actual}; the limit ({limit_name}) is {limit}")]
+    Limit {
+        what: &'static str,
+        limit_name: &'static str,
+        actual: u64,
+        limit: u64,
+    },
+    #[error(
+        "evaluation budget exceeded: more than {MAX_EVALUATION_STEPS} steps (limit: max evaluation steps)"
+    )]
+    BudgetExceeded,
+    /// The `cel` crate panicked on this expression.
+    #[error("the CEL engine failed on this expression")]
+    Internal,
+}
+
+impl ConditionError {
+    /// The `type` of a 422 entry about this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConditionError::Limit { .. } | ConditionError::BudgetExceeded => {
+                "value_error.cel.limit"
+            }
+            ConditionError::NotBoolean(_) => "value_error.cel.not_boolean",
+            _ => "value_error.cel",
+        }
+    }
+
+    fn limit(what: &'static str, limit_name: &'static str, actual: usize, limit: usize) -> Self {
+        ConditionError::Limit {
+            what,
+            limit_name,
+            actual: actual as u64,
+            limit: limit as u64,
+        }
+    }
 }
 
 impl Condition {
@@ -43,12 +135,78 @@ impl Condition {
         if source.trim().is_empty() {
             return Err(ConditionError::Syntax("empty expression".into()));
         }
-        let program = STDLIB
-            .compile(source)
-            .map_err(|e| ConditionError::Syntax(e.to_string()))?;
+        // Cheap byte check first: at most MAX bytes is at most MAX chars.
+        if source.len() > MAX_EXPRESSION_CHARS {
+            let chars = source.chars().count();
+            if chars > MAX_EXPRESSION_CHARS {
+                return Err(ConditionError::limit(
+                    "the expression's length in characters",
+                    "max expression length",
+                    chars,
+                    MAX_EXPRESSION_CHARS,
+                ));
+            }
+        }
+        let shape = prescan::scan(source);
+        if shape.nesting > MAX_NESTING {
+            return Err(ConditionError::limit(
+                "the nesting of brackets and conditionals",
+                "max nesting depth",
+                shape.nesting,
+                MAX_NESTING,
+            ));
+        }
+        if shape.depth > MAX_DEPTH {
+            return Err(ConditionError::limit(
+                "the longest chain of operators",
+                "max expression depth",
+                shape.depth,
+                MAX_DEPTH,
+            ));
+        }
+        if shape.raw_operators > MAX_OPERATORS {
+            return Err(ConditionError::limit(
+                "the number of operator and bracket characters",
+                "max operators",
+                shape.raw_operators,
+                MAX_OPERATORS,
+            ));
+        }
+        let parsed = guarded(|| {
+            // `cel`'s own recursion guard is a backstop to the scan above.
+            STDLIB
+                .parser()
+                .max_recursion_depth(MAX_NESTING as u16 + 1)
+                .parse(source)
+                .map_err(|e| ConditionError::Syntax(truncate(e.to_string())))
+        })??;
+        let measured = ast::measure(&parsed);
+        // The scan bounds the tree; this is the exact check, before anything
+        // recurses over the tree to evaluate it.
+        if measured.depth > 2 * MAX_DEPTH + 4 * MAX_NESTING {
+            return Err(ConditionError::limit(
+                "the depth of the expression tree",
+                "max expression depth",
+                measured.depth,
+                2 * MAX_DEPTH + 4 * MAX_NESTING,
+            ));
+        }
+        if measured.comprehensions > MAX_COMPREHENSION_NESTING {
+            return Err(ConditionError::limit(
+                "the nesting of comprehensions (all, exists, exists_one, map, filter)",
+                "max comprehension nesting",
+                measured.comprehensions,
+                MAX_COMPREHENSION_NESTING,
+            ));
+        }
+        if let Some(kind) = ast::non_boolean_type(&parsed) {
+            return Err(ConditionError::NotBoolean(kind.to_string()));
+        }
+        let mut expr = parsed;
+        ast::instrument(&mut expr);
         Ok(Condition {
             source: source.to_string(),
-            program,
+            expr,
         })
     }
 
@@ -56,20 +214,28 @@ impl Condition {
         &self.source
     }
 
-    /// Evaluate with each entry of `bindings` as a top-level variable.
+    /// Evaluate with each entry of `bindings` as a top-level variable, within
+    /// [`MAX_EVALUATION_STEPS`].
     pub fn evaluate(
         &self,
         bindings: &BTreeMap<String, serde_json::Value>,
     ) -> Result<bool, ConditionError> {
-        let mut context = Context::with_env(STDLIB.clone());
-        for (name, value) in bindings {
-            context.add_variable_from_value(name.as_str(), json_to_cel(value));
-        }
-        match self.program.execute(&context) {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(ConditionError::NotBoolean(format!("{other:?}"))),
-            Err(e) => Err(ConditionError::Evaluation(e.to_string())),
-        }
+        guarded(|| {
+            let mut context = Context::with_env(STDLIB.clone());
+            for (name, value) in bindings {
+                context.add_variable_from_value(name.as_str(), json_to_cel(value));
+            }
+            ast::arm_budget(MAX_EVALUATION_STEPS);
+            let outcome = Value::resolve(&self.expr, &context);
+            if ast::budget_exhausted() {
+                return Err(ConditionError::BudgetExceeded);
+            }
+            match outcome {
+                Ok(Value::Bool(b)) => Ok(b),
+                Ok(other) => Err(ConditionError::NotBoolean(truncate(format!("{other:?}")))),
+                Err(e) => Err(ConditionError::Evaluation(truncate(e.to_string()))),
+            }
+        })?
     }
 }
 
@@ -77,6 +243,41 @@ impl Condition {
 /// transition, not a machine-evaluable one).
 pub fn is_machine_evaluable(source: &str) -> bool {
     Condition::compile(source).is_ok()
+}
+
+fn truncate(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+thread_local! {
+    /// Set while [`guarded`] runs on this thread: its panics are expected and
+    /// reported as errors, not printed.
+    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into [`ConditionError::Internal`]. Parse and
+/// evaluation only touch their own values and the immutable environment, so
+/// nothing is left half-updated by an unwind.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ConditionError> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        // Chain to the hook in place (the default one prints the message),
+        // except for the panics caught here.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.get() {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET_PANICS.replace(true);
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET_PANICS.set(was_quiet);
+    result.map_err(|_| ConditionError::Internal)
 }
 
 /// Convert JSON to a CEL value. Integral numbers become `int` so that
@@ -155,10 +356,31 @@ mod tests {
 
     #[test]
     fn non_boolean_result_is_rejected() {
-        let c = Condition::compile("1 + 1").unwrap();
+        // Certainly not boolean: refused when compiled.
+        for (source, kind) in [
+            ("1 + 1", "int"),
+            ("'x'", "string"),
+            ("[1]", "list"),
+            ("{'a': 1}", "map"),
+            ("-x", "a number, string, bytes or list"),
+            ("size(x)", "int"),
+            ("x.map(i, i)", "list"),
+            ("c ? 1 : true", "int"),
+        ] {
+            assert_eq!(
+                Condition::compile(source).unwrap_err(),
+                ConditionError::NotBoolean(kind.into()),
+                "{source}"
+            );
+        }
+        // Only known when evaluated.
+        let c = Condition::compile("x").unwrap();
         assert!(matches!(
-            c.evaluate(&BTreeMap::new()),
+            c.evaluate(&bindings(&[("x", json!(2))])),
             Err(ConditionError::NotBoolean(_))
         ));
+        for source in ["x.all(i, i)", "x[0]", "c ? a : b", "true", "a in b"] {
+            assert!(Condition::compile(source).is_ok(), "{source}");
+        }
     }
 }

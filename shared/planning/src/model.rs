@@ -143,12 +143,27 @@ pub struct Session {
     pub pinned_version: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// +1 on every write by anyone (runtime, marking, reconcile); also the `ETag`.
+    /// Items written before revisions existed read as 0.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// What the runtime sends to `PUT /sessions/{session_id}`.
+///
+/// It accepts the representation `GET /sessions/{id}` returns, so a runtime can
+/// read, modify and write back: `session_id` and `tenant_id` must then match the
+/// path and the tenant header, and the product-owned and server-set fields
+/// (`pending_migration`, `pinned_version`, `updated_at`, `revision`) are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionInput {
+    /// Must equal the path's session id when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Must equal the `X-Tenant-ID` header when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<Uuid>,
     pub channel: String,
     #[serde(default)]
     pub customer_id: Option<String>,
@@ -164,6 +179,18 @@ pub struct SessionInput {
     /// Defaults to now on first write; lets the runtime import older sessions.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+    /// Read-only (written by marking and reconcile): accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub pending_migration: Option<serde::de::IgnoredAny>,
+    /// Read-only (written by reconcile): accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub pinned_version: Option<serde::de::IgnoredAny>,
+    /// Server-set: accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub updated_at: Option<serde::de::IgnoredAny>,
+    /// Server-set (use `If-Match` to write conditionally): accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub revision: Option<serde::de::IgnoredAny>,
 }
 
 // ---------------------------------------------------------------------------
@@ -538,6 +565,14 @@ pub struct DeploymentStatus {
     /// for those pages to be re-driven; it never decreases (a history count).
     #[serde(default)]
     pub pages_failed: u64,
+    /// When marking last made progress (a page recorded, a chain started or
+    /// resumed); a `deploying` plan whose progress is older than the lease is
+    /// resumed by the next deploy call or sweep.
+    #[serde(default)]
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// Marking chains resumed after they stalled (a process died, a store error).
+    #[serde(default)]
+    pub resumptions: u64,
 }
 
 // ---------------------------------------------------------------------------

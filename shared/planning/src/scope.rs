@@ -40,43 +40,72 @@ impl<'a> CompiledScope<'a> {
     }
 
     /// Whether `session`, currently at the step named `current_step_name`, is in scope.
-    /// A custom condition that fails to evaluate (e.g. a variable the session lacks)
-    /// excludes the session: migrating someone the operator did not clearly include
-    /// is the riskier mistake.
+    /// A custom condition that fails to evaluate (e.g. a variable the session lacks,
+    /// or over the evaluation budget) excludes the session: migrating someone the
+    /// operator did not clearly include is the riskier mistake.
     pub fn includes(&self, session: &Session, current_step_name: &str, now: DateTime<Utc>) -> bool {
+        self.check(session, current_step_name, now) == Inclusion::Included
+    }
+
+    /// [`CompiledScope::includes`], telling a condition that could not be
+    /// evaluated apart from one that was false, for the reason of a decision.
+    pub fn check(
+        &self,
+        session: &Session,
+        current_step_name: &str,
+        now: DateTime<Utc>,
+    ) -> Inclusion {
         let f = self.filter;
         if !f.include_channels.is_empty() && !f.include_channels.contains(&session.channel) {
-            return false;
+            return Inclusion::Excluded;
         }
         if f.exclude_channels.contains(&session.channel) {
-            return false;
+            return Inclusion::Excluded;
         }
         let at_step = |names: &Vec<String>| names.iter().any(|n| n == current_step_name);
         if !f.include_current_nodes.is_empty() && !at_step(&f.include_current_nodes) {
-            return false;
+            return Inclusion::Excluded;
         }
         if at_step(&f.exclude_current_nodes) {
-            return false;
+            return Inclusion::Excluded;
         }
         let age_days = session_age_days(session, now);
         if let Some(max) = f.max_session_age_days
             && age_days > max
         {
-            return false;
+            return Inclusion::Excluded;
         }
         if let Some(min) = f.min_session_age_days
             && age_days < min
         {
-            return false;
+            return Inclusion::Excluded;
         }
         if self.conditions.is_empty() {
-            return true;
+            return Inclusion::Included;
         }
         let bindings = session_bindings(session, current_step_name, age_days);
-        self.conditions
-            .iter()
-            .all(|c| matches!(c.evaluate(&bindings), Ok(true)))
+        for (index, condition) in self.conditions.iter().enumerate() {
+            match condition.evaluate(&bindings) {
+                Ok(true) => {}
+                Ok(false) => return Inclusion::Excluded,
+                Err(error) => return Inclusion::NotEvaluated { index, error },
+            }
+        }
+        Inclusion::Included
     }
+}
+
+/// Whether a session is in a scope, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inclusion {
+    Included,
+    /// Left out by the channel, step or age bounds, or a condition that is false.
+    Excluded,
+    /// Left out because custom condition `index` could not be evaluated.
+    NotEvaluated {
+        index: usize,
+        error: ConditionError,
+    },
 }
 
 /// Whole days since the session started (never negative).
@@ -126,6 +155,7 @@ mod tests {
             pinned_version: None,
             created_at: now - Duration::days(age_days),
             updated_at: now,
+            revision: 0,
         }
     }
 
@@ -178,6 +208,35 @@ mod tests {
         let scope = CompiledScope::compile(&f).unwrap();
         assert!(scope.includes(&session("web", 1, now), "A", now));
         assert!(!scope.includes(&session("web", 1, now), "Done", now));
+    }
+
+    #[test]
+    fn a_condition_that_cannot_be_evaluated_excludes_and_says_why() {
+        let now = Utc::now();
+        let f = ScopeFilter {
+            custom_conditions: vec![
+                "session.variables.tier == 'gold'".into(),
+                "session.variables.missing == 1".into(),
+            ],
+            ..Default::default()
+        };
+        let scope = CompiledScope::compile(&f).unwrap();
+        let s = session("web", 1, now);
+        assert!(!scope.includes(&s, "A", now));
+        assert!(matches!(
+            scope.check(&s, "A", now),
+            Inclusion::NotEvaluated {
+                index: 1,
+                error: ConditionError::Evaluation(_)
+            }
+        ));
+        // A false condition is a plain exclusion.
+        let f = ScopeFilter {
+            custom_conditions: vec!["session.variables.tier == 'silver'".into()],
+            ..Default::default()
+        };
+        let scope = CompiledScope::compile(&f).unwrap();
+        assert_eq!(scope.check(&s, "A", now), Inclusion::Excluded);
     }
 
     #[test]

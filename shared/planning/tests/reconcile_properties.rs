@@ -404,6 +404,7 @@ fn random_session(rng: &mut Rng, def: &ScenarioInput, plan: Option<&MigrationPla
         pinned_version: None,
         created_at: now() - Duration::days(2),
         updated_at: now() - Duration::hours(1),
+        revision: 0,
     }
 }
 

@@ -14,6 +14,8 @@
 //! | plan head | `{t}#PLAN#{plan}` | `HEAD` | status, revision, lifecycle fields, summary-item fields, body refs; `gsi1pk`/`gsi1sk` |
 //! | plan stats | `{t}#PLAN#{plan}` | `STATS` | counters, `ADD`-only; per-anchor counts as attributes `anchor#{hash}` |
 //! | marking ledger | `{t}#PLAN#{plan}` | `LEDGER#{page}` / `FAILED#{page}` | created with `attribute_not_exists(pk)` |
+//! | marking chain | `{t}#PLAN#{plan}` | `CHAIN#{step}` | `cursor`, `done`, `updated_at` (the lease), `resumptions`: where a chain's marking stands |
+//! | deploying registry | `DEPLOYING` | `{t}#{plan}` | one item per plan in `deploying`, for the sweep (ids only; the one partition not under a tenant) |
 //! | live-plan slot | `{t}#SLOT#{scenario}#{from:020}#{to:020}` | `SLOT` | `plan_id`: one live plan per version pair |
 //! | audit event | `{t}#EVT#{plan}` | `{at}#{event}` | `at`, `body` (JSON) |
 //! | body part | `{t}#BLOB#{blob}` | `P#{n:05}` | `data`: ≤ 350 KB of a compressed body |
@@ -42,7 +44,10 @@
 //! | update policies | write new body, UpdateItem head swaps the ref `IF status = pending AND revision = r` |
 //! | transition | UpdateItem head `IF status AND revision`; to a non-live status in a TransactWrite with the slot Delete |
 //! | activate | TransactWrite: head approved→deploying `IF status AND revision`, scenario head `IF current_version = from`, Put version |
-//! | record page | TransactWrite: Put ledger `attribute_not_exists(pk)` + Update stats `ADD` |
+//! | start marking | conditional Put of each chain + Update stats `IF attribute_not_exists(marking_started_at)` |
+//! | record page | TransactWrite: Put ledger `attribute_not_exists(pk)` + Update chain `IF NOT done AND cursor = page cursor` + Update stats `ADD` |
+//! | resume a chain | TransactWrite: Update chain `IF NOT done AND updated_at = seen` + Update stats `ADD resumptions` |
+//! | deploying plans (sweep) | Query `pk = DEPLOYING` |
 //! | sessions at a step, count | Query `by_step` (+ `Select=COUNT`) |
 //! | mark session | UpdateItem `SET pending_migration` `IF` position, no flag, not pinned |
 //! | apply reconcile | TransactWrite: Update session `IF` expectation + Put event + Update stats `ADD` |
@@ -94,10 +99,12 @@ use crate::codec::{
     version_key,
 };
 use crate::kv::{event_query_id, plan_query_id, session_matches, step_query_id};
+use crate::session_rules::merge_runtime_write;
 use crate::{
-    ActivationError, AuditEvent, EventPage, EventQuery, MarkedPage, PlanActivation, PlanPage,
-    PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark,
-    SessionPage, SessionPosition, StepQuery, Store, StoreError, StoreResult,
+    ActivationError, AuditEvent, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
+    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange,
+    SessionExpectation, SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError,
+    StepQuery, Store, StoreError, StoreResult, WrittenSession,
 };
 
 type Item = HashMap<String, Av>;
@@ -975,6 +982,7 @@ fn session_item(x: &Session) -> StoreResult<Item> {
         ("variables".to_owned(), Av::M(variables)),
         ("created_at".to_owned(), s(time_key(&x.created_at))),
         ("updated_at".to_owned(), s(time_key(&x.updated_at))),
+        ("revision".to_owned(), n(x.revision)),
     ]);
     put_opt(&mut item, "customer_id", x.customer_id.clone().map(s));
     put_opt(
@@ -1019,7 +1027,21 @@ fn session_from(item: &Item) -> StoreResult<Session> {
         pinned_version: opt_n(item, "pinned_version")?,
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
+        // Items the runtime wrote straight into the table before revisions existed.
+        revision: opt_n(item, "revision")?.unwrap_or(0),
     })
+}
+
+/// The condition that an item is still at the revision it was read at (an item
+/// without the attribute reads as revision 0), with its placeholders.
+fn revision_condition(expr: &mut Expr, revision: u64) -> String {
+    let rev = expr.name("revision");
+    let v = expr.value(n(revision));
+    if revision == 0 {
+        format!("(attribute_not_exists({rev}) OR {rev} = {v})")
+    } else {
+        format!("{rev} = {v}")
+    }
 }
 
 fn stats_from(item: &Item) -> StoreResult<PlanStats> {
@@ -1036,6 +1058,9 @@ fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         gap_fill: c("gap_fill")?,
         re_route: c("re_route")?,
         checkpoint_blocks: c("checkpoint_blocks")?,
+        marking_started_at: opt_time(item, "marking_started_at")?,
+        last_progress_at: opt_time(item, "last_progress_at")?,
+        resumptions: c("resumptions")?,
         ..PlanStats::default()
     };
     for name in item.keys() {
@@ -1044,6 +1069,28 @@ fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         }
     }
     Ok(stats)
+}
+
+const CHAIN_PREFIX: &str = "CHAIN#";
+const DEPLOYING_PK: &str = "DEPLOYING";
+
+fn chain_sk(step: Uuid) -> String {
+    format!("{CHAIN_PREFIX}{step}")
+}
+
+fn deploying_key(t: Uuid, pid: Uuid) -> Item {
+    key(DEPLOYING_PK.to_owned(), &format!("{t}#{pid}"))
+}
+
+fn chain_from(item: &Item) -> StoreResult<ChainState> {
+    Ok(ChainState {
+        step_id: get_uuid(item, "step_id")?,
+        anchor_content_hash: opt_s(item, "anchor_content_hash")?.map(str::to_owned),
+        cursor: opt_s(item, "cursor")?.map(str::to_owned),
+        done: matches!(item.get("done"), Some(Av::Bool(true))),
+        updated_at: get_time(item, "updated_at")?,
+        resumptions: opt_n(item, "resumptions")?.unwrap_or(0),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1353,7 +1400,7 @@ impl Store for DynamoStore {
         let condition = format!("{st} = {from} AND {rev} = {expected}");
         let head_key = key(plan_pk(t, change.plan_id), "HEAD");
 
-        if change.to.is_live() {
+        if change.to.is_live() && change.from != PlanStatus::Deploying {
             let request = self
                 .client
                 .update_item()
@@ -1371,7 +1418,8 @@ impl Store for DynamoStore {
             return self.load_plan(t, &head).await;
         }
 
-        // Leaving the live states frees the version-pair slot, atomically.
+        // Leaving the live states frees the version-pair slot, and leaving
+        // `deploying` the sweep's registry entry, atomically.
         let head = self
             .plan_head(t, change.plan_id)
             .await?
@@ -1396,10 +1444,20 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":pid", s(change.plan_id.to_string()))
                 .build(),
         )?;
-        let items = vec![
-            self.tx_update(self.main(), head_key, &expr, Some(condition))?,
-            TransactWriteItem::builder().delete(delete).build(),
-        ];
+        let mut items = vec![self.tx_update(self.main(), head_key, &expr, Some(condition))?];
+        if !change.to.is_live() {
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        if change.from == PlanStatus::Deploying {
+            // Off the sweep's list in the same step.
+            let delete = built(
+                Delete::builder()
+                    .table_name(self.main())
+                    .set_key(Some(deploying_key(t, change.plan_id)))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
         self.transact(items)
             .await
             .map_err(|e| e.into_store("plan changed concurrently"))?;
@@ -1438,6 +1496,9 @@ impl Store for DynamoStore {
         let mut version = key(pk.clone(), &version_sk(a.target.version));
         version.insert("version".into(), n(a.target.version));
         body.write_into(&mut version, "body");
+        let mut registry = deploying_key(t, a.plan_id);
+        registry.insert("tenant_id".into(), s(t.to_string()));
+        registry.insert("plan_id".into(), s(a.plan_id.to_string()));
         let items = vec![
             self.tx_update(
                 self.main(),
@@ -1452,6 +1513,7 @@ impl Store for DynamoStore {
                 Some(format!("{cv} = {from}")),
             )?,
             self.tx_put(self.main(), version, None)?,
+            self.tx_put(self.main(), registry, None)?,
         ];
         if let Err(e) = self.transact(items).await {
             self.delete_body(t, &body).await;
@@ -1484,40 +1546,179 @@ impl Store for DynamoStore {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        chains_total: u64,
-    ) -> StoreResult<()> {
+        chains: &[ChainStart],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        if self
+            .get_plan_stats(tenant, plan_id)
+            .await?
+            .marking_started_at
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let pk = plan_pk(tenant, plan_id);
+        // Each chain at most once: a second starter (a resume racing the first)
+        // keeps the chains already registered, and their progress.
+        let puts: Vec<_> = chains
+            .iter()
+            .map(|chain| {
+                let mut item = key(pk.clone(), &chain_sk(chain.step_id));
+                item.insert("step_id".into(), s(chain.step_id.to_string()));
+                put_opt(
+                    &mut item,
+                    "anchor_content_hash",
+                    chain.anchor_content_hash.clone().map(s),
+                );
+                item.insert("done".into(), Av::Bool(false));
+                item.insert("updated_at".into(), s(time_key(&at)));
+                let request = self
+                    .client
+                    .put_item()
+                    .table_name(self.main())
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)");
+                async move {
+                    match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+                        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .collect();
+        stream::iter(puts)
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        // The total is what is registered, whoever registered it.
+        let registered = self.list_chains(tenant, plan_id).await?.len() as u64;
         let request = self
             .client
             .update_item()
             .table_name(self.main())
-            .set_key(Some(key(plan_pk(tenant, plan_id), "STATS")))
-            .update_expression("SET chains_total = :n")
-            .expression_attribute_values(":n", n(chains_total));
-        retrying(|| request.clone().send())
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .set_key(Some(key(pk, "STATS")))
+            .update_expression(
+                "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at",
+            )
+            .condition_expression("attribute_not_exists(marking_started_at)")
+            .expression_attribute_values(":n", n(registered))
+            .expression_attribute_values(":at", s(time_key(&at)));
+        match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.main())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+            .expression_attribute_values(":pk", s(plan_pk(tenant, plan_id)))
+            .expression_attribute_values(":c", s(CHAIN_PREFIX))
+            .consistent_read(true);
+        self.query_all(query)
+            .await?
+            .iter()
+            .map(chain_from)
+            .collect()
+    }
+
+    async fn claim_chain(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        step_id: Uuid,
+        seen_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let pk = plan_pk(tenant, plan_id);
+        let mut chain = Expr::default();
+        chain.set("updated_at", s(time_key(&at)));
+        chain.add("resumptions", 1);
+        let (done, updated) = (chain.name("done"), chain.name("updated_at"));
+        let (no, seen) = (
+            chain.value(Av::Bool(false)),
+            chain.value(s(time_key(&seen_updated_at))),
+        );
+        let condition = format!("{done} = {no} AND {updated} = {seen}");
+        let mut stats = Expr::default();
+        stats.add("resumptions", 1);
+        stats.set("last_progress_at", s(time_key(&at)));
+        let items = vec![
+            self.tx_update(
+                self.main(),
+                key(pk.clone(), &chain_sk(step_id)),
+                &chain,
+                Some(condition),
+            )?,
+            self.tx_update(self.main(), key(pk, "STATS"), &stats, None)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0) => Ok(false),
+            Err(e) => Err(e.into_store("claim chain")),
+        }
+    }
+
+    async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.main())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(DEPLOYING_PK))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        let items = self.query_some(query, None, limit).await?;
+        items
+            .iter()
+            .map(|item| Ok((get_uuid(item, "tenant_id")?, get_uuid(item, "plan_id")?)))
+            .collect()
     }
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
         let pk = plan_pk(page.tenant, page.plan_id);
         let ledger = key(pk.clone(), &format!("LEDGER#{}", page.page_id));
+        let mut chain = Expr::default();
+        chain.set_or_remove("cursor", page.next_cursor.clone().map(s));
+        chain.set("done", Av::Bool(page.completes_chain()));
+        chain.set("updated_at", s(time_key(&page.at)));
+        let (done, cursor) = (chain.name("done"), chain.name("cursor"));
+        let no = chain.value(Av::Bool(false));
+        let at_cursor = match &page.cursor {
+            Some(c) => {
+                let v = chain.value(s(c.clone()));
+                format!("{cursor} = {v}")
+            }
+            None => format!("attribute_not_exists({cursor})"),
+        };
+        let chain_condition = format!("attribute_exists(pk) AND {done} = {no} AND {at_cursor}");
         let mut expr = Expr::default();
         expr.add("sessions_marked", page.sessions_marked);
         expr.add("pages_recorded", 1);
-        if page.completes_chain {
+        if page.completes_chain() {
             expr.add("chains_done", 1);
         }
         for (hash, count) in &page.by_anchor {
             expr.add(&format!("{ANCHOR_PREFIX}{hash}"), *count);
         }
+        expr.set("last_progress_at", s(time_key(&page.at)));
         let items = vec![
             self.tx_put(self.main(), ledger, Some("attribute_not_exists(pk)"))?,
+            self.tx_update(
+                self.main(),
+                key(pk.clone(), &chain_sk(page.chain_step)),
+                &chain,
+                Some(chain_condition),
+            )?,
             self.tx_update(self.main(), key(pk, "STATS"), &expr, None)?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            Err(e) if e.failed_at(0) => Ok(false),
+            Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(false),
             Err(e) => Err(e.into_store("record page")),
         }
     }
@@ -1556,6 +1757,50 @@ impl Store for DynamoStore {
             .await
             .map_err(sdk_error)?;
         Ok(())
+    }
+
+    /// Read, decide with the shared rules, then put conditioned on the revision
+    /// read (or on absence): a write that lost a race is decided again on what
+    /// won, so the runtime never overwrites a flag set meanwhile.
+    async fn write_session(
+        &self,
+        write: &SessionWrite,
+    ) -> Result<WrittenSession, SessionWriteError> {
+        let (tenant, id) = (write.session.tenant_id, write.session.session_id.as_str());
+        let mut attempt = 0;
+        loop {
+            let stored = self.get_session(tenant, id).await?;
+            let next = merge_runtime_write(stored.as_ref(), write)?;
+            let mut expr = Expr::default();
+            let condition = match &stored {
+                None => {
+                    let pk = expr.name("pk");
+                    format!("attribute_not_exists({pk})")
+                }
+                Some(old) => revision_condition(&mut expr, old.revision),
+            };
+            let request = self
+                .client
+                .put_item()
+                .table_name(&self.tables.sessions)
+                .set_item(Some(session_item(&next)?))
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values());
+            match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+                Ok(_) => {
+                    return Ok(WrittenSession {
+                        session: next,
+                        created: stored.is_none(),
+                    });
+                }
+                Err(StoreError::Conflict(_)) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {
@@ -1624,7 +1869,9 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.tables.sessions)
             .key("pk", s(session_pk(tenant, session_id)))
-            .update_expression("SET pending_migration = :pm")
+            .update_expression(
+                "SET pending_migration = :pm, revision = if_not_exists(revision, :zero) + :one",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND active_scenario_id = :sid \
                  AND active_scenario_version = :v AND active_step_id = :step \
@@ -1632,6 +1879,8 @@ impl Store for DynamoStore {
                  AND attribute_not_exists(pinned_version)",
             )
             .expression_attribute_values(":pm", pending_av(pending))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":sid", s(expected.scenario_id.to_string()))
             .expression_attribute_values(":v", n(expected.version))
             .expression_attribute_values(":step", s(expected.step_id.to_string()));
@@ -1688,12 +1937,15 @@ impl Store for DynamoStore {
             return Ok(false);
         };
         let current = session_from(&item)?;
-        if !session_matches(&current, &change.expect) {
+        if current.revision != change.expected_revision
+            || !session_matches(&current, &change.expect)
+        {
             return Ok(false);
         }
 
         let mut expr = Expr::default();
         expr.set("updated_at", s(time_key(&change.at)));
+        expr.set("revision", n(change.expected_revision + 1));
         if let Some(pos) = &change.new_position {
             expr.set("active_scenario_version", n(pos.version));
             expr.set("active_step_id", s(pos.step_id.to_string()));
@@ -1722,7 +1974,9 @@ impl Store for DynamoStore {
             }
         }
         let sid = expr.value(s(current.active_scenario_id.to_string()));
-        let mut condition = format!("attribute_exists(pk) AND active_scenario_id = {sid}");
+        let at_revision = revision_condition(&mut expr, change.expected_revision);
+        let mut condition =
+            format!("attribute_exists(pk) AND active_scenario_id = {sid} AND {at_revision}");
         match &change.expect {
             SessionExpectation::FlaggedBy(plan_id) => {
                 let (pm, id) = (

@@ -18,6 +18,8 @@
 //! | `{t}/SLOT/{scenario}/{from}/{to}` | id of the live plan for that version pair |
 //! | `{t}/STATS/{plan}` | `PlanStats` |
 //! | `{t}/LEDGER/{plan}/{page}`, `{t}/FAILED/{plan}/{page}` | marking ledger |
+//! | `{t}/CHAIN/{plan}/{step}` | `ChainState`: where a chain's marking stands |
+//! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
 //! | `{t}/SESS/{session}` | `Session` |
 //! | `{t}/STEP/{scenario}/{v}/{step}/{session}` | index entry (empty value) |
@@ -36,10 +38,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::{decode_token, encode_token, from_json, time_key, to_json, version_key};
+use chrono::{DateTime, Utc};
+
+use crate::session_rules::merge_runtime_write;
 use crate::{
-    ActivationError, EventPage, EventQuery, MarkedPage, PlanActivation, PlanPage, PlanQuery,
-    PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark, SessionPage,
-    SessionPosition, StepQuery, Store, StoreError, StoreResult,
+    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
+    PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark,
+    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreError,
+    StoreResult, WrittenSession,
 };
 
 /// Read access to an ordered map of string keys to bytes.
@@ -148,6 +154,16 @@ fn ledger_key(t: Uuid, pid: Uuid, page: &str) -> String {
 }
 fn failed_key(t: Uuid, pid: Uuid, page: &str) -> String {
     format!("{t}/FAILED/{pid}/{page}")
+}
+fn chains_prefix(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/CHAIN/{pid}/")
+}
+fn chain_key(t: Uuid, pid: Uuid, step: Uuid) -> String {
+    format!("{}{step}", chains_prefix(t, pid))
+}
+const DEPLOYING_PREFIX: &str = "DEPLOYING/";
+fn deploying_key(t: Uuid, pid: Uuid) -> String {
+    format!("{DEPLOYING_PREFIX}{t}/{pid}")
 }
 fn events_prefix(t: Uuid, pid: Uuid) -> String {
     format!("{t}/EVT/{pid}/")
@@ -286,6 +302,7 @@ pub(crate) fn apply_session_fields(session: &mut Session, change: &SessionChange
         session.variables.insert(k.clone(), v.clone());
     }
     session.updated_at = change.at;
+    session.revision += 1;
 }
 
 // ---------------------------------------------------------------------------
@@ -343,6 +360,12 @@ fn create_plan(
 
 /// Store a changed plan and keep its listing entry and slot in step.
 fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
+    let registry = deploying_key(plan.tenant_id, plan.id);
+    if plan.status == PlanStatus::Deploying {
+        kv.put(&registry, Vec::new())?;
+    } else {
+        kv.delete(&registry)?;
+    }
     save(kv, &plan_key(plan.tenant_id, plan.id), plan)?;
     save(
         kv,
@@ -471,10 +494,87 @@ fn load_stats(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<PlanStats> {
     Ok(load(kv, &stats_key(t, pid))?.unwrap_or_default())
 }
 
-fn start_marking(kv: &mut dyn KvWrite, t: Uuid, pid: Uuid, chains: u64) -> StoreResult<()> {
+fn start_marking(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    chains: &[ChainStart],
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
     let mut stats = load_stats(kv, t, pid)?;
-    stats.chains_total = chains;
-    save(kv, &stats_key(t, pid), &stats)
+    if stats.marking_started_at.is_some() {
+        return Ok(false);
+    }
+    for chain in chains {
+        let state = ChainState {
+            step_id: chain.step_id,
+            anchor_content_hash: chain.anchor_content_hash.clone(),
+            cursor: None,
+            done: false,
+            updated_at: at,
+            resumptions: 0,
+        };
+        save(kv, &chain_key(t, pid, chain.step_id), &state)?;
+    }
+    stats.chains_total = chains.len() as u64;
+    stats.marking_started_at = Some(at);
+    stats.last_progress_at = Some(at);
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}
+
+fn list_chains(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<Vec<ChainState>> {
+    let prefix = chains_prefix(t, pid);
+    kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)?
+        .iter()
+        .map(|(_, bytes)| from_json(bytes))
+        .collect()
+}
+
+fn claim_chain(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    step: Uuid,
+    seen: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let key = chain_key(t, pid, step);
+    let Some(mut chain) = load::<ChainState>(kv, &key)? else {
+        return Ok(false);
+    };
+    if chain.done || chain.updated_at != seen {
+        return Ok(false);
+    }
+    chain.updated_at = at;
+    chain.resumptions += 1;
+    save(kv, &key, &chain)?;
+    let mut stats = load_stats(kv, t, pid)?;
+    stats.resumptions += 1;
+    stats.last_progress_at = Some(at);
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}
+
+fn list_deploying(kv: &dyn KvRead, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    let mut plans = Vec::new();
+    for (key, _) in kv.range(
+        DEPLOYING_PREFIX,
+        &prefix_end(DEPLOYING_PREFIX),
+        false,
+        limit,
+    )? {
+        let rest = &key[DEPLOYING_PREFIX.len()..];
+        let (t, p) = rest
+            .split_once('/')
+            .ok_or_else(|| StoreError::Unexpected(format!("malformed registry key {key}")))?;
+        let parse = |v: &str| {
+            Uuid::parse_str(v)
+                .map_err(|_| StoreError::Unexpected(format!("malformed registry key {key}")))
+        };
+        plans.push((parse(t)?, parse(p)?));
+    }
+    Ok(plans)
 }
 
 fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<bool> {
@@ -482,6 +582,17 @@ fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<b
     if kv.get(&ledger)?.is_some() {
         return Ok(false);
     }
+    let chain_key = chain_key(page.tenant, page.plan_id, page.chain_step);
+    let Some(mut chain) = load::<ChainState>(kv, &chain_key)? else {
+        return Ok(false);
+    };
+    if chain.done || chain.cursor != page.cursor {
+        return Ok(false);
+    }
+    chain.cursor = page.next_cursor.clone();
+    chain.done = page.completes_chain();
+    chain.updated_at = page.at;
+    save(kv, &chain_key, &chain)?;
     kv.put(&ledger, Vec::new())?;
     let mut stats = load_stats(kv, page.tenant, page.plan_id)?;
     stats.sessions_marked += page.sessions_marked;
@@ -489,9 +600,10 @@ fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<b
         *stats.sessions_by_anchor.entry(hash.clone()).or_default() += n;
     }
     stats.pages_recorded += 1;
-    if page.completes_chain {
+    if page.completes_chain() {
         stats.chains_done += 1;
     }
+    stats.last_progress_at = Some(stats.last_progress_at.map_or(page.at, |t| t.max(page.at)));
     save(kv, &stats_key(page.tenant, page.plan_id), &stats)?;
     Ok(true)
 }
@@ -515,6 +627,21 @@ fn put_session(kv: &mut dyn KvWrite, session: &Session) -> StoreResult<()> {
     }
     save(kv, &key, session)?;
     kv.put(&step_entry_key(session), Vec::new())
+}
+
+/// The runtime's write: the contract's merge, applied in this one transaction.
+fn write_session(
+    kv: &mut dyn KvWrite,
+    write: &SessionWrite,
+) -> Result<WrittenSession, SessionWriteError> {
+    let key = session_key(write.session.tenant_id, &write.session.session_id);
+    let stored = load::<Session>(kv, &key)?;
+    let next = merge_runtime_write(stored.as_ref(), write)?;
+    put_session(kv, &next)?;
+    Ok(WrittenSession {
+        session: next,
+        created: stored.is_none(),
+    })
 }
 
 /// Where a forward range resumes: just after the key in `token`, which must be
@@ -580,6 +707,7 @@ fn mark_session(
         return Ok(false);
     }
     session.pending_migration = Some(pending.clone());
+    session.revision += 1;
     save(kv, &key, &session)?;
     Ok(true)
 }
@@ -589,7 +717,7 @@ fn apply_session_change(kv: &mut dyn KvWrite, change: &SessionChange) -> StoreRe
     let Some(mut session) = load::<Session>(kv, &key)? else {
         return Ok(false);
     };
-    if !session_matches(&session, &change.expect) {
+    if session.revision != change.expected_revision || !session_matches(&session, &change.expect) {
         return Ok(false);
     }
     kv.delete(&step_entry_key(&session))?;
@@ -726,11 +854,36 @@ impl<B: KvBackend> Store for KvStore<B> {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        chains_total: u64,
-    ) -> StoreResult<()> {
+        chains: &[ChainStart],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let chains = chains.to_vec();
         self.backend
-            .write(move |kv| start_marking(kv, tenant, plan_id, chains_total))
+            .write(move |kv| start_marking(kv, tenant, plan_id, &chains, at))
             .await
+    }
+
+    async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
+        self.backend
+            .read(move |kv| list_chains(kv, tenant, plan_id))
+            .await
+    }
+
+    async fn claim_chain(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        step_id: Uuid,
+        seen_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.backend
+            .write(move |kv| claim_chain(kv, tenant, plan_id, step_id, seen_updated_at, at))
+            .await
+    }
+
+    async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        self.backend.read(move |kv| list_deploying(kv, limit)).await
     }
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
@@ -755,6 +908,14 @@ impl<B: KvBackend> Store for KvStore<B> {
     async fn put_session(&self, session: &Session) -> StoreResult<()> {
         let s = session.clone();
         self.backend.write(move |kv| put_session(kv, &s)).await
+    }
+
+    async fn write_session(
+        &self,
+        write: &SessionWrite,
+    ) -> Result<WrittenSession, SessionWriteError> {
+        let w = write.clone();
+        self.backend.write(move |kv| write_session(kv, &w)).await
     }
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {

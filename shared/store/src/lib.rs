@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioVersion, Session};
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod kv;
 pub mod memory;
+mod session_rules;
 pub mod types;
 
 pub use dynamo::{DynamoStore, TableNames, create_tables};
@@ -131,19 +133,42 @@ pub trait Store: Send + Sync + 'static {
     /// `last_migration_at` is the latest audit event time.
     async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats>;
 
-    /// Initialise the marking progress of a deploying plan: how many marking
-    /// chains (one per anchor/deleted step with sessions) must finish.
-    /// Idempotent: a second call with the same values changes nothing.
+    /// Start marking a deploying plan: register its chains (each at its first
+    /// page) and how many must finish. Only the first call for a plan starts it
+    /// (`true`); later calls change nothing and return `false` — a resumer then
+    /// reads the registered chains with [`Store::list_chains`].
     async fn start_marking(
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        chains_total: u64,
-    ) -> StoreResult<()>;
+        chains: &[ChainStart],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
-    /// Record one marked page and add its counts to the plan stats, in one atomic
-    /// step conditioned on the ledger entry `page_id` not existing. Returns
-    /// `false` (and changes nothing) when the page was already recorded.
+    /// The registered chains of a plan and where each stands.
+    async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>>;
+
+    /// Take over a chain whose lease ran out: holds only if the chain is not done
+    /// and still stands as it was read (`seen_updated_at`); sets `updated_at` to
+    /// `at`, counts the resumption on the chain and in the plan stats.
+    async fn claim_chain(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        step_id: Uuid,
+        seen_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Plans in `deploying`, across tenants, for the periodic sweep: (tenant, plan).
+    async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>>;
+
+    /// Record one marked page, move its chain on to `next_cursor` (done when
+    /// none) and add its counts to the plan stats, in one atomic step conditioned
+    /// on the ledger entry `page_id` not existing and the chain standing, not
+    /// done, at the page's `cursor`. Returns `false` (and changes nothing)
+    /// otherwise: the page was recorded already, or another walk of the chain
+    /// got there first.
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool>;
 
     /// Count a page that was given up on (it went to the dead-letter queue).
@@ -157,8 +182,21 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- sessions --------------------------------------------------------
 
-    /// Insert or replace a session (the runtime's write).
+    /// Insert or replace a session exactly as given, revision included: for
+    /// imports, seeding and tests. The runtime's path is [`Store::write_session`].
     async fn put_session(&self, session: &Session) -> StoreResult<()>;
+
+    /// The runtime's write (`PUT /sessions/{id}`) under the session concurrency
+    /// contract, decided atomically against the stored session: the client's
+    /// precondition, no move back to an older version, product-owned fields kept
+    /// (cleared on a move to another scenario), `revision` + 1. Returns what was stored.
+    ///
+    /// Items written straight into the sessions table by a runtime must bump
+    /// `revision` too, or conditional writes cannot see them.
+    async fn write_session(
+        &self,
+        write: &SessionWrite,
+    ) -> Result<WrittenSession, SessionWriteError>;
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>>;
 
@@ -175,8 +213,9 @@ pub trait Store: Send + Sync + 'static {
         step_id: Uuid,
     ) -> StoreResult<u64>;
 
-    /// Set `pending_migration` and nothing else, only if the session is still at
-    /// (scenario, version, step), has no pending migration and is not pinned.
+    /// Set `pending_migration` (and bump `revision`) and nothing else, only if the
+    /// session is still at (scenario, version, step), has no pending migration and
+    /// is not pinned.
     /// Returns whether the flag was set.
     async fn mark_session(
         &self,
@@ -211,8 +250,9 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Apply a reconcile outcome to a session in one atomic step with its audit
-    /// event and the plan counters. Holds only if the session still matches
-    /// `change.expect`. Returns `false` (nothing written) when it does not.
+    /// event and the plan counters. Holds only if the session is still at
+    /// `change.expected_revision` and matches `change.expect`; bumps the revision.
+    /// Returns `false` (nothing written) when it does not.
     async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool>;
 
     /// Audit events of a plan, oldest first.

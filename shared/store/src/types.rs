@@ -85,6 +85,16 @@ pub struct PlanStats {
     pub re_route: u64,
     pub checkpoint_blocks: u64,
     pub last_migration_at: Option<DateTime<Utc>>,
+    /// When marking started (chains registered); `None` before, e.g. when a
+    /// process died between activation and the first page.
+    #[serde(default)]
+    pub marking_started_at: Option<DateTime<Utc>>,
+    /// When a page was last recorded or a chain started or resumed.
+    #[serde(default)]
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// Chains resumed after their lease ran out (deploy called again, or the sweep).
+    #[serde(default)]
+    pub resumptions: u64,
 }
 
 /// One page of marking, as recorded in the ledger.
@@ -94,11 +104,51 @@ pub struct MarkedPage {
     pub plan_id: Uuid,
     /// Stable identity of the page (chain + cursor), the ledger key.
     pub page_id: String,
+    /// The chain (its V1 step) the page belongs to.
+    pub chain_step: Uuid,
+    /// The page's own cursor: the chain must stand exactly there.
+    pub cursor: Option<String>,
+    /// Where the chain continues; `None` ends the chain.
+    pub next_cursor: Option<String>,
     pub sessions_marked: u64,
     /// anchor content hash → sessions marked in this page.
     pub by_anchor: BTreeMap<String, u64>,
+    pub at: DateTime<Utc>,
+}
+
+impl MarkedPage {
     /// True when this page ends its chain (no continuation).
-    pub completes_chain: bool,
+    pub fn completes_chain(&self) -> bool {
+        self.next_cursor.is_none()
+    }
+}
+
+/// A marking chain (one V1 step's sessions) registered when marking starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStart {
+    pub step_id: Uuid,
+    /// The anchor whose policy applies (`None`: a deleted step without anchor).
+    pub anchor_content_hash: Option<String>,
+}
+
+/// Where one chain's marking stands. Pages of a chain are recorded in order:
+/// a page is recorded only while the chain stands at its cursor, so two walks of
+/// the same chain (a redelivery, a resumption racing a slow worker) never both
+/// count, and the chain can always be resumed from `cursor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainState {
+    pub step_id: Uuid,
+    #[serde(default)]
+    pub anchor_content_hash: Option<String>,
+    /// Cursor of the next page to mark (`None` with `!done`: the first page).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    pub done: bool,
+    /// When the chain started, last recorded a page, or was resumed: its lease.
+    pub updated_at: DateTime<Utc>,
+    /// How often it was resumed after its lease ran out.
+    #[serde(default)]
+    pub resumptions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +184,55 @@ pub struct SessionMark {
     pub pending: planning::PendingMigration,
 }
 
+/// The client's precondition on a runtime write (`If-Match` / `If-None-Match: *`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionPrecondition {
+    /// Last writer wins for the runtime's own fields.
+    #[default]
+    None,
+    /// The session must exist at exactly this revision (`If-Match`).
+    Revision(u64),
+    /// The session must exist, at any revision (`If-Match: *`).
+    Exists,
+    /// The session must not exist yet (`If-None-Match: *`).
+    Absent,
+}
+
+/// The conversation runtime's write of a session (`PUT /sessions/{id}`).
+///
+/// Only the runtime's fields are taken from `session`; what this product owns
+/// (`pending_migration`, `pinned_version`) and what the store sets (`revision`,
+/// `created_at` of an existing session unless `created_at` is given) are decided
+/// by [`crate::Store::write_session`] against the stored session, atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionWrite {
+    pub session: planning::Session,
+    /// Explicit `created_at` from the client (imports of older sessions).
+    pub created_at: Option<DateTime<Utc>>,
+    pub precondition: SessionPrecondition,
+}
+
+/// What [`crate::Store::write_session`] stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenSession {
+    pub session: planning::Session,
+    /// No session existed before this write.
+    pub created: bool,
+}
+
+/// Why a runtime write was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionWriteError {
+    /// The precondition did not hold; `current` is the stored revision, if any.
+    #[error("precondition failed")]
+    PreconditionFailed { current: Option<u64> },
+    /// The write would move the session back to an older version of its scenario.
+    #[error("session is at version {current}; it never moves back to an older version")]
+    VersionRegression { current: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The precondition of a reconcile write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionExpectation {
@@ -149,6 +248,9 @@ pub struct SessionChange {
     pub tenant: Uuid,
     pub session_id: String,
     pub expect: SessionExpectation,
+    /// The revision the decision was made on: the write holds only if no one
+    /// (runtime, marking, another reconcile) wrote the session since.
+    pub expected_revision: u64,
     /// New version/step/checksum; `None` leaves the position unchanged.
     pub new_position: Option<NewPosition>,
     /// Set `pinned_version`.

@@ -18,9 +18,10 @@ use planning::{
     StepInput, StepVisit, TransformationMap, TransitionInput,
 };
 use store::{
-    ActivationError, AppliedMigration, AuditEvent, EventQuery, MarkedPage, NewPosition,
+    ActivationError, AppliedMigration, AuditEvent, ChainStart, EventQuery, MarkedPage, NewPosition,
     PlanActivation, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation,
-    SessionMark, SessionPosition, StepQuery, Store, StoreError,
+    SessionMark, SessionPosition, SessionPrecondition, SessionWrite, SessionWriteError, StepQuery,
+    Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -126,6 +127,8 @@ macro_rules! suite {
 }
 
 suite!(
+    runtime_write_contract,
+    runtime_writes_never_lose_a_flag,
     scenario_create_conflict,
     tenant_isolation,
     plan_create_and_live_slot,
@@ -335,6 +338,15 @@ fn session(tenant: Uuid, id: &str, scenario_id: Uuid, version: i64, at: Uuid) ->
         pinned_version: None,
         created_at: t0(),
         updated_at: t0(),
+        revision: 0,
+    }
+}
+
+fn runtime_write(session: &Session, precondition: SessionPrecondition) -> SessionWrite {
+    SessionWrite {
+        session: session.clone(),
+        created_at: None,
+        precondition,
     }
 }
 
@@ -920,10 +932,11 @@ mod cases {
         assert_eq!(results, vec![true, false, false, false, false, false]);
         let mut expected = fresh.clone();
         expected.pending_migration = Some(flag.clone());
+        expected.revision = 1;
         assert_eq!(
             s.get_session(tenant, "fresh").await.expect("get"),
             Some(expected),
-            "only pending_migration changes"
+            "only pending_migration (and the revision) change"
         );
         assert!(
             !s.mark_session(tenant, "fresh", &pos, &pending(Uuid::new_v4(), step_a))
@@ -993,7 +1006,8 @@ mod cases {
             .expect("s");
         let mut want = session(tenant, "m-01", sid, 1, step_a);
         want.pending_migration = Some(pending(plan_id, step_a));
-        assert_eq!(x, want, "only pending_migration changes");
+        want.revision = 1;
+        assert_eq!(x, want, "only pending_migration (and the revision) change");
         assert!(
             s.get_session(tenant, "m-05")
                 .await
@@ -1097,22 +1111,48 @@ mod cases {
     pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         let tenant = Uuid::new_v4();
         let plan_id = Uuid::new_v4();
+        let (chain_0, chain_1) = (Uuid::from_u128(1), Uuid::from_u128(2));
         assert_eq!(
             s.get_plan_stats(tenant, plan_id).await.expect("stats"),
             PlanStats::default()
         );
-        s.start_marking(tenant, plan_id, 2).await.expect("start");
+        let started = t0();
+        let chains = [
+            ChainStart {
+                step_id: chain_0,
+                anchor_content_hash: Some("h1".into()),
+            },
+            ChainStart {
+                step_id: chain_1,
+                anchor_content_hash: None,
+            },
+        ];
+        assert!(
+            s.start_marking(tenant, plan_id, &chains, started)
+                .await
+                .expect("start")
+        );
         let page = MarkedPage {
             tenant,
             plan_id,
             page_id: "anchor-0/cursor-start".into(),
+            chain_step: chain_0,
+            cursor: None,
+            next_cursor: Some("abc".into()),
             sessions_marked: 3,
             by_anchor: BTreeMap::from([("h1".to_owned(), 2), ("h/2 #x".to_owned(), 1)]),
-            completes_chain: false,
+            at: started + Duration::seconds(1),
         };
         assert!(s.record_marking_page(&page).await.expect("record"));
         let after_first = s.get_plan_stats(tenant, plan_id).await.expect("stats");
         assert!(!s.record_marking_page(&page).await.expect("record again"));
+        // Another walk of the same chain from the same place, under another page
+        // id (its read saw other sessions): the chain has moved on, so no.
+        let other_walk = MarkedPage {
+            page_id: "anchor-0/another-read".into(),
+            ..page.clone()
+        };
+        assert!(!s.record_marking_page(&other_walk).await.expect("record"));
         assert_eq!(
             s.get_plan_stats(tenant, plan_id).await.expect("stats"),
             after_first,
@@ -1120,15 +1160,19 @@ mod cases {
         );
         let last = MarkedPage {
             page_id: "anchor-0/cursor-abc".into(),
+            cursor: Some("abc".into()),
+            next_cursor: None,
             sessions_marked: 4,
             by_anchor: BTreeMap::from([("h1".to_owned(), 4)]),
-            completes_chain: true,
             ..page.clone()
         };
         assert!(s.record_marking_page(&last).await.expect("record"));
-        s.start_marking(tenant, plan_id, 2)
-            .await
-            .expect("start again");
+        assert!(
+            !s.start_marking(tenant, plan_id, &chains[..1], t0() + Duration::days(1))
+                .await
+                .expect("start again"),
+            "only the first start counts"
+        );
         assert!(
             s.record_failed_page(tenant, plan_id, "p9")
                 .await
@@ -1152,12 +1196,22 @@ mod cases {
                 chains_done: 1,
                 pages_recorded: 2,
                 pages_failed: 1,
+                marking_started_at: Some(started),
+                last_progress_at: Some(started + Duration::seconds(1)),
                 ..PlanStats::default()
             }
         );
+        let mut chains_now = s.list_chains(tenant, plan_id).await.expect("chains");
+        chains_now.sort_by_key(|c| c.step_id);
+        assert_eq!(chains_now.len(), 2);
+        assert!(chains_now[0].done && chains_now[0].cursor.is_none());
+        assert!(!chains_now[1].done);
+        assert_eq!(chains_now[1].anchor_content_hash, None);
+        assert_eq!(chains_now[1].updated_at, started);
         // Concurrent duplicates: one recording.
         let dup = MarkedPage {
             page_id: "anchor-1/cursor-start".into(),
+            chain_step: chain_1,
             ..page.clone()
         };
         let mut tasks = Vec::new();
@@ -1177,6 +1231,39 @@ mod cases {
         let stats = s.get_plan_stats(tenant, plan_id).await.expect("stats");
         assert_eq!(stats.sessions_marked, 10);
         assert_eq!(stats.pages_recorded, 3);
+        // A stalled chain is claimed once for the same observation.
+        let chain = s
+            .list_chains(tenant, plan_id)
+            .await
+            .expect("chains")
+            .into_iter()
+            .find(|c| c.step_id == chain_1)
+            .expect("chain 1");
+        let resume_at = t0() + Duration::hours(1);
+        let mut claims = Vec::new();
+        for _ in 0..4 {
+            let s = Arc::clone(&s);
+            let seen = chain.updated_at;
+            claims.push(tokio::spawn(async move {
+                s.claim_chain(tenant, plan_id, chain_1, seen, resume_at)
+                    .await
+            }));
+        }
+        let mut claimed = 0;
+        for c in claims {
+            if c.await.expect("join").expect("claim") {
+                claimed += 1;
+            }
+        }
+        assert_eq!(claimed, 1, "one resumer takes a stalled chain");
+        assert!(
+            !s.claim_chain(tenant, plan_id, chain_0, started, resume_at)
+                .await
+                .expect("claim"),
+            "a finished chain is never resumed"
+        );
+        let stats = s.get_plan_stats(tenant, plan_id).await.expect("stats");
+        assert_eq!(stats.resumptions, 1);
         // Another tenant's stats are untouched.
         assert_eq!(
             s.get_plan_stats(Uuid::new_v4(), plan_id)
@@ -1199,6 +1286,7 @@ mod cases {
             tenant,
             session_id: "s-1".into(),
             expect: SessionExpectation::FlaggedBy(plan_id),
+            expected_revision: 0,
             new_position: Some(NewPosition {
                 version: 2,
                 step_id: step_new,
@@ -1248,6 +1336,7 @@ mod cases {
         expected.scenario_checksum = Some("cccccccccccccccc".into());
         expected.pending_migration = None;
         expected.updated_at = at;
+        expected.revision = 1;
         expected
             .variables
             .insert("age".into(), serde_json::json!(42));
@@ -1298,6 +1387,7 @@ mod cases {
             tenant,
             session_id: "late".into(),
             expect: SessionExpectation::UnflaggedAt { version: 1 },
+            expected_revision: 0,
             new_position: None,
             pin_version: Some(1),
             clear_flag: true,
@@ -1359,6 +1449,7 @@ mod cases {
         let mut expected = x.clone();
         expected.pinned_version = Some(1);
         expected.updated_at = at;
+        expected.revision = 1;
         assert_eq!(stored, expected);
         let stats = s.get_plan_stats(tenant, plan_id).await.expect("stats");
         assert_eq!(stats.migrations_applied, 1);
@@ -1375,6 +1466,7 @@ mod cases {
             tenant,
             session_id: "collect".into(),
             expect: SessionExpectation::FlaggedBy(plan_id),
+            expected_revision: 0,
             new_position: None,
             pin_version: None,
             clear_flag: false,
@@ -1397,6 +1489,174 @@ mod cases {
                 .migrations_applied,
             1
         );
+    }
+
+    pub async fn runtime_write_contract(s: Arc<dyn Store>) {
+        let tenant = Uuid::new_v4();
+        let (sid, other_scenario) = (Uuid::new_v4(), Uuid::new_v4());
+        let (step_a, step_b) = (Uuid::new_v4(), Uuid::new_v4());
+        let x = session(tenant, "rt", sid, 2, step_a);
+        let created = s
+            .write_session(&runtime_write(&x, SessionPrecondition::Absent))
+            .await
+            .expect("create");
+        assert!(created.created);
+        assert_eq!(created.session.revision, 1);
+        assert!(matches!(
+            s.write_session(&runtime_write(&x, SessionPrecondition::Absent))
+                .await,
+            Err(SessionWriteError::PreconditionFailed { current: Some(1) })
+        ));
+        // Marking sets the flag; the runtime's next write keeps it.
+        let flag = pending(Uuid::new_v4(), step_a);
+        let pos = SessionPosition {
+            scenario_id: sid,
+            version: 2,
+            step_id: step_a,
+        };
+        assert!(
+            s.mark_session(tenant, "rt", &pos, &flag)
+                .await
+                .expect("mark")
+        );
+        let mut moved = x.clone();
+        moved.active_step_id = step_b;
+        moved.variables.insert("k".into(), serde_json::json!(1));
+        let written = s
+            .write_session(&runtime_write(&moved, SessionPrecondition::None))
+            .await
+            .expect("write");
+        assert!(!written.created);
+        assert_eq!(written.session.revision, 3, "create, mark, write");
+        assert_eq!(written.session.pending_migration, Some(flag.clone()));
+        assert_eq!(
+            s.get_session(tenant, "rt").await.expect("get"),
+            Some(written.session.clone())
+        );
+        // If-Match: the revision the client read.
+        assert!(matches!(
+            s.write_session(&runtime_write(&moved, SessionPrecondition::Revision(2)))
+                .await,
+            Err(SessionWriteError::PreconditionFailed { current: Some(3) })
+        ));
+        let at3 = s
+            .write_session(&runtime_write(&moved, SessionPrecondition::Revision(3)))
+            .await
+            .expect("if-match");
+        assert_eq!(at3.session.revision, 4);
+        assert!(matches!(
+            s.write_session(&runtime_write(
+                &session(tenant, "nobody", sid, 1, step_a),
+                SessionPrecondition::Exists
+            ))
+            .await,
+            Err(SessionWriteError::PreconditionFailed { current: None })
+        ));
+        // Never back to an older version of the same scenario; nothing written.
+        let older = session(tenant, "rt", sid, 1, step_a);
+        assert!(matches!(
+            s.write_session(&runtime_write(&older, SessionPrecondition::None))
+                .await,
+            Err(SessionWriteError::VersionRegression { current: 2 })
+        ));
+        assert_eq!(
+            s.get_session(tenant, "rt").await.expect("get"),
+            Some(at3.session.clone())
+        );
+        // The index follows the runtime's moves.
+        assert_eq!(
+            s.count_sessions_at_step(tenant, sid, 2, step_b).await.ok(),
+            Some(1)
+        );
+        assert_eq!(
+            s.count_sessions_at_step(tenant, sid, 2, step_a).await.ok(),
+            Some(0)
+        );
+        // Another scenario: the flag and the pin mean nothing there.
+        let elsewhere = session(tenant, "rt", other_scenario, 1, step_a);
+        let moved_away = s
+            .write_session(&runtime_write(&elsewhere, SessionPrecondition::None))
+            .await
+            .expect("other scenario");
+        assert_eq!(moved_away.session.pending_migration, None);
+        assert_eq!(moved_away.session.pinned_version, None);
+        assert_eq!(moved_away.session.created_at, x.created_at);
+        assert_eq!(
+            s.count_sessions_at_step(tenant, sid, 2, step_b).await.ok(),
+            Some(0)
+        );
+    }
+
+    /// The runtime keeps writing sessions while marking flags them: no flag is lost.
+    pub async fn runtime_writes_never_lose_a_flag(s: Arc<dyn Store>) {
+        let tenant = Uuid::new_v4();
+        let sid = Uuid::new_v4();
+        let step_a = Uuid::new_v4();
+        let plan_id = Uuid::new_v4();
+        const SESSIONS: usize = 40;
+        const WRITES_PER_SESSION: usize = 6;
+        let ids: Vec<String> = (0..SESSIONS).map(|i| format!("race-{i:03}")).collect();
+        for id in &ids {
+            s.write_session(&runtime_write(
+                &session(tenant, id, sid, 1, step_a),
+                SessionPrecondition::None,
+            ))
+            .await
+            .expect("seed");
+        }
+        let pos = SessionPosition {
+            scenario_id: sid,
+            version: 1,
+            step_id: step_a,
+        };
+        let flag = pending(plan_id, step_a);
+        let mut tasks = Vec::new();
+        for writer in 0..2 {
+            let (s, ids) = (Arc::clone(&s), ids.clone());
+            tasks.push(tokio::spawn(async move {
+                for round in 0..WRITES_PER_SESSION {
+                    for id in ids.iter().skip(writer) {
+                        let mut x = session(tenant, id, sid, 1, step_a);
+                        x.variables.insert("round".into(), serde_json::json!(round));
+                        s.write_session(&runtime_write(&x, SessionPrecondition::None))
+                            .await
+                            .expect("runtime write");
+                    }
+                }
+                0usize
+            }));
+        }
+        {
+            let (s, ids, pos, flag) = (Arc::clone(&s), ids.clone(), pos.clone(), flag.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut marked = 0;
+                for id in &ids {
+                    if s.mark_session(tenant, id, &pos, &flag).await.expect("mark") {
+                        marked += 1;
+                    }
+                }
+                marked
+            }));
+        }
+        let mut marked = 0;
+        for task in tasks {
+            marked += task.await.expect("join");
+        }
+        assert_eq!(marked, SESSIONS, "every session was at the step");
+        let mut lost = 0;
+        for id in &ids {
+            let stored = s.get_session(tenant, id).await.expect("get").expect("s");
+            if stored.pending_migration.as_ref() != Some(&flag) {
+                lost += 1;
+            }
+            let writes = WRITES_PER_SESSION * if id == &ids[0] { 1 } else { 2 };
+            assert_eq!(
+                stored.revision as usize,
+                1 + writes + 1,
+                "every write counted once: seed, runtime writes, mark"
+            );
+        }
+        assert_eq!(lost, 0, "flags lost to runtime writes");
     }
 
     pub async fn events_paging(s: Arc<dyn Store>) {
@@ -1423,6 +1683,7 @@ mod cases {
                 tenant,
                 session_id: id,
                 expect: SessionExpectation::FlaggedBy(plan_id),
+                expected_revision: 0,
                 new_position: None,
                 pin_version: None,
                 clear_flag: true,

@@ -6,8 +6,8 @@ use planning::{
     DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
 };
 use store::{
-    ActivationError, PlanActivation, PlanQuery, PlanStats, PlanTransition, StepQuery, Store,
-    StoreError,
+    ActivationError, ChainStart, PlanActivation, PlanQuery, PlanStats, PlanTransition, StepQuery,
+    Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -42,13 +42,8 @@ pub async fn deploy(
     let plan = load(store, tenant, plan_id).await?;
     match plan.status {
         PlanStatus::Approved => {}
-        PlanStatus::Deploying => {
-            let stats = store.get_plan_stats(tenant, plan_id).await?;
-            return Ok(DeployOutcome {
-                result: result_of(&plan, &stats),
-                finished: false,
-            });
-        }
+        // Again while deploying: resume whatever stalled, then report progress.
+        PlanStatus::Deploying => return resume(state, plan, now).await,
         other => {
             return Err(ApiError::Conflict(format!(
                 "Plan is {}; only approved plans can be deployed",
@@ -134,6 +129,8 @@ async fn supersede_siblings(
     Ok(())
 }
 
+/// Marking from the start: right after activation, or when a deploy died
+/// between activation and the start of marking.
 async fn mark(
     state: &AppState,
     plan: MigrationPlan,
@@ -141,11 +138,6 @@ async fn mark(
 ) -> ApiResult<DeployOutcome> {
     let store = state.store.as_ref();
     let config = &state.config;
-    let v1 = store
-        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
-        .await?
-        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
-        .definition();
     // Only chains with sessions become work; inline vs fan-out needs to know
     // whether there are more than the threshold, not how many — a large
     // deployment is never counted inside this call.
@@ -158,38 +150,166 @@ async fn mark(
         config.count_concurrency,
     )
     .await?;
-    store
-        .start_marking(plan.tenant_id, plan.id, chains.len() as u64)
-        .await?;
+    let starts: Vec<ChainStart> = chains
+        .iter()
+        .map(|c| ChainStart {
+            step_id: c.step_id,
+            anchor_content_hash: c.anchor_content_hash.clone(),
+        })
+        .collect();
+    if !store
+        .start_marking(plan.tenant_id, plan.id, &starts, now)
+        .await?
+    {
+        // Another call started it meanwhile; its walk goes on.
+        return progress(store, plan.tenant_id, plan.id).await;
+    }
+    let work = chains.into_iter().map(|chain| (chain, None)).collect();
+    dispatch(state, &plan, work, fan_out, now).await
+}
 
+/// Resume a deploying plan: start marking if it never started, else take over
+/// every chain whose lease ran out (no page recorded for `DEPLOY_LEASE_SECONDS`)
+/// and walk it on from where the ledger says it stands — through the queue when
+/// there is one. Recording is conditional on the chain's position, so a walk
+/// that was only slow, not dead, and its resumption never both count a page.
+pub async fn resume(
+    state: &AppState,
+    plan: MigrationPlan,
+    now: DateTime<Utc>,
+) -> ApiResult<DeployOutcome> {
+    let store = state.store.as_ref();
+    let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
+    if stats.marking_started_at.is_none() {
+        tracing::warn!(plan_id = %plan.id, "deploy stopped before marking started; starting it");
+        return mark(state, plan, now).await;
+    }
+    let lease = chrono::Duration::seconds(
+        i64::try_from(state.config.deploy_lease_seconds).unwrap_or(i64::MAX),
+    );
+    let mut work = Vec::new();
+    for chain in store.list_chains(plan.tenant_id, plan.id).await? {
+        let stalled = !chain.done && now.signed_duration_since(chain.updated_at) >= lease;
+        if !stalled || chain.resumptions >= state.config.deploy_max_resumptions {
+            continue;
+        }
+        if store
+            .claim_chain(
+                plan.tenant_id,
+                plan.id,
+                chain.step_id,
+                chain.updated_at,
+                now,
+            )
+            .await?
+        {
+            tracing::warn!(
+                plan_id = %plan.id,
+                step_id = %chain.step_id,
+                resumptions = chain.resumptions + 1,
+                "resuming a marking chain that made no progress"
+            );
+            let position = Chain {
+                step_id: chain.step_id,
+                anchor_content_hash: chain.anchor_content_hash,
+            };
+            work.push((position, chain.cursor));
+        }
+    }
+    if work.is_empty() {
+        marking::finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
+        return progress(store, plan.tenant_id, plan.id).await;
+    }
+    // A resumption never walks a large chain inside someone's request.
+    let fan_out = state.queue.is_some();
+    dispatch(state, &plan, work, fan_out, now).await
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub plans_deploying: usize,
+    pub plans_finished: usize,
+    pub plans_failed: usize,
+}
+
+/// Deploying plans a sweep looks at, at most.
+const SWEEP_PLANS: usize = 1_000;
+
+/// Resume every deploying plan that needs it, across tenants: what the
+/// periodic schedule (EventBridge on AWS, a timer in `migrations serve`) runs.
+/// One plan's failure is logged and does not stop the others.
+pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepReport> {
+    let store = state.store.as_ref();
+    let mut report = SweepReport::default();
+    for (tenant, plan_id) in store.list_deploying(SWEEP_PLANS).await? {
+        let Some(plan) = store.get_plan(tenant, plan_id).await? else {
+            continue;
+        };
+        if plan.status != PlanStatus::Deploying {
+            continue;
+        }
+        report.plans_deploying += 1;
+        match resume(state, plan, now).await {
+            Ok(outcome) if outcome.finished => report.plans_finished += 1,
+            Ok(_) => {}
+            Err(error) => {
+                report.plans_failed += 1;
+                tracing::error!(%error, %plan_id, "sweep could not resume a deployment");
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeployOutcome> {
+    let plan = load(store, tenant, plan_id).await?;
+    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    Ok(DeployOutcome {
+        finished: plan.status == PlanStatus::Deployed,
+        result: result_of(&plan, &stats),
+    })
+}
+
+/// Walk chains from the given positions: inline in this call, or as queue
+/// messages when `fan_out` and a queue is configured.
+async fn dispatch(
+    state: &AppState,
+    plan: &MigrationPlan,
+    work: Vec<(Chain, Option<String>)>,
+    fan_out: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<DeployOutcome> {
+    let store = state.store.as_ref();
+    let config = &state.config;
     if let (true, Some(queue)) = (fan_out, state.queue.as_ref()) {
-        let messages = chains
+        let messages = work
             .into_iter()
-            .map(|chain| MarkMessage {
+            .map(|(chain, cursor)| MarkMessage {
                 tenant_id: plan.tenant_id,
                 plan_id: plan.id,
                 chain,
-                cursor: None,
+                cursor,
             })
             .collect();
         queue.enqueue(messages).await?;
-        let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
-        return Ok(DeployOutcome {
-            result: result_of(&plan, &stats),
-            finished: false,
-        });
+        return progress(store, plan.tenant_id, plan.id).await;
     }
 
     // Inline: the same pages and ledger as the workers, walked in this call.
+    let v1 = store
+        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
+        .definition();
     let ctx = MarkingContext::new(
-        &plan,
+        plan,
         &v1,
         now,
         config.mark_page_size,
         config.mark_concurrency,
     );
-    for chain in chains {
-        let mut cursor = None;
+    for (chain, mut cursor) in work {
         loop {
             let message = MarkMessage {
                 tenant_id: plan.tenant_id,
@@ -198,7 +318,10 @@ async fn mark(
                 cursor: cursor.clone(),
             };
             let outcome = marking::mark_page(store, &ctx, &chain, cursor).await?;
-            marking::record_page(store, &plan, &message, &outcome, now).await?;
+            if !marking::record_page(store, plan, &message, &outcome, now).await? {
+                // Another walk of this chain is ahead of this one.
+                break;
+            }
             match outcome.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -207,12 +330,7 @@ async fn mark(
     }
     // With no chains at all, nothing triggered completion yet.
     marking::finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
-    let plan = load(store, plan.tenant_id, plan.id).await?;
-    let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
-    Ok(DeployOutcome {
-        finished: plan.status == PlanStatus::Deployed,
-        result: result_of(&plan, &stats),
-    })
+    progress(store, plan.tenant_id, plan.id).await
 }
 
 /// The chains that have sessions (in step order), and whether more than
@@ -298,5 +416,7 @@ pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult
         deployed_at: plan.deployed_at,
         last_migration_at: stats.last_migration_at,
         pages_failed: stats.pages_failed,
+        last_progress_at: stats.last_progress_at,
+        resumptions: stats.resumptions,
     })
 }

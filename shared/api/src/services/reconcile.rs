@@ -259,6 +259,7 @@ fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> Ses
         tenant: session.tenant_id,
         session_id: session.session_id.clone(),
         expect,
+        expected_revision: session.revision,
         new_position,
         pin_version: decision.pin_version,
         clear_flag: decision.clear_flag,
@@ -268,7 +269,41 @@ fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> Ses
     }
 }
 
+/// What a reconcile answered, with the session's revision after it (the `ETag`).
+#[derive(Debug)]
+pub struct Reconciled {
+    pub result: ReconciliationResult,
+    pub revision: u64,
+}
+
+/// Reads, decisions and conditional writes one call makes at most before it
+/// gives up with a 409: each lost race means someone else wrote the session in
+/// the few milliseconds between our read and our write.
+const RECONCILE_ATTEMPTS: usize = 8;
+
+/// Remove a flag whose plan belongs to another scenario than the session's
+/// (a session the runtime moved between scenarios through the table directly).
+fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> SessionChange {
+    SessionChange {
+        tenant: session.tenant_id,
+        session_id: session.session_id.clone(),
+        expect: SessionExpectation::FlaggedBy(plan_id),
+        expected_revision: session.revision,
+        new_position: None,
+        pin_version: None,
+        clear_flag: true,
+        set_variables: Default::default(),
+        at: now,
+        applied: None,
+    }
+}
+
 /// `POST /sessions/{session_id}/reconcile`.
+///
+/// Every write is conditioned on the revision the decision was made on, so a
+/// runtime write, a marking or another reconcile in between makes it fail; the
+/// session is then read and decided again. A migration is therefore applied
+/// once, on the session as it really is.
 pub async fn reconcile(
     store: &dyn Store,
     cache: &PlanCache,
@@ -276,45 +311,76 @@ pub async fn reconcile(
     session_id: &str,
     request: ReconcileRequest,
     now: DateTime<Utc>,
-) -> ApiResult<ReconciliationResult> {
-    let session = store
-        .get_session(tenant, session_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Session"))?;
-    let loaded = load_context(cache, store, &session).await?;
-    let chain: Vec<PlanLink<'_>> = loaded
-        .links
-        .iter()
-        .map(|(plan, to)| PlanLink { plan, to })
-        .collect();
-    let decision = decide(&ReconcileContext {
-        session: &session,
-        current: &loaded.current,
-        chain: &chain,
-        session_version: loaded.session_version.as_deref(),
-        known_fields: &request.known_fields,
-        now,
-    });
-    if !decision.writes_session() {
-        return Ok(decision.result);
-    }
-    let applied = store
-        .apply_session_change(&change_for(&session, &decision, now))
-        .await?;
-    if applied {
-        if decision.result.blocked_by_checkpoint {
-            tracing::warn!(
-                session_id,
-                plan_id = ?decision.plan_id,
-                warning = decision.result.checkpoint_warning.as_deref().unwrap_or(""),
-                "migration blocked by a checkpoint"
-            );
+) -> ApiResult<Reconciled> {
+    let mut lost_a_race = false;
+    for _ in 0..RECONCILE_ATTEMPTS {
+        let session = store
+            .get_session(tenant, session_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Session"))?;
+        if let Some(flag) = &session.pending_migration {
+            let plan = cache.plan(store, tenant, flag.migration_plan_id).await?;
+            if plan.is_some_and(|p| p.plan().scenario_id != session.active_scenario_id) {
+                tracing::info!(
+                    session_id,
+                    plan_id = %flag.migration_plan_id,
+                    "clearing a flag set by a plan of another scenario"
+                );
+                let change = clear_stale_flag(&session, flag.migration_plan_id, now);
+                lost_a_race |= !store.apply_session_change(&change).await?;
+                continue;
+            }
         }
-        return Ok(decision.result);
+        let loaded = load_context(cache, store, &session).await?;
+        let chain: Vec<PlanLink<'_>> = loaded
+            .links
+            .iter()
+            .map(|(plan, to)| PlanLink { plan, to })
+            .collect();
+        let decision = decide(&ReconcileContext {
+            session: &session,
+            current: &loaded.current,
+            chain: &chain,
+            session_version: loaded.session_version.as_deref(),
+            known_fields: &request.known_fields,
+            now,
+        });
+        if !decision.writes_session() {
+            // After a lost race, "nothing to do" means the winner migrated it.
+            let result = if lost_a_race
+                && decision.result.action == planning::ReconciliationAction::Continue
+            {
+                already_migrated()
+            } else {
+                decision.result
+            };
+            return Ok(Reconciled {
+                result,
+                revision: session.revision,
+            });
+        }
+        let applied = store
+            .apply_session_change(&change_for(&session, &decision, now))
+            .await?;
+        if applied {
+            if decision.result.blocked_by_checkpoint {
+                tracing::warn!(
+                    session_id,
+                    plan_id = ?decision.plan_id,
+                    warning = decision.result.checkpoint_warning.as_deref().unwrap_or(""),
+                    "migration blocked by a checkpoint"
+                );
+            }
+            return Ok(Reconciled {
+                result: decision.result,
+                revision: session.revision + 1,
+            });
+        }
+        lost_a_race = true;
     }
-    // The session changed underneath: another call applied the migration first
-    // (or the runtime moved the session). Never apply twice.
-    Ok(already_migrated())
+    Err(ApiError::Conflict(
+        "Session is being written concurrently; retry the reconcile".into(),
+    ))
 }
 
 #[derive(Debug, serde::Serialize)]

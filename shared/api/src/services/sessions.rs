@@ -2,26 +2,49 @@
 
 use chrono::{DateTime, Utc};
 use planning::{Session, SessionInput};
-use store::Store;
+use store::{SessionPrecondition, SessionWrite, Store, WrittenSession};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
-/// Record where a session is. Migration bookkeeping (`pending_migration`,
-/// `pinned_version`) belongs to this product and survives the runtime's writes.
-/// Returns the stored session and whether it was created.
+/// Record where a session is (`PUT /sessions/{id}`), under the session
+/// concurrency contract (`store::Store::write_session`): the runtime's fields are
+/// written, migration bookkeeping (`pending_migration`, `pinned_version`) is kept
+/// atomically — never read here and written back — and `precondition` carries the
+/// client's `If-Match` / `If-None-Match`. Returns the stored session and whether
+/// it was created.
 pub async fn record(
     store: &dyn Store,
     tenant: Uuid,
     session_id: String,
     input: SessionInput,
+    precondition: SessionPrecondition,
     now: DateTime<Utc>,
-) -> ApiResult<(Session, bool)> {
+) -> ApiResult<WrittenSession> {
     if input.channel.trim().is_empty() {
         return Err(ApiError::validation(
             &["body", "channel"],
             "must not be empty",
             "value_error.any_str.min_length",
+        ));
+    }
+    // The representation GET returns may come back; its identity must be this one.
+    if input
+        .session_id
+        .as_ref()
+        .is_some_and(|id| *id != session_id)
+    {
+        return Err(ApiError::validation(
+            &["body", "session_id"],
+            "does not match the session id in the path",
+            "value_error.mismatch",
+        ));
+    }
+    if input.tenant_id.is_some_and(|t| t != tenant) {
+        return Err(ApiError::validation(
+            &["body", "tenant_id"],
+            "does not match the X-Tenant-ID header",
+            "value_error.mismatch",
         ));
     }
     let scenario = store
@@ -45,12 +68,6 @@ pub async fn record(
             "value_error.unknown_step",
         ));
     }
-    let existing = store.get_session(tenant, &session_id).await?;
-    let created = existing.is_none();
-    let (pending_migration, pinned_version, first_seen) = match existing {
-        Some(s) => (s.pending_migration, s.pinned_version, s.created_at),
-        None => (None, None, now),
-    };
     let session = Session {
         session_id,
         tenant_id: tenant,
@@ -62,13 +79,20 @@ pub async fn record(
         scenario_checksum: input.scenario_checksum.or(Some(scenario.checksum)),
         step_history: input.step_history,
         variables: input.variables,
-        pending_migration,
-        pinned_version,
-        created_at: input.created_at.unwrap_or(first_seen),
+        // Decided by the store against what is stored.
+        pending_migration: None,
+        pinned_version: None,
+        created_at: now,
         updated_at: now,
+        revision: 0,
     };
-    store.put_session(&session).await?;
-    Ok((session, created))
+    Ok(store
+        .write_session(&SessionWrite {
+            session,
+            created_at: input.created_at,
+            precondition,
+        })
+        .await?)
 }
 
 pub async fn get(store: &dyn Store, tenant: Uuid, session_id: &str) -> ApiResult<Session> {

@@ -296,14 +296,19 @@ impl<'a> Engine<'_, 'a> {
                     ),
                 )
             }
-            Route::OutOfScope { anchor, plan } => {
-                let mut d = unchanged(
-                    self.ctx,
-                    format!(
-                        "outside the scope of the policy for '{}': stays on version {}",
-                        anchor.anchor_name, self.ctx.session.active_scenario_version
-                    ),
+            Route::OutOfScope {
+                anchor,
+                plan,
+                not_taken,
+            } => {
+                let mut reason = format!(
+                    "outside the scope of the policy for '{}': stays on version {}",
+                    anchor.anchor_name, self.ctx.session.active_scenario_version
                 );
+                if let Some(why) = not_taken {
+                    reason.push_str(&format!(" ({why})"));
+                }
+                let mut d = unchanged(self.ctx, reason);
                 d.plan_id = Some(plan.id());
                 d.result.anchor_hash = Some(anchor.anchor_content_hash.clone());
                 // A flag computed for another position does not apply any more.

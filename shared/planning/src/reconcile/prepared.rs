@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use uuid::Uuid;
 
-use crate::conditions::Condition;
+use crate::conditions::{Condition, ConditionError};
 use crate::hash::{scenario_checksum, step_content_hash};
 use crate::model::{AnchorMigrationPolicy, AnchorTransformation, DeletedNode, MigrationPlan};
 use crate::model::{ScenarioInput, StepInput};
@@ -21,8 +21,9 @@ pub(crate) enum BranchCondition {
     Default,
     /// A CEL expression.
     Cel(Condition),
-    /// Not CEL (natural language, typo): never taken automatically.
-    Invalid(String),
+    /// Not CEL (natural language, typo), or over a limit of
+    /// [`crate::conditions`]: never taken automatically.
+    Invalid(ConditionError),
 }
 
 /// One version of a scenario, indexed for reconcile decisions.
@@ -172,7 +173,7 @@ impl PreparedScenario {
                     } else {
                         match Condition::compile(&t.condition_text) {
                             Ok(c) => BranchCondition::Cel(c),
-                            Err(e) => BranchCondition::Invalid(e.to_string()),
+                            Err(e) => BranchCondition::Invalid(e),
                         }
                     }
                 })

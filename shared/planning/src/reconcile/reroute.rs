@@ -18,6 +18,7 @@ use super::ReconcileContext;
 use super::checkpoint::{Block, CheckpointGuard};
 use super::fill::{Fills, Sources};
 use super::prepared::BranchCondition;
+use crate::conditions::ConditionError;
 
 #[derive(Debug)]
 pub(crate) enum ReRoute {
@@ -147,9 +148,14 @@ fn choose_branch(
             }
             BranchCondition::Invalid(e) => {
                 undecidable = true;
+                let why = match e {
+                    ConditionError::Syntax(_) | ConditionError::Internal => "is not valid CEL",
+                    _ => "cannot be used",
+                };
                 notes.push(format!(
-                    "condition \"{}\" at '{}' is not valid CEL and was not taken ({e})",
-                    t.condition_text, step.name
+                    "condition \"{}\" at '{}' {why} and was not taken ({e})",
+                    quoted(&t.condition_text),
+                    step.name
                 ));
             }
             BranchCondition::Cel(c) => match c.evaluate(bindings) {
@@ -159,7 +165,8 @@ fn choose_branch(
                     undecidable = true;
                     notes.push(format!(
                         "condition \"{}\" at '{}' could not be evaluated and was not taken ({e})",
-                        t.condition_text, step.name
+                        quoted(&t.condition_text),
+                        step.name
                     ));
                 }
             },
@@ -169,4 +176,14 @@ fn choose_branch(
         return None;
     }
     fallback.and_then(|t| current.index_of(t.to_step_id))
+}
+
+/// A condition as quoted in a reason: conditions may be up to 10,000 characters
+/// of natural language.
+fn quoted(condition: &str) -> String {
+    const MAX_QUOTED_CHARS: usize = 200;
+    match condition.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}…", &condition[..cut]),
+        None => condition.to_string(),
+    }
 }

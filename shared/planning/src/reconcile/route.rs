@@ -10,7 +10,7 @@
 use uuid::Uuid;
 
 use crate::model::{AnchorTransformation, MigrationScenario};
-use crate::scope::CompiledScope;
+use crate::scope::{CompiledScope, Inclusion};
 
 use super::ReconcileContext;
 use super::prepared::{PreparedPlan, PreparedScenario};
@@ -48,6 +48,8 @@ pub(crate) enum Route<'a> {
     OutOfScope {
         anchor: &'a AnchorTransformation,
         plan: &'a PreparedPlan,
+        /// Why, when a custom condition could not be evaluated (or compiled).
+        not_taken: Option<String>,
     },
     /// The step (or its successor on the way) was deleted and no anchor is near it.
     DeletedWithoutAnchor {
@@ -200,14 +202,34 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
             let name = current_step_name(ctx, start.deleted_step.as_deref().unwrap_or(""));
             // A filter that no longer compiles was rejected when saved; if one
             // slips through, leaving the session alone is the safe reading.
-            let included = CompiledScope::compile(&policy.scope_filter)
-                .map(|scope| scope.includes(s, name, ctx.now))
-                .unwrap_or(false);
-            if !included {
-                return Route::OutOfScope {
-                    anchor,
-                    plan: first,
-                };
+            let inclusion = match CompiledScope::compile(&policy.scope_filter) {
+                Ok(scope) => scope.check(s, name, ctx.now),
+                Err(mut invalid) => {
+                    let first_invalid = invalid.swap_remove(0);
+                    Inclusion::NotEvaluated {
+                        index: first_invalid.index,
+                        error: first_invalid.error,
+                    }
+                }
+            };
+            match inclusion {
+                Inclusion::Included => {}
+                Inclusion::Excluded => {
+                    return Route::OutOfScope {
+                        anchor,
+                        plan: first,
+                        not_taken: None,
+                    };
+                }
+                Inclusion::NotEvaluated { index, error } => {
+                    return Route::OutOfScope {
+                        anchor,
+                        plan: first,
+                        not_taken: Some(format!(
+                            "custom condition {index} of its scope filter was not taken: {error}"
+                        )),
+                    };
+                }
             }
         }
     }
