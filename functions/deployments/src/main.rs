@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    api::lambda::run(api::deployments_router).await
+    api::lambda::run_deployments().await
 }

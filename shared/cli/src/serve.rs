@@ -129,6 +129,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         _ => api::local_queue::InProcessQueue::attach(AppState::new(store, config)),
     };
 
+    // Deploys always finish: what the EventBridge schedule does on AWS.
+    tokio::spawn(api::services::deployments::sweep_forever(state.clone()));
+
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;

@@ -262,6 +262,26 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepRepor
     Ok(report)
 }
 
+/// Sweep every `DEPLOY_SWEEP_SECONDS`, for the life of the process
+/// (`migrations serve`; on AWS an EventBridge schedule invokes [`sweep`]). The
+/// first sweep runs at start-up, so a deploy cut short by a crash resumes as
+/// soon as the process is back and the lease has run out.
+pub async fn sweep_forever(state: AppState) {
+    let period = std::time::Duration::from_secs(state.config.deploy_sweep_seconds.max(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sweep(&state, Utc::now()).await {
+            Ok(report) if report.plans_deploying > 0 => {
+                tracing::info!(?report, "deployment sweep");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "deployment sweep failed"),
+        }
+    }
+}
+
 async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeployOutcome> {
     let plan = load(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
