@@ -74,6 +74,7 @@ on_both_rigs!(
     crash_between_marking_and_recording_is_retried_exactly,
     throttled_write_is_retried_exactly,
     poison_page_shows_in_status,
+    inline_deploy_failing_mid_marking_finishes_after_resume,
 );
 
 macro_rules! on_both_stores {
@@ -156,6 +157,9 @@ struct Faults {
     /// When set, `mark_sessions` calls go through in pairs: two deliveries of a
     /// page both read it before either one writes.
     rendezvous: Option<tokio::sync::Barrier>,
+    /// Counts down on every `mark_sessions` call; the call that takes it from 1
+    /// to 0 writes half its page and fails (the k-th write of a deploy fails).
+    fail_nth_mark: AtomicU32,
 }
 
 impl Default for Faults {
@@ -166,6 +170,7 @@ impl Default for Faults {
             poison: std::sync::Mutex::new(None),
             gate: Semaphore::new(Semaphore::MAX_PERMITS / 2),
             rendezvous: None,
+            fail_nth_mark: AtomicU32::new(0),
         }
     }
 }
@@ -364,6 +369,19 @@ impl Store for FaultyStore {
             && marks.iter().any(|m| m.session_id == poison)
         {
             return Err(StoreError::Unexpected("injected: poison page".into()));
+        }
+        let nth = self
+            .faults
+            .fail_nth_mark
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if nth == Ok(1) {
+            let half = marks.len() / 2;
+            self.inner
+                .mark_sessions(tenant, &marks[..half], concurrency)
+                .await?;
+            return Err(StoreError::Unexpected(
+                "injected: the store failed mid-page".into(),
+            ));
         }
         if fire(&self.faults.throttles) {
             // Part of the page is written, then the backend pushes back.
@@ -1213,4 +1231,49 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
         .call("GET", &format!("/sessions/{}", session_id(1, 0)), None)
         .await;
     assert!(welcome.body.get("pending_migration").is_none());
+}
+
+/// A store error in the middle of an inline deploy (the k-th page write fails
+/// half-way) leaves the plan `deploying`; with the lease run out, the sweep (or,
+/// in one trial, deploying again) resumes it from the ledger and it ends
+/// `deployed` with exact counts and every eligible session flagged once.
+async fn inline_deploy_failing_mid_marking_finishes_after_resume(rig: Rig) {
+    for (trial, k) in [1u32, 4, 9, 14].into_iter().enumerate() {
+        let config = Config {
+            inline_mark_threshold: 100,
+            mark_page_size: 7,
+            deploy_lease_seconds: 0,
+            ..fan_out_config()
+        };
+        let faults = Faults {
+            fail_nth_mark: AtomicU32::new(k),
+            ..Faults::default()
+        };
+        let Some(fx) = fixture(rig, config, faults, false).await else {
+            return;
+        };
+        let population = Population {
+            welcome: 40,
+            anchor: 33,
+            confirm: 17,
+            done: 10,
+        };
+        let deployment = prepare(&fx.app, population).await;
+        let reply = deploy(&fx.app, &deployment.plan_id).await;
+        assert_eq!(reply.status, 500, "trial {trial}: {:?}", reply.body);
+        let stuck = status(&fx.app, &deployment.plan_id).await;
+        assert_eq!(stuck["status"], "deploying", "trial {trial}");
+        if trial == 0 {
+            let again = deploy(&fx.app, &deployment.plan_id).await;
+            assert!(matches!(again.status, 200 | 202), "{:?}", again.body);
+        } else {
+            let report = api::services::deployments::sweep(&fx.app.state, chrono::Utc::now())
+                .await
+                .expect("sweep");
+            assert_eq!(report.plans_deploying, 1, "trial {trial}");
+        }
+        let done = wait_deployed(&fx.app, &deployment.plan_id).await;
+        assert!(done["resumptions"].as_u64() >= Some(1), "{done}");
+        assert_marked_exactly(&fx.app, &deployment).await;
+    }
 }
