@@ -552,8 +552,14 @@ pub struct DeploymentStatus {
     pub plan_id: Uuid,
     pub status: PlanStatus,
     pub sessions_marked: u64,
+    /// Migrations applied to sessions this deploy marked: never more than
+    /// `sessions_marked`.
     pub migrations_applied: u64,
     pub migrations_pending: u64,
+    /// Migrations applied to sessions that carried no flag: late arrivals, sessions
+    /// recorded after the deploy, or reconciled before marking reached them.
+    #[serde(default)]
+    pub migrations_applied_unflagged: u64,
     pub migrations_by_scenario: MigrationsByScenario,
     pub checkpoint_blocks: u64,
     #[serde(default)]

@@ -425,8 +425,13 @@ pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult
         plan_id,
         status: plan.status,
         sessions_marked: stats.sessions_marked,
-        migrations_applied: stats.migrations_applied,
+        // Counted apart so that applied never exceeds marked: a session reconciled
+        // without a flag was never part of `sessions_marked`.
+        migrations_applied: stats.flagged_applied,
         migrations_pending: stats.sessions_marked.saturating_sub(stats.flagged_applied),
+        migrations_applied_unflagged: stats
+            .migrations_applied
+            .saturating_sub(stats.flagged_applied),
         migrations_by_scenario: MigrationsByScenario {
             clean_graft: stats.clean_graft,
             gap_fill: stats.gap_fill,

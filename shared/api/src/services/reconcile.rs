@@ -363,6 +363,14 @@ pub async fn reconcile(
             .apply_session_change(&change_for(&session, &decision, now))
             .await?;
         if applied {
+            if decision.checksum_mismatch {
+                tracing::warn!(
+                    session_id,
+                    version = session.active_scenario_version,
+                    action = ?decision.result.action,
+                    "session checksum did not match its version; repositioned"
+                );
+            }
             if decision.result.blocked_by_checkpoint {
                 tracing::warn!(
                     session_id,

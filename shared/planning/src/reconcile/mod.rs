@@ -186,6 +186,9 @@ pub struct Decision {
     pub fields_asked: Vec<String>,
     /// A migration outcome: conditional write, audit event, counters.
     pub applies_migration: bool,
+    /// The session's `scenario_checksum` did not match its version's: the runtime
+    /// ran an edited definition under the same version number (logged by callers).
+    pub checksum_mismatch: bool,
 }
 
 impl Decision {
@@ -211,6 +214,13 @@ pub fn decide(ctx: &ReconcileContext<'_>) -> Decision {
         // A pinned session is never migrated again, so a flag can only be stale.
         d.clear_flag = has_flag;
         return d;
+    }
+    if s.active_scenario_version == current_version
+        && s.scenario_checksum
+            .as_deref()
+            .is_some_and(|c| c != ctx.current.checksum())
+    {
+        return Engine { ctx }.checksum_mismatch();
     }
     if s.active_scenario_version >= current_version {
         let reason = if !has_flag && s.active_scenario_version == current_version {
@@ -250,6 +260,7 @@ fn unchanged(ctx: &ReconcileContext<'_>, reason: impl Into<String>) -> Decision 
         fields_filled: BTreeMap::new(),
         fields_asked: Vec::new(),
         applies_migration: false,
+        checksum_mismatch: false,
     }
 }
 
@@ -384,6 +395,44 @@ impl<'a> Engine<'_, 'a> {
         });
         d.clear_flag = true;
         d.applies_migration = true;
+        d
+    }
+
+    /// The session claims the current version, but its checksum says it ran
+    /// another definition under that number. Its step, when the current version
+    /// has it, is where it continues (position and checksum rewritten, any flag
+    /// cleared); otherwise it restarts — never left between two definitions.
+    fn checksum_mismatch(&self) -> Decision {
+        let ctx = self.ctx;
+        let s = ctx.session;
+        let current = ctx.current;
+        let why = format!(
+            "scenario checksum {} is not version {}'s ({}): the session ran an edited definition",
+            s.scenario_checksum.as_deref().unwrap_or(""),
+            current.version(),
+            current.checksum()
+        );
+        let mut d = match current.index_of(s.active_step_id) {
+            Some(_) => {
+                let mut d = unchanged(
+                    ctx,
+                    format!("{why}; its step exists in this version, so it continues there"),
+                );
+                d.new_position = Some(Position {
+                    version: current.version(),
+                    step_id: s.active_step_id,
+                    checksum: current.checksum().to_string(),
+                });
+                d.clear_flag = s.pending_migration.is_some();
+                d.applies_migration = true;
+                d
+            }
+            None => self.exit(format!(
+                "{why}, and its step does not exist in version {}",
+                current.version()
+            )),
+        };
+        d.checksum_mismatch = true;
         d
     }
 

@@ -381,6 +381,41 @@ fn leftover_flag_on_current_version_is_cleared() {
 }
 
 #[test]
+fn a_checksum_that_is_not_the_versions_repositions_once() {
+    let v2 = v1();
+    let world = World {
+        session_version: &v2,
+        current: &v2,
+        chain: vec![],
+    };
+    // The runtime ran an edited definition under version 1: its step still exists.
+    let mut s = session(1, "Email", &["Welcome", "Email"]);
+    s.scenario_checksum = Some("0123456789abcdef".into());
+    let d = world.decide(&s, &none());
+    assert!(d.checksum_mismatch);
+    assert_eq!(d.result.action, ReconciliationAction::Continue);
+    let position = d.new_position.as_ref().expect("rewritten");
+    assert_eq!(position.step_id, s.active_step_id);
+    assert_eq!(position.checksum, v2.checksum());
+    assert!(d.writes_session());
+    // Once rewritten, the session is up to date: nothing more to do.
+    let settled = apply(&s, &d);
+    let again = world.decide(&settled, &none());
+    assert!(!again.writes_session(), "{:?}", again.result);
+    // Its step does not exist in the version at all: it restarts, never half-way.
+    let mut lost = session(1, "Email", &[]);
+    lost.active_step_id = Uuid::from_u128(0xdead);
+    lost.scenario_checksum = Some("0123456789abcdef".into());
+    let d = world.decide(&lost, &none());
+    assert!(d.checksum_mismatch);
+    assert_eq!(d.result.action, ReconciliationAction::ExitScenario);
+    assert_eq!(
+        d.new_position.as_ref().map(|p| p.checksum.as_str()),
+        Some(v2.checksum())
+    );
+}
+
+#[test]
 fn already_migrated_answer() {
     let r = already_migrated();
     assert_eq!(r.action, ReconciliationAction::Continue);
