@@ -426,6 +426,9 @@ pub enum PlanStatus {
     Deployed,
     Rejected,
     Superseded,
+    /// A pending or approved plan read after its `expires_at`: it can no longer
+    /// be approved or deployed, and it frees its version pair for a new plan.
+    Expired,
 }
 
 impl PlanStatus {
@@ -437,12 +440,16 @@ impl PlanStatus {
             PlanStatus::Deployed => "deployed",
             PlanStatus::Rejected => "rejected",
             PlanStatus::Superseded => "superseded",
+            PlanStatus::Expired => "expired",
         }
     }
 
     /// A live plan blocks another plan for the same version pair.
     pub fn is_live(self) -> bool {
-        !matches!(self, PlanStatus::Rejected | PlanStatus::Superseded)
+        !matches!(
+            self,
+            PlanStatus::Rejected | PlanStatus::Superseded | PlanStatus::Expired
+        )
     }
 }
 

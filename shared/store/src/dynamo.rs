@@ -1390,7 +1390,10 @@ impl Store for DynamoStore {
                 expr.set_or_remove("rejection_reason", change.reason.clone().map(s));
             }
             PlanStatus::Deployed => expr.set("deployed_at", time),
-            PlanStatus::Pending | PlanStatus::Deploying | PlanStatus::Superseded => {}
+            PlanStatus::Pending
+            | PlanStatus::Deploying
+            | PlanStatus::Superseded
+            | PlanStatus::Expired => {}
         }
         let (st, rev) = (expr.name("status"), expr.name("revision"));
         let (from, expected) = (

@@ -247,7 +247,10 @@ pub(crate) fn apply_transition(plan: &mut MigrationPlan, change: &PlanTransition
             plan.rejection_reason = change.reason.clone();
         }
         PlanStatus::Deployed => plan.deployed_at = Some(change.at),
-        PlanStatus::Pending | PlanStatus::Deploying | PlanStatus::Superseded => {}
+        PlanStatus::Pending
+        | PlanStatus::Deploying
+        | PlanStatus::Superseded
+        | PlanStatus::Expired => {}
     }
 }
 
