@@ -399,6 +399,9 @@ impl Store for FaultyStore {
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
         self.inner.list_events(query).await
     }
+    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.inner.sweep_expired(now, limit).await
+    }
 }
 
 /// A queue the test drives by hand: it only collects what is enqueued.

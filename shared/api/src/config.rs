@@ -39,6 +39,23 @@ pub struct Config {
     pub deploy_max_resumptions: u64,
     /// How often `migrations serve` sweeps deploying plans (`DEPLOY_SWEEP_SECONDS`).
     pub deploy_sweep_seconds: u64,
+    /// Days a deployed plan is kept after `deployed_at` (`PLAN_RETENTION_DAYS`).
+    pub plan_retention_days: u32,
+    /// Days a marking ledger item is kept (`LEDGER_RETENTION_DAYS`).
+    pub ledger_retention_days: u32,
+    /// Days an audit event is kept (`EVENT_RETENTION_DAYS`).
+    pub event_retention_days: u32,
+}
+
+impl Config {
+    /// The store's retention periods.
+    pub fn retention(&self) -> store::Retention {
+        store::Retention {
+            deployed_plan_days: self.plan_retention_days,
+            ledger_days: self.ledger_retention_days,
+            event_days: self.event_retention_days,
+        }
+    }
 }
 
 impl Default for Config {
@@ -59,6 +76,9 @@ impl Default for Config {
             deploy_lease_seconds: 60,
             deploy_max_resumptions: 5,
             deploy_sweep_seconds: 30,
+            plan_retention_days: 400,
+            ledger_retention_days: 30,
+            event_retention_days: 400,
         }
     }
 }
@@ -123,6 +143,24 @@ impl Config {
                 &lookup,
                 "DEPLOY_SWEEP_SECONDS",
                 defaults.deploy_sweep_seconds,
+                1,
+            )?,
+            plan_retention_days: number(
+                &lookup,
+                "PLAN_RETENTION_DAYS",
+                defaults.plan_retention_days,
+                1,
+            )?,
+            ledger_retention_days: number(
+                &lookup,
+                "LEDGER_RETENTION_DAYS",
+                defaults.ledger_retention_days,
+                1,
+            )?,
+            event_retention_days: number(
+                &lookup,
+                "EVENT_RETENTION_DAYS",
+                defaults.event_retention_days,
                 1,
             )?,
         })

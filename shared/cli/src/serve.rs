@@ -69,14 +69,17 @@ async fn open_store(
     sdk: Option<&aws_config::SdkConfig>,
 ) -> Result<Arc<dyn Store>, String> {
     Ok(match args.store {
-        StoreKind::Memory => Arc::new(store::memory::MemoryStore::new()),
+        StoreKind::Memory => {
+            Arc::new(store::memory::MemoryStore::new().with_retention(config.retention()))
+        }
         StoreKind::Embedded => {
             std::fs::create_dir_all(&args.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
             let path = args.data_dir.join("migrations.redb");
             Arc::new(
                 store::embedded::EmbeddedStore::open(&path)
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?
+                    .with_retention(config.retention()),
             )
         }
         StoreKind::Dynamodb => {
@@ -88,7 +91,9 @@ async fn open_store(
                     .await
                     .map_err(|e| format!("cannot create tables: {e}"))?;
             }
-            Arc::new(store::dynamo::DynamoStore::new(client, tables))
+            Arc::new(
+                store::dynamo::DynamoStore::new(client, tables).with_retention(config.retention()),
+            )
         }
     })
 }

@@ -102,7 +102,7 @@ use crate::kv::{event_query_id, plan_query_id, session_matches, step_query_id};
 use crate::session_rules::merge_runtime_write;
 use crate::{
     ActivationError, AuditEvent, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
-    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange,
+    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, Retention, SessionChange,
     SessionExpectation, SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError,
     StepQuery, Store, StoreError, StoreResult, WrittenSession,
 };
@@ -143,11 +143,23 @@ pub struct TableNames {
 pub struct DynamoStore {
     client: Client,
     tables: TableNames,
+    retention: Retention,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        DynamoStore { client, tables }
+        DynamoStore {
+            client,
+            tables,
+            retention: Retention::default(),
+        }
+    }
+
+    /// How long deployed plans, ledger items and audit events are kept (their
+    /// `ttl` attribute; the main table's TTL deletes them).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn tables(&self) -> &TableNames {
@@ -378,6 +390,13 @@ impl Expr {
 
 fn n_av(v: u64) -> Av {
     n(v)
+}
+
+/// The `ttl` attribute: epoch seconds after which DynamoDB deletes the item.
+const TTL: &str = "ttl";
+
+fn ttl_av(at: DateTime<Utc>, days: u32) -> Av {
+    n(Retention::until(at, days).timestamp())
 }
 
 // ---------------------------------------------------------------------------
@@ -1112,6 +1131,52 @@ impl DynamoStore {
         Ok(plan)
     }
 
+    /// Give the rest of a deployed plan (chains, failed-page records, body parts)
+    /// the head's `ttl`. Best effort: an item missed is kept, never lost early.
+    async fn expire_plan_parts(&self, tenant: Uuid, plan_id: Uuid, head: &Item, at: DateTime<Utc>) {
+        let ttl = ttl_av(at, self.retention.deployed_plan_days);
+        let mut keys = Vec::new();
+        for prefix in [CHAIN_PREFIX, "FAILED#"] {
+            let query = self
+                .client
+                .query()
+                .table_name(self.main())
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(plan_pk(tenant, plan_id)))
+                .expression_attribute_values(":p", s(prefix))
+                .projection_expression("pk, sk");
+            match self.query_all(query).await {
+                Ok(items) => keys.extend(items),
+                Err(e) => {
+                    tracing::warn!(error = %e, %plan_id, "could not list a deployed plan's items for retention")
+                }
+            }
+        }
+        for name in ["body", "pol", "tgt"] {
+            if let Ok(BodyRef::Blob { id, parts }) = BodyRef::read(head, name) {
+                for part in 0..parts {
+                    keys.push(key(blob_pk(tenant, &id), &format!("P#{part:05}")));
+                }
+            }
+        }
+        for item_key in keys {
+            let request = self
+                .client
+                .update_item()
+                .table_name(self.main())
+                .set_key(Some(item_key))
+                .update_expression("SET #ttl = :ttl")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", ttl.clone());
+            if let Err(e) = retrying(|| request.clone().send()).await.map_err(sdk_error)
+                && !matches!(e, StoreError::Conflict(_))
+            {
+                tracing::warn!(error = %e, %plan_id, "could not set retention on a deployed plan's item");
+            }
+        }
+    }
+
     async fn plan_head(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<Item>> {
         self.get_item(self.main(), key(plan_pk(tenant, plan_id), "HEAD"))
             .await
@@ -1389,7 +1454,10 @@ impl Store for DynamoStore {
                 expr.set_or_remove("rejected_by", change.by.clone().map(s));
                 expr.set_or_remove("rejection_reason", change.reason.clone().map(s));
             }
-            PlanStatus::Deployed => expr.set("deployed_at", time),
+            PlanStatus::Deployed => {
+                expr.set("deployed_at", time);
+                expr.set(TTL, ttl_av(change.at, self.retention.deployed_plan_days));
+            }
             PlanStatus::Pending
             | PlanStatus::Deploying
             | PlanStatus::Superseded
@@ -1451,6 +1519,16 @@ impl Store for DynamoStore {
         if !change.to.is_live() {
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
+        if change.to == PlanStatus::Deployed {
+            let mut stats = Expr::default();
+            stats.set(TTL, ttl_av(change.at, self.retention.deployed_plan_days));
+            items.push(self.tx_update(
+                self.main(),
+                key(plan_pk(t, change.plan_id), "STATS"),
+                &stats,
+                None,
+            )?);
+        }
         if change.from == PlanStatus::Deploying {
             // Off the sweep's list in the same step.
             let delete = built(
@@ -1464,6 +1542,10 @@ impl Store for DynamoStore {
         self.transact(items)
             .await
             .map_err(|e| e.into_store("plan changed concurrently"))?;
+        if change.to == PlanStatus::Deployed {
+            self.expire_plan_parts(t, change.plan_id, &head, change.at)
+                .await;
+        }
         let mut plan = self.load_plan(t, &head).await?;
         crate::kv::apply_transition(&mut plan, change);
         Ok(plan)
@@ -1684,7 +1766,8 @@ impl Store for DynamoStore {
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
         let pk = plan_pk(page.tenant, page.plan_id);
-        let ledger = key(pk.clone(), &format!("LEDGER#{}", page.page_id));
+        let mut ledger = key(pk.clone(), &format!("LEDGER#{}", page.page_id));
+        ledger.insert(TTL.into(), ttl_av(page.at, self.retention.ledger_days));
         let mut chain = Expr::default();
         chain.set_or_remove("cursor", page.next_cursor.clone().map(s));
         chain.set("done", Av::Bool(page.completes_chain()));
@@ -2072,6 +2155,7 @@ impl DynamoStore {
         );
         item.insert("at".into(), s(time_key(&event.at)));
         item.insert("body".into(), s(body));
+        item.insert(TTL.into(), ttl_av(event.at, self.retention.event_days));
         let mut expr = Expr::default();
         expr.add("migrations_applied", 1);
         if was_flagged {
@@ -2197,7 +2281,23 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> StoreResult<
     for table in [&tables.main, &tables.sessions] {
         wait_active(client, table).await?;
     }
-    Ok(())
+    // Retention: deployed plans, ledger items and audit events carry `ttl`.
+    let ttl = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+        .attribute_name(TTL)
+        .enabled(true)
+        .build();
+    match client
+        .update_time_to_live()
+        .table_name(&tables.main)
+        .set_time_to_live_specification(built(ttl).ok())
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already enabled (a second `--init`).
+        Err(e) if e.code() == Some("ValidationException") => Ok(()),
+        Err(e) => Err(sdk_error(e)),
+    }
 }
 
 fn create_if_missing<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<()>

@@ -19,6 +19,7 @@
 //! | `{t}/STATS/{plan}` | `PlanStats` |
 //! | `{t}/LEDGER/{plan}/{page}`, `{t}/FAILED/{plan}/{page}` | marking ledger |
 //! | `{t}/CHAIN/{plan}/{step}` | `ChainState`: where a chain's marking stands |
+//! | `EXPIRE/{at}/{key}` | `key` is deleted by [`Store::sweep_expired`] once `at` has passed (retention) |
 //! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
 //! | `{t}/SESS/{session}` | `Session` |
@@ -43,9 +44,9 @@ use chrono::{DateTime, Utc};
 use crate::session_rules::merge_runtime_write;
 use crate::{
     ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
-    PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionExpectation, SessionMark,
-    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreError,
-    StoreResult, WrittenSession,
+    PlanPage, PlanQuery, PlanStats, PlanTransition, Retention, SessionChange, SessionExpectation,
+    SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store,
+    StoreError, StoreResult, WrittenSession,
 };
 
 /// Read access to an ordered map of string keys to bytes.
@@ -85,13 +86,21 @@ pub trait KvBackend: Send + Sync + 'static {
 /// The [`Store`] over a key-value backend.
 pub struct KvStore<B> {
     backend: Arc<B>,
+    retention: Retention,
 }
 
 impl<B> KvStore<B> {
     pub(crate) fn with_backend(backend: B) -> Self {
         KvStore {
             backend: Arc::new(backend),
+            retention: Retention::default(),
         }
+    }
+
+    /// How long deployed plans, ledger items and audit events are kept.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 }
 
@@ -99,6 +108,7 @@ impl<B> Clone for KvStore<B> {
     fn clone(&self) -> Self {
         KvStore {
             backend: Arc::clone(&self.backend),
+            retention: self.retention,
         }
     }
 }
@@ -162,6 +172,53 @@ fn chain_key(t: Uuid, pid: Uuid, step: Uuid) -> String {
     format!("{}{step}", chains_prefix(t, pid))
 }
 const DEPLOYING_PREFIX: &str = "DEPLOYING/";
+const EXPIRE_PREFIX: &str = "EXPIRE/";
+
+/// Delete `key` once `at` has passed (the next sweep after it).
+fn expire_at(kv: &mut dyn KvWrite, key: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    kv.put(
+        &format!("{EXPIRE_PREFIX}{}/{key}", time_key(&at)),
+        Vec::new(),
+    )
+}
+
+/// Everything a deployed plan leaves behind, deleted after its retention.
+fn expire_deployed_plan(
+    kv: &mut dyn KvWrite,
+    plan: &MigrationPlan,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let (t, pid) = (plan.tenant_id, plan.id);
+    let mut keys = vec![
+        plan_key(t, pid),
+        plan_target_key(t, pid),
+        plan_index_key(plan),
+        stats_key(t, pid),
+        slot_key(plan),
+    ];
+    for prefix in [chains_prefix(t, pid), format!("{t}/FAILED/{pid}/")] {
+        for (key, _) in kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)? {
+            keys.push(key);
+        }
+    }
+    for key in keys {
+        expire_at(kv, &key, at)?;
+    }
+    Ok(())
+}
+
+fn sweep_expired(kv: &mut dyn KvWrite, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+    let end = format!("{EXPIRE_PREFIX}{}", time_key(&now));
+    let due = kv.range(EXPIRE_PREFIX, &end, false, limit)?;
+    for (entry, _) in &due {
+        // `EXPIRE/{at}/{key}`: the time has no '/', the key may.
+        if let Some((_, key)) = entry[EXPIRE_PREFIX.len()..].split_once('/') {
+            kv.delete(key)?;
+        }
+        kv.delete(entry)?;
+    }
+    Ok(due.len() as u64)
+}
 fn deploying_key(t: Uuid, pid: Uuid) -> String {
     format!("{DEPLOYING_PREFIX}{t}/{pid}")
 }
@@ -449,7 +506,11 @@ fn update_plan_policies(
     Ok(plan)
 }
 
-fn transition_plan(kv: &mut dyn KvWrite, change: &PlanTransition) -> StoreResult<MigrationPlan> {
+fn transition_plan(
+    kv: &mut dyn KvWrite,
+    change: &PlanTransition,
+    retention: Retention,
+) -> StoreResult<MigrationPlan> {
     let mut plan: MigrationPlan = load(kv, &plan_key(change.tenant, change.plan_id))?
         .ok_or_else(|| conflict("plan not found"))?;
     if plan.status != change.from || plan.revision != change.expected_revision {
@@ -457,6 +518,10 @@ fn transition_plan(kv: &mut dyn KvWrite, change: &PlanTransition) -> StoreResult
     }
     apply_transition(&mut plan, change);
     store_plan(kv, &plan)?;
+    if change.to == PlanStatus::Deployed {
+        let until = Retention::until(change.at, retention.deployed_plan_days);
+        expire_deployed_plan(kv, &plan, until)?;
+    }
     Ok(plan)
 }
 
@@ -580,7 +645,11 @@ fn list_deploying(kv: &dyn KvRead, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)
     Ok(plans)
 }
 
-fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<bool> {
+fn record_marking_page(
+    kv: &mut dyn KvWrite,
+    page: &MarkedPage,
+    retention: Retention,
+) -> StoreResult<bool> {
     let ledger = ledger_key(page.tenant, page.plan_id, &page.page_id);
     if kv.get(&ledger)?.is_some() {
         return Ok(false);
@@ -597,6 +666,11 @@ fn record_marking_page(kv: &mut dyn KvWrite, page: &MarkedPage) -> StoreResult<b
     chain.updated_at = page.at;
     save(kv, &chain_key, &chain)?;
     kv.put(&ledger, Vec::new())?;
+    expire_at(
+        kv,
+        &ledger,
+        Retention::until(page.at, retention.ledger_days),
+    )?;
     let mut stats = load_stats(kv, page.tenant, page.plan_id)?;
     stats.sessions_marked += page.sessions_marked;
     for (hash, n) in &page.by_anchor {
@@ -715,7 +789,11 @@ fn mark_session(
     Ok(true)
 }
 
-fn apply_session_change(kv: &mut dyn KvWrite, change: &SessionChange) -> StoreResult<bool> {
+fn apply_session_change(
+    kv: &mut dyn KvWrite,
+    change: &SessionChange,
+    retention: Retention,
+) -> StoreResult<bool> {
     let key = session_key(change.tenant, &change.session_id);
     let Some(mut session) = load::<Session>(kv, &key)? else {
         return Ok(false);
@@ -736,6 +814,7 @@ fn apply_session_change(kv: &mut dyn KvWrite, change: &SessionChange) -> StoreRe
             e.event_id
         );
         save(kv, &event_key, e)?;
+        expire_at(kv, &event_key, Retention::until(e.at, retention.event_days))?;
         let mut stats = load_stats(kv, change.tenant, e.plan_id)?;
         count_migration(&mut stats, applied);
         save(kv, &stats_key(change.tenant, e.plan_id), &stats)?;
@@ -835,8 +914,10 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan> {
-        let c = change.clone();
-        self.backend.write(move |kv| transition_plan(kv, &c)).await
+        let (c, retention) = (change.clone(), self.retention);
+        self.backend
+            .write(move |kv| transition_plan(kv, &c, retention))
+            .await
     }
 
     async fn activate_plan(
@@ -890,9 +971,9 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
-        let p = page.clone();
+        let (p, retention) = (page.clone(), self.retention);
         self.backend
-            .write(move |kv| record_marking_page(kv, &p))
+            .write(move |kv| record_marking_page(kv, &p, retention))
             .await
     }
 
@@ -979,14 +1060,20 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
-        let c = change.clone();
+        let (c, retention) = (change.clone(), self.retention);
         self.backend
-            .write(move |kv| apply_session_change(kv, &c))
+            .write(move |kv| apply_session_change(kv, &c, retention))
             .await
     }
 
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
         let q = query.clone();
         self.backend.read(move |kv| list_events(kv, &q)).await
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.backend
+            .write(move |kv| sweep_expired(kv, now, limit))
+            .await
     }
 }

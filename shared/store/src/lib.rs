@@ -257,4 +257,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit events of a plan, oldest first.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
+
+    /// Delete up to `limit` items whose retention ([`Retention`]) ended before
+    /// `now`; returns how many. Backends with native expiry (DynamoDB's TTL)
+    /// delete on their own and return 0.
+    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        let _ = (now, limit);
+        Ok(0)
+    }
 }

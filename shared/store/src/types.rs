@@ -319,3 +319,34 @@ pub struct PlanWithTarget {
     pub plan: MigrationPlan,
     pub target: ScenarioVersion,
 }
+
+/// How long what a deployment leaves behind is kept. DynamoDB deletes it through
+/// its TTL attribute (`ttl`, epoch seconds, on the main table); the embedded and
+/// in-memory stores delete it in [`crate::Store::sweep_expired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// A deployed plan (head, bodies, counters, chains, listing entry), counted
+    /// from `deployed_at`. Composite migrations that meet a deleted plan fall back
+    /// to relocation by content hash.
+    pub deployed_plan_days: u32,
+    /// Marking ledger items (one per page), counted from when the page was recorded.
+    pub ledger_days: u32,
+    /// Audit events, counted from the event.
+    pub event_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            deployed_plan_days: 400,
+            ledger_days: 30,
+            event_days: 400,
+        }
+    }
+}
+
+impl Retention {
+    pub(crate) fn until(at: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+        at + chrono::Duration::days(i64::from(days))
+    }
+}

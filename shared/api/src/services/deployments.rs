@@ -231,17 +231,24 @@ pub struct SweepReport {
     pub plans_deploying: usize,
     pub plans_finished: usize,
     pub plans_failed: usize,
+    /// Items past their retention deleted by stores without native expiry.
+    pub items_expired: u64,
 }
 
 /// Deploying plans a sweep looks at, at most.
 const SWEEP_PLANS: usize = 1_000;
+/// Expired items one sweep deletes at most (the next sweep goes on).
+const SWEEP_EXPIRED: usize = 10_000;
 
 /// Resume every deploying plan that needs it, across tenants: what the
 /// periodic schedule (EventBridge on AWS, a timer in `migrations serve`) runs.
 /// One plan's failure is logged and does not stop the others.
 pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepReport> {
     let store = state.store.as_ref();
-    let mut report = SweepReport::default();
+    let mut report = SweepReport {
+        items_expired: store.sweep_expired(now, SWEEP_EXPIRED).await?,
+        ..SweepReport::default()
+    };
     for (tenant, plan_id) in store.list_deploying(SWEEP_PLANS).await? {
         let Some(plan) = store.get_plan(tenant, plan_id).await? else {
             continue;
@@ -273,7 +280,7 @@ pub async fn sweep_forever(state: AppState) {
     loop {
         ticks.tick().await;
         match sweep(&state, Utc::now()).await {
-            Ok(report) if report.plans_deploying > 0 => {
+            Ok(report) if report.plans_deploying > 0 || report.items_expired > 0 => {
                 tracing::info!(?report, "deployment sweep");
             }
             Ok(_) => {}
