@@ -152,3 +152,84 @@ async fn deployed_plans_ledger_and_events_carry_their_ttl() {
         assert!(ttl_of(&item).is_none(), "{item:?}");
     }
 }
+
+/// On the embedded store: once the sweep has deleted expired deployed plans, a
+/// session still flagged by one of them is relocated by content hash into the
+/// current version (SPEC §8's broken chain), not stranded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_plans_were_deleted_is_relocated_by_content_hash() {
+    let app = spawn_app(Backend::Embedded, test_config())
+        .await
+        .expect("embedded app");
+    let scenario = Uuid::new_v4();
+    app.call(
+        "PUT",
+        &format!("/scenarios/{scenario}"),
+        Some(scenario_v1()),
+    )
+    .await;
+    let reply = app
+        .call(
+            "PUT",
+            "/sessions/old",
+            Some(session_at(scenario, 1, step(2), "web")),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    let mut v3 = scenario_v2();
+    v3["version"] = json!(3);
+    for v in [scenario_v2(), v3] {
+        let plan = app
+            .call(
+                "POST",
+                &format!("/scenarios/{scenario}/migration-plan"),
+                Some(json!({"new_scenario": v})),
+            )
+            .await;
+        assert_eq!(plan.status, 201, "{:?}", plan.body);
+        let id = plan.body["id"].as_str().expect("id").to_owned();
+        app.call("POST", &format!("/migration-plans/{id}/approve"), None)
+            .await;
+        let deployed = app
+            .call("POST", &format!("/migration-plans/{id}/deploy"), None)
+            .await;
+        assert_eq!(deployed.status, 200, "{:?}", deployed.body);
+    }
+    let flagged = app.call("GET", "/sessions/old", None).await.body;
+    assert!(flagged["pending_migration"].is_object(), "{flagged}");
+    // Far past every retention period: the sweep deletes both plans.
+    let removed = app
+        .state
+        .store
+        .sweep_expired(Utc::now() + Duration::days(1_000), 10_000)
+        .await
+        .expect("sweep");
+    assert!(removed > 0);
+    let listed = app
+        .call(
+            "GET",
+            &format!("/migration-plans?scenario_id={scenario}"),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["total"], 0, "{:?}", listed.body);
+    let result = app
+        .call(
+            "POST",
+            "/sessions/old/reconcile",
+            Some(json!({"known_fields": {"age": 30}})),
+        )
+        .await
+        .body;
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("relocated by content hash"),
+        "{result}"
+    );
+    let after = app.call("GET", "/sessions/old", None).await.body;
+    assert_eq!(after["active_scenario_version"], 3, "{after}");
+    assert_eq!(after["active_step_id"], json!(step(2)));
+    assert!(after.get("pending_migration").is_none());
+}
