@@ -18,6 +18,7 @@ on_both_backends!(
     another_scenario_clears_the_flag,
     runtime_writes_during_inline_marking_lose_no_flag,
     reconcile_racing_stale_writes_applies_once,
+    concurrent_if_match_writers_exactly_one_wins,
 );
 
 async fn put_session(
@@ -286,11 +287,7 @@ async fn reconcile_racing_stale_writes_applies_once(app: TestApp) {
         let (app, id, body) = (app.clone(), id.clone(), v1_position.clone());
         tasks.push(tokio::spawn(async move {
             let path = format!("/sessions/{id}/reconcile");
-            let reconcile = app.call(
-                "POST",
-                &path,
-                Some(json!({"known_fields": {"age": 40}})),
-            );
+            let reconcile = app.call("POST", &path, Some(json!({"known_fields": {"age": 40}})));
             let write = put_session(&app, &id, &body, &[]);
             let (reconciled, (written, _)) = tokio::join!(reconcile, write);
             assert_eq!(reconciled.status, 200, "{:?}", reconciled.body);
@@ -347,4 +344,39 @@ async fn reconcile_racing_stale_writes_applies_once(app: TestApp) {
         .body;
     assert_eq!(status["migrations_applied"], SESSIONS, "{status}");
     assert_eq!(per_session.len(), SESSIONS);
+}
+
+/// Runtime writers racing each other with the same `If-Match`: exactly one
+/// wins each round, the others get 412, and the revision counts every write.
+async fn concurrent_if_match_writers_exactly_one_wins(app: TestApp) {
+    let scenario = new_scenario(&app).await;
+    let body = session_at(scenario, 1, step(2), "web");
+    assert_eq!(put_session(&app, "cas", &body, &[]).await.0.status, 201);
+    let app = std::sync::Arc::new(app);
+    const ROUNDS: u64 = 10;
+    const WRITERS: usize = 4;
+    for round in 0..ROUNDS {
+        let revision = app.call("GET", "/sessions/cas", None).await.body["revision"]
+            .as_u64()
+            .expect("revision");
+        assert_eq!(revision, round + 1);
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let (app, mut body) = (app.clone(), body.clone());
+            body["variables"] = json!({"writer": w, "round": round});
+            tasks.push(tokio::spawn(async move {
+                let etag = format!("\"{revision}\"");
+                put_session(&app, "cas", &body, &[("If-Match", etag.as_str())])
+                    .await
+                    .0
+                    .status
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.expect("writer"));
+        }
+        statuses.sort();
+        assert_eq!(statuses, vec![200, 412, 412, 412], "round {round}");
+    }
 }
