@@ -124,7 +124,64 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parse a JSON body into `T`: located errors, trailing garbage refused, and an
+/// object required wherever `T` has a struct — serde also accepts a struct in
+/// its sequence form (`["mallory"]` for `{"approved_by": "mallory"}`), which no
+/// client of this API means.
+pub fn parse_json<T: DeserializeOwned + serde::Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: T = parse_json_loosely(bytes)?;
+    let Ok(input) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(value);
+    };
+    let canonical = serde_json::to_value(&value)
+        .map_err(|e| ApiError::Unexpected(format!("re-serialising a request: {e}")))?;
+    let mut loc = vec!["body".to_string()];
+    if array_where_object_belongs(&input, &canonical, &mut loc) {
+        let loc_refs: Vec<&str> = loc.iter().map(String::as_str).collect();
+        return Err(ApiError::Validation(vec![ErrorDetail::new(
+            &loc_refs,
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_type",
+        )]));
+    }
+    Ok(value)
+}
+
+/// Whether `input` has an array where the parsed value has an object (a struct
+/// given in sequence form); `loc` is left at the first such place.
+fn array_where_object_belongs(
+    input: &serde_json::Value,
+    canonical: &serde_json::Value,
+    loc: &mut Vec<String>,
+) -> bool {
+    use serde_json::Value;
+    match (input, canonical) {
+        (Value::Array(_), Value::Object(_)) => true,
+        (Value::Object(given), Value::Object(parsed)) => given.iter().any(|(key, v)| {
+            parsed.get(key).is_some_and(|w| {
+                loc.push(key.clone());
+                let found = array_where_object_belongs(v, w, loc);
+                if !found {
+                    loc.pop();
+                }
+                found
+            })
+        }),
+        (Value::Array(given), Value::Array(parsed)) => {
+            given.iter().zip(parsed).enumerate().any(|(i, (v, w))| {
+                loc.push(i.to_string());
+                let found = array_where_object_belongs(v, w, loc);
+                if !found {
+                    loc.pop();
+                }
+                found
+            })
+        }
+        _ => false,
+    }
+}
+
+fn parse_json_loosely<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let mut loc = vec!["body".to_string()];
@@ -160,7 +217,7 @@ fn json_error(loc: &[String], inner: &serde_json::Error) -> ApiError {
     ApiError::Validation(vec![ErrorDetail::new(&loc_refs, message, kind)])
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -176,7 +233,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S>
+    for OptionalJsonBody<T>
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -214,6 +273,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
                 )])
             })
     }
+}
+
+/// The client's precondition on a session write, from `If-Match` (a revision as
+/// returned in `ETag`, quoted or not, weak or strong, or `*`) and
+/// `If-None-Match: *` (create only). Anything else is a 422 naming the header.
+pub fn session_precondition(
+    headers: &axum::http::HeaderMap,
+) -> Result<store::SessionPrecondition, ApiError> {
+    use store::SessionPrecondition;
+    let if_match = headers.get(axum::http::header::IF_MATCH);
+    let if_none_match = headers.get(axum::http::header::IF_NONE_MATCH);
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            &["header", "If-None-Match"],
+            "send either If-Match or If-None-Match, not both",
+            "value_error.conflict",
+        )),
+        (Some(value), None) => {
+            let loc = ["header", "If-Match"];
+            let bad = || {
+                ApiError::validation(
+                    &loc,
+                    "expected a session revision (the ETag) or *",
+                    "value_error.etag",
+                )
+            };
+            let text = value.to_str().map_err(|_| bad())?.trim();
+            if text == "*" {
+                return Ok(SessionPrecondition::Exists);
+            }
+            let text = text.strip_prefix("W/").unwrap_or(text);
+            let text = text
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(text);
+            text.parse::<u64>()
+                .map(SessionPrecondition::Revision)
+                .map_err(|_| bad())
+        }
+        (None, Some(value)) => match value.to_str().map(str::trim) {
+            Ok("*") => Ok(SessionPrecondition::Absent),
+            _ => Err(ApiError::validation(
+                &["header", "If-None-Match"],
+                "only If-None-Match: * (create only) is supported",
+                "value_error.etag",
+            )),
+        },
+        (None, None) => Ok(SessionPrecondition::None),
+    }
+}
+
+/// The `ETag` of a session at `revision`: the revision as a strong entity tag.
+pub fn session_etag(revision: u64) -> [(axum::http::HeaderName, String); 1] {
+    [(axum::http::header::ETAG, format!("\"{revision}\""))]
 }
 
 #[cfg(test)]
@@ -275,14 +388,65 @@ mod tests {
     }
 
     #[test]
+    fn structs_must_be_objects_not_sequences() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct Approve {
+            #[serde(default)]
+            approved_by: Option<String>,
+        }
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        struct Outer {
+            items: Vec<Item>,
+            #[serde(default)]
+            free: serde_json::Value,
+        }
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        struct Item {
+            n: i64,
+        }
+        for body in [&br#"["mallory"]"#[..], b"[]"] {
+            let Err(ApiError::Validation(details)) = parse_json::<Approve>(body) else {
+                panic!("a sequence was taken for an object");
+            };
+            assert_eq!(details[0].kind, "model_type");
+            assert_eq!(
+                serde_json::to_value(&details[0].loc).unwrap(),
+                serde_json::json!(["body"])
+            );
+        }
+        let Err(ApiError::Validation(details)) =
+            parse_json::<Outer>(br#"{"items": [{"n": 1}, [2]]}"#)
+        else {
+            panic!("a nested sequence was taken for an object");
+        };
+        assert_eq!(
+            serde_json::to_value(&details[0].loc).unwrap(),
+            serde_json::json!(["body", "items", "1"])
+        );
+        // Arrays where arrays belong, and free-form JSON, are fine.
+        let ok = parse_json::<Outer>(br#"{"items": [{"n": 1}], "free": [[1], {"a": []}]}"#);
+        assert!(ok.is_ok());
+        assert_eq!(
+            parse_json::<Approve>(br#"{"approved_by": "lead"}"#)
+                .unwrap()
+                .approved_by
+                .as_deref(),
+            Some("lead")
+        );
+    }
+
+    #[test]
     fn json_errors_are_located() {
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct Body {
             items: Vec<Item>,
         }
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct Item {
@@ -305,58 +469,4 @@ mod tests {
         };
         assert_eq!(details[0].kind, "value_error.extra");
     }
-}
-
-/// The client's precondition on a session write, from `If-Match` (a revision as
-/// returned in `ETag`, quoted or not, weak or strong, or `*`) and
-/// `If-None-Match: *` (create only). Anything else is a 422 naming the header.
-pub fn session_precondition(
-    headers: &axum::http::HeaderMap,
-) -> Result<store::SessionPrecondition, ApiError> {
-    use store::SessionPrecondition;
-    let if_match = headers.get(axum::http::header::IF_MATCH);
-    let if_none_match = headers.get(axum::http::header::IF_NONE_MATCH);
-    match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(ApiError::validation(
-            &["header", "If-None-Match"],
-            "send either If-Match or If-None-Match, not both",
-            "value_error.conflict",
-        )),
-        (Some(value), None) => {
-            let loc = ["header", "If-Match"];
-            let bad = || {
-                ApiError::validation(
-                    &loc,
-                    "expected a session revision (the ETag) or *",
-                    "value_error.etag",
-                )
-            };
-            let text = value.to_str().map_err(|_| bad())?.trim();
-            if text == "*" {
-                return Ok(SessionPrecondition::Exists);
-            }
-            let text = text.strip_prefix("W/").unwrap_or(text);
-            let text = text
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .unwrap_or(text);
-            text.parse::<u64>()
-                .map(SessionPrecondition::Revision)
-                .map_err(|_| bad())
-        }
-        (None, Some(value)) => match value.to_str().map(str::trim) {
-            Ok("*") => Ok(SessionPrecondition::Absent),
-            _ => Err(ApiError::validation(
-                &["header", "If-None-Match"],
-                "only If-None-Match: * (create only) is supported",
-                "value_error.etag",
-            )),
-        },
-        (None, None) => Ok(SessionPrecondition::None),
-    }
-}
-
-/// The `ETag` of a session at `revision`: the revision as a strong entity tag.
-pub fn session_etag(revision: u64) -> [(axum::http::HeaderName, String); 1] {
-    [(axum::http::header::ETAG, format!("\"{revision}\""))]
 }

@@ -2,11 +2,15 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::Utc;
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
@@ -60,13 +64,76 @@ pub fn deployments_router() -> Router<AppState> {
         )
 }
 
-/// Shared finishing touches: body limit, JSON 404/405 for unknown routes.
+/// Shared finishing touches: body limit, JSON 404/405 for unknown routes, a
+/// request id, and panics turned into 500s.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    catch_panics(
+        router
+            .fallback(unknown_route)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+    .with_state(state)
+}
+
+/// A panic never takes the process down: a handler that panics answers
+/// `500 {"detail": "Internal Server Error"}` (nothing of the panic leaks to the
+/// client), the panic is logged with the request id, and the server — or the
+/// warm Lambda — goes on serving (the release profile keeps `panic = "unwind"`).
+/// Every response carries its `x-request-id`: the client's when it sent a
+/// usable one, API Gateway's on Lambda, else a new UUID.
+pub fn catch_panics<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     router
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: its span is entered while the panic is caught and logged.
+        .layer(middleware::from_fn(with_request_id))
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn request_id(request: &Request) -> String {
+    let sent = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        // Echoed in a header and in logs: only short, plain ids.
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string);
+    #[cfg(feature = "lambda")]
+    let sent = sent.or_else(|| crate::lambda::api_gateway_request_id(request));
+    sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a handler panicked; answered 500");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({"detail": "Internal Server Error"})),
+    )
+        .into_response()
 }
 
 /// Every group in one router (`migrations serve`, tests).

@@ -12,9 +12,10 @@
 //! the parser and the evaluator recurse on all of these, and a 5,000-term sum
 //! overflowed the stack of a tokio worker. It refuses comprehensions nested more
 //! than [`MAX_COMPREHENSION_NESTING`] deep (each level multiplies the work: seven
-//! levels over ten elements are 10⁷ iterations) and conditions that are certainly
-//! not boolean (`1 + 1`, `"x"`, `[1]`). [`Condition::evaluate`] stops after
-//! [`MAX_EVALUATION_STEPS`]. A panic of the `cel` crate in either is caught and
+//! levels over ten elements are 10⁷ iterations), conditions that are certainly
+//! not boolean (`1 + 1`, `"x"`, `[1]`), and `matches()` patterns that are not
+//! literals or compile to more than [`MAX_REGEX_BYTES`]. [`Condition::evaluate`]
+//! stops after [`MAX_EVALUATION_STEPS`]. A panic of the `cel` crate in either is caught and
 //! becomes an error. The limits are the same wherever a condition is compiled:
 //! policies are refused when saved (422), transition conditions over a limit are
 //! not machine-evaluable (reported like natural-language ones).
@@ -28,6 +29,8 @@ use cel::{Context, Env, IdedExpr, Value};
 
 mod ast;
 mod prescan;
+
+pub use ast::{MAX_REGEX_BYTES, REGEX_STEPS};
 
 /// Longest accepted source, in characters. Real conditions are a few dozen
 /// characters; 4,096 leaves room for long allow-lists (`x in [...]`) while
@@ -53,7 +56,9 @@ pub const MAX_COMPREHENSION_NESTING: usize = 2;
 /// Work one evaluation may do: each comprehension charges its number of
 /// elements times the nodes of its body (up front), each `+` the size of its
 /// result (an element of a list or map, or 64 characters of a string, is one
-/// step). Everything else is bounded by the source length. About 10 ms.
+/// step), each `matches()` [`REGEX_STEPS`] plus its text's size. Everything
+/// else is bounded by the source length. About 10 ms of loops, or 100 ms of
+/// regular expressions.
 pub const MAX_EVALUATION_STEPS: u64 = 100_000;
 
 /// Error messages quote values and source lines: keep reasons and 422 bodies short.
@@ -103,6 +108,9 @@ pub enum ConditionError {
         "evaluation budget exceeded: more than {MAX_EVALUATION_STEPS} steps (limit: max evaluation steps)"
     )]
     BudgetExceeded,
+    /// A construct this module refuses (a `matches()` pattern that is not a literal).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The `cel` crate panicked on this expression.
     #[error("the CEL engine failed on this expression")]
     Internal,
@@ -199,6 +207,7 @@ impl Condition {
                 MAX_COMPREHENSION_NESTING,
             ));
         }
+        ast::check_regexes(&parsed)?;
         if let Some(kind) = ast::non_boolean_type(&parsed) {
             return Err(ConditionError::NotBoolean(kind.to_string()));
         }

@@ -8,6 +8,12 @@ use serde_json::json;
 use crate::conditions::{Condition, ConditionError};
 use crate::model::{ScopeFilter, Session};
 
+/// Most custom conditions in one scope filter. Each may be compiled on every
+/// reconcile of a session under the policy (about 5 µs a character, up to
+/// [`crate::conditions::MAX_EXPRESSION_CHARS`] characters), and all of them are
+/// evaluated per session at deploy: real filters have a handful.
+pub const MAX_CUSTOM_CONDITIONS: usize = 16;
+
 /// A scope filter with its custom conditions compiled once, for evaluating many sessions.
 #[derive(Debug)]
 pub struct CompiledScope<'a> {

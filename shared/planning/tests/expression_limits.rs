@@ -191,6 +191,38 @@ fn repeated_concatenation_of_a_large_string_stops_at_the_budget() {
     });
 }
 
+#[test]
+fn regular_expressions_are_literal_bounded_and_charged() {
+    on_worker_stack(|| {
+        assert_eq!(
+            compile_and_evaluate("session.channel.matches('^w')"),
+            Ok(true)
+        );
+        assert_eq!(compile_and_evaluate("matches('abc', 'c$')"), Ok(true));
+        // A pattern from data would be compiled for every session.
+        assert!(matches!(
+            Condition::compile("'x'.matches(session.channel)"),
+            Err(ConditionError::Unsupported(_))
+        ));
+        // 80 ms to compile (and fail) at every call with `cel`'s own limit.
+        limit_named(
+            Condition::compile(r"'x'.matches('\\w{1000}')"),
+            "max regex size",
+        );
+        assert!(matches!(
+            Condition::compile("'x'.matches('(')"),
+            Err(ConditionError::Syntax(_))
+        ));
+        // Each call costs REGEX_STEPS: ten use the whole budget.
+        let calls = |n: usize| vec!["!'a'.matches('b')"; n].join(" && ");
+        assert_eq!(compile_and_evaluate(&calls(9)), Ok(true));
+        assert_eq!(
+            compile_and_evaluate(&calls(11)),
+            Err(ConditionError::BudgetExceeded)
+        );
+    });
+}
+
 // ----- deepest accepted shapes ------------------------------------------------
 
 /// The deepest expressions the limits let through, of every kind the parser or
@@ -267,6 +299,7 @@ const ATOMS: &[&str] = &[
     "[]",
     "{}",
     "size(x)",
+    "'ab'.matches('^a+')",
 ];
 const BINARY: &[&str] = &[
     "+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", " in ",

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::services::scenarios::{validated, version_from_input};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateMigrationPlanRequest {
     pub new_scenario: ScenarioInput,
@@ -29,14 +29,14 @@ pub struct GenerateMigrationPlanRequest {
     pub created_by: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovePlanRequest {
     #[serde(default)]
     pub approved_by: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectPlanRequest {
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct RejectPlanRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePoliciesRequest {
     pub policies: BTreeMap<String, AnchorMigrationPolicy>,

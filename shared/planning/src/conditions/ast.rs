@@ -13,6 +13,16 @@ use cel::{Env, IdedExpr};
 /// identifier can: a condition cannot call them itself.
 pub(crate) const CHARGE_RANGE: &str = "@charge_range";
 pub(crate) const CHARGE_SIZE: &str = "@charge_size";
+pub(crate) const CHARGE_FIXED: &str = "@charge_fixed";
+
+/// Most bytes a `matches()` pattern may compile to (the `regex` crate's
+/// `size_limit`; its default is 10 MiB). `cel` compiles the pattern at every
+/// call: within this limit a compile takes at most ~10 ms (`\w{10}` is ~1 MiB
+/// of Unicode classes; `\w{1000}` would take 80 ms to fail).
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
+/// Steps each `matches()` call costs (charged before it runs): ten calls use
+/// the whole budget.
+pub const REGEX_STEPS: u64 = 10_000;
 
 /// Registers the budget functions on `env`.
 pub(crate) fn add_budget_functions(env: &mut Env) {
@@ -25,6 +35,13 @@ pub(crate) fn add_budget_functions(env: &mut Env) {
     .expect("a new function name");
     env.add_overload(CHARGE_SIZE, "charge_size", vec![DYN_TYPE], charge_size)
         .expect("a new function name");
+    env.add_overload(
+        CHARGE_FIXED,
+        "charge_fixed",
+        vec![DYN_TYPE, INT_TYPE],
+        charge_fixed,
+    )
+    .expect("a new function name");
 }
 
 /// What [`measure`] found.
@@ -156,6 +173,87 @@ fn call_type(call: &CallExpr) -> Option<&'static str> {
     }
 }
 
+/// The text and pattern operands of a `matches()` call, receiver form
+/// (`s.matches(p)`) or global (`matches(s, p)`).
+fn matches_operands(call: &CallExpr) -> Option<(&IdedExpr, &IdedExpr)> {
+    if call.func_name != "matches" {
+        return None;
+    }
+    match (call.target.as_deref(), call.args.as_slice()) {
+        (Some(text), [pattern]) => Some((text, pattern)),
+        (None, [text, pattern]) => Some((text, pattern)),
+        _ => None,
+    }
+}
+
+/// Every `matches()` pattern is a string literal that compiles within
+/// [`MAX_REGEX_BYTES`]: the evaluator compiles it at each call, so a pattern from
+/// a variable, or a huge one, would cost tens of milliseconds per session.
+pub(crate) fn check_regexes(e: &IdedExpr) -> Result<(), super::ConditionError> {
+    use super::ConditionError;
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.expr {
+            Expr::Call(call) => {
+                if let Some((_, pattern)) = matches_operands(call) {
+                    let Expr::Literal(LiteralValue::String(p)) = &pattern.expr else {
+                        return Err(ConditionError::Unsupported(
+                            "matches() takes a string literal as its pattern".into(),
+                        ));
+                    };
+                    let built = regex::RegexBuilder::new(p.inner())
+                        .size_limit(MAX_REGEX_BYTES)
+                        .build();
+                    match built {
+                        Ok(_) => {}
+                        Err(regex::Error::CompiledTooBig(_)) => {
+                            return Err(ConditionError::Limit {
+                                what: "the compiled size of a matches() pattern, in bytes",
+                                limit_name: "max regex size",
+                                actual: MAX_REGEX_BYTES as u64 + 1,
+                                limit: MAX_REGEX_BYTES as u64,
+                            });
+                        }
+                        Err(other) => {
+                            return Err(ConditionError::Syntax(format!(
+                                "invalid regular expression in matches(): {other}"
+                            )));
+                        }
+                    }
+                }
+                stack.extend(call.target.as_deref());
+                stack.extend(call.args.iter());
+            }
+            Expr::Comprehension(c) => stack.extend([
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]),
+            Expr::List(list) => stack.extend(list.elements.iter()),
+            Expr::Map(map) => map
+                .entries
+                .iter()
+                .for_each(|e| entry_children(&e.expr, &mut stack)),
+            Expr::Struct(s) => s
+                .entries
+                .iter()
+                .for_each(|e| entry_children(&e.expr, &mut stack)),
+            Expr::Select(select) => stack.push(&select.operand),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+        }
+    }
+    Ok(())
+}
+
+fn entry_children<'a>(entry: &'a EntryExpr, stack: &mut Vec<&'a IdedExpr>) {
+    match entry {
+        EntryExpr::MapEntry(m) => stack.extend([&m.key, &m.value]),
+        EntryExpr::StructField(f) => stack.push(&f.value),
+    }
+}
+
 /// The nodes of `e` evaluated once per iteration when `e` is a comprehension's
 /// body: a nested comprehension's own body is charged by that comprehension.
 fn weight(e: &IdedExpr) -> u64 {
@@ -184,7 +282,9 @@ fn entry_weight(entry: &EntryExpr) -> u64 {
 ///   loop runs, it charges its number of elements times `w`, the nodes of its
 ///   body (charged up front, so a loop that would exceed the budget never starts);
 /// - `a + b` becomes `@charge_size(a + b)`: it charges the size of the result,
-///   so repeated concatenation of large strings or lists stops early.
+///   so repeated concatenation of large strings or lists stops early;
+/// - `s.matches(p)` becomes `@charge_size(s).matches(@charge_fixed(p, REGEX_STEPS))`:
+///   the text by its size and the pattern's compile, before the call runs.
 ///
 /// The accumulator steps the macros generate (`@result + [x]`) are left as
 /// they are: the evaluator recognises them to append in place.
@@ -195,6 +295,21 @@ pub(crate) fn instrument(e: &mut IdedExpr) {
                 instrument(t);
             }
             call.args.iter_mut().for_each(instrument);
+            let operands = match (call.target.as_deref_mut(), call.args.as_mut_slice()) {
+                (Some(text), [pattern]) => Some((text, pattern)),
+                (None, [text, pattern]) => Some((text, pattern)),
+                _ => None,
+            };
+            if call.func_name == "matches"
+                && let Some((text, pattern)) = operands
+            {
+                // Before the call: the text by its size, the pattern a fixed
+                // REGEX_STEPS for the compile.
+                let inner = std::mem::take(text);
+                *text = call_of(CHARGE_SIZE, inner.id, vec![inner]);
+                let inner = std::mem::take(pattern);
+                *pattern = call_of(CHARGE_FIXED, inner.id, vec![inner, int(REGEX_STEPS)]);
+            }
             let accumulates = matches!(
                 call.args.first().map(|a| &a.expr),
                 Some(Expr::Ident(name)) if name.starts_with('@')
@@ -217,13 +332,7 @@ pub(crate) fn instrument(e: &mut IdedExpr) {
             }
             let body = (weight(&c.loop_cond) + weight(&c.loop_step)).max(1);
             let range = std::mem::take(&mut c.iter_range);
-            let body = IdedExpr {
-                id: 0,
-                expr: Expr::Literal(LiteralValue::Int(CelInt::from(
-                    i64::try_from(body).unwrap_or(i64::MAX),
-                ))),
-            };
-            c.iter_range = call(CHARGE_RANGE, range.id, vec![range, body]);
+            c.iter_range = call_of(CHARGE_RANGE, range.id, vec![range, int(body)]);
             false
         }
         Expr::List(list) => {
@@ -250,11 +359,20 @@ pub(crate) fn instrument(e: &mut IdedExpr) {
     };
     if charge_result {
         let inner = std::mem::take(e);
-        *e = call(CHARGE_SIZE, inner.id, vec![inner]);
+        *e = call_of(CHARGE_SIZE, inner.id, vec![inner]);
     }
 }
 
-fn call(func_name: &str, id: u64, args: Vec<IdedExpr>) -> IdedExpr {
+fn int(value: u64) -> IdedExpr {
+    IdedExpr {
+        id: 0,
+        expr: Expr::Literal(LiteralValue::Int(CelInt::from(
+            i64::try_from(value).unwrap_or(i64::MAX),
+        ))),
+    }
+}
+
+fn call_of(func_name: &str, id: u64, args: Vec<IdedExpr>) -> IdedExpr {
     IdedExpr {
         id,
         expr: Expr::Call(CallExpr {
@@ -327,6 +445,18 @@ fn charge_range<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>,
     let range = args.pop().ok_or(ExecutionError::MissingArgumentOrTarget)?;
     charge(size_of(&range).saturating_mul(weight))?;
     Ok(range)
+}
+
+/// `@charge_fixed(value, steps)`: charges `steps`, returns `value`.
+fn charge_fixed<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let steps = args
+        .pop()
+        .and_then(|w| w.downcast_ref::<CelInt>().map(|i| *i.inner()))
+        .and_then(|w| u64::try_from(w).ok())
+        .unwrap_or(1);
+    let value = args.pop().ok_or(ExecutionError::MissingArgumentOrTarget)?;
+    charge(steps)?;
+    Ok(value)
 }
 
 /// `@charge_size(value)`: charges 1 step, plus one per list or map element, or
