@@ -294,12 +294,24 @@ async fn mark_read_page(
     let plan = ctx.plan;
     let policy = ctx.policy(chain);
     let scope = match policy {
-        Some(p) => Some(CompiledScope::compile(&p.scope_filter).map_err(|_| {
-            ApiError::Unexpected(format!(
-                "stored policy for anchor {} has an invalid condition",
-                p.anchor_content_hash
-            ))
-        })?),
+        Some(p) => match CompiledScope::compile(&p.scope_filter) {
+            Ok(scope) => Some(scope),
+            Err(error) => {
+                // A policy saved before the expression limits existed: its sessions
+                // are left unmarked (out of scope), as reconcile leaves them, rather
+                // than failing the whole deployment.
+                tracing::warn!(
+                    plan_id = %plan.id,
+                    anchor = %p.anchor_content_hash,
+                    invalid_conditions = error.len(),
+                    "stored scope filter no longer compiles; marking none of its sessions"
+                );
+                return Ok(PageOutcome {
+                    marked: 0,
+                    next_cursor: page.next_cursor.clone(),
+                });
+            }
+        },
         None => None,
     };
     let step_name = ctx

@@ -161,8 +161,10 @@ async fn mark(
         .start_marking(plan.tenant_id, plan.id, &starts, now)
         .await?
     {
-        // Another call started it meanwhile; its walk goes on.
-        return progress(store, plan.tenant_id, plan.id).await;
+        // Another call started it meanwhile; its walk goes on (202 here).
+        let mut outcome = progress(store, plan.tenant_id, plan.id).await?;
+        outcome.finished = false;
+        return Ok(outcome);
     }
     let work = chains.into_iter().map(|chain| (chain, None)).collect();
     dispatch(state, &plan, work, fan_out, now).await
@@ -217,8 +219,14 @@ pub async fn resume(
         }
     }
     if work.is_empty() {
-        marking::finish_if_complete(store, plan.tenant_id, plan.id, now).await?;
-        return progress(store, plan.tenant_id, plan.id).await;
+        // Nothing stalled: progress (202), unless this very call is the one that
+        // found every chain done and finished the deployment.
+        let finished_here = marking::finish_if_complete(store, plan.tenant_id, plan.id, now)
+            .await?
+            .is_some();
+        let mut outcome = progress(store, plan.tenant_id, plan.id).await?;
+        outcome.finished = finished_here;
+        return Ok(outcome);
     }
     // A resumption never walks a large chain inside someone's request.
     let fan_out = state.queue.is_some();
