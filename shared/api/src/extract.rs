@@ -34,9 +34,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
         let text = raw.to_str().map_err(|_| {
             ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
         })?;
-        let tenant = Uuid::parse_str(text.trim()).map_err(|_| {
-            ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
-        })?;
+        // The canonical hyphenated form only: one tenant, one spelling (in logs,
+        // in authorizer claims, in keys).
+        let text = text.trim();
+        let tenant = (text.len() == 36)
+            .then(|| Uuid::parse_str(text).ok())
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
+            })?;
         if let Some(AuthorizedTenant(claimed)) = parts.extensions.get::<AuthorizedTenant>() {
             let matches = Uuid::parse_str(claimed).is_ok_and(|c| c == tenant);
             if !matches {
@@ -74,14 +80,22 @@ impl PathParams {
             })
     }
 
+    /// A UUID in its canonical hyphenated form (36 characters, any case); the
+    /// braced, URN and simple forms that `Uuid::parse_str` also takes are refused,
+    /// so one object has one URL.
     pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
-        Uuid::parse_str(self.raw(name)?).map_err(|_| {
-            ApiError::validation(
-                &["path", name],
-                "value is not a valid uuid",
-                "type_error.uuid",
-            )
-        })
+        let raw = self.raw(name)?;
+        let canonical = raw.len() == 36;
+        canonical
+            .then(|| Uuid::parse_str(raw).ok())
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::validation(
+                    &["path", name],
+                    "value is not a valid uuid",
+                    "type_error.uuid",
+                )
+            })
     }
 
     pub fn int(&self, name: &str) -> Result<i64, ApiError> {
@@ -94,7 +108,10 @@ impl PathParams {
         })
     }
 
-    /// A free-form identifier (session ids come from the runtime and need not be UUIDs).
+    /// An identifier chosen by the runtime (session ids need not be UUIDs): 1 to
+    /// 256 characters from `A–Z a–z 0–9 . _ - : @ + = ~ |` — enough for channel
+    /// prefixes, phone numbers and e-mail addresses, nothing that needs escaping
+    /// in a URL, a log line or a storage key.
     pub fn text(&self, name: &str) -> Result<String, ApiError> {
         let value = self.raw(name)?;
         if value.is_empty() || value.len() > 256 {
@@ -102,6 +119,14 @@ impl PathParams {
                 &["path", name],
                 "must be 1 to 256 characters",
                 "value_error.any_str.length",
+            ));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:@+=~|".contains(c);
+        if !value.chars().all(allowed) {
+            return Err(ApiError::validation(
+                &["path", name],
+                "may contain only letters, digits and . _ - : @ + = ~ |",
+                "value_error.str.regex",
             ));
         }
         Ok(value.to_string())

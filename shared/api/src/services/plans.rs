@@ -286,6 +286,15 @@ async fn expire_blocking_plans(
 
 pub async fn list(store: &dyn Store, tenant: Uuid, query: ListPlansQuery) -> ApiResult<PlanList> {
     let limit = checked_limit(query.limit, 50, 100)?;
+    if let (Some(a), Some(b)) = (query.plan_status, query.status)
+        && a != b
+    {
+        return Err(ApiError::validation(
+            &["query", "status"],
+            "plan_status and status name the same filter; they must agree",
+            "value_error.conflict",
+        ));
+    }
     let PlanPage {
         plans,
         total,
@@ -418,6 +427,10 @@ pub async fn anchors_page(
 /// CPU, where a 6 MB body of conditions would take half a minute.
 pub const MAX_CONDITION_CHARS_PER_REQUEST: usize = 65_536;
 
+/// Session ages a scope filter may name: ten years, far beyond any session, and
+/// far from the overflow of date arithmetic.
+pub const MAX_SESSION_AGE_DAYS: i64 = 3_650;
+
 fn check_policies(
     plan: &MigrationPlan,
     policies: &BTreeMap<String, AnchorMigrationPolicy>,
@@ -452,7 +465,28 @@ fn check_policies(
                     "must be zero or positive",
                     "value_error.number.not_ge",
                 ));
+            } else if value.is_some_and(|v| v > MAX_SESSION_AGE_DAYS) {
+                problems.push(ErrorDetail::new(
+                    &[base[0], base[1], base[2], "scope_filter", field],
+                    format!("must be at most {MAX_SESSION_AGE_DAYS} days"),
+                    "value_error.number.not_le",
+                ));
             }
+        }
+        if let (Some(min), Some(max)) = (filter.min_session_age_days, filter.max_session_age_days)
+            && min > max
+        {
+            problems.push(ErrorDetail::new(
+                &[
+                    base[0],
+                    base[1],
+                    base[2],
+                    "scope_filter",
+                    "min_session_age_days",
+                ],
+                "must not exceed max_session_age_days (no session could match)",
+                "value_error.range",
+            ));
         }
         let conditions_at = [
             base[0],

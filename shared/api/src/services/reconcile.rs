@@ -13,14 +13,14 @@ use chrono::{DateTime, Utc};
 use planning::reconcile::{
     Decision, PlanLink, PreparedPlan, PreparedScenario, ReconcileContext, already_migrated, decide,
 };
-use planning::{PlanStatus, ReconcileRequest, ReconciliationResult, Session};
+use planning::{KnownField, PlanStatus, ReconcileRequest, ReconciliationResult, Session};
 use store::{
     AppliedMigration, AuditEvent, EventPage, EventQuery, NewPosition, PlanQuery, SessionChange,
     SessionExpectation, Store,
 };
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::services::plans::{PageQuery, checked_limit, load};
 
 /// Entries kept per map before it is cleared; bounds a Lambda's memory.
@@ -298,6 +298,42 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
     }
 }
 
+/// Extraction candidates must say what they are: a confidence is a number in
+/// [0, 1]; an object with `value` plus `confidence`/`source` that is not a valid
+/// candidate is refused rather than taken as a plain (object) value.
+fn check_known_fields(request: &ReconcileRequest) -> ApiResult<()> {
+    let mut problems = Vec::new();
+    for (name, field) in &request.known_fields {
+        let at = ["body", "known_fields", name.as_str(), "confidence"];
+        match field {
+            KnownField::Candidate {
+                confidence: Some(c),
+                ..
+            } if !(0.0..=1.0).contains(c) => problems.push(ErrorDetail::new(
+                &at,
+                "confidence must be a number from 0 to 1",
+                "value_error.number.range",
+            )),
+            KnownField::Plain(serde_json::Value::Object(m))
+                if m.contains_key("value")
+                    && (m.contains_key("confidence") || m.contains_key("source")) =>
+            {
+                problems.push(ErrorDetail::new(
+                    &at[..3],
+                    "a candidate is {value, source?: string, confidence?: number from 0 to 1}",
+                    "value_error.candidate",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(problems))
+    }
+}
+
 /// `POST /sessions/{session_id}/reconcile`.
 ///
 /// Every write is conditioned on the revision the decision was made on, so a
@@ -312,6 +348,7 @@ pub async fn reconcile(
     request: ReconcileRequest,
     now: DateTime<Utc>,
 ) -> ApiResult<Reconciled> {
+    check_known_fields(&request)?;
     let mut lost_a_race = false;
     for _ in 0..RECONCILE_ATTEMPTS {
         let session = store
