@@ -39,12 +39,21 @@ pub struct Config {
     pub deploy_max_resumptions: u64,
     /// How often `migrations serve` sweeps deploying plans (`DEPLOY_SWEEP_SECONDS`).
     pub deploy_sweep_seconds: u64,
+    /// Plan computations (diffs) at once per process (`PLAN_CONCURRENCY`).
+    pub plan_concurrency: usize,
     /// Days a deployed plan is kept after `deployed_at` (`PLAN_RETENTION_DAYS`).
     pub plan_retention_days: u32,
     /// Days a marking ledger item is kept (`LEDGER_RETENTION_DAYS`).
     pub ledger_retention_days: u32,
     /// Days an audit event is kept (`EVENT_RETENTION_DAYS`).
     pub event_retention_days: u32,
+    /// How the Lambdas decide which tenants a caller may act for (`AUTH_MODE`:
+    /// `header`, `jwt` or `iam`; unset is `header`, for `cargo lambda watch` — the SAM
+    /// template always sets it). See `crate::auth`.
+    pub auth_mode: crate::auth::AuthMode,
+    /// IAM principal ARN → tenants it may act for, `["*"]` for all
+    /// (`IAM_TENANT_BINDINGS`, JSON; used when `AUTH_MODE=iam`).
+    pub iam_tenant_bindings: crate::auth::TenantBindings,
 }
 
 impl Config {
@@ -76,9 +85,12 @@ impl Default for Config {
             deploy_lease_seconds: 60,
             deploy_max_resumptions: 5,
             deploy_sweep_seconds: 30,
+            plan_concurrency: 2,
             plan_retention_days: 400,
             ledger_retention_days: 30,
             event_retention_days: 400,
+            auth_mode: crate::auth::AuthMode::Header,
+            iam_tenant_bindings: crate::auth::TenantBindings::default(),
         }
     }
 }
@@ -145,6 +157,7 @@ impl Config {
                 defaults.deploy_sweep_seconds,
                 1,
             )?,
+            plan_concurrency: number(&lookup, "PLAN_CONCURRENCY", defaults.plan_concurrency, 1)?,
             plan_retention_days: number(
                 &lookup,
                 "PLAN_RETENTION_DAYS",
@@ -163,6 +176,22 @@ impl Config {
                 defaults.event_retention_days,
                 1,
             )?,
+            auth_mode: match lookup("AUTH_MODE").filter(|v| !v.trim().is_empty()) {
+                None => defaults.auth_mode,
+                Some(raw) => crate::auth::AuthMode::parse(&raw).ok_or(ConfigError {
+                    name: "AUTH_MODE",
+                    value: raw,
+                    reason: "not header, jwt or iam",
+                })?,
+            },
+            iam_tenant_bindings: match lookup("IAM_TENANT_BINDINGS") {
+                None => defaults.iam_tenant_bindings,
+                Some(raw) => crate::auth::TenantBindings::from_json(&raw).map_err(|_| ConfigError {
+                    name: "IAM_TENANT_BINDINGS",
+                    value: raw,
+                    reason: "not a JSON object of principal ARN to a list of tenant UUIDs or [\"*\"]",
+                })?,
+            },
         })
     }
 }

@@ -268,6 +268,7 @@ async fn create_plan(
     let plan = plans::generate(
         state.store.as_ref(),
         &state.config,
+        &state.plan_permits,
         tenant,
         scenario_id,
         request,

@@ -1152,7 +1152,7 @@ impl DynamoStore {
                 }
             }
         }
-        for name in ["body", "pol", "tgt"] {
+        for name in ["body", "pol", "tgt", "sum"] {
             if let Ok(BodyRef::Blob { id, parts }) = BodyRef::read(head, name) {
                 for part in 0..parts {
                     keys.push(key(blob_pk(tenant, &id), &format!("P#{part:05}")));
@@ -1308,18 +1308,22 @@ impl Store for DynamoStore {
             .await?;
         let policies = self.store_body(t, &plan.anchor_policies).await?;
         let tgt = self.store_body(t, target).await?;
+        // The summary again on its own, so the summary route reads kilobytes, not
+        // the whole transformation map.
+        let summary = self.store_body(t, &plan.summary).await?;
         let mut slot = key(
             slot_pk(t, plan.scenario_id, plan.from_version, plan.to_version),
             "SLOT",
         );
         slot.insert("plan_id".into(), s(plan.id.to_string()));
-        let head = plan_head_item(plan, &body, &policies, &tgt);
+        let mut head = plan_head_item(plan, &body, &policies, &tgt);
+        summary.write_into(&mut head, "sum");
         let items = vec![
             self.tx_put(self.main(), slot, Some("attribute_not_exists(pk)"))?,
             self.tx_put(self.main(), head, Some("attribute_not_exists(pk)"))?,
         ];
         if let Err(e) = self.transact(items).await {
-            for b in [&body, &policies, &tgt] {
+            for b in [&body, &policies, &tgt, &summary] {
                 self.delete_body(t, b).await;
             }
             return Err(e.into_store("a live plan exists for this version pair"));
@@ -1331,6 +1335,41 @@ impl Store for DynamoStore {
         match self.plan_head(tenant, plan_id).await? {
             Some(head) => Ok(Some(self.load_plan(tenant, &head).await?)),
             None => Ok(None),
+        }
+    }
+
+    async fn get_plan_header(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationPlan>> {
+        let Some(head) = self.plan_head(tenant, plan_id).await? else {
+            return Ok(None);
+        };
+        let plan = plan_from_head(&head)?;
+        if plan.tenant_id != tenant {
+            return Err(bad_item("tenant_id"));
+        }
+        Ok(Some(plan))
+    }
+
+    async fn get_plan_summary(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationSummary>> {
+        let Some(head) = self.plan_head(tenant, plan_id).await? else {
+            return Ok(None);
+        };
+        match BodyRef::read(&head, "sum") {
+            Ok(summary) => Ok(Some(self.load_body(tenant, &summary).await?)),
+            // Stored before the summary was kept apart.
+            Err(_) => {
+                let body: PlanBody = self
+                    .load_body(tenant, &BodyRef::read(&head, "body")?)
+                    .await?;
+                Ok(Some(body.summary))
+            }
         }
     }
 

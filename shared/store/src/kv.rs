@@ -14,6 +14,7 @@
 //! | `{t}/SCN/{scenario}/V/{v}` | `ScenarioVersion` |
 //! | `{t}/PLAN/{plan}` | `MigrationPlan` |
 //! | `{t}/PTGT/{plan}` | the plan's V2 `ScenarioVersion` |
+//! | `{t}/PHEAD/{plan}`, `{t}/PSUM/{plan}` | the plan without its heavy parts; its summary (reads that need nothing else) |
 //! | `{t}/PIDX/{created_at}/{plan}` | `MigrationPlanSummaryItem` (listing, newest first) |
 //! | `{t}/SLOT/{scenario}/{from}/{to}` | id of the live plan for that version pair |
 //! | `{t}/STATS/{plan}` | `PlanStats` |
@@ -32,13 +33,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use planning::{
     AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, MigrationScenario,
-    PendingMigration, PlanStatus, ScenarioVersion, Session,
+    MigrationSummary, PendingMigration, PlanStatus, ScenarioVersion, Session,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codec::{decode_token, encode_token, from_json, time_key, to_json, version_key};
+use crate::codec::{
+    compress_fast, decode_token, decompress_json, encode_token, from_json, time_key, to_json,
+    version_key,
+};
 use chrono::{DateTime, Utc};
 
 use crate::session_rules::merge_runtime_write;
@@ -136,6 +140,12 @@ fn plan_key(t: Uuid, pid: Uuid) -> String {
 fn plan_target_key(t: Uuid, pid: Uuid) -> String {
     format!("{t}/PTGT/{pid}")
 }
+fn plan_header_key(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/PHEAD/{pid}")
+}
+fn plan_summary_key(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/PSUM/{pid}")
+}
 fn plan_index_prefix(t: Uuid) -> String {
     format!("{t}/PIDX/")
 }
@@ -191,6 +201,8 @@ fn expire_deployed_plan(
     let (t, pid) = (plan.tenant_id, plan.id);
     let mut keys = vec![
         plan_key(t, pid),
+        plan_header_key(t, pid),
+        plan_summary_key(t, pid),
         plan_target_key(t, pid),
         plan_index_key(plan),
         stats_key(t, pid),
@@ -249,12 +261,41 @@ pub(crate) struct ScenarioHead {
     pub current_version: i64,
 }
 
+/// Values above this are stored zlib-compressed (plans and their V2 definitions:
+/// tens of MB of JSON for a 10,000-step scenario, a few MB compressed).
+const COMPRESS_ABOVE: usize = 4 * 1024;
+
+/// A stored value: JSON, or zlib-compressed JSON (a zlib stream starts with
+/// 0x78, which no JSON text does).
+fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    if bytes.first() == Some(&0x78) {
+        decompress_json(bytes)
+    } else {
+        from_json(bytes)
+    }
+}
+
 fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T>> {
-    kv.get(key)?.map(|bytes| from_json(&bytes)).transpose()
+    kv.get(key)?.map(|bytes| decode_value(&bytes)).transpose()
 }
 
 fn save<T: Serialize>(kv: &mut dyn KvWrite, key: &str, value: &T) -> StoreResult<()> {
-    kv.put(key, to_json(value)?)
+    let json = to_json(value)?;
+    if json.len() > COMPRESS_ABOVE {
+        kv.put(key, compress_fast(&json)?)
+    } else {
+        kv.put(key, json)
+    }
+}
+
+/// A plan without its heavy parts: what status and lifecycle reads need.
+fn header_of(plan: &MigrationPlan) -> MigrationPlan {
+    MigrationPlan {
+        transformation_map: Default::default(),
+        summary: Default::default(),
+        anchor_policies: Default::default(),
+        ..plan.clone()
+    }
 }
 
 fn conflict(msg: &str) -> StoreError {
@@ -410,6 +451,8 @@ fn create_plan(
     }
     save(kv, &slot, &plan.id)?;
     save(kv, &plan_key(t, plan.id), plan)?;
+    save(kv, &plan_header_key(t, plan.id), &header_of(plan))?;
+    save(kv, &plan_summary_key(t, plan.id), &plan.summary)?;
     save(kv, &plan_target_key(t, plan.id), target)?;
     save(
         kv,
@@ -427,6 +470,11 @@ fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
         kv.delete(&registry)?;
     }
     save(kv, &plan_key(plan.tenant_id, plan.id), plan)?;
+    save(
+        kv,
+        &plan_header_key(plan.tenant_id, plan.id),
+        &header_of(plan),
+    )?;
     save(
         kv,
         &plan_index_key(plan),
@@ -457,7 +505,7 @@ fn list_plans(kv: &dyn KvRead, q: &PlanQuery) -> StoreResult<PlanPage> {
     };
     let mut total = 0u64;
     for (_, bytes) in kv.range(&prefix, &all_end, true, usize::MAX)? {
-        let item: MigrationPlanSummaryItem = from_json(&bytes)?;
+        let item: MigrationPlanSummaryItem = decode_value(&bytes)?;
         if plan_matches(q, &item) {
             total += 1;
         }
@@ -466,7 +514,7 @@ fn list_plans(kv: &dyn KvRead, q: &PlanQuery) -> StoreResult<PlanPage> {
     let mut last_key = None;
     let mut more = false;
     for (key, bytes) in kv.range(&prefix, &end, true, usize::MAX)? {
-        let item: MigrationPlanSummaryItem = from_json(&bytes)?;
+        let item: MigrationPlanSummaryItem = decode_value(&bytes)?;
         if !plan_matches(q, &item) {
             continue;
         }
@@ -595,7 +643,7 @@ fn list_chains(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<Vec<ChainStat
     let prefix = chains_prefix(t, pid);
     kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)?
         .iter()
-        .map(|(_, bytes)| from_json(bytes))
+        .map(|(_, bytes)| decode_value(bytes))
         .collect()
 }
 
@@ -836,7 +884,7 @@ fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {
     entries.truncate(q.limit);
     let events = entries
         .iter()
-        .map(|(_, bytes)| from_json(bytes))
+        .map(|(_, bytes)| decode_value(bytes))
         .collect::<StoreResult<Vec<_>>>()?;
     let next_token = match (more, entries.last()) {
         (true, Some((key, _))) => Some(encode_token(key, &query_id)),
@@ -893,6 +941,39 @@ impl<B: KvBackend> Store for KvStore<B> {
     ) -> StoreResult<Option<ScenarioVersion>> {
         let key = plan_target_key(tenant, plan_id);
         self.backend.read(move |kv| load(kv, &key)).await
+    }
+
+    async fn get_plan_header(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationPlan>> {
+        self.backend
+            .read(
+                move |kv| match load(kv, &plan_header_key(tenant, plan_id))? {
+                    Some(header) => Ok(Some(header)),
+                    // Written before headers were kept apart.
+                    None => Ok(load::<MigrationPlan>(kv, &plan_key(tenant, plan_id))?
+                        .map(|plan| header_of(&plan))),
+                },
+            )
+            .await
+    }
+
+    async fn get_plan_summary(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationSummary>> {
+        self.backend
+            .read(
+                move |kv| match load(kv, &plan_summary_key(tenant, plan_id))? {
+                    Some(summary) => Ok(Some(summary)),
+                    None => Ok(load::<MigrationPlan>(kv, &plan_key(tenant, plan_id))?
+                        .map(|plan| plan.summary)),
+                },
+            )
+            .await
     }
 
     async fn list_plans(&self, query: &PlanQuery) -> StoreResult<PlanPage> {

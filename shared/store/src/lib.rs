@@ -89,6 +89,34 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>>;
 
+    /// The plan without its transformation map, summary and policies (left
+    /// empty): what status, lifecycle checks and listings need, at the cost of one
+    /// small read whatever the plan's size.
+    async fn get_plan_header(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationPlan>> {
+        Ok(self.get_plan(tenant, plan_id).await?.map(|mut plan| {
+            plan.transformation_map = Default::default();
+            plan.summary = Default::default();
+            plan.anchor_policies = Default::default();
+            plan
+        }))
+    }
+
+    /// The plan's summary alone, without loading its transformation map.
+    async fn get_plan_summary(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<planning::MigrationSummary>> {
+        Ok(self
+            .get_plan(tenant, plan_id)
+            .await?
+            .map(|plan| plan.summary))
+    }
+
     /// The V2 definition stored with the plan.
     async fn get_plan_target(
         &self,

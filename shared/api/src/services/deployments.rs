@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
-use crate::services::plans::load;
+use crate::services::plans::{load, load_header};
 use crate::state::AppState;
 
 /// A deployment answer: `finished` is false while marking fans out (HTTP 202).
@@ -298,7 +298,7 @@ pub async fn sweep_forever(state: AppState) {
 }
 
 async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeployOutcome> {
-    let plan = load(store, tenant, plan_id).await?;
+    let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
     Ok(DeployOutcome {
         finished: plan.status == PlanStatus::Deployed,
@@ -434,7 +434,8 @@ async fn probe_chains(
 }
 
 pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeploymentStatus> {
-    let plan = load(store, tenant, plan_id).await?;
+    // Status and counters only: never the plan's body.
+    let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
     Ok(DeploymentStatus {
         plan_id,

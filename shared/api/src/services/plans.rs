@@ -131,6 +131,7 @@ pub async fn count_sessions(
 pub async fn generate(
     store: &dyn Store,
     config: &Config,
+    permits: &tokio::sync::Semaphore,
     tenant: Uuid,
     scenario_id: Uuid,
     request: GenerateMigrationPlanRequest,
@@ -147,6 +148,28 @@ pub async fn generate(
             request.new_scenario.version, current.version
         )));
     }
+    // Cheap refusals before the expensive part: a live plan for this version
+    // pair means the diff would be computed only to be thrown away.
+    if let Some(live) = live_plan_for_pair(
+        store,
+        tenant,
+        scenario_id,
+        current.version,
+        request.new_scenario.version,
+    )
+    .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "A live migration plan ({live}) already exists for versions {} -> {}",
+            current.version, request.new_scenario.version
+        )));
+    }
+    // Large diffs hold hundreds of MB while they run: at most `PLAN_CONCURRENCY`
+    // at once per process, the others wait their turn.
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
     let v1 = current.definition();
     let counts = count_sessions(
         store,
@@ -157,8 +180,16 @@ pub async fn generate(
         config.count_concurrency,
     )
     .await?;
-    let computed = compute_plan(&v1, &request.new_scenario, &counts);
-    let target = version_from_input(tenant, scenario_id, request.new_scenario, now);
+    // CPU-bound for large scenarios: off the async workers, so other requests
+    // keep being served while it runs.
+    let new_scenario = request.new_scenario;
+    let (computed, new_scenario) = tokio::task::spawn_blocking(move || {
+        let computed = compute_plan(&v1, &new_scenario, &counts);
+        (computed, new_scenario)
+    })
+    .await
+    .map_err(|e| ApiError::Unexpected(format!("plan computation failed: {e}")))?;
+    let target = version_from_input(tenant, scenario_id, new_scenario, now);
     let plan = MigrationPlan {
         id: Uuid::new_v4(),
         tenant_id: tenant,
@@ -248,6 +279,67 @@ pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<M
     ))
 }
 
+/// [`load`] without the plan's transformation map, summary and policies (left
+/// empty): one small read whatever the plan's size, for status, events and the
+/// existence checks of other reads. A plan due to expire is expired on the way.
+pub async fn load_header(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> ApiResult<MigrationPlan> {
+    let header = store
+        .get_plan_header(tenant, plan_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+    let due = matches!(header.status, PlanStatus::Pending | PlanStatus::Approved)
+        && header.expires_at.is_some_and(|at| at <= Utc::now());
+    if !due {
+        return Ok(header);
+    }
+    let mut plan = load(store, tenant, plan_id).await?;
+    plan.transformation_map = Default::default();
+    plan.summary = Default::default();
+    plan.anchor_policies = Default::default();
+    Ok(plan)
+}
+
+/// A pending or approved plan (not expired) that holds the version pair.
+async fn live_plan_for_pair(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    from: i64,
+    to: i64,
+) -> ApiResult<Option<Uuid>> {
+    for status in [PlanStatus::Pending, PlanStatus::Approved] {
+        let mut next_token = None;
+        loop {
+            let page = store
+                .list_plans(&PlanQuery {
+                    tenant,
+                    scenario_id: Some(scenario_id),
+                    status: Some(status),
+                    limit: 100,
+                    next_token: next_token.take(),
+                })
+                .await?;
+            for item in &page.plans {
+                if item.from_version == from
+                    && item.to_version == to
+                    && load_header(store, tenant, item.id).await?.status.is_live()
+                {
+                    return Ok(Some(item.id));
+                }
+            }
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => break,
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Expire the plans of this scenario that block the version pair `from → to`
 /// and are past their `expires_at`; whether any was.
 async fn expire_blocking_plans(
@@ -320,7 +412,11 @@ pub async fn summary(
     tenant: Uuid,
     plan_id: Uuid,
 ) -> ApiResult<MigrationSummary> {
-    Ok(load(store, tenant, plan_id).await?.summary)
+    // The summary is stored apart: this never loads the transformation map.
+    store
+        .get_plan_summary(tenant, plan_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Migration plan"))
 }
 
 fn encode_offset(offset: usize) -> String {

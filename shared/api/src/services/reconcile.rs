@@ -21,7 +21,7 @@ use store::{
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, ErrorDetail};
-use crate::services::plans::{PageQuery, checked_limit, load};
+use crate::services::plans::{PageQuery, checked_limit, load_header};
 
 /// Entries kept per map before it is cleared; bounds a Lambda's memory.
 const CACHE_ENTRIES: usize = 64;
@@ -443,7 +443,7 @@ pub async fn events(
     query: PageQuery,
 ) -> ApiResult<EventList> {
     let limit = checked_limit(query.limit, 50, 100)?;
-    load(store, tenant, plan_id).await?;
+    load_header(store, tenant, plan_id).await?;
     let EventPage { events, next_token } = store
         .list_events(&EventQuery {
             tenant,
