@@ -6,14 +6,14 @@ use planning::{
     DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
 };
 use store::{
-    ActivationError, ChainStart, PlanActivation, PlanQuery, PlanStats, PlanTransition, StepQuery,
-    Store, StoreError,
+    ActivationError, ChainStart, PlanActivation, PlanStats, PlanTransition, StepQuery, Store,
+    StoreError,
 };
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
-use crate::services::plans::{load, load_header};
+use crate::services::plans::{load, load_header, plans_of};
 use crate::state::AppState;
 
 /// A deployment answer: `finished` is false while marking fans out (HTTP 202).
@@ -100,30 +100,19 @@ async fn supersede_siblings(
     deployed: &MigrationPlan,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    for status in [PlanStatus::Pending, PlanStatus::Approved] {
-        let mut next_token = None;
-        loop {
-            let page = store
-                .list_plans(&PlanQuery {
-                    tenant: deployed.tenant_id,
-                    scenario_id: Some(deployed.scenario_id),
-                    status: Some(status),
-                    limit: 100,
-                    next_token: next_token.take(),
-                })
-                .await?;
-            for item in &page.plans {
-                if item.id == deployed.id || item.from_version != deployed.from_version {
-                    continue;
-                }
-                if let Some(sibling) = store.get_plan(deployed.tenant_id, item.id).await? {
-                    supersede(store, &sibling, now).await?;
-                }
-            }
-            match page.next_token {
-                Some(token) => next_token = Some(token),
-                None => break,
-            }
+    let live = plans_of(
+        store,
+        deployed.tenant_id,
+        deployed.scenario_id,
+        &[PlanStatus::Pending, PlanStatus::Approved],
+    )
+    .await?;
+    for item in live {
+        if item.id == deployed.id || item.from_version != deployed.from_version {
+            continue;
+        }
+        if let Some(sibling) = store.get_plan(deployed.tenant_id, item.id).await? {
+            supersede(store, &sibling, now).await?;
         }
     }
     Ok(())

@@ -217,7 +217,7 @@ pub async fn generate(
     };
     let mut created = store.create_plan(&plan, &target).await;
     if matches!(created, Err(StoreError::Conflict(_)))
-        && expire_blocking_plans(
+        && live_plan_for_pair(
             store,
             tenant,
             scenario_id,
@@ -225,8 +225,9 @@ pub async fn generate(
             plan.to_version,
         )
         .await?
+        .is_none()
     {
-        // The plan holding the pair had expired: the pair is free now.
+        // The plan holding the pair expired meanwhile (expired on the way): free now.
         created = store.create_plan(&plan, &target).await;
     }
     match created {
@@ -303,7 +304,39 @@ pub async fn load_header(
     Ok(plan)
 }
 
-/// A pending or approved plan (not expired) that holds the version pair.
+/// Every plan of a scenario with one of `statuses`, following the listing's
+/// pages (a scenario has few plans; this serves lookups, not listings).
+pub async fn plans_of(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    statuses: &[PlanStatus],
+) -> ApiResult<Vec<planning::MigrationPlanSummaryItem>> {
+    let mut found = Vec::new();
+    for status in statuses {
+        let mut next_token = None;
+        loop {
+            let page = store
+                .list_plans(&PlanQuery {
+                    tenant,
+                    scenario_id: Some(scenario_id),
+                    status: Some(*status),
+                    limit: 100,
+                    next_token: next_token.take(),
+                })
+                .await?;
+            found.extend(page.plans);
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A pending or approved plan that holds the version pair `from → to`; plans
+/// past their `expires_at` are expired on the way and do not count.
 async fn live_plan_for_pair(
     store: &dyn Store,
     tenant: Uuid,
@@ -311,69 +344,22 @@ async fn live_plan_for_pair(
     from: i64,
     to: i64,
 ) -> ApiResult<Option<Uuid>> {
-    for status in [PlanStatus::Pending, PlanStatus::Approved] {
-        let mut next_token = None;
-        loop {
-            let page = store
-                .list_plans(&PlanQuery {
-                    tenant,
-                    scenario_id: Some(scenario_id),
-                    status: Some(status),
-                    limit: 100,
-                    next_token: next_token.take(),
-                })
-                .await?;
-            for item in &page.plans {
-                if item.from_version == from
-                    && item.to_version == to
-                    && load_header(store, tenant, item.id).await?.status.is_live()
-                {
-                    return Ok(Some(item.id));
-                }
-            }
-            match page.next_token {
-                Some(token) => next_token = Some(token),
-                None => break,
-            }
+    let candidates = plans_of(
+        store,
+        tenant,
+        scenario_id,
+        &[PlanStatus::Pending, PlanStatus::Approved],
+    )
+    .await?;
+    for item in candidates {
+        if item.from_version == from
+            && item.to_version == to
+            && load_header(store, tenant, item.id).await?.status.is_live()
+        {
+            return Ok(Some(item.id));
         }
     }
     Ok(None)
-}
-
-/// Expire the plans of this scenario that block the version pair `from → to`
-/// and are past their `expires_at`; whether any was.
-async fn expire_blocking_plans(
-    store: &dyn Store,
-    tenant: Uuid,
-    scenario_id: Uuid,
-    from: i64,
-    to: i64,
-) -> ApiResult<bool> {
-    let mut freed = false;
-    for status in [PlanStatus::Pending, PlanStatus::Approved] {
-        let mut next_token = None;
-        loop {
-            let page = store
-                .list_plans(&PlanQuery {
-                    tenant,
-                    scenario_id: Some(scenario_id),
-                    status: Some(status),
-                    limit: 100,
-                    next_token: next_token.take(),
-                })
-                .await?;
-            for item in &page.plans {
-                if item.from_version == from && item.to_version == to {
-                    freed |= load(store, tenant, item.id).await?.status == PlanStatus::Expired;
-                }
-            }
-            match page.next_token {
-                Some(token) => next_token = Some(token),
-                None => break,
-            }
-        }
-    }
-    Ok(freed)
 }
 
 pub async fn list(store: &dyn Store, tenant: Uuid, query: ListPlansQuery) -> ApiResult<PlanList> {

@@ -15,13 +15,13 @@ use planning::reconcile::{
 };
 use planning::{KnownField, PlanStatus, ReconcileRequest, ReconciliationResult, Session};
 use store::{
-    AppliedMigration, AuditEvent, EventPage, EventQuery, NewPosition, PlanQuery, SessionChange,
+    AppliedMigration, AuditEvent, EventPage, EventQuery, NewPosition, SessionChange,
     SessionExpectation, Store,
 };
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, ErrorDetail};
-use crate::services::plans::{PageQuery, checked_limit, load_header};
+use crate::services::plans::{PageQuery, checked_limit, load_header, plans_of};
 
 /// Entries kept per map before it is cleared; bounds a Lambda's memory.
 const CACHE_ENTRIES: usize = 64;
@@ -121,27 +121,16 @@ impl PlanCache {
         if let Some(id) = self.successors.get(&key) {
             return Ok(Some(id));
         }
-        for status in [PlanStatus::Deployed, PlanStatus::Deploying] {
-            let mut next_token = None;
-            loop {
-                let page = store
-                    .list_plans(&PlanQuery {
-                        tenant,
-                        scenario_id: Some(scenario_id),
-                        status: Some(status),
-                        limit: 100,
-                        next_token: next_token.take(),
-                    })
-                    .await?;
-                if let Some(item) = page.plans.iter().find(|p| p.from_version == from_version) {
-                    self.successors.insert(key, item.id);
-                    return Ok(Some(item.id));
-                }
-                match page.next_token {
-                    Some(t) => next_token = Some(t),
-                    None => break,
-                }
-            }
+        let activated = plans_of(
+            store,
+            tenant,
+            scenario_id,
+            &[PlanStatus::Deployed, PlanStatus::Deploying],
+        )
+        .await?;
+        if let Some(item) = activated.iter().find(|p| p.from_version == from_version) {
+            self.successors.insert(key, item.id);
+            return Ok(Some(item.id));
         }
         Ok(None)
     }
