@@ -158,6 +158,9 @@ step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --work
 step "cargo build --workspace --bins --tests --examples" cargo build --workspace --bins --tests --examples
 step "cargo test --workspace" cargo test --workspace
 step "cfn-lint infra/template.yaml" cfn_lint
+# Supply chain (deny.toml): licenses, bans, sources offline; advisories when the RustSec
+# database can be fetched (or FM_ADVISORY_DB points to a clone), else reported as skipped.
+step "cargo deny check" "$FM_VENV/bin/python" tests/services/cargo_deny.py
 if [ "$QUICK" -eq 0 ]; then
     step "cargo lambda build --release --arm64 (5 functions, each under 10 MB)" build_lambdas
 else

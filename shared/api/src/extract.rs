@@ -239,7 +239,37 @@ fn json_error(loc: &[String], inner: &serde_json::Error) -> ApiError {
         "type_error"
     };
     let loc_refs: Vec<&str> = loc.iter().map(String::as_str).collect();
-    ApiError::Validation(vec![ErrorDetail::new(&loc_refs, message, kind)])
+    ApiError::Validation(vec![ErrorDetail::new(
+        &loc_refs,
+        without_input(&message),
+        kind,
+    )])
+}
+
+/// serde quotes what was sent (`invalid type: string "…"`, `invalid value:
+/// integer `7``, `unknown variant `…``): keep what was expected and where, never
+/// the value — it may be a customer's data.
+fn without_input(message: &str) -> String {
+    let (text, position) = message
+        .rfind(" at line ")
+        .map_or((message, ""), |i| message.split_at(i));
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        let Some(rest) = text.strip_prefix(prefix) else {
+            continue;
+        };
+        let expected = rest
+            .rsplit_once(", expected ")
+            .map_or("another value", |(_, e)| e);
+        let head = match prefix {
+            "unknown variant " => "unknown variant".to_string(),
+            _ => format!(
+                "{prefix}{}",
+                rest.split(['"', '`', ',']).next().unwrap_or("").trim()
+            ),
+        };
+        return format!("{head}, expected {expected}{position}");
+    }
+    message.to_string()
 }
 
 impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {

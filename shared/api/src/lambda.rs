@@ -1,12 +1,17 @@
-//! The Lambda adapter: one endpoint group's router under `lambda_http`.
+//! The Lambda adapter: one endpoint group's router under `lambda_http`, with the
+//! tenant binding of `crate::auth` in front of every route (issue 16).
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 
+use crate::auth::{AuthMode, Caller, Decision, TenantPolicy, canonical_uuid};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::extract::AuthorizedTenant;
 use crate::state::AppState;
 
@@ -23,6 +28,37 @@ pub fn tenant_claim(context: &RequestContext, claim: &str) -> Option<String> {
     }
 }
 
+/// Who API Gateway says is calling: the SigV4-verified IAM principal
+/// (`requestContext.authorizer.iam.userArn`), the JWT authorizer's claims
+/// (`requestContext.authorizer.jwt.claims`), or nobody.
+pub fn caller(context: Option<&RequestContext>, claim: &str) -> Caller {
+    let authorizer = match context {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    let Some(authorizer) = authorizer else {
+        return Caller::Anonymous;
+    };
+    if let Some(arn) = authorizer
+        .iam
+        .as_ref()
+        .and_then(|iam| iam.user_arn.as_deref())
+        .filter(|arn| !arn.trim().is_empty())
+    {
+        return Caller::Iam {
+            arn: arn.trim().to_string(),
+        };
+    }
+    if let Some(jwt) = authorizer.jwt.as_ref() {
+        return Caller::Jwt {
+            subject: jwt.claims.get("sub").cloned(),
+            tenant_claim: jwt.claims.get(claim).cloned(),
+        };
+    }
+    Caller::Anonymous
+}
+
 /// API Gateway's id of this request (the `apigw-requestid` it returns), for logs.
 pub(crate) fn api_gateway_request_id(request: &Request) -> Option<String> {
     match request.extensions().get::<RequestContext>()? {
@@ -32,24 +68,104 @@ pub(crate) fn api_gateway_request_id(request: &Request) -> Option<String> {
     }
 }
 
-/// One group's router with the Lambda's tenant binding in front of it.
-fn http_app(group: fn() -> Router<AppState>, state: AppState, claim: String) -> Router {
-    crate::routes::finish(group(), state).layer(middleware::from_fn(
-        move |mut request: Request, next: Next| {
-            let claim = claim.clone();
-            async move {
-                let tenant = request
-                    .extensions()
-                    .get::<RequestContext>()
-                    .and_then(|ctx| tenant_claim(ctx, &claim));
-                if let Some(tenant) = tenant {
-                    request.extensions_mut().insert(AuthorizedTenant(tenant));
-                }
-                let response: Response = next.run(request).await;
-                response
-            }
-        },
-    ))
+/// What the tenant binding needs at request time.
+struct Guard {
+    policy: TenantPolicy,
+    claim: String,
+}
+
+/// Bind the request to a tenant the caller may act for, or answer 403 before the
+/// handler reads anything. The decision is logged with the principal, the tenant
+/// and the route template (never the path, which may hold a session id).
+async fn bind_tenant(
+    State(guard): State<Arc<Guard>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = caller(request.extensions().get::<RequestContext>(), &guard.claim);
+    let header = request
+        .headers()
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok());
+    let requested = header.and_then(canonical_uuid);
+    let mode = guard.policy.mode;
+    match guard.policy.decide(&caller, header) {
+        Decision::TrustHeader => {}
+        Decision::Allow { tenant } => {
+            tracing::info!(
+                auth_mode = %mode,
+                principal = %caller.principal(),
+                %tenant,
+                route = matched_route(&request),
+                "tenant access allowed"
+            );
+            request
+                .extensions_mut()
+                .insert(AuthorizedTenant(tenant.to_string()));
+        }
+        Decision::InvalidHeader => {
+            // The handler answers 422 for the header; should it ever take the header,
+            // this matches no tenant.
+            request
+                .extensions_mut()
+                .insert(AuthorizedTenant(String::new()));
+        }
+        Decision::Deny { reason } => {
+            tracing::warn!(
+                auth_mode = %mode,
+                principal = %caller.principal(),
+                tenant = requested.map(|t| t.to_string()).as_deref().unwrap_or("-"),
+                route = matched_route(&request),
+                reason = reason.as_str(),
+                "tenant access denied"
+            );
+            return ApiError::Forbidden(reason.detail(mode)).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// API Gateway's route key (`POST /sessions/{session_id}/reconcile`): the route
+/// template, never the path with its ids.
+fn matched_route(request: &Request) -> &str {
+    match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref().unwrap_or("-"),
+        #[allow(unreachable_patterns)]
+        _ => "-",
+    }
+}
+
+/// One group's router as its Lambda serves it: `routes::finish` (body limit, JSON
+/// 404/405, request id, panics) around the group's routes, each behind the tenant
+/// binding of `state.config` (`AUTH_MODE`, `TENANT_CLAIM`, `IAM_TENANT_BINDINGS`).
+pub fn http_app(group: fn() -> Router<AppState>, state: AppState) -> Router {
+    let guard = Arc::new(Guard {
+        policy: TenantPolicy::from_config(&state.config),
+        claim: state.config.tenant_claim.clone(),
+    });
+    let routes = group().layer(middleware::from_fn_with_state(guard, bind_tenant));
+    crate::routes::finish(routes, state)
+}
+
+/// Say once per cold start how tenants are authorised.
+fn log_auth_mode(config: &Config) {
+    let mode = config.auth_mode;
+    tracing::info!(
+        auth_mode = %mode,
+        tenant_claim = %config.tenant_claim,
+        iam_bindings = config.iam_tenant_bindings.len(),
+        "tenant authorization"
+    );
+    match mode {
+        AuthMode::Header => tracing::warn!(
+            "AUTH_MODE=header: X-Tenant-ID is trusted as sent; for local runs and the \
+             anonymous demo stack only"
+        ),
+        AuthMode::Iam if config.iam_tenant_bindings.is_empty() => tracing::warn!(
+            "AUTH_MODE=iam without IAM_TENANT_BINDINGS: every request will be refused"
+        ),
+        _ => {}
+    }
 }
 
 /// Serve one group (`api::scenarios_router`, …) as a Lambda: tracing, config
@@ -57,9 +173,9 @@ fn http_app(group: fn() -> Router<AppState>, state: AppState, claim: String) -> 
 pub async fn run(group: fn() -> Router<AppState>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
     let config = Config::from_env()?;
-    let claim = config.tenant_claim.clone();
+    log_auth_mode(&config);
     let state = crate::aws::lambda_state(config).await;
-    lambda_http::run(http_app(group, state, claim)).await
+    lambda_http::run(http_app(group, state)).await
 }
 
 /// Whether an invocation is the EventBridge schedule rather than an HTTP request.
@@ -68,35 +184,45 @@ pub fn is_scheduled_event(payload: &serde_json::Value) -> bool {
         || payload.get("detail-type").and_then(|v| v.as_str()) == Some("Scheduled Event")
 }
 
+/// One invocation of the deployments function: the EventBridge sweep, or an HTTP
+/// request through `app` (its router from [`http_app`], tenant binding included).
+pub async fn deployments_invocation(
+    state: &AppState,
+    app: Router,
+    event: lambda_http::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use lambda_http::request::LambdaRequest;
+    use lambda_http::tower::ServiceExt;
+    use lambda_http::{Adapter, LambdaEvent};
+
+    let LambdaEvent { payload, context } = event;
+    if is_scheduled_event(&payload) {
+        let report = crate::services::deployments::sweep(state, chrono::Utc::now())
+            .await
+            .map_err(|e| lambda_http::Error::from(e.to_string()))?;
+        tracing::info!(?report, "scheduled deployment sweep");
+        return Ok(serde_json::to_value(report)?);
+    }
+    let request: LambdaRequest = serde_json::from_value(payload)?;
+    let response = Adapter::from(app)
+        .oneshot(LambdaEvent::new(request, context))
+        .await?;
+    Ok(serde_json::to_value(response)?)
+}
+
 /// The deployments function: its HTTP routes, and the periodic sweep that
 /// resumes stalled deployments when EventBridge invokes it on a schedule.
 pub async fn run_deployments() -> Result<(), lambda_http::Error> {
-    use lambda_http::request::LambdaRequest;
-    use lambda_http::tower::ServiceExt;
-    use lambda_http::{Adapter, LambdaEvent, service_fn};
+    use lambda_http::{LambdaEvent, service_fn};
 
     crate::telemetry::init(true);
     let config = Config::from_env()?;
-    let claim = config.tenant_claim.clone();
+    log_auth_mode(&config);
     let state = crate::aws::lambda_state(config).await;
-    let app = http_app(crate::routes::deployments_router, state.clone(), claim);
+    let app = http_app(crate::routes::deployments_router, state.clone());
     let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (state, app) = (state.clone(), app.clone());
-        async move {
-            let LambdaEvent { payload, context } = event;
-            if is_scheduled_event(&payload) {
-                let report = crate::services::deployments::sweep(&state, chrono::Utc::now())
-                    .await
-                    .map_err(|e| lambda_http::Error::from(e.to_string()))?;
-                tracing::info!(?report, "scheduled deployment sweep");
-                return Ok::<_, lambda_http::Error>(serde_json::to_value(report)?);
-            }
-            let request: LambdaRequest = serde_json::from_value(payload)?;
-            let response = Adapter::from(app)
-                .oneshot(LambdaEvent::new(request, context))
-                .await?;
-            Ok(serde_json::to_value(response)?)
-        }
+        async move { deployments_invocation(&state, app, event).await }
     });
     lambda_http::lambda_runtime::run(handler).await
 }

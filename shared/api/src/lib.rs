@@ -2,6 +2,7 @@
 //! shared services, with FastAPI-style errors. Lambda functions hand one group's
 //! router to `lambda_http::run`; `migrations serve` merges them all.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -348,7 +348,8 @@ pub async fn reconcile(
             let plan = cache.plan(store, tenant, flag.migration_plan_id).await?;
             if plan.is_some_and(|p| p.plan().scenario_id != session.active_scenario_id) {
                 tracing::info!(
-                    session_id,
+                    %tenant,
+                    scenario_id = %session.active_scenario_id,
                     plan_id = %flag.migration_plan_id,
                     "clearing a flag set by a plan of another scenario"
                 );
@@ -391,7 +392,8 @@ pub async fn reconcile(
         if applied {
             if decision.checksum_mismatch {
                 tracing::warn!(
-                    session_id,
+                    %tenant,
+                    scenario_id = %session.active_scenario_id,
                     version = session.active_scenario_version,
                     action = ?decision.result.action,
                     "session checksum did not match its version; repositioned"
@@ -399,7 +401,8 @@ pub async fn reconcile(
             }
             if decision.result.blocked_by_checkpoint {
                 tracing::warn!(
-                    session_id,
+                    %tenant,
+                    scenario_id = %session.active_scenario_id,
                     plan_id = ?decision.plan_id,
                     warning = decision.result.checkpoint_warning.as_deref().unwrap_or(""),
                     "migration blocked by a checkpoint"
