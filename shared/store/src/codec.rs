@@ -63,17 +63,6 @@ pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 /// JSON, deflate-compressed.
-/// zlib at its fastest level: for values written in a request's path (the
-/// embedded store's plans), where time matters more than the last bytes.
-pub(crate) fn compress_fast(bytes: &[u8]) -> StoreResult<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder
-        .write_all(bytes)
-        .and_then(|()| encoder.finish())
-        .map_err(|e| StoreError::Unexpected(format!("compress: {e}")))
-}
-
 pub(crate) fn compress_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<Vec<u8>> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
     serde_json::to_writer(&mut encoder, value)

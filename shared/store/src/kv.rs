@@ -39,10 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codec::{
-    compress_fast, decode_token, decompress_json, encode_token, from_json, time_key, to_json,
-    version_key,
-};
+use crate::codec::{decode_token, decompress_json, encode_token, from_json, time_key, version_key};
 use chrono::{DateTime, Utc};
 
 use crate::session_rules::merge_runtime_write;
@@ -280,11 +277,49 @@ fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T
 }
 
 fn save<T: Serialize>(kv: &mut dyn KvWrite, key: &str, value: &T) -> StoreResult<()> {
-    let json = to_json(value)?;
-    if json.len() > COMPRESS_ABOVE {
-        kv.put(key, compress_fast(&json)?)
-    } else {
-        kv.put(key, json)
+    let mut out = CompressingBuffer::Plain(Vec::new());
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| StoreError::Unexpected(format!("encode: {e}")))?;
+    kv.put(key, out.finish()?)
+}
+
+/// JSON as it is written: plain while small, zlib-compressed as soon as it
+/// passes [`COMPRESS_ABOVE`] — so a 100 MB plan is never held uncompressed.
+enum CompressingBuffer {
+    Plain(Vec<u8>),
+    Compressed(flate2::write::ZlibEncoder<Vec<u8>>),
+}
+
+impl std::io::Write for CompressingBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            CompressingBuffer::Plain(plain) => {
+                plain.extend_from_slice(bytes);
+                if plain.len() > COMPRESS_ABOVE {
+                    let mut encoder =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                    encoder.write_all(plain)?;
+                    *self = CompressingBuffer::Compressed(encoder);
+                }
+                Ok(bytes.len())
+            }
+            CompressingBuffer::Compressed(encoder) => encoder.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CompressingBuffer {
+    fn finish(self) -> StoreResult<Vec<u8>> {
+        match self {
+            CompressingBuffer::Plain(plain) => Ok(plain),
+            CompressingBuffer::Compressed(encoder) => encoder
+                .finish()
+                .map_err(|e| StoreError::Unexpected(format!("compress: {e}"))),
+        }
     }
 }
 

@@ -424,16 +424,31 @@ fn decode_offset(token: &str) -> ApiResult<usize> {
         })
 }
 
+/// Bytes `value` takes as JSON, counted as it is written: nothing is buffered
+/// (a 10,000-step plan is ~100 MB of JSON).
 fn json_len<T: Serialize>(value: &T) -> usize {
-    serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Take anchors from `offset` while they fit in `budget` bytes (at least one, so
 /// paging always progresses), with their policies.
 fn take_anchors(
-    plan: &MigrationPlan,
+    all: &[AnchorTransformation],
+    all_policies: &BTreeMap<String, AnchorMigrationPolicy>,
     offset: usize,
     max_count: usize,
     budget: usize,
@@ -445,11 +460,10 @@ fn take_anchors(
     let mut anchors = Vec::new();
     let mut policies = BTreeMap::new();
     let mut used = 0usize;
-    let all = &plan.transformation_map.anchors;
     let mut index = offset;
     while index < all.len() && anchors.len() < max_count {
         let anchor = &all[index];
-        let policy = plan.anchor_policies.get(&anchor.anchor_content_hash);
+        let policy = all_policies.get(&anchor.anchor_content_hash);
         let size = json_len(anchor) + policy.map(json_len).unwrap_or(0) + 2;
         if !anchors.is_empty() && used + size > budget {
             break;
@@ -471,11 +485,11 @@ pub fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationP
     if json_len(&plan) <= max_bytes {
         return plan;
     }
-    let mut skeleton = plan.clone();
-    skeleton.transformation_map.anchors.clear();
-    skeleton.anchor_policies.clear();
-    let budget = max_bytes.saturating_sub(json_len(&skeleton) + 256);
-    let (anchors, policies, next) = take_anchors(&plan, 0, usize::MAX, budget);
+    // The skeleton is the plan without its anchors: moved out, not cloned.
+    let all = std::mem::take(&mut plan.transformation_map.anchors);
+    let all_policies = std::mem::take(&mut plan.anchor_policies);
+    let budget = max_bytes.saturating_sub(json_len(&plan) + 256);
+    let (anchors, policies, next) = take_anchors(&all, &all_policies, 0, usize::MAX, budget);
     plan.transformation_map.anchors = anchors;
     plan.anchor_policies = policies;
     plan.anchors_next_token = next.map(encode_offset);
@@ -496,7 +510,13 @@ pub async fn anchors_page(
     };
     let plan = load(store, tenant, plan_id).await?;
     let budget = config.max_response_bytes.saturating_sub(1024);
-    let (anchors, anchor_policies, next) = take_anchors(&plan, offset, limit, budget);
+    let (anchors, anchor_policies, next) = take_anchors(
+        &plan.transformation_map.anchors,
+        &plan.anchor_policies,
+        offset,
+        limit,
+        budget,
+    );
     Ok(AnchorPage {
         anchors,
         anchor_policies,
