@@ -12,8 +12,11 @@ Prints:
   end (median of 3) on the same files, and their ratio (target: POST within 2.5x);
 - 8 concurrent POSTs of the same large plan: their statuses (one 201, the rest
   409) and the server's peak RSS (VmHWM; target under 600 MB);
-- the embedded data file's size after each of 16 generate+reject rounds (it must
-  level off, not grow by the plan's size every round).
+- GET …/summary and …/deployment-status of that plan (they read its header and
+  summary only);
+- the embedded data file's size with one stored plan, and after 64 more POSTs of
+  the same plan that are refused (the pair is taken): refused requests must not
+  grow it.
 Only loopback traffic; everything is bounded in count and stops by itself.
 """
 
@@ -66,56 +69,71 @@ def main():
         cli.append(time.perf_counter() - t0)
     cli_s = statistics.median(cli)
 
-    data_dir = tempfile.mkdtemp(prefix="plan-load-")
-    server = subprocess.Popen([binary, "serve", "--port", "0", "--data-dir", data_dir],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
+    def serve():
+        data_dir = tempfile.mkdtemp(prefix="plan-load-")
+        server = subprocess.Popen([binary, "serve", "--port", "0", "--data-dir", data_dir],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         base = server.stdout.readline().strip().removeprefix("listening on ")
         scenario = str(uuid.uuid4())
         status, _ = call(base, "PUT", f"/scenarios/{scenario}", v1)
         assert status == 201, status
-        path = f"/scenarios/{scenario}/migration-plan"
+        return server, base, f"/scenarios/{scenario}/migration-plan", os.path.join(data_dir, "migrations.redb")
 
+    # 1. One POST end to end against the CLI's whole process.
+    server, base, path, _ = serve()
+    try:
         posts = []
         for _ in range(3):
             t0 = time.perf_counter()
             status, plan = call(base, "POST", path, {"new_scenario": v2})
             posts.append(time.perf_counter() - t0)
             assert status == 201, (status, plan)
+            reads = {}
+            for name in ("summary", "deployment-status"):
+                times = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    status, _ = call(base, "GET", f"/migration-plans/{plan['id']}/{name}")
+                    times.append(time.perf_counter() - t0)
+                    assert status == 200, status
+                reads[name] = statistics.median(times)
             call(base, "POST", f"/migration-plans/{plan['id']}/reject", {})
         post_s = statistics.median(posts)
+        print("reads of that plan: " + ", ".join(f"GET {k} {v * 1000:.1f} ms" for k, v in reads.items())
+              + " (they never load the transformation map)")
         print(f"plan of {len(v2['steps'])} steps: CLI whole process {cli_s:.3f} s, "
               f"POST end to end {post_s:.3f} s, ratio {post_s / cli_s:.2f} (target <= 2.5)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
-        rss_before = peak_rss_mb(server.pid)
-        results = []
-        threads = [threading.Thread(target=lambda: results.append(
-            call(base, "POST", path, {"new_scenario": v2})[0])) for _ in range(8)]
+    # 2. A fresh process: 8 concurrent POSTs of the same large plan, its peak RSS;
+    #    then 8 more waves of 8 (all refused: the pair is taken) and the file's growth.
+    server, base, path, db = serve()
+    try:
+        def wave():
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(
+                call(base, "POST", path, {"new_scenario": v2})[0])) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return sorted(results)
+        rss_idle = peak_rss_mb(server.pid)
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = wave()
         elapsed = time.perf_counter() - t0
-        created = [s for s in results if s == 201]
-        print(f"8 concurrent POSTs: statuses {sorted(results)} in {elapsed:.2f} s; "
-              f"server peak RSS {peak_rss_mb(server.pid):.0f} MB (before {rss_before:.0f} MB; target < 600)")
-        # Free the pair again for the growth rounds.
-        _, page = call(base, "GET", f"/migration-plans?scenario_id={scenario}&plan_status=pending")
-        for item in page["plans"]:
-            call(base, "POST", f"/migration-plans/{item['id']}/reject", {})
-
-        db = os.path.join(data_dir, "migrations.redb")
-        sizes = []
-        for _ in range(16):
-            status, plan = call(base, "POST", path, {"new_scenario": v2})
-            assert status == 201, status
-            call(base, "POST", f"/migration-plans/{plan['id']}/reject", {})
-            sizes.append(os.path.getsize(db) / 1e6)
-        print("embedded file after each of 16 generate+reject rounds (MB): "
-              + ", ".join(f"{s:.1f}" for s in sizes))
-        print(f"growth over the last 8 rounds: {sizes[-1] - sizes[7]:.1f} MB "
-              f"(each round stores one more plan; compare with the plan's size)")
+        print(f"8 concurrent POSTs on a fresh server: statuses {statuses} in {elapsed:.2f} s; "
+              f"peak RSS {peak_rss_mb(server.pid):.0f} MB (idle {rss_idle:.0f} MB; target < 600)")
+        size_after_one = os.path.getsize(db) / 1e6
+        refused = []
+        for _ in range(8):
+            refused += wave()
+        size_after = os.path.getsize(db) / 1e6
+        print(f"embedded file: {size_after_one:.1f} MB with the plan stored, {size_after:.1f} MB after "
+              f"64 more POSTs of it ({refused.count(409)} refused with 409); peak RSS now "
+              f"{peak_rss_mb(server.pid):.0f} MB")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,5 +1,7 @@
 //! SPEC §11 plan-generation targets, on generated conversation-like scenarios:
 //! 200 steps with 5 edited steps (< 1 ms), 10,000 steps with 10 edited steps (< 100 ms).
+//! The `…_in_place` groups edit steps in place (same ids, other content: issue 17)
+//! on top of the structural edits.
 //!
 //! `cargo bench -p planning --bench plan`
 
@@ -8,7 +10,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use planning::diff::diff_scenarios;
 use planning::plan::{SessionCounts, compute_plan, prepare};
-use planning::testkit::{conversation, edit};
+use planning::testkit::{EditKind, Rng, apply_edit, conversation, edit};
 
 fn bench_plan(c: &mut Criterion) {
     for (steps, edits) in [(200usize, 5usize), (10_000, 10)] {
@@ -29,6 +31,23 @@ fn bench_plan(c: &mut Criterion) {
         });
         group.bench_function("prepare_then_finish", |b| {
             b.iter(|| prepare(black_box(&v1), black_box(&v2)).finish(black_box(&counts)))
+        });
+        group.finish();
+    }
+    for (steps, edits) in [(200usize, 5usize), (10_000, 10)] {
+        let v1 = conversation(steps - edits, 42);
+        let mut v2 = edit(&v1, edits, 7);
+        let mut rng = Rng::new(11);
+        for n in 0..edits {
+            apply_edit(&mut v2, EditKind::EditContent, &mut rng, n);
+        }
+        let counts: SessionCounts = v1.steps.iter().map(|s| (s.id, 3)).collect();
+        let mut group = c.benchmark_group(format!("plan_{steps}_steps_{edits}_edits_in_place"));
+        if steps > 1_000 {
+            group.sample_size(20);
+        }
+        group.bench_function("compute_plan", |b| {
+            b.iter(|| compute_plan(black_box(&v1), black_box(&v2), black_box(&counts)))
         });
         group.finish();
     }

@@ -23,6 +23,19 @@
 //! unique hashes that is exactly the candidate sets above; for duplicated content the
 //! candidates are checked against every step sharing the hash.
 //!
+//! # Edited steps
+//!
+//! After pairing by content, a V1 step and a V2 step that are both unpaired and
+//! share an id are the same step, *edited* in place. From then on the diff treats
+//! the pair exactly like an anchor whose V2 step carries the V1 content hash (its
+//! *match key*): it is neither inserted nor removed anywhere, transitions to it
+//! compare equal, and it gets regions and a migration scenario of its own. It is
+//! reported apart from the anchors (`TransformationMap::edited_steps`), and in the
+//! regions of the others as an [`EditedNode`] when it lies in the region in both
+//! versions (a step that moved into or out of a region is inserted or removed there,
+//! as a moved anchor is). The pairs are kept after the anchors in
+//! [`Analysis::anchors`]: index `k >= n_anchors` is edited step `k - n_anchors`.
+//!
 //! # Output order
 //!
 //! Anchors, inserted steps, forks and new steps follow the V2 flow order; deleted and
@@ -30,17 +43,19 @@
 //! then unreachable steps by hash. The output does not depend on the order of the step
 //! list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::graph::{BitSet, Dir, Graph, ReachCache};
 use crate::model::{
-    AnchorTransformation, DeletedNode, ForkBranch, InsertedNode, MigrationScenario, NewFork,
-    RegionChanges, ScenarioInput, StepInput, TransformationMap, TransitionChange,
-    TransitionChangeType, TransitionInput,
+    AnchorTransformation, AttributeChange, DeletedNode, EditedNode, EditedStep, ForkBranch,
+    InsertedNode, MigrationScenario, NewFork, RegionChanges, ScenarioInput, StepAttribute,
+    StepInput, TransformationMap, TransitionChange, TransitionChangeType, TransitionInput,
 };
 
 /// Steps with the same content that could not be told apart: not anchors, reported.
@@ -81,9 +96,16 @@ const MAX_SIMILARITY_PAIRS: usize = 10_000;
 /// The diff plus what the plan summary needs to look at the graphs again.
 pub(crate) struct Analysis<'a> {
     pub g1: Graph<'a>,
+    /// Edited V2 steps carry their V1 step's key (see the module doc).
     pub g2: Graph<'a>,
-    /// (V1 index, V2 index), in output order.
+    /// (V1 index, V2 index), in output order: the anchors, then the edited steps.
     pub anchors: Vec<(u32, u32)>,
+    /// How many of `anchors` are real anchors; the rest are edited steps.
+    pub n_anchors: usize,
+    /// Per edited step: its policy key.
+    pub edited_keys: Vec<String>,
+    /// Per edited step: how it appears in other regions.
+    edited_nodes: Vec<EditedNode>,
     pub anchor_of_v1: Vec<Option<u32>>,
     pub anchor_of_v2: Vec<Option<u32>>,
     /// Per anchor: the upstream new forks (V2 indices) with a branch that cannot reach
@@ -111,12 +133,15 @@ struct RegionIdx {
     forks: Vec<u32>,
     /// Anchors whose own transition changes are listed.
     modified: Vec<u32>,
+    /// Edited steps (pair indices).
+    edited: Vec<u32>,
 }
 
 impl RegionIdx {
     fn entries(&self, changes: &[Vec<TransitionChange>]) -> usize {
         self.inserted.len()
             + self.removed.len()
+            + self.edited.len()
             + self.forks.len()
             + self
                 .modified
@@ -138,6 +163,9 @@ struct Candidates {
     /// Anchors whose transition changes belong to this region.
     up_modified: Vec<u32>,
     down_modified: Vec<u32>,
+    /// Edited steps (pair indices) in the region in both versions.
+    up_edited: Vec<u32>,
+    down_edited: Vec<u32>,
 }
 
 impl<'a> Analysis<'a> {
@@ -148,9 +176,33 @@ impl<'a> Analysis<'a> {
     /// [`Analysis::new`] with another region-entry budget (tests use a small one).
     pub fn with_budget(v1: &'a ScenarioInput, v2: &'a ScenarioInput, budget: usize) -> Self {
         let g1 = Graph::new(v1);
-        let g2 = Graph::new(v2);
-        let (mut anchors, ambiguous_groups) = pair_anchors(&g1, &g2);
+        let mut g2 = Graph::new(v2);
+        let (mut anchors, mut ambiguous_groups) = pair_anchors(&g1, &g2);
         anchors.sort_by_key(|&(_, j)| g2.rank[j as usize]);
+        let n_anchors = anchors.len();
+        let mut edited = edited_pairs(&g1, &g2, &anchors);
+        edited.sort_by_key(|&(_, j)| g2.rank[j as usize]);
+        let mut edited_keys = Vec::with_capacity(edited.len());
+        let mut edited_nodes = Vec::with_capacity(edited.len());
+        if !edited.is_empty() {
+            for &(i, j) in &edited {
+                edited_keys.push(edited_key(&g1, &g2, j));
+                edited_nodes.push(edited_node(g1.step(i), g2.step(j)));
+            }
+            let e1: HashSet<u32> = edited.iter().map(|&(i, _)| i).collect();
+            let e2: HashSet<u32> = edited.iter().map(|&(_, j)| j).collect();
+            for (l1, l2) in &mut ambiguous_groups {
+                l1.retain(|i| !e1.contains(i));
+                l2.retain(|j| !e2.contains(j));
+            }
+            ambiguous_groups.retain(|(l1, l2)| !l1.is_empty() && !l2.is_empty());
+            let rekeyed: Vec<(u32, u64)> = edited
+                .iter()
+                .map(|&(i, j)| (j, g1.keys[i as usize]))
+                .collect();
+            g2.rekey(&rekeyed);
+        }
+        anchors.extend(edited);
 
         let mut anchor_of_v1 = vec![None; g1.len()];
         let mut anchor_of_v2 = vec![None; g2.len()];
@@ -165,6 +217,9 @@ impl<'a> Analysis<'a> {
             anchors,
             anchor_of_v1,
             anchor_of_v2,
+            n_anchors,
+            edited_keys,
+            edited_nodes,
             reroute_forks: Vec::new(),
             budget,
             reach1: ReachCache::default(),
@@ -214,6 +269,7 @@ impl<'a> Analysis<'a> {
 
         self.moved_pairs(&mut cand);
         self.unpaired_steps(&mut cand);
+        self.edited_in_regions(&mut cand);
         self.filter_by_hash(&mut cand);
         let changes = self.routing_changes(&mut cand);
         self.assemble(cand, &changes);
@@ -379,8 +435,32 @@ impl<'a> Analysis<'a> {
         }
     }
 
+    /// Edited steps lying in a region in both versions: upstream of the pairs they
+    /// reach, downstream of those that reach them. (One that reaches a pair in one
+    /// version only is a moved pair, inserted or removed there.)
+    fn edited_in_regions(&mut self, cand: &mut [Candidates]) {
+        for x in self.n_anchors as u32..self.anchor_count() as u32 {
+            let (i, j) = self.anchors[x as usize];
+            let d1 = self.reach1.get(&self.g1, i, Dir::Forward);
+            let d2 = self.reach2.get(&self.g2, j, Dir::Forward);
+            for a in self.anchors_in(&d2, 2) {
+                if a != x && d1.contains(self.v1_of(a)) {
+                    cand[a as usize].up_edited.push(x);
+                }
+            }
+            let b1 = self.reach1.get(&self.g1, i, Dir::Backward);
+            let b2 = self.reach2.get(&self.g2, j, Dir::Backward);
+            for a in self.anchors_in(&b2, 2) {
+                if a != x && b1.contains(self.v1_of(a)) {
+                    cand[a as usize].down_edited.push(x);
+                }
+            }
+        }
+    }
+
     /// Drop candidates whose content hash is present in the other version's region
-    /// (only possible for duplicated content).
+    /// (only possible for duplicated content). An edited step dropped that way is in
+    /// the region in both versions (by its match key): it is listed as edited.
     fn filter_by_hash(&mut self, cand: &mut [Candidates]) {
         let mut group_reach: HashMap<(u64, u8, Dir), Rc<BitSet>> = HashMap::new();
         let mut others: Vec<u32> = Vec::new();
@@ -394,64 +474,78 @@ impl<'a> Analysis<'a> {
             {
                 continue;
             }
-            let mut take = |list: &mut Vec<u32>, from_v2: bool, upstream: bool| {
-                list.retain(|&s| {
-                    let (key, partner) = if from_v2 {
-                        (
-                            self.g2.keys[s as usize],
-                            self.anchor_of_v2[s as usize].map(|k| self.anchors[k as usize].0),
-                        )
-                    } else {
-                        (
-                            self.g1.keys[s as usize],
-                            self.anchor_of_v1[s as usize].map(|k| self.anchors[k as usize].1),
-                        )
-                    };
-                    // Steps of the other version with this hash, besides the partner
-                    // (which is known not to be in the region).
-                    let (g, reach, anchor_step) = if from_v2 {
-                        (&self.g1, &mut self.reach1, ai)
-                    } else {
-                        (&self.g2, &mut self.reach2, aj)
-                    };
-                    others.clear();
-                    others.extend(g.members(key).filter(|&o| Some(o) != partner));
-                    if others.is_empty() {
-                        return true;
-                    }
-                    let present = if others.contains(&anchor_step) {
-                        // The anchor shares the hash: only *other* steps count.
-                        let dir = if upstream {
-                            Dir::Backward
+            let n_anchors = self.n_anchors;
+            let mut take =
+                |list: &mut Vec<u32>, from_v2: bool, upstream: bool, dropped: &mut Vec<u32>| {
+                    list.retain(|&s| {
+                        let (key, partner) = if from_v2 {
+                            (
+                                self.g2.keys[s as usize],
+                                self.anchor_of_v2[s as usize].map(|k| self.anchors[k as usize].0),
+                            )
                         } else {
-                            Dir::Forward
+                            (
+                                self.g1.keys[s as usize],
+                                self.anchor_of_v1[s as usize].map(|k| self.anchors[k as usize].1),
+                            )
                         };
-                        let around = reach.get(g, anchor_step, dir);
-                        others
-                            .iter()
-                            .any(|&o| o != anchor_step && around.contains(o))
-                    } else {
-                        let dir = if upstream {
-                            Dir::Forward
+                        // Steps of the other version with this hash, besides the partner
+                        // (which is known not to be in the region).
+                        let (g, reach, anchor_step) = if from_v2 {
+                            (&self.g1, &mut self.reach1, ai)
                         } else {
-                            Dir::Backward
+                            (&self.g2, &mut self.reach2, aj)
                         };
-                        let version = if from_v2 { 1 } else { 2 };
-                        group_reach
-                            .entry((key, version, dir))
-                            .or_insert_with(|| {
-                                let all: Vec<u32> = g.members(key).collect();
-                                Rc::new(g.reach(&all, dir))
-                            })
-                            .contains(anchor_step)
-                    };
-                    !present
-                });
-            };
-            take(&mut c.up_inserted, true, true);
-            take(&mut c.up_removed, false, true);
-            take(&mut c.down_inserted, true, false);
-            take(&mut c.down_removed, false, false);
+                        others.clear();
+                        others.extend(g.members(key).filter(|&o| Some(o) != partner));
+                        if others.is_empty() {
+                            return true;
+                        }
+                        let present = if others.contains(&anchor_step) {
+                            // The anchor shares the hash: only *other* steps count.
+                            let dir = if upstream {
+                                Dir::Backward
+                            } else {
+                                Dir::Forward
+                            };
+                            let around = reach.get(g, anchor_step, dir);
+                            others
+                                .iter()
+                                .any(|&o| o != anchor_step && around.contains(o))
+                        } else {
+                            let dir = if upstream {
+                                Dir::Forward
+                            } else {
+                                Dir::Backward
+                            };
+                            let version = if from_v2 { 1 } else { 2 };
+                            group_reach
+                                .entry((key, version, dir))
+                                .or_insert_with(|| {
+                                    let all: Vec<u32> = g.members(key).collect();
+                                    Rc::new(g.reach(&all, dir))
+                                })
+                                .contains(anchor_step)
+                        };
+                        if present
+                            && from_v2
+                            && let Some(k) = self.anchor_of_v2[s as usize]
+                            && k as usize >= n_anchors
+                        {
+                            dropped.push(k);
+                        }
+                        !present
+                    });
+                };
+            let mut edited_up = Vec::new();
+            let mut edited_down = Vec::new();
+            let mut none = Vec::new();
+            take(&mut c.up_inserted, true, true, &mut edited_up);
+            take(&mut c.up_removed, false, true, &mut none);
+            take(&mut c.down_inserted, true, false, &mut edited_down);
+            take(&mut c.down_removed, false, false, &mut none);
+            c.up_edited.extend(edited_up);
+            c.down_edited.extend(edited_down);
         }
     }
 
@@ -519,12 +613,19 @@ impl<'a> Analysis<'a> {
             .into_iter()
             .map(|c| {
                 (
-                    self.region_idx(c.up_inserted, c.up_removed, c.up_forks, c.up_modified),
+                    self.region_idx(
+                        c.up_inserted,
+                        c.up_removed,
+                        c.up_forks,
+                        c.up_modified,
+                        c.up_edited,
+                    ),
                     self.region_idx(
                         c.down_inserted,
                         c.down_removed,
                         c.down_forks,
                         c.down_modified,
+                        c.down_edited,
                     ),
                 )
             })
@@ -535,7 +636,8 @@ impl<'a> Analysis<'a> {
             .sum();
         let cap = (total > self.budget).then_some(TRUNCATED_REGION_ITEMS);
 
-        let mut anchors_out = Vec::with_capacity(regions.len());
+        let mut anchors_out = Vec::with_capacity(self.n_anchors);
+        let mut edited_out = Vec::with_capacity(regions.len() - self.n_anchors);
         let mut reroute_forks = Vec::with_capacity(regions.len());
         let mut built_forks: HashMap<u32, NewFork> = HashMap::new();
         for (a, (up, down)) in regions.into_iter().enumerate() {
@@ -552,7 +654,11 @@ impl<'a> Analysis<'a> {
             } else if up.inserted.iter().any(|&s| {
                 let st = self.g2.step(s);
                 !st.collects_profile_fields.is_empty() || st.is_required_action
-            }) {
+            }) || up
+                .edited
+                .iter()
+                .any(|&x| self.edited_info(x).owes_something())
+            {
                 MigrationScenario::GapFill
             } else {
                 MigrationScenario::CleanGraft
@@ -562,16 +668,37 @@ impl<'a> Analysis<'a> {
             reroute_forks.push(forks);
             let s1 = self.g1.step(i);
             let s2 = self.g2.step(j);
-            anchors_out.push(AnchorTransformation {
-                anchor_content_hash: self.g1.hashes[i as usize].clone(),
-                // The V2 name equals the V1 name (the name is part of the hash).
-                anchor_name: s1.name.clone(),
-                anchor_node_id_v1: s1.id,
-                anchor_node_id_v2: s2.id,
-                upstream_changes: upstream.0,
-                downstream_changes: downstream.0,
-                migration_scenario: scenario,
-            });
+            if a < self.n_anchors {
+                anchors_out.push(AnchorTransformation {
+                    anchor_content_hash: self.g1.hashes[i as usize].clone(),
+                    // The V2 name equals the V1 name (the name is part of the hash).
+                    anchor_name: s1.name.clone(),
+                    anchor_node_id_v1: s1.id,
+                    anchor_node_id_v2: s2.id,
+                    upstream_changes: upstream.0,
+                    downstream_changes: downstream.0,
+                    migration_scenario: scenario,
+                });
+            } else {
+                edited_out.push(EditedStep {
+                    step: AnchorTransformation {
+                        anchor_content_hash: self.edited_keys[a - self.n_anchors].clone(),
+                        anchor_name: s2.name.clone(),
+                        anchor_node_id_v1: s1.id,
+                        anchor_node_id_v2: s2.id,
+                        upstream_changes: upstream.0,
+                        downstream_changes: downstream.0,
+                        migration_scenario: scenario,
+                    },
+                    content_hash_v1: self.g1.hashes[i as usize].clone(),
+                    content_hash_v2: self.g2.hashes[j as usize].clone(),
+                    node_name_v1: s1.name.clone(),
+                    changes: attribute_changes(s1, s2),
+                    // Filled in with the deleted steps.
+                    nearest_anchor_hash: None,
+                    nearest_anchor_id_v2: None,
+                });
+            }
             if upstream.1 + downstream.1 > 0 {
                 self.output.truncated_anchors += 1;
                 self.output.omitted_region_entries += (upstream.1 + downstream.1) as u64;
@@ -579,6 +706,12 @@ impl<'a> Analysis<'a> {
         }
         self.reroute_forks = reroute_forks;
         self.output.transformation_map.anchors = anchors_out;
+        self.output.transformation_map.edited_steps = edited_out;
+    }
+
+    /// How edited pair `x` (index into `anchors`) appears in other regions.
+    fn edited_info(&self, x: u32) -> &EditedNode {
+        &self.edited_nodes[x as usize - self.n_anchors]
     }
 
     /// Whether fork `f` has a branch whose target cannot reach the V2 step `j`.
@@ -603,6 +736,7 @@ impl<'a> Analysis<'a> {
         mut removed: Vec<u32>,
         mut forks: Vec<u32>,
         mut modified: Vec<u32>,
+        mut edited: Vec<u32>,
     ) -> RegionIdx {
         let r2 = &self.g2.rank;
         let r1 = &self.g1.rank;
@@ -620,11 +754,14 @@ impl<'a> Analysis<'a> {
         forks.dedup();
         modified.sort_by_key(|&x| r2[self.anchors[x as usize].1 as usize]);
         modified.dedup();
+        edited.sort_by_key(|&x| r2[self.anchors[x as usize].1 as usize]);
+        edited.dedup();
         RegionIdx {
             inserted,
             removed,
             forks,
             modified,
+            edited,
         }
     }
 
@@ -676,6 +813,18 @@ impl<'a> Analysis<'a> {
                 omitted += modified.len() - cap;
                 modified.truncate(cap);
             }
+            if r.edited.len() > cap {
+                omitted += r.edited.len() - cap;
+                let relevant = |x: u32| {
+                    let e = self.edited_info(x);
+                    e.owes_something() || e.is_checkpoint
+                };
+                r.edited
+                    .sort_by_key(|&x| (!relevant(x), r2[self.anchors[x as usize].1 as usize]));
+                r.edited.truncate(cap);
+                r.edited
+                    .sort_by_key(|&x| r2[self.anchors[x as usize].1 as usize]);
+            }
         }
         let region = RegionChanges {
             inserted_nodes: r
@@ -700,6 +849,11 @@ impl<'a> Analysis<'a> {
                 .map(|&f| built_forks.entry(f).or_insert_with(|| self.fork(f)).clone())
                 .collect(),
             modified_transitions: modified,
+            edited_nodes: r
+                .edited
+                .iter()
+                .map(|&x| self.edited_info(x).clone())
+                .collect(),
         };
         (region, omitted)
     }
@@ -727,33 +881,85 @@ impl<'a> Analysis<'a> {
         }
     }
 
-    /// Deleted steps with their nearest anchor, new steps, unreachable steps.
+    /// Deleted steps with their nearest anchor (or edited step), edited steps as
+    /// deleted nodes landing on themselves, new steps, unreachable steps.
     fn deleted_and_new(&mut self) {
-        let anchor_steps: Vec<u32> = self.anchors.iter().map(|&(i, _)| i).collect();
-        let forward = self.g1.distances_to(&anchor_steps, Dir::Forward);
-        let backward = self.g1.distances_to(&anchor_steps, Dir::Backward);
+        let pair_steps: Vec<u32> = self.anchors.iter().map(|&(i, _)| i).collect();
+        let forward = self.g1.distances_to(&pair_steps, Dir::Forward);
+        let backward = self.g1.distances_to(&pair_steps, Dir::Backward);
+        let n_anchors = self.n_anchors;
         let mut deleted: Vec<u32> = (0..self.g1.len() as u32)
-            .filter(|&i| self.anchor_of_v1[i as usize].is_none())
+            .filter(|&i| match self.anchor_of_v1[i as usize] {
+                None => true,
+                Some(k) => k as usize >= n_anchors,
+            })
             .collect();
         deleted.sort_by_key(|&i| self.g1.rank[i as usize]);
-        let map = &mut self.output.transformation_map;
-        map.deleted_nodes = deleted
+        let key_of = |k: u32| -> String {
+            let k = k as usize;
+            if k < n_anchors {
+                self.g1.hashes[self.anchors[k].0 as usize].clone()
+            } else {
+                self.edited_keys[k - n_anchors].clone()
+            }
+        };
+        let deleted_nodes: Vec<DeletedNode> = deleted
             .iter()
             .map(|&i| {
-                let nearest = nearest_anchor(&self.g1, i, &forward, Dir::Forward)
-                    .or_else(|| nearest_anchor(&self.g1, i, &backward, Dir::Backward))
-                    .and_then(|s| self.anchor_of_v1[s as usize]);
                 let step = self.g1.step(i);
+                let (nearest, edited) = match self.anchor_of_v1[i as usize] {
+                    // An edited step: its sessions land on the step itself.
+                    Some(k) => (Some(k), true),
+                    None => (
+                        nearest_anchor(&self.g1, i, &forward, Dir::Forward)
+                            .or_else(|| nearest_anchor(&self.g1, i, &backward, Dir::Backward))
+                            .and_then(|s| self.anchor_of_v1[s as usize]),
+                        false,
+                    ),
+                };
                 DeletedNode {
                     node_id_v1: step.id,
                     node_name: step.name.clone(),
-                    nearest_anchor_hash: nearest
-                        .map(|k| self.g1.hashes[self.anchors[k as usize].0 as usize].clone()),
+                    nearest_anchor_hash: nearest.map(key_of),
                     nearest_anchor_id_v2: nearest
                         .map(|k| self.g2.step(self.anchors[k as usize].1).id),
+                    edited,
                 }
             })
             .collect();
+
+        // Where `relocate_to_nearest_anchor` sends an edited step's sessions: the
+        // nearest real anchor, as before edits were recognised.
+        if n_anchors < self.anchors.len() {
+            let anchor_steps: Vec<u32> = pair_steps[..n_anchors].to_vec();
+            let forward = self.g1.distances_to(&anchor_steps, Dir::Forward);
+            let backward = self.g1.distances_to(&anchor_steps, Dir::Backward);
+            let relocations: Vec<(Option<String>, Option<Uuid>)> = self.anchors[n_anchors..]
+                .iter()
+                .map(|&(i, _)| {
+                    let nearest = nearest_anchor(&self.g1, i, &forward, Dir::Forward)
+                        .or_else(|| nearest_anchor(&self.g1, i, &backward, Dir::Backward))
+                        .and_then(|s| self.anchor_of_v1[s as usize])
+                        .filter(|&k| (k as usize) < n_anchors);
+                    (
+                        nearest.map(key_of),
+                        nearest.map(|k| self.g2.step(self.anchors[k as usize].1).id),
+                    )
+                })
+                .collect();
+            for (edited, (hash, id)) in self
+                .output
+                .transformation_map
+                .edited_steps
+                .iter_mut()
+                .zip(relocations)
+            {
+                edited.nearest_anchor_hash = hash;
+                edited.nearest_anchor_id_v2 = id;
+            }
+        }
+        let map = &mut self.output.transformation_map;
+        map.deleted_nodes = deleted_nodes;
 
         let mut new: Vec<u32> = (0..self.g2.len() as u32)
             .filter(|&j| self.anchor_of_v2[j as usize].is_none())
@@ -795,6 +1001,145 @@ fn nearest_anchor(g: &Graph<'_>, from: u32, dist: &[u32], dir: Dir) -> Option<u3
         d -= 1;
     }
     Some(u)
+}
+
+/// V1 and V2 steps left unpaired by content that share an id: edited in place.
+/// Repeated ids (invalid input) only count their first step.
+fn edited_pairs(g1: &Graph<'_>, g2: &Graph<'_>, anchors: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut paired1 = vec![false; g1.len()];
+    let mut paired2 = vec![false; g2.len()];
+    for &(i, j) in anchors {
+        paired1[i as usize] = true;
+        paired2[j as usize] = true;
+    }
+    let mut out = Vec::new();
+    for i in 0..g1.len() as u32 {
+        if paired1[i as usize] {
+            continue;
+        }
+        let id = g1.step(i).id;
+        if g1.index.get(&id) != Some(&i) {
+            continue;
+        }
+        if let Some(&j) = g2.index.get(&id)
+            && !paired2[j as usize]
+        {
+            paired2[j as usize] = true;
+            out.push((i, j));
+        }
+    }
+    out
+}
+
+/// The policy key of edited V2 step `j` (before `g2` is rekeyed): its content hash
+/// when no other step of either version has that content, so that it can never
+/// name an anchor or another edited step; otherwise a hash of its id and content
+/// that no step of either version has.
+fn edited_key(g1: &Graph<'_>, g2: &Graph<'_>, j: u32) -> String {
+    let key = g2.keys[j as usize];
+    if g2.members(key).count() == 1 && g1.members(key).next().is_none() {
+        return g2.hashes[j as usize].clone();
+    }
+    let mut salt = 0u32;
+    loop {
+        let text = format!(
+            "edited-step:{}:{}:{salt}",
+            g2.step(j).id,
+            g2.hashes[j as usize]
+        );
+        let digest = Sha256::digest(text.as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let k = u64::from_str_radix(&hex, 16).unwrap_or(0);
+        if g1.members(k).next().is_none() && g2.members(k).next().is_none() {
+            return hex;
+        }
+        salt += 1;
+    }
+}
+
+fn sorted_strings<'s>(items: impl Iterator<Item = &'s String>) -> Vec<&'s str> {
+    let mut v: Vec<&str> = items.map(String::as_str).collect();
+    v.sort_unstable();
+    v
+}
+
+/// The attributes an edit changed, normalised as the content hash reads them.
+pub(crate) fn attribute_changes(s1: &StepInput, s2: &StepInput) -> Vec<AttributeChange> {
+    let mut out = Vec::new();
+    let mut push = |attribute: StepAttribute, before: Value, after: Value| {
+        if before != after {
+            out.push(AttributeChange {
+                attribute,
+                before,
+                after,
+            });
+        }
+    };
+    push(
+        StepAttribute::Name,
+        Value::from(s1.name.as_str()),
+        Value::from(s2.name.as_str()),
+    );
+    push(
+        StepAttribute::Description,
+        Value::from(s1.description.as_deref().unwrap_or("")),
+        Value::from(s2.description.as_deref().unwrap_or("")),
+    );
+    let rules = |s: &StepInput| {
+        let mut r: Vec<String> = s.rule_ids.iter().map(|u| u.to_string()).collect();
+        r.sort_unstable();
+        Value::from(r)
+    };
+    push(StepAttribute::RuleIds, rules(s1), rules(s2));
+    push(
+        StepAttribute::CollectsProfileFields,
+        Value::from(sorted_strings(s1.collects_profile_fields.iter())),
+        Value::from(sorted_strings(s2.collects_profile_fields.iter())),
+    );
+    push(
+        StepAttribute::IsCheckpoint,
+        Value::from(s1.is_checkpoint),
+        Value::from(s2.is_checkpoint),
+    );
+    push(
+        StepAttribute::CheckpointDescription,
+        Value::from(s1.checkpoint_description.as_deref().unwrap_or("")),
+        Value::from(s2.checkpoint_description.as_deref().unwrap_or("")),
+    );
+    push(
+        StepAttribute::PerformsAction,
+        Value::from(s1.performs_action),
+        Value::from(s2.performs_action),
+    );
+    push(
+        StepAttribute::IsRequiredAction,
+        Value::from(s1.is_required_action),
+        Value::from(s2.is_required_action),
+    );
+    out
+}
+
+/// How an edited step appears in the regions of others.
+fn edited_node(s1: &StepInput, s2: &StepInput) -> EditedNode {
+    let mut added_fields: Vec<String> = Vec::new();
+    for f in &s2.collects_profile_fields {
+        if !s1.collects_profile_fields.contains(f) && !added_fields.contains(f) {
+            added_fields.push(f.clone());
+        }
+    }
+    EditedNode {
+        node_id: s2.id,
+        node_name: s2.name.clone(),
+        changed: attribute_changes(s1, s2)
+            .into_iter()
+            .map(|c| c.attribute)
+            .collect(),
+        added_fields,
+        // A step that already performed an action was passed *with* it: running
+        // it again could repeat something irreversible.
+        new_required_action: s2.is_required_action && !s1.is_required_action && !s1.performs_action,
+        is_checkpoint: s2.is_checkpoint,
+    }
 }
 
 type Ambiguous = (Vec<u32>, Vec<u32>);

@@ -183,6 +183,26 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// Give steps other keys (an edited step takes its old version's key, so that
+    /// regions and transitions compare it as the same step) and re-sort `by_key`.
+    pub fn rekey(&mut self, changes: &[(u32, u64)]) {
+        if changes.is_empty() {
+            return;
+        }
+        for &(i, key) in changes {
+            if let Some(k) = self.keys.get_mut(i as usize) {
+                *k = key;
+            }
+        }
+        let rank = &self.rank;
+        let keys = &self.keys;
+        self.by_key = (0..keys.len() as u32)
+            .map(|i| (keys[i as usize], i))
+            .collect();
+        self.by_key
+            .sort_unstable_by_key(|&(k, i)| (k, rank[i as usize]));
+    }
+
     /// The steps whose content hash is `key`, in flow order.
     pub fn members(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
         let start = self.by_key.partition_point(|&(k, _)| k < key);

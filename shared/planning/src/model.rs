@@ -275,6 +275,10 @@ pub struct RegionChanges {
     pub new_forks: Vec<NewFork>,
     #[serde(default)]
     pub modified_transitions: Vec<TransitionChange>,
+    /// Steps of the region edited in place (same id, other content): neither
+    /// inserted nor removed. Absent from plans made before edits were recognised.
+    #[serde(default)]
+    pub edited_nodes: Vec<EditedNode>,
 }
 
 impl RegionChanges {
@@ -283,6 +287,90 @@ impl RegionChanges {
             && self.removed_node_ids.is_empty()
             && self.new_forks.is_empty()
             && self.modified_transitions.is_empty()
+            && self.edited_nodes.is_empty()
+    }
+}
+
+/// A step attribute an edit in place can change: the fields of the content hash,
+/// and `is_required_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAttribute {
+    Name,
+    Description,
+    RuleIds,
+    CollectsProfileFields,
+    IsCheckpoint,
+    CheckpointDescription,
+    PerformsAction,
+    IsRequiredAction,
+}
+
+impl StepAttribute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepAttribute::Name => "name",
+            StepAttribute::Description => "description",
+            StepAttribute::RuleIds => "rule_ids",
+            StepAttribute::CollectsProfileFields => "collects_profile_fields",
+            StepAttribute::IsCheckpoint => "is_checkpoint",
+            StepAttribute::CheckpointDescription => "checkpoint_description",
+            StepAttribute::PerformsAction => "performs_action",
+            StepAttribute::IsRequiredAction => "is_required_action",
+        }
+    }
+
+    /// Words for the review: "collected fields", "checkpoint flag", …
+    pub fn label(self) -> &'static str {
+        match self {
+            StepAttribute::Name => "name",
+            StepAttribute::Description => "description",
+            StepAttribute::RuleIds => "rules",
+            StepAttribute::CollectsProfileFields => "collected fields",
+            StepAttribute::IsCheckpoint => "checkpoint flag",
+            StepAttribute::CheckpointDescription => "checkpoint description",
+            StepAttribute::PerformsAction => "action flag",
+            StepAttribute::IsRequiredAction => "required-action flag",
+        }
+    }
+}
+
+/// One changed attribute of an edited step, with its value in each version
+/// (normalised as the content hash reads it: absent descriptions are `""`, rule
+/// ids and fields sorted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub attribute: StepAttribute,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// An edited step as it appears in the region of another anchor (or edited step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditedNode {
+    /// The same in both versions.
+    pub node_id: Uuid,
+    /// The name in the new version.
+    pub node_name: String,
+    #[serde(default)]
+    pub changed: Vec<StepAttribute>,
+    /// Fields the new version collects there and the old one did not: sessions
+    /// that passed the step before the edit never gave them (gap fill).
+    #[serde(default)]
+    pub added_fields: Vec<String>,
+    /// The edit makes it a required action and the old step performed no action:
+    /// sessions that passed it before the edit owe it (gap fill).
+    #[serde(default)]
+    pub new_required_action: bool,
+    #[serde(default)]
+    pub is_checkpoint: bool,
+}
+
+impl EditedNode {
+    /// Sessions that passed the step before the edit owe something: fields or an
+    /// action (a gap fill).
+    pub fn owes_something(&self) -> bool {
+        !self.added_fields.is_empty() || self.new_required_action
     }
 }
 
@@ -299,7 +387,12 @@ pub struct AnchorTransformation {
     pub migration_scenario: MigrationScenario,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A V1 step without a content partner. An edited step is listed here too (with
+/// `edited: true`), for clients that only know deleted nodes: its
+/// `nearest_anchor_hash` is the edited step's policy key and
+/// `nearest_anchor_id_v2` its own (unchanged) id, so its sessions are marked and
+/// migrated onto the edited step itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeletedNode {
     pub node_id_v1: Uuid,
     pub node_name: String,
@@ -307,6 +400,80 @@ pub struct DeletedNode {
     pub nearest_anchor_hash: Option<String>,
     #[serde(default)]
     pub nearest_anchor_id_v2: Option<Uuid>,
+    /// Not deleted: edited in place (see `TransformationMap::edited_steps`).
+    #[serde(default)]
+    pub edited: bool,
+}
+
+/// How sessions waiting at an edited step migrate (a policy choice).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditedStepBehavior {
+    /// Land on the edited step itself (same id), with the anchor machinery.
+    #[default]
+    Stay,
+    /// What happened before edits were recognised: treat the step as deleted and
+    /// continue from its nearest anchor.
+    RelocateToNearestAnchor,
+}
+
+impl EditedStepBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EditedStepBehavior::Stay => "stay",
+            EditedStepBehavior::RelocateToNearestAnchor => "relocate_to_nearest_anchor",
+        }
+    }
+}
+
+/// A V1 step and a V2 step with the same id and different content, neither of
+/// them paired by content: the same step, edited in place.
+///
+/// It migrates like an anchor: the flattened fields are those of an
+/// [`AnchorTransformation`] whose `anchor_content_hash` is the edited step's
+/// *policy key* (its V2 content hash when no other step has that content, else a
+/// synthetic hash), `anchor_name` its V2 name, both node ids its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditedStep {
+    #[serde(flatten)]
+    pub step: AnchorTransformation,
+    pub content_hash_v1: String,
+    pub content_hash_v2: String,
+    pub node_name_v1: String,
+    #[serde(default)]
+    pub changes: Vec<AttributeChange>,
+    /// Where `relocate_to_nearest_anchor` sends its sessions: the nearest anchor as
+    /// for a deleted step (edited steps are not candidates).
+    #[serde(default)]
+    pub nearest_anchor_hash: Option<String>,
+    #[serde(default)]
+    pub nearest_anchor_id_v2: Option<Uuid>,
+}
+
+impl EditedStep {
+    /// The policy key (`anchor_content_hash` of the flattened anchor).
+    pub fn key(&self) -> &str {
+        &self.step.anchor_content_hash
+    }
+
+    pub fn changed(&self, attribute: StepAttribute) -> bool {
+        self.changes.iter().any(|c| c.attribute == attribute)
+    }
+
+    /// The edit makes the step a checkpoint.
+    pub fn becomes_checkpoint(&self) -> bool {
+        self.changes.iter().any(|c| {
+            c.attribute == StepAttribute::IsCheckpoint && c.after == serde_json::Value::Bool(true)
+        })
+    }
+
+    /// The edit makes the step a required action.
+    pub fn becomes_required_action(&self) -> bool {
+        self.changes.iter().any(|c| {
+            c.attribute == StepAttribute::IsRequiredAction
+                && c.after == serde_json::Value::Bool(true)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -317,11 +484,28 @@ pub struct TransformationMap {
     pub deleted_nodes: Vec<DeletedNode>,
     #[serde(default)]
     pub new_node_ids: Vec<Uuid>,
+    /// Steps edited in place, in V2 flow order. Absent from older plans.
+    #[serde(default)]
+    pub edited_steps: Vec<EditedStep>,
 }
 
 impl TransformationMap {
+    /// The anchor, or the edited step, whose policy key is `hash`.
     pub fn anchor_by_hash(&self, hash: &str) -> Option<&AnchorTransformation> {
-        self.anchors.iter().find(|a| a.anchor_content_hash == hash)
+        self.targets().find(|a| a.anchor_content_hash == hash)
+    }
+
+    /// The edited step whose policy key is `key`.
+    pub fn edited_by_key(&self, key: &str) -> Option<&EditedStep> {
+        self.edited_steps.iter().find(|e| e.key() == key)
+    }
+
+    /// Everything sessions migrate onto: the anchors, then the edited steps (as
+    /// anchors keyed by their policy key).
+    pub fn targets(&self) -> impl Iterator<Item = &AnchorTransformation> {
+        self.anchors
+            .iter()
+            .chain(self.edited_steps.iter().map(|e| &e.step))
     }
 }
 
@@ -359,6 +543,10 @@ pub struct AnchorMigrationPolicy {
     pub update_downstream: bool,
     #[serde(default)]
     pub force_scenario: Option<MigrationScenario>,
+    /// Only for an edited step's policy: `stay` (the default) lands its sessions
+    /// on the edited step; `relocate_to_nearest_anchor` treats it as deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_step_behavior: Option<EditedStepBehavior>,
 }
 
 fn default_true() -> bool {
@@ -403,7 +591,11 @@ pub struct MigrationSummary {
     pub anchors_with_clean_graft: u64,
     pub anchors_with_gap_fill: u64,
     pub anchors_with_re_route: u64,
+    /// Deleted steps, edited steps excluded (they are listed in `deleted_nodes` too).
     pub nodes_deleted: u64,
+    /// Steps edited in place (`transformation_map.edited_steps`).
+    #[serde(default)]
+    pub steps_edited: u64,
     pub estimated_sessions_affected: u64,
     #[serde(default)]
     pub sessions_by_anchor: BTreeMap<String, u64>,

@@ -12,6 +12,11 @@
 //! the warnings about that anchor; `sessions_by_anchor` lists only anchors with at
 //! least one session; `estimated_sessions_affected` is every session on an anchor or a
 //! deleted step of the from-version.
+//!
+//! Edited steps (`TransformationMap::edited_steps`) count like anchors under their
+//! policy key: their own sessions, and those of deleted steps whose nearest anchor
+//! they are. They are not anchors: `total_anchors` and the per-scenario counters
+//! leave them out, `nodes_deleted` too; `steps_edited` counts them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
@@ -23,8 +28,9 @@ use crate::diff::{AmbiguousGroup, Analysis};
 use crate::graph::{BitSet, Dir};
 use crate::hash::scenario_checksum;
 use crate::model::{
-    AnchorMigrationPolicy, FieldCollectionInfo, MigrationScenario, MigrationSummary,
-    MigrationWarning, PlanComputation, ScenarioInput, ScopeFilter, Severity, TransformationMap,
+    AnchorMigrationPolicy, AnchorTransformation, EditedStepBehavior, FieldCollectionInfo,
+    MigrationScenario, MigrationSummary, MigrationWarning, PlanComputation, ScenarioInput,
+    ScopeFilter, Severity, StepAttribute, TransformationMap,
 };
 
 /// Sessions of the from-version per V1 step id. Empty when counts are unknown (offline).
@@ -67,11 +73,16 @@ pub fn compute_plan(
     prepare(v1, v2).finish(counts)
 }
 
-/// One default policy per anchor content hash: every session in scope, downstream
-/// updated, the computed scenario.
+/// One default policy per anchor content hash and per edited step's policy key:
+/// every session in scope, downstream updated, the computed scenario; sessions at an
+/// edited step stay on it.
 pub fn default_policies(map: &TransformationMap) -> BTreeMap<String, AnchorMigrationPolicy> {
     let mut policies = BTreeMap::new();
-    for anchor in &map.anchors {
+    let edited = map
+        .edited_steps
+        .iter()
+        .map(|e| (&e.step, Some(EditedStepBehavior::Stay)));
+    for (anchor, behavior) in map.anchors.iter().map(|a| (a, None)).chain(edited) {
         policies
             .entry(anchor.anchor_content_hash.clone())
             .or_insert_with(|| AnchorMigrationPolicy {
@@ -80,13 +91,14 @@ pub fn default_policies(map: &TransformationMap) -> BTreeMap<String, AnchorMigra
                 scope_filter: ScopeFilter::default(),
                 update_downstream: true,
                 force_scenario: None,
+                edited_step_behavior: behavior,
             });
     }
     policies
 }
 
 /// The V1 step ids whose sessions a plan must count: every anchor's V1 step and every
-/// deleted step, each once, in map order.
+/// deleted step (edited steps included), each once, in map order.
 pub fn counted_steps(map: &TransformationMap) -> Vec<Uuid> {
     let mut seen = HashSet::new();
     map.anchors
@@ -105,7 +117,8 @@ pub struct PlanDraft {
     pub transformation_map: TransformationMap,
     pub ambiguous: Vec<AmbiguousGroup>,
     pub unreachable_v2_step_ids: Vec<Uuid>,
-    /// Per anchor (map order): the V1 steps whose sessions migrate through it.
+    /// Per anchor, then per edited step (map order): the V1 steps whose sessions
+    /// migrate through it.
     through: Vec<Vec<Uuid>>,
     findings: Vec<Finding>,
     fields_to_collect: Vec<FieldCollectionInfo>,
@@ -117,6 +130,7 @@ pub fn prepare(v1: &ScenarioInput, v2: &ScenarioInput) -> PlanDraft {
     let through = sessions_through(&analysis.output.transformation_map);
     let mut findings = Vec::new();
     deleted_findings(&analysis.output.transformation_map, &mut findings);
+    edited_findings(&analysis.output.transformation_map, &through, &mut findings);
     checkpoint_findings(&mut analysis, &through, &mut findings);
     cel_findings(&analysis, &through, &mut findings);
     ambiguous_findings(&analysis, &mut findings);
@@ -160,14 +174,17 @@ impl PlanDraft {
         let map = &self.transformation_map;
         let mut summary = MigrationSummary {
             total_anchors: map.anchors.len() as u64,
-            nodes_deleted: map.deleted_nodes.len() as u64,
+            nodes_deleted: map.deleted_nodes.iter().filter(|d| !d.edited).count() as u64,
+            steps_edited: map.edited_steps.len() as u64,
             ..MigrationSummary::default()
         };
-        for (anchor, through) in map.anchors.iter().zip(&self.through) {
-            match anchor.migration_scenario {
-                MigrationScenario::CleanGraft => summary.anchors_with_clean_graft += 1,
-                MigrationScenario::GapFill => summary.anchors_with_gap_fill += 1,
-                MigrationScenario::ReRoute => summary.anchors_with_re_route += 1,
+        for (k, (anchor, through)) in map.targets().zip(&self.through).enumerate() {
+            if k < map.anchors.len() {
+                match anchor.migration_scenario {
+                    MigrationScenario::CleanGraft => summary.anchors_with_clean_graft += 1,
+                    MigrationScenario::GapFill => summary.anchors_with_gap_fill += 1,
+                    MigrationScenario::ReRoute => summary.anchors_with_re_route += 1,
+                }
             }
             let n = sessions(through);
             if n > 0 {
@@ -199,18 +216,15 @@ impl PlanDraft {
 }
 
 fn sessions_through(map: &TransformationMap) -> Vec<Vec<Uuid>> {
-    let mut through: Vec<Vec<Uuid>> = map
-        .anchors
-        .iter()
-        .map(|a| vec![a.anchor_node_id_v1])
-        .collect();
+    let mut through: Vec<Vec<Uuid>> = map.targets().map(|a| vec![a.anchor_node_id_v1]).collect();
     let mut by_target: HashMap<(&str, Uuid), usize> = HashMap::new();
-    for (k, a) in map.anchors.iter().enumerate() {
+    for (k, a) in map.targets().enumerate() {
         by_target
             .entry((a.anchor_content_hash.as_str(), a.anchor_node_id_v2))
             .or_insert(k);
     }
-    for d in &map.deleted_nodes {
+    // An edited step's own sessions are already its first entry.
+    for d in map.deleted_nodes.iter().filter(|d| !d.edited) {
         if let (Some(h), Some(v2)) = (&d.nearest_anchor_hash, d.nearest_anchor_id_v2)
             && let Some(&k) = by_target.get(&(h.as_str(), v2))
         {
@@ -238,6 +252,14 @@ enum FindingKind {
         step: String,
         nearest: Option<String>,
     },
+    EditedStep {
+        step: String,
+        /// The old name, when the edit renamed it.
+        renamed_from: Option<String>,
+        changed: Vec<String>,
+        becomes_checkpoint: bool,
+        becomes_required_action: bool,
+    },
     RerouteCheckpoint {
         fork: String,
         checkpoints: Vec<String>,
@@ -264,6 +286,8 @@ enum FindingKind {
     RequiredAction {
         step: String,
         anchors: Vec<String>,
+        /// An existing step the edit made a required action.
+        edited: bool,
     },
     Truncated {
         anchors: u64,
@@ -316,6 +340,45 @@ impl Finding {
                     ),
                 ),
             },
+            FindingKind::EditedStep {
+                step,
+                renamed_from,
+                changed,
+                becomes_checkpoint,
+                becomes_required_action,
+            } => {
+                let what = match renamed_from {
+                    Some(old) => format!("Step '{old}' is edited in place and renamed '{step}'"),
+                    None => format!("Step '{step}' is edited in place"),
+                };
+                let changed = changed.join(", ");
+                let becomes = match (becomes_checkpoint, becomes_required_action) {
+                    (true, true) => Some("a checkpoint and a required action"),
+                    (true, false) => Some("a checkpoint"),
+                    (false, true) => Some("a required action"),
+                    (false, false) => None,
+                };
+                match becomes {
+                    Some(becomes) => (
+                        Severity::Warning,
+                        format!(
+                            "{what} ({changed}) and becomes {becomes}: the {sessions} session(s) waiting there stay on it and will go through it when they continue"
+                        ),
+                    ),
+                    None if sessions > 0 => (
+                        Severity::Info,
+                        format!(
+                            "{what} ({changed}): the {sessions} session(s) waiting there stay on it"
+                        ),
+                    ),
+                    None => (
+                        Severity::Info,
+                        format!(
+                            "{what} ({changed}); sessions found there at deployment stay on it"
+                        ),
+                    ),
+                }
+            }
             FindingKind::RerouteCheckpoint {
                 fork,
                 checkpoints,
@@ -371,13 +434,25 @@ impl Finding {
                     quote_some(anchors)
                 ),
             ),
-            FindingKind::RequiredAction { step, anchors } => (
+            FindingKind::RequiredAction {
+                step,
+                anchors,
+                edited,
+            } => (
                 Severity::Info,
-                format!(
-                    "New required action '{step}' will be executed for sessions at {} ({}) before they continue",
-                    plural(anchors.len(), "anchor", "anchors"),
-                    quote_some(anchors)
-                ),
+                if *edited {
+                    format!(
+                        "Step '{step}' is now a required action: it will be executed for sessions at {} ({}), which passed it before the edit, before they continue",
+                        plural(anchors.len(), "anchor", "anchors"),
+                        quote_some(anchors)
+                    )
+                } else {
+                    format!(
+                        "New required action '{step}' will be executed for sessions at {} ({}) before they continue",
+                        plural(anchors.len(), "anchor", "anchors"),
+                        quote_some(anchors)
+                    )
+                },
             ),
             FindingKind::Truncated { anchors, omitted } => (
                 Severity::Critical,
@@ -398,8 +473,7 @@ impl Finding {
 
 fn deleted_findings(map: &TransformationMap, out: &mut Vec<Finding>) {
     let names: HashMap<(&str, Uuid), &str> = map
-        .anchors
-        .iter()
+        .targets()
         .map(|a| {
             (
                 (a.anchor_content_hash.as_str(), a.anchor_node_id_v2),
@@ -407,7 +481,7 @@ fn deleted_findings(map: &TransformationMap, out: &mut Vec<Finding>) {
             )
         })
         .collect();
-    for d in &map.deleted_nodes {
+    for d in map.deleted_nodes.iter().filter(|d| !d.edited) {
         let nearest = match (&d.nearest_anchor_hash, d.nearest_anchor_id_v2) {
             (Some(h), Some(v2)) => names.get(&(h.as_str(), v2)).map(|n| n.to_string()),
             _ => None,
@@ -419,6 +493,32 @@ fn deleted_findings(map: &TransformationMap, out: &mut Vec<Finding>) {
                 nearest,
             },
             steps: vec![d.node_id_v1],
+        });
+    }
+}
+
+/// One finding per edited step: what changed, and a warning when the edit makes it
+/// a checkpoint or a required action that its waiting sessions will go through.
+fn edited_findings(map: &TransformationMap, through: &[Vec<Uuid>], out: &mut Vec<Finding>) {
+    let n = map.anchors.len();
+    for (e, edited) in map.edited_steps.iter().enumerate() {
+        let step = edited.step.anchor_name.clone();
+        out.push(Finding {
+            anchor_name: step.clone(),
+            kind: FindingKind::EditedStep {
+                renamed_from: edited
+                    .changed(StepAttribute::Name)
+                    .then(|| edited.node_name_v1.clone()),
+                step,
+                changed: edited
+                    .changes
+                    .iter()
+                    .map(|c| c.attribute.label().to_string())
+                    .collect(),
+                becomes_checkpoint: edited.becomes_checkpoint(),
+                becomes_required_action: edited.becomes_required_action(),
+            },
+            steps: through.get(n + e).cloned().unwrap_or_default(),
         });
     }
 }
@@ -651,8 +751,17 @@ fn fields_and_actions(
     out: &mut Vec<Finding>,
 ) -> Vec<FieldCollectionInfo> {
     let map = &analysis.output.transformation_map;
+    let targets: Vec<&AnchorTransformation> = map.targets().collect();
     let mut fields: BTreeMap<String, FieldDraft> = BTreeMap::new();
-    let mut actions: BTreeMap<(u32, Uuid), (String, Vec<u32>)> = BTreeMap::new();
+    let mut actions: BTreeMap<(u32, Uuid), (String, Vec<u32>, bool)> = BTreeMap::new();
+    let rank_of = |id: &Uuid| {
+        analysis
+            .g2
+            .index
+            .get(id)
+            .map(|&j| analysis.g2.rank[j as usize])
+            .unwrap_or(u32::MAX)
+    };
     let add = |fields: &mut BTreeMap<String, FieldDraft>,
                name: &str,
                a: u32,
@@ -667,7 +776,7 @@ fn fields_and_actions(
         }
         entry.asked_by_a_step |= asked;
     };
-    for (a, anchor) in map.anchors.iter().enumerate() {
+    for (a, anchor) in targets.iter().enumerate() {
         if anchor.migration_scenario == MigrationScenario::CleanGraft {
             continue;
         }
@@ -682,15 +791,27 @@ fn fields_and_actions(
                 );
             }
             if node.is_required_action {
-                let rank = analysis
-                    .g2
-                    .index
-                    .get(&node.node_id)
-                    .map(|&j| analysis.g2.rank[j as usize])
-                    .unwrap_or(u32::MAX);
                 actions
-                    .entry((rank, node.node_id))
-                    .or_insert_with(|| (node.node_name.clone(), Vec::new()))
+                    .entry((rank_of(&node.node_id), node.node_id))
+                    .or_insert_with(|| (node.node_name.clone(), Vec::new(), false))
+                    .1
+                    .push(a as u32);
+            }
+        }
+        for node in &anchor.upstream_changes.edited_nodes {
+            for field in &node.added_fields {
+                add(
+                    &mut fields,
+                    field,
+                    a as u32,
+                    format!("now collected by edited step '{}'", node.node_name),
+                    true,
+                );
+            }
+            if node.new_required_action {
+                actions
+                    .entry((rank_of(&node.node_id), node.node_id))
+                    .or_insert_with(|| (node.node_name.clone(), Vec::new(), true))
                     .1
                     .push(a as u32);
             }
@@ -711,7 +832,7 @@ fn fields_and_actions(
         }
     }
 
-    let name_of = |a: u32| map.anchors[a as usize].anchor_name.clone();
+    let name_of = |a: u32| targets[a as usize].anchor_name.clone();
     let mut infos = Vec::with_capacity(fields.len());
     for (field, draft) in fields {
         let mut reasons = draft.reasons;
@@ -744,13 +865,14 @@ fn fields_and_actions(
             can_extract_from_conversation: draft.asked_by_a_step,
         });
     }
-    for (_, (step, anchors)) in actions {
+    for (_, (step, anchors, edited)) in actions {
         let names: Vec<String> = anchors.iter().map(|&a| name_of(a)).collect();
         out.push(Finding {
             anchor_name: names.first().cloned().unwrap_or_default(),
             kind: FindingKind::RequiredAction {
                 step,
                 anchors: names,
+                edited,
             },
             steps: anchors
                 .iter()

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::graph::Graph;
 use crate::model::{
-    AnchorTransformation, MigrationScenario, PlanComputation, RegionChanges, ScenarioInput,
-    Severity, TransitionChangeType,
+    AnchorTransformation, AttributeChange, EditedStep, EditedStepBehavior, MigrationScenario,
+    PlanComputation, RegionChanges, ScenarioInput, Severity, TransitionChangeType,
 };
 
 /// Anchors listed in detail by the text review before "… and N more".
@@ -18,6 +18,10 @@ const TEXT_ANCHORS: usize = 40;
 const TEXT_ITEMS: usize = 5;
 /// Warnings of the same severity listed before "… and N more".
 const TEXT_WARNINGS: usize = 30;
+/// Edited steps listed in detail before "… and N more".
+const TEXT_EDITED: usize = 40;
+/// Characters of an attribute value shown in the review.
+const TEXT_VALUE: usize = 60;
 
 struct Names<'a> {
     v1: HashMap<Uuid, &'a str>,
@@ -90,6 +94,7 @@ pub fn text(plan: &PlanComputation, v1: &ScenarioInput, v2: &ScenarioInput) -> S
         s.anchors_with_gap_fill,
         s.anchors_with_re_route
     );
+    let _ = writeln!(out, "  edited steps       {:>6}", map.edited_steps.len());
     let _ = writeln!(out, "  deleted steps      {:>6}", s.nodes_deleted);
     let _ = writeln!(out, "  new steps          {:>6}", map.new_node_ids.len());
     let _ = writeln!(
@@ -110,14 +115,21 @@ pub fn text(plan: &PlanComputation, v1: &ScenarioInput, v2: &ScenarioInput) -> S
         let _ = writeln!(out, "  (none: no step of the current version survives)");
     }
 
-    if !map.deleted_nodes.is_empty() {
+    if !map.edited_steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nEDITED STEPS (same id, content changed: sessions keep their step)"
+        );
+        edited_text(&mut out, plan, &names);
+    }
+
+    if map.deleted_nodes.iter().any(|d| !d.edited) {
         let _ = writeln!(out, "\nDELETED STEPS");
         let anchor_names: HashMap<Uuid, &str> = map
-            .anchors
-            .iter()
+            .targets()
             .map(|a| (a.anchor_node_id_v2, a.anchor_name.as_str()))
             .collect();
-        for d in &map.deleted_nodes {
+        for d in map.deleted_nodes.iter().filter(|d| !d.edited) {
             match d.nearest_anchor_id_v2 {
                 Some(v2id) => {
                     let _ = writeln!(
@@ -301,6 +313,119 @@ fn anchors_text(out: &mut String, plan: &PlanComputation, names: &Names<'_>) {
     }
 }
 
+/// A value of a changed attribute, short: strings quoted and cut, lists joined.
+fn value_text(v: &serde_json::Value) -> String {
+    let cut = |t: &str| {
+        let mut s: String = t.chars().take(TEXT_VALUE).collect();
+        if t.chars().count() > TEXT_VALUE {
+            s.push('…');
+        }
+        s
+    };
+    match v {
+        serde_json::Value::String(t) if t.is_empty() => "(none)".to_string(),
+        serde_json::Value::String(t) => format!("\"{}\"", cut(t)),
+        serde_json::Value::Array(items) if items.is_empty() => "(none)".to_string(),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect();
+            cut(&parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn change_text(c: &AttributeChange) -> String {
+    format!(
+        "{}: {} → {}",
+        c.attribute.label(),
+        value_text(&c.before),
+        value_text(&c.after)
+    )
+}
+
+/// Each edited step: what changed, where its sessions go, its surroundings.
+fn edited_text(out: &mut String, plan: &PlanComputation, names: &Names<'_>) {
+    let map = &plan.transformation_map;
+    let targets: HashMap<&str, &str> = map
+        .anchors
+        .iter()
+        .map(|a| (a.anchor_content_hash.as_str(), a.anchor_name.as_str()))
+        .collect();
+    for e in map.edited_steps.iter().take(TEXT_EDITED) {
+        let a: &AnchorTransformation = &e.step;
+        let sessions = plan
+            .summary
+            .sessions_by_anchor
+            .get(&a.anchor_content_hash)
+            .map(|n| format!(", {n} session(s)"))
+            .unwrap_or_default();
+        let title = if e.node_name_v1 == a.anchor_name {
+            a.anchor_name.clone()
+        } else {
+            format!("{} (was '{}')", a.anchor_name, e.node_name_v1)
+        };
+        let _ = writeln!(
+            out,
+            "  [{}] {title}  ({}{sessions})",
+            scenario_label(a.migration_scenario),
+            a.anchor_content_hash
+        );
+        for c in &e.changes {
+            let _ = writeln!(out, "      ~ {}", change_text(c));
+        }
+        let _ = writeln!(
+            out,
+            "      sessions there: {}",
+            edited_behavior(plan, e, &targets)
+        );
+        if e.becomes_checkpoint() || e.becomes_required_action() {
+            let _ = writeln!(
+                out,
+                "      ! the edit makes it {}: sessions waiting there will go through it",
+                match (e.becomes_checkpoint(), e.becomes_required_action()) {
+                    (true, true) => "a checkpoint and a required action",
+                    (true, false) => "a checkpoint",
+                    _ => "a required action",
+                }
+            );
+        }
+        region_text(out, "upstream", &a.upstream_changes, names);
+        region_text(out, "downstream", &a.downstream_changes, names);
+    }
+    if map.edited_steps.len() > TEXT_EDITED {
+        let _ = writeln!(
+            out,
+            "  … and {} more edited steps (use --format json for all)",
+            map.edited_steps.len() - TEXT_EDITED
+        );
+    }
+}
+
+fn edited_behavior(
+    plan: &PlanComputation,
+    e: &EditedStep,
+    anchors: &HashMap<&str, &str>,
+) -> String {
+    let behavior = plan
+        .anchor_policies
+        .get(e.key())
+        .and_then(|p| p.edited_step_behavior)
+        .unwrap_or_default();
+    match behavior {
+        EditedStepBehavior::Stay => "stay on the edited step".to_string(),
+        EditedStepBehavior::RelocateToNearestAnchor => match &e.nearest_anchor_hash {
+            Some(h) => format!(
+                "relocated to the nearest anchor '{}' (policy)",
+                anchors.get(h.as_str()).copied().unwrap_or("?")
+            ),
+            None => "relocated (policy), but no anchor is near: they exit the scenario".to_string(),
+        },
+    }
+}
+
 fn region_text(out: &mut String, side: &str, r: &RegionChanges, names: &Names<'_>) {
     if r.is_empty() {
         return;
@@ -327,6 +452,26 @@ fn region_text(out: &mut String, side: &str, r: &RegionChanges, names: &Names<'_
         })
         .collect();
     let removed: Vec<String> = r.removed_node_ids.iter().map(|&id| names.v1(id)).collect();
+    let edited: Vec<String> = r
+        .edited_nodes
+        .iter()
+        .map(|n| {
+            let mut tags: Vec<String> = vec![
+                n.changed
+                    .iter()
+                    .map(|a| a.label())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ];
+            if !n.added_fields.is_empty() {
+                tags.push(format!("now collects {}", n.added_fields.join(", ")));
+            }
+            if n.new_required_action {
+                tags.push("now a required action".to_string());
+            }
+            format!("{} [{}]", n.node_name, tags.join("; "))
+        })
+        .collect();
     let forks: Vec<String> = r
         .new_forks
         .iter()
@@ -370,6 +515,7 @@ fn region_text(out: &mut String, side: &str, r: &RegionChanges, names: &Names<'_
     for (label, items) in [
         ("+ inserted", &inserted),
         ("- removed", &removed),
+        ("* edited", &edited),
         ("? new forks", &forks),
         ("~ transitions", &transitions),
     ] {
@@ -407,11 +553,15 @@ pub fn mermaid(plan: &PlanComputation, v2: &ScenarioInput) -> String {
     let node = |i: u32| format!("s{}", g.rank[i as usize]);
 
     let scenario_of: HashMap<Uuid, MigrationScenario> = map
-        .anchors
-        .iter()
+        .targets()
         .map(|a| (a.anchor_node_id_v2, a.migration_scenario))
         .collect();
     let new: HashSet<Uuid> = map.new_node_ids.iter().copied().collect();
+    let edited: HashSet<Uuid> = map
+        .edited_steps
+        .iter()
+        .map(|e| e.step.anchor_node_id_v2)
+        .collect();
 
     let mut out = String::new();
     let _ = writeln!(out, "flowchart TD");
@@ -441,6 +591,8 @@ pub fn mermaid(plan: &PlanComputation, v2: &ScenarioInput) -> String {
         let mut text = label(&st.name, 60);
         if new.contains(&st.id) {
             text = format!("+ {text}");
+        } else if edited.contains(&st.id) {
+            text = format!("✎ {text}");
         }
         if st.is_checkpoint {
             text.push_str(" ⚑");
@@ -479,16 +631,23 @@ pub fn mermaid(plan: &PlanComputation, v2: &ScenarioInput) -> String {
         }
     }
 
-    if !map.deleted_nodes.is_empty() {
+    // Edited steps are drawn in place (✎), not as deletions.
+    if map.deleted_nodes.iter().any(|d| !d.edited) {
         let _ = writeln!(
             out,
             "  subgraph deleted_steps[\"Deleted from the current version\"]"
         );
-        for (k, d) in map.deleted_nodes.iter().enumerate() {
+        let deleted = || {
+            map.deleted_nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.edited)
+        };
+        for (k, d) in deleted() {
             let _ = writeln!(out, "    d{k}[\"- {}\"]:::deleted", label(&d.node_name, 60));
         }
         let _ = writeln!(out, "  end");
-        for (k, d) in map.deleted_nodes.iter().enumerate() {
+        for (k, d) in deleted() {
             if let Some(&to) = d.nearest_anchor_id_v2.and_then(|id| g.index.get(&id)) {
                 let _ = writeln!(out, "  d{k} -.->|\"sessions move\"| {}", node(to));
             }
@@ -500,6 +659,7 @@ pub fn mermaid(plan: &PlanComputation, v2: &ScenarioInput) -> String {
     let _ = writeln!(out, "    legend_gap[\"gap fill\"]:::gap_fill");
     let _ = writeln!(out, "    legend_reroute[\"re-route\"]:::re_route");
     let _ = writeln!(out, "    legend_new[\"+ new step\"]:::inserted");
+    let _ = writeln!(out, "    legend_edited[\"✎ edited step (same id)\"]");
     let _ = writeln!(out, "    legend_deleted[\"- deleted step\"]:::deleted");
     let _ = writeln!(out, "  end");
     out

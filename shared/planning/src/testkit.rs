@@ -8,6 +8,8 @@
 //! - [`conversation`]: a generated conversation-like graph (a main path with forks
 //!   that merge back, some checkpoints, some collected fields).
 //! - [`edit`]: a new version of a scenario with `k` realistic edits.
+//! - [`edit_in_place`]: a new version whose only changes are `k` steps edited in
+//!   place (same ids, other content).
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -315,6 +317,22 @@ pub enum EditKind {
     ChangeCondition,
     /// A new conditional branch from a step to a later step.
     AddBranch,
+    /// A step edited in place, keeping its id: description, name, an extra field,
+    /// the checkpoint flag, a rule, or made a required action. Never chosen by
+    /// [`edit`] (whose fixtures the benchmarks use); see [`edit_in_place`].
+    EditContent,
+}
+
+/// A new version of `base` (version + 1) where `k` steps (chosen by `seed`, possibly
+/// the same one twice) are edited in place; nothing else changes.
+pub fn edit_in_place(base: &ScenarioInput, k: usize, seed: u64) -> ScenarioInput {
+    let mut rng = Rng::new(seed.wrapping_mul(131).wrapping_add(3));
+    let mut s = base.clone();
+    s.version = base.version.saturating_add(1);
+    for n in 0..k {
+        apply_edit(&mut s, EditKind::EditContent, &mut rng, n);
+    }
+    s
 }
 
 /// A new version of `base` (version + 1) with `k` edits chosen by `seed`. Steps keep
@@ -422,6 +440,36 @@ pub fn apply_edit(s: &mut ScenarioInput, kind: EditKind, rng: &mut Rng, tag: usi
                 priority: 2,
                 condition_fields: vec![field.to_string()],
             });
+            true
+        }
+        EditKind::EditContent => {
+            let st = &mut s.steps[rng.below(len)];
+            match rng.below(6) {
+                0 => {
+                    let field = FIELDS[rng.below(FIELDS.len())].to_string();
+                    if st.collects_profile_fields.contains(&field) {
+                        st.collects_profile_fields.retain(|f| f != &field);
+                    } else {
+                        st.collects_profile_fields.push(field);
+                    }
+                }
+                1 => {
+                    st.is_checkpoint = !st.is_checkpoint;
+                    st.checkpoint_description =
+                        st.is_checkpoint.then(|| format!("Checkpoint (edit {tag})"));
+                    st.performs_action |= st.is_checkpoint;
+                }
+                2 => st.name = format!("{} (renamed {tag})", st.name),
+                3 => st.rule_ids.push(rng.uuid()),
+                4 if !st.is_required_action => {
+                    st.performs_action = true;
+                    st.is_required_action = true;
+                }
+                _ => {
+                    let before = st.description.clone().unwrap_or_default();
+                    st.description = Some(format!("{before} (edit {tag})"));
+                }
+            }
             true
         }
     }

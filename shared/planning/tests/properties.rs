@@ -117,7 +117,7 @@ fn arb_graph(valid: bool, version: i64) -> impl Strategy<Value = ScenarioInput> 
 fn arb_pair(valid: bool) -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
     let edited = (
         arb_graph(valid, 1),
-        prop::collection::vec((0usize..4, any::<u64>()), 0..4),
+        prop::collection::vec((0usize..5, any::<u64>()), 0..4),
     )
         .prop_map(|(v1, edits)| {
             let mut v2 = v1.clone();
@@ -128,6 +128,7 @@ fn arb_pair(valid: bool) -> impl Strategy<Value = (ScenarioInput, ScenarioInput)
                     EditKind::Delete,
                     EditKind::ChangeCondition,
                     EditKind::AddBranch,
+                    EditKind::EditContent,
                 ][kind];
                 testkit::apply_edit(&mut v2, kind, &mut Rng::new(seed), n);
             }
@@ -138,11 +139,18 @@ fn arb_pair(valid: bool) -> impl Strategy<Value = (ScenarioInput, ScenarioInput)
 }
 
 fn conversation_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
-    (1usize..90, any::<u64>(), 0usize..7, any::<u64>()).prop_map(|(n, seed, k, edit_seed)| {
-        let v1 = conversation(n, seed);
-        let v2 = edit(&v1, k, edit_seed);
-        (v1, v2)
-    })
+    (1usize..90, any::<u64>(), 0usize..7, any::<u64>(), 0usize..4).prop_map(
+        |(n, seed, k, edit_seed, in_place)| {
+            let v1 = conversation(n, seed);
+            let mut v2 = edit(&v1, k, edit_seed);
+            // Some steps edited in place on top of the structural edits.
+            let mut rng = Rng::new(edit_seed ^ 0x5eed);
+            for e in 0..in_place {
+                testkit::apply_edit(&mut v2, EditKind::EditContent, &mut rng, 100 + e);
+            }
+            (v1, v2)
+        },
+    )
 }
 
 fn any_valid_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
@@ -166,6 +174,8 @@ fn shuffled(s: &ScenarioInput, seed: u64) -> ScenarioInput {
 struct Ref<'a> {
     s: &'a ScenarioInput,
     index: HashMap<Uuid, usize>,
+    /// Match keys: the content hash, except that an edited V2 step carries the
+    /// hash of its V1 step (regions compare it as the same step).
     hashes: Vec<String>,
 }
 
@@ -181,6 +191,16 @@ impl<'a> Ref<'a> {
                 .collect(),
             hashes: s.steps.iter().map(step_content_hash).collect(),
         }
+    }
+    /// The same with edited steps (V2 id → V1 content hash) rekeyed.
+    fn rekeyed(s: &'a ScenarioInput, edited: &HashMap<Uuid, String>) -> Self {
+        let mut r = Ref::new(s);
+        for (k, st) in s.steps.iter().enumerate() {
+            if let Some(h) = edited.get(&st.id) {
+                r.hashes[k] = h.clone();
+            }
+        }
+        r
     }
     fn targets(&self, i: usize) -> Vec<usize> {
         self.s.steps[i]
@@ -222,15 +242,33 @@ fn sorted_conditions(s: &StepInput) -> Vec<&str> {
     c
 }
 
-/// Check every anchor's regions against the literal definitions.
+/// Check every anchor's (and edited step's) regions against the literal
+/// definitions, where an edited pair compares as one step.
 fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
-    let r1 = Ref::new(v1);
-    let r2 = Ref::new(v2);
-    let partner2: HashMap<Uuid, Uuid> = out
-        .transformation_map
-        .anchors
+    let map = &out.transformation_map;
+    let edited_keys: HashMap<Uuid, String> = map
+        .edited_steps
         .iter()
+        .map(|e| (e.step.anchor_node_id_v2, e.content_hash_v1.clone()))
+        .collect();
+    let r1 = Ref::new(v1);
+    let r2 = Ref::rekeyed(v2, &edited_keys);
+    let partner2: HashMap<Uuid, Uuid> = map
+        .targets()
         .map(|a| (a.anchor_node_id_v2, a.anchor_node_id_v1))
+        .collect();
+    let partner1: HashMap<Uuid, Uuid> = map
+        .targets()
+        .map(|a| (a.anchor_node_id_v1, a.anchor_node_id_v2))
+        .collect();
+    let edited_v2: HashMap<Uuid, (&StepInput, &StepInput)> = map
+        .edited_steps
+        .iter()
+        .filter_map(|e| {
+            let s1 = v1.steps.iter().find(|s| s.id == e.step.anchor_node_id_v1)?;
+            let s2 = v2.steps.iter().find(|s| s.id == e.step.anchor_node_id_v2)?;
+            Some((s2.id, (s1, s2)))
+        })
         .collect();
     let fork_changed = |j: usize| -> bool {
         let st = &v2.steps[j];
@@ -266,7 +304,7 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
         a != b
     };
 
-    for anchor in &out.transformation_map.anchors {
+    for anchor in map.targets() {
         let a1 = r1.index[&anchor.anchor_node_id_v1];
         let a2 = r2.index[&anchor.anchor_node_id_v2];
         for (forward, changes) in [
@@ -282,6 +320,15 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
                 .filter(|&&j| !h1.contains(r2.hashes[j].as_str()))
                 .map(|&j| v2.steps[j].id)
                 .collect();
+            let edited: BTreeSet<Uuid> = reg2
+                .iter()
+                .filter(|&&j| {
+                    edited_keys.contains_key(&v2.steps[j].id) && h1.contains(r2.hashes[j].as_str())
+                })
+                .map(|&j| v2.steps[j].id)
+                .collect();
+            let got_edited: BTreeSet<Uuid> =
+                changes.edited_nodes.iter().map(|n| n.node_id).collect();
             let removed: BTreeSet<Uuid> = reg1
                 .iter()
                 .filter(|&&i| !h2.contains(r1.hashes[i].as_str()))
@@ -301,6 +348,24 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
                 "{side} removed of {}",
                 anchor.anchor_name
             );
+            assert_eq!(
+                got_edited, edited,
+                "{side} edited of {}",
+                anchor.anchor_name
+            );
+            for n in &changes.edited_nodes {
+                let (s1, s2) = edited_v2[&n.node_id];
+                let added: Vec<&String> = s2
+                    .collects_profile_fields
+                    .iter()
+                    .filter(|f| !s1.collects_profile_fields.contains(f))
+                    .collect();
+                assert_eq!(n.added_fields.iter().collect::<Vec<_>>(), added);
+                assert_eq!(
+                    n.new_required_action,
+                    s2.is_required_action && !s1.is_required_action && !s1.performs_action
+                );
+            }
 
             let mut forks: BTreeSet<Uuid> = reg2
                 .iter()
@@ -315,11 +380,9 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
                 .copied()
                 .chain(reg1.iter().filter_map(|&i| {
                     let id1 = v1.steps[i].id;
-                    out.transformation_map
-                        .anchors
-                        .iter()
-                        .find(|a| a.anchor_node_id_v1 == id1)
-                        .and_then(|a| r2.index.get(&a.anchor_node_id_v2).copied())
+                    partner1
+                        .get(&id1)
+                        .and_then(|id2| r2.index.get(id2).copied())
                 }))
                 .filter(|&j| j != a2 && has_transition_changes(j))
                 .map(|j| v2.steps[j].id)
@@ -364,7 +427,12 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
             .upstream_changes
             .inserted_nodes
             .iter()
-            .any(|n| !n.collects_fields.is_empty() || n.is_required_action);
+            .any(|n| !n.collects_fields.is_empty() || n.is_required_action)
+            || anchor
+                .upstream_changes
+                .edited_nodes
+                .iter()
+                .any(|n| !n.added_fields.is_empty() || n.new_required_action);
         let expected = if escapes {
             MigrationScenario::ReRoute
         } else if collects {
@@ -392,12 +460,63 @@ fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
         "every V1 step is an anchor or deleted, once"
     );
 
-    let mut from_v2: Vec<Uuid> = map.anchors.iter().map(|a| a.anchor_node_id_v2).collect();
+    let mut from_v2: Vec<Uuid> = map.targets().map(|a| a.anchor_node_id_v2).collect();
     from_v2.extend(map.new_node_ids.iter().copied());
     from_v2.sort();
     let mut all_v2: Vec<Uuid> = v2.steps.iter().map(|s| s.id).collect();
     all_v2.sort();
-    assert_eq!(from_v2, all_v2, "every V2 step is an anchor or new, once");
+    assert_eq!(
+        from_v2, all_v2,
+        "every V2 step is an anchor, edited or new, once"
+    );
+
+    // Edited steps: same id, unpaired content; listed as deleted nodes landing on
+    // themselves; a plain deleted step never shares its id with a new step.
+    let edited_ids: HashSet<Uuid> = map
+        .edited_steps
+        .iter()
+        .map(|e| e.step.anchor_node_id_v1)
+        .collect();
+    for e in &map.edited_steps {
+        assert_eq!(e.step.anchor_node_id_v1, e.step.anchor_node_id_v2);
+        assert_ne!(e.content_hash_v1, e.content_hash_v2);
+        assert!(!e.changes.is_empty());
+        let d = map
+            .deleted_nodes
+            .iter()
+            .find(|d| d.node_id_v1 == e.step.anchor_node_id_v1)
+            .expect("an edited step is also a deleted node");
+        assert!(d.edited);
+        assert_eq!(d.nearest_anchor_hash.as_deref(), Some(e.key()));
+        assert_eq!(d.nearest_anchor_id_v2, Some(e.step.anchor_node_id_v2));
+        if let Some(h) = &e.nearest_anchor_hash {
+            assert!(map.anchors.iter().any(|a| &a.anchor_content_hash == h
+                && Some(a.anchor_node_id_v2) == e.nearest_anchor_id_v2));
+        }
+    }
+    let new_ids: HashSet<Uuid> = map.new_node_ids.iter().copied().collect();
+    for d in &map.deleted_nodes {
+        assert_eq!(d.edited, edited_ids.contains(&d.node_id_v1));
+        if !d.edited {
+            assert!(!new_ids.contains(&d.node_id_v1), "unrecognised edit {d:?}");
+        }
+    }
+    // Policy keys never collide.
+    let mut keys: Vec<&str> = map
+        .targets()
+        .map(|a| a.anchor_content_hash.as_str())
+        .collect();
+    let anchor_keys: HashSet<&str> = map
+        .anchors
+        .iter()
+        .map(|a| a.anchor_content_hash.as_str())
+        .collect();
+    for e in &map.edited_steps {
+        assert!(!anchor_keys.contains(e.key()));
+    }
+    keys.retain(|k| !anchor_keys.contains(k));
+    let distinct: HashSet<&&str> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "edited keys are distinct");
 
     let h1: HashMap<Uuid, String> = v1
         .steps
@@ -414,8 +533,7 @@ fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
         assert_eq!(h2[&a.anchor_node_id_v2], a.anchor_content_hash);
     }
     let anchor_v2: HashSet<(Option<&str>, Option<Uuid>)> = map
-        .anchors
-        .iter()
+        .targets()
         .map(|a| {
             (
                 Some(a.anchor_content_hash.as_str()),
@@ -528,8 +646,9 @@ proptest! {
             s.anchors_with_clean_graft + s.anchors_with_gap_fill + s.anchors_with_re_route,
             s.total_anchors
         );
-        prop_assert_eq!(s.nodes_deleted, map.deleted_nodes.len() as u64);
-        let hashes: BTreeSet<&String> = map.anchors.iter().map(|a| &a.anchor_content_hash).collect();
+        prop_assert_eq!(s.nodes_deleted, map.deleted_nodes.iter().filter(|d| !d.edited).count() as u64);
+        prop_assert_eq!(s.steps_edited, map.edited_steps.len() as u64);
+        let hashes: BTreeSet<&String> = map.targets().map(|a| &a.anchor_content_hash).collect();
         let keys: BTreeSet<&String> = plan.anchor_policies.keys().collect();
         prop_assert_eq!(hashes, keys);
         let total: u64 = v1.steps.iter().map(|st| counts[&st.id]).sum();

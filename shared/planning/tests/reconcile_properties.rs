@@ -291,6 +291,7 @@ fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> Migrati
                 node_name: s.name.clone(),
                 nearest_anchor_hash: nearest.map(|a| a.anchor_content_hash.clone()),
                 nearest_anchor_id_v2: nearest.map(|a| a.anchor_node_id_v2),
+                edited: false,
             }
         })
         .collect();
@@ -311,6 +312,7 @@ fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> Migrati
                     scope_filter: ScopeFilter::default(),
                     update_downstream: !rng.one_in(10),
                     force_scenario: force,
+                    edited_step_behavior: None,
                 },
             )
         })
@@ -328,6 +330,7 @@ fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> Migrati
             anchors,
             deleted_nodes,
             new_node_ids: new_steps.iter().map(|s| s.id).collect(),
+            edited_steps: Vec::new(),
         },
         anchor_policies,
         summary: MigrationSummary::default(),
@@ -374,12 +377,20 @@ fn random_session(rng: &mut Rng, def: &ScenarioInput, plan: Option<&MigrationPla
         variables.insert("age".to_string(), json!(10 + rng.below(40)));
     }
     let pending_migration = plan.filter(|_| rng.below(4) != 0).map(|p| {
-        let anchor = p
-            .transformation_map
+        // As marking flags: an anchor's hash, or a deleted node's (an edited
+        // step's included) nearest anchor hash.
+        let map = &p.transformation_map;
+        let anchor = map
             .anchors
             .iter()
             .find(|a| a.anchor_node_id_v1 == at)
             .map(|a| a.anchor_content_hash.clone())
+            .or_else(|| {
+                map.deleted_nodes
+                    .iter()
+                    .find(|d| d.node_id_v1 == at)
+                    .and_then(|d| d.nearest_anchor_hash.clone())
+            })
             .unwrap_or_default();
         PendingMigration {
             migration_plan_id: p.id,
@@ -481,6 +492,11 @@ impl World {
                         p.update_downstream = !rng.one_in(10);
                         if rng.one_in(8) {
                             p.force_scenario = Some(MigrationScenario::GapFill);
+                        }
+                        // Edited steps: sometimes the original behaviour.
+                        if p.edited_step_behavior.is_some() && rng.one_in(3) {
+                            p.edited_step_behavior =
+                                Some(EditedStepBehavior::RelocateToNearestAnchor);
                         }
                     }
                 }

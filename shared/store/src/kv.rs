@@ -277,14 +277,20 @@ fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T
 }
 
 fn save<T: Serialize>(kv: &mut dyn KvWrite, key: &str, value: &T) -> StoreResult<()> {
-    let mut out = CompressingBuffer::Plain(Vec::new());
+    let mut out =
+        std::io::BufWriter::with_capacity(64 * 1024, CompressingBuffer::Plain(Vec::new()));
     serde_json::to_writer(&mut out, value)
+        .map_err(|e| StoreError::Unexpected(format!("encode: {e}")))?;
+    let out = out
+        .into_inner()
         .map_err(|e| StoreError::Unexpected(format!("encode: {e}")))?;
     kv.put(key, out.finish()?)
 }
 
-/// JSON as it is written: plain while small, zlib-compressed as soon as it
-/// passes [`COMPRESS_ABOVE`] — so a 100 MB plan is never held uncompressed.
+/// JSON as it is written (in 64 KB chunks, through a `BufWriter`: serde writes
+/// tiny fragments, which deflate handles badly): plain while small,
+/// zlib-compressed as soon as it passes [`COMPRESS_ABOVE`] — so a 100 MB plan is
+/// never held uncompressed.
 enum CompressingBuffer {
     Plain(Vec<u8>),
     Compressed(flate2::write::ZlibEncoder<Vec<u8>>),
@@ -1140,6 +1146,34 @@ impl<B: KvBackend> Store for KvStore<B> {
             .read(move |kv| {
                 let entries = kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)?;
                 Ok(entries.len() as u64)
+            })
+            .await
+    }
+
+    /// One read of the version's part of the step index, whatever the number of steps.
+    async fn count_sessions_at_steps(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        steps: &[Uuid],
+        _concurrency: usize,
+    ) -> StoreResult<BTreeMap<Uuid, u64>> {
+        let wanted: std::collections::BTreeSet<Uuid> = steps.iter().copied().collect();
+        let prefix = format!("{tenant}/STEP/{scenario_id}/{}/", version_key(version));
+        self.backend
+            .read(move |kv| {
+                let mut counts = BTreeMap::new();
+                for (key, _) in kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)? {
+                    let step = key[prefix.len()..]
+                        .split('/')
+                        .next()
+                        .and_then(|s| Uuid::parse_str(s).ok());
+                    if let Some(step) = step.filter(|s| wanted.contains(s)) {
+                        *counts.entry(step).or_insert(0u64) += 1;
+                    }
+                }
+                Ok(counts)
             })
             .await
     }

@@ -241,6 +241,31 @@ pub trait Store: Send + Sync + 'static {
         step_id: Uuid,
     ) -> StoreResult<u64>;
 
+    /// How many sessions sit at each of `steps` of one scenario version (steps
+    /// without sessions are left out). This default counts step by step through
+    /// the index, `concurrency` at a time; stores that can count a whole version
+    /// in one read do.
+    async fn count_sessions_at_steps(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        steps: &[Uuid],
+        concurrency: usize,
+    ) -> StoreResult<BTreeMap<Uuid, u64>> {
+        use futures::{StreamExt, TryStreamExt};
+        let counts: Vec<(Uuid, u64)> = futures::stream::iter(steps.iter().copied())
+            .map(|step| async move {
+                self.count_sessions_at_step(tenant, scenario_id, version, step)
+                    .await
+                    .map(|n| (step, n))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(counts.into_iter().filter(|(_, n)| *n > 0).collect())
+    }
+
     /// Set `pending_migration` (and bump `revision`) and nothing else, only if the
     /// session is still at (scenario, version, step), has no pending migration and
     /// is not pinned.

@@ -228,6 +228,7 @@ fn anchor(i: usize) -> AnchorTransformation {
             removed_node_ids: vec![Uuid::new_v4()],
             new_forks: vec![],
             modified_transitions: vec![],
+            edited_nodes: vec![],
         },
         downstream_changes: RegionChanges::default(),
         migration_scenario: MigrationScenario::GapFill,
@@ -241,6 +242,7 @@ fn policy(hash: &str) -> AnchorMigrationPolicy {
         scope_filter: ScopeFilter::default(),
         update_downstream: true,
         force_scenario: None,
+        edited_step_behavior: None,
     }
 }
 
@@ -291,8 +293,10 @@ fn plan(
                 node_name: "Old".into(),
                 nearest_anchor_hash: None,
                 nearest_anchor_id_v2: None,
+                edited: false,
             }],
             new_node_ids: vec![Uuid::new_v4()],
+            edited_steps: vec![],
         },
         anchor_policies,
         status: PlanStatus::Pending,
@@ -1043,6 +1047,21 @@ mod cases {
                 .await
                 .expect("put");
         }
+        // All steps of a version at once: empty steps left out, other versions
+        // and other steps not asked for not counted.
+        let empty = Uuid::new_v4();
+        assert_eq!(
+            s.count_sessions_at_steps(tenant, sid, 1, &[step_a, step_b, empty], 4)
+                .await
+                .expect("counts"),
+            BTreeMap::from([(step_a, 25), (step_b, 3)])
+        );
+        assert_eq!(
+            s.count_sessions_at_steps(tenant, sid, 1, &[step_b], 4)
+                .await
+                .expect("counts"),
+            BTreeMap::from([(step_b, 3)])
+        );
         expected.sort();
         let mut q = StepQuery {
             tenant,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use futures::{StreamExt, TryStreamExt};
+
 use planning::conditions::MAX_EXPRESSION_CHARS;
 use planning::plan::{SessionCounts, compute_plan};
 use planning::scope::{CompiledScope, MAX_CUSTOM_CONDITIONS};
@@ -114,18 +114,11 @@ pub async fn count_sessions(
     steps: impl IntoIterator<Item = Uuid>,
     concurrency: usize,
 ) -> ApiResult<SessionCounts> {
-    let queries: Vec<_> = steps
-        .into_iter()
-        .map(|step| {
-            let count = store.count_sessions_at_step(tenant, scenario_id, version, step);
-            async move { count.await.map(|n| (step, n)) }
-        })
-        .collect();
-    let counts: Vec<(Uuid, u64)> = futures::stream::iter(queries)
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
+    let steps: Vec<Uuid> = steps.into_iter().collect();
+    let counts = store
+        .count_sessions_at_steps(tenant, scenario_id, version, &steps, concurrency)
         .await?;
-    Ok(counts.into_iter().filter(|(_, n)| *n > 0).collect())
+    Ok(counts.into_iter().collect())
 }
 
 pub async fn generate(
@@ -170,6 +163,22 @@ pub async fn generate(
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    // Again after the wait: identical requests sent together all passed the
+    // first check; only the first to get a permit should pay for the diff.
+    if let Some(live) = live_plan_for_pair(
+        store,
+        tenant,
+        scenario_id,
+        current.version,
+        request.new_scenario.version,
+    )
+    .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "A live migration plan ({live}) already exists for versions {} -> {}",
+            current.version, request.new_scenario.version
+        )));
+    }
     let v1 = current.definition();
     let counts = count_sessions(
         store,
@@ -482,14 +491,26 @@ fn take_anchors(
 /// The plan as returned over HTTP: whole when it fits the response limit, else
 /// with its first page of anchors (and their policies) and `anchors_next_token`.
 pub fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationPlan {
-    if json_len(&plan) <= max_bytes {
-        return plan;
-    }
-    // The skeleton is the plan without its anchors: moved out, not cloned.
+    // The skeleton is the plan without its anchors: moved out, not cloned. Anchors
+    // are measured one by one until the budget is spent, so a 100 MB plan costs
+    // ~5 MB of measuring, not a serialisation of the whole.
     let all = std::mem::take(&mut plan.transformation_map.anchors);
     let all_policies = std::mem::take(&mut plan.anchor_policies);
     let budget = max_bytes.saturating_sub(json_len(&plan) + 256);
-    let (anchors, policies, next) = take_anchors(&all, &all_policies, 0, usize::MAX, budget);
+    let (anchors, mut policies, next) = take_anchors(&all, &all_policies, 0, usize::MAX, budget);
+    if next.is_none() {
+        // Everything fits: the plan goes whole.
+        plan.transformation_map.anchors = all;
+        plan.anchor_policies = all_policies;
+        return plan;
+    }
+    // Edited steps are not paged with the anchors: their policies always come along.
+    policies.extend(
+        all_policies
+            .iter()
+            .filter(|(key, _)| plan.transformation_map.edited_by_key(key).is_some())
+            .map(|(key, policy)| (key.clone(), policy.clone())),
+    );
     plan.transformation_map.anchors = anchors;
     plan.anchor_policies = policies;
     plan.anchors_next_token = next.map(encode_offset);
@@ -555,6 +576,32 @@ fn check_policies(
                 "must equal the policy's key",
                 "value_error.mismatch",
             ));
+        }
+        // Only an edited step's policy chooses where its sessions go; relocating
+        // needs an anchor to relocate to.
+        if let Some(behavior) = policy.edited_step_behavior {
+            let behavior_at = [base[0], base[1], base[2], "edited_step_behavior"];
+            match plan.transformation_map.edited_by_key(hash) {
+                None => problems.push(ErrorDetail::new(
+                    &behavior_at,
+                    "only the policy of an edited step (transformation_map.edited_steps) has an edited_step_behavior",
+                    "value_error.not_edited_step",
+                )),
+                Some(edited)
+                    if behavior == planning::EditedStepBehavior::RelocateToNearestAnchor
+                        && edited.nearest_anchor_hash.is_none() =>
+                {
+                    problems.push(ErrorDetail::new(
+                        &behavior_at,
+                        format!(
+                            "edited step '{}' has no nearest anchor to relocate its sessions to",
+                            edited.step.anchor_name
+                        ),
+                        "value_error.no_nearest_anchor",
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         let filter = &policy.scope_filter;
         for (field, value) in [

@@ -56,8 +56,12 @@
 //! 2. Version current (or newer) → `continue`; a leftover flag is cleared.
 //! 3. Locate the anchor in the first plan: by the flag's anchor hash when the flag
 //!    was computed for the step the session is still on; otherwise by position
-//!    (anchor V1 step, or deleted step → its nearest anchor) and the anchor
-//!    policy's scope filter is evaluated now. Out of scope → `continue` on its
+//!    (anchor V1 step, edited step, or deleted step → its nearest anchor) and the
+//!    anchor policy's scope filter is evaluated now. An edited step (same id,
+//!    other content) is an anchor keyed by its policy key: the session lands on
+//!    it, unless its policy says `relocate_to_nearest_anchor` — then it is a
+//!    deleted step (its nearest anchor and that anchor's policy take over; the
+//!    scope filter stays the edited step's, which marking used). Out of scope → `continue` on its
 //!    version, not pinned: filters on age or custom conditions can include the
 //!    session later, so it is re-evaluated on every call (no write).
 //!    Only the first plan's scope filter applies: it is the plan that marked (or
@@ -78,12 +82,16 @@
 //!    fields → `collect`; a diversion → `teleport` there with a message; a blocked
 //!    diversion carries on to the anchor with `blocked_by_checkpoint`.
 //! 8. Gap fill: missing fields → `collect` (flag kept); required actions not yet
-//!    visited → `execute_action` (landing on the anchor afterwards).
+//!    visited → `execute_action` (landing on the anchor afterwards). Fields an
+//!    upstream edited step now collects count like an inserted step's; a step an
+//!    edit made a required action is owed even though the session visited it,
+//!    when the session's version of that step performed no action.
 //! 9. Land on the anchor's V2 step: `teleport`, or `continue` when the step id is
 //!    unchanged (still a migration: version and checksum move).
 //!
 //! Relocation by content hash (broken chain) only moves the session to the step
-//! with its step's content (same id preferred, else the only one); it cannot know
+//! with its step's content (same id preferred, else the only one; when no step has
+//! that content, the step with the same id, edited in place); it cannot know
 //! what the missing plans would have asked, so it collects nothing. A step without
 //! a unique counterpart → `exit_scenario`.
 //!
@@ -501,10 +509,20 @@ impl<'a> Engine<'_, 'a> {
             ),
             extra: Vec::new(),
         };
-        if let Some(step) = &r.deleted_step {
-            notes.extra.push(format!(
+        match (&r.edited_step, &r.deleted_step) {
+            (Some((edited, true)), _) => notes.extra.push(format!(
+                "step '{edited}' was edited in place and its policy relocates its sessions; continuing from its nearest anchor"
+            )),
+            (Some((edited, false)), Some(step)) => notes.extra.push(format!(
+                "step '{step}' was removed; continuing from '{edited}', edited in place"
+            )),
+            (Some((edited, false)), None) => notes.extra.push(format!(
+                "step '{edited}' was edited in place; the session stays on it"
+            )),
+            (None, Some(step)) => notes.extra.push(format!(
                 "step '{step}' was removed; continuing from its nearest anchor"
-            ));
+            )),
+            (None, None) => {}
         }
         let mut block = None;
 
@@ -557,12 +575,24 @@ impl<'a> Engine<'_, 'a> {
         if !r.actions.is_empty() {
             let upstream = current.reaching(r.target);
             let visited = |id: Uuid| ctx.session.step_history.iter().any(|v| v.step_id == id);
+            // A step the edit made a required action was visited without one when
+            // the session's version of it performed no action at all.
+            let passed_without_action = |id: Uuid| {
+                ctx.session_version
+                    .and_then(|d| d.step_by_id(id))
+                    .is_some_and(|s| !s.performs_action && !s.is_required_action)
+            };
             let actions: Vec<Uuid> = r
                 .actions
                 .iter()
-                .filter(|&&a| a != r.target && upstream[a] && current.step(a).is_required_action)
-                .map(|&a| current.step(a).id)
-                .filter(|&id| !visited(id))
+                .filter(|&&(a, _)| {
+                    a != r.target && upstream[a] && current.step(a).is_required_action
+                })
+                .filter(|&&(a, owed)| {
+                    let id = current.step(a).id;
+                    !visited(id) || (owed && passed_without_action(id))
+                })
+                .map(|&(a, _)| current.step(a).id)
                 .collect();
             if !actions.is_empty() {
                 let mut d = self.land(d, r.target, r.scenario.as_str(), None, fills, notes, block);

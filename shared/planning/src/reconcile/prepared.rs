@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use crate::conditions::{Condition, ConditionError};
 use crate::hash::{scenario_checksum, step_content_hash};
-use crate::model::{AnchorMigrationPolicy, AnchorTransformation, DeletedNode, MigrationPlan};
+use crate::model::{
+    AnchorMigrationPolicy, AnchorTransformation, DeletedNode, EditedStep, MigrationPlan,
+};
 use crate::model::{ScenarioInput, StepInput};
 
 /// How one outgoing transition of a fork can be decided automatically.
@@ -135,17 +137,20 @@ impl PreparedScenario {
 
     /// Where a step of another version with `hash` (and, in that version, `id`)
     /// lives in this one: the same id when its content is unchanged, otherwise the
-    /// only step with that content. Several candidates and none with the id are
-    /// ambiguous: no answer rather than a guess.
+    /// only step with that content; when no step has that content, the step with
+    /// the same id — the same step, edited in place (SPEC §4). Several candidates
+    /// and none with the id are ambiguous: no answer rather than a guess.
     pub(crate) fn relocate(&self, id: Uuid, hash: &str) -> Option<usize> {
         let candidates = self.steps_with_hash(hash);
-        if let Some(i) = self.index_of(id)
+        let same_id = self.index_of(id);
+        if let Some(i) = same_id
             && candidates.contains(&i)
         {
             return Some(i);
         }
         match candidates {
             [only] => Some(*only),
+            [] => same_id,
             _ => None,
         }
     }
@@ -195,6 +200,11 @@ fn walk(edges: &[Vec<usize>], start: usize, n: usize) -> Vec<bool> {
 }
 
 /// A deployed plan, indexed for reconcile decisions.
+///
+/// Its *anchors* are the plan's anchors followed by its edited steps (each as the
+/// anchor it migrates like, keyed by its policy key): index `i` below the number
+/// of anchors is `transformation_map.anchors[i]`, above it an edited step. The
+/// deleted nodes that only stand for edited steps are not deleted steps here.
 #[derive(Debug)]
 pub struct PreparedPlan {
     plan: MigrationPlan,
@@ -208,7 +218,7 @@ impl PreparedPlan {
         let map = &plan.transformation_map;
         let mut anchors_by_hash: HashMap<String, Vec<usize>> = HashMap::new();
         let mut anchor_by_v1 = HashMap::with_capacity(map.anchors.len());
-        for (i, a) in map.anchors.iter().enumerate() {
+        for (i, a) in map.targets().enumerate() {
             anchors_by_hash
                 .entry(a.anchor_content_hash.clone())
                 .or_default()
@@ -219,6 +229,7 @@ impl PreparedPlan {
             .deleted_nodes
             .iter()
             .enumerate()
+            .filter(|(_, d)| !d.edited)
             .map(|(i, d)| (d.node_id_v1, i))
             .collect();
         PreparedPlan {
@@ -238,7 +249,18 @@ impl PreparedPlan {
     }
 
     pub(crate) fn anchor(&self, i: usize) -> &AnchorTransformation {
-        &self.plan.transformation_map.anchors[i]
+        let map = &self.plan.transformation_map;
+        match map.anchors.get(i) {
+            Some(a) => a,
+            None => &map.edited_steps[i - map.anchors.len()].step,
+        }
+    }
+
+    /// The edited step behind anchor index `i`, if it is one.
+    pub(crate) fn edited(&self, i: usize) -> Option<&EditedStep> {
+        let map = &self.plan.transformation_map;
+        i.checked_sub(map.anchors.len())
+            .and_then(|e| map.edited_steps.get(e))
     }
 
     pub(crate) fn anchor_at_v1(&self, id: Uuid) -> Option<usize> {

@@ -6,10 +6,16 @@
 //! for a session sitting on a deleted step). Requirements are accumulated per
 //! link according to that link's effective scenario, then mapped onto the final
 //! version, where the decision is taken once.
+//!
+//! An edited step is an anchor here (see [`PreparedPlan`]): its sessions land on
+//! it. When its policy says `relocate_to_nearest_anchor` (and keeps
+//! `update_downstream`), it is a deleted step instead and its nearest anchor takes
+//! over, with that anchor's policy — except for the scope filter, which stays the
+//! edited step's (marking used it).
 
 use uuid::Uuid;
 
-use crate::model::{AnchorTransformation, MigrationScenario};
+use crate::model::{AnchorTransformation, EditedStepBehavior, MigrationScenario};
 use crate::scope::{CompiledScope, Inclusion};
 
 use super::ReconcileContext;
@@ -27,12 +33,17 @@ pub(crate) struct AnchorRoute<'a> {
     /// Fields collected by inserted upstream steps, in first-seen order, not yet
     /// pruned against the final version.
     pub fields: Vec<String>,
-    /// Inserted upstream required actions still present in the final version.
-    pub actions: Vec<usize>,
+    /// Inserted upstream required actions still present in the final version, and
+    /// whether each one is owed even though the session visited its step (a step
+    /// the edit made a required action: the session passed it without one).
+    pub actions: Vec<(usize, bool)>,
     /// New upstream forks still present in the final version.
     pub forks: Vec<usize>,
     /// The session's step was deleted: its name.
     pub deleted_step: Option<String>,
+    /// The session's step was edited in place: its name, and whether its policy
+    /// relocated the session to the nearest anchor instead of keeping it there.
+    pub edited_step: Option<(String, bool)>,
 }
 
 #[derive(Debug)]
@@ -61,7 +72,22 @@ pub(crate) enum Route<'a> {
 
 struct Start {
     anchor: usize,
+    /// Whose policy's scope filter applies to an unflagged session: the anchor or
+    /// edited step the session's step leads to, before any relocation.
+    scope: usize,
     deleted_step: Option<String>,
+    edited_step: Option<(String, bool)>,
+}
+
+impl Start {
+    fn at(anchor: usize, deleted_step: Option<String>) -> Self {
+        Start {
+            anchor,
+            scope: anchor,
+            deleted_step,
+            edited_step: None,
+        }
+    }
 }
 
 enum Located {
@@ -70,19 +96,21 @@ enum Located {
     Unknown(String),
 }
 
-/// Where the step `id` of the plan's V1 leads: its anchor, or the nearest anchor
-/// of the deleted step.
+/// Where the step `id` of the plan's V1 leads: its anchor (or edited step), or the
+/// nearest anchor of the deleted step.
 fn locate_by_step(plan: &PreparedPlan, id: Uuid) -> Located {
+    if let Some(anchor) = plan.anchor_at_v1(id) {
+        return resolve_edited(plan, Start::at(anchor, None));
+    }
     if let Some(d) = plan.deleted_at_v1(id) {
         return match &d.nearest_anchor_hash {
             None => Located::DeletedWithoutAnchor(d.node_name.clone()),
             Some(h) => {
                 let v2 = d.nearest_anchor_id_v2.unwrap_or(Uuid::nil());
                 match plan.anchor_by_hash(h, v2, true) {
-                    Some(anchor) => Located::At(Start {
-                        anchor,
-                        deleted_step: Some(d.node_name.clone()),
-                    }),
+                    Some(anchor) => {
+                        resolve_edited(plan, Start::at(anchor, Some(d.node_name.clone())))
+                    }
                     None => Located::Unknown(format!(
                         "the nearest anchor of deleted step '{}' is not in plan {}",
                         d.node_name,
@@ -92,13 +120,44 @@ fn locate_by_step(plan: &PreparedPlan, id: Uuid) -> Located {
             }
         };
     }
-    match plan.anchor_at_v1(id) {
+    Located::Unknown(format!(
+        "step {id} is neither an anchor nor a deleted step of plan {}",
+        plan.id()
+    ))
+}
+
+/// A start on an edited step: stays there, or — when its policy asks for
+/// `relocate_to_nearest_anchor` and keeps `update_downstream` (otherwise the
+/// session is pinned by that policy) — moves on to its nearest anchor as a
+/// deleted step would.
+fn resolve_edited(plan: &PreparedPlan, mut start: Start) -> Located {
+    let Some(edited) = plan.edited(start.anchor) else {
+        return Located::At(start);
+    };
+    let relocate = plan.policy(edited.key()).is_some_and(|p| {
+        p.update_downstream
+            && p.edited_step_behavior == Some(EditedStepBehavior::RelocateToNearestAnchor)
+    });
+    if !relocate {
+        start.edited_step = Some((edited.step.anchor_name.clone(), false));
+        return Located::At(start);
+    }
+    let Some(h) = &edited.nearest_anchor_hash else {
+        return Located::DeletedWithoutAnchor(edited.node_name_v1.clone());
+    };
+    let v2 = edited.nearest_anchor_id_v2.unwrap_or(Uuid::nil());
+    match plan.anchor_by_hash(h, v2, true) {
         Some(anchor) => Located::At(Start {
             anchor,
-            deleted_step: None,
+            scope: start.scope,
+            deleted_step: start
+                .deleted_step
+                .or_else(|| Some(edited.node_name_v1.clone())),
+            edited_step: Some((edited.step.anchor_name.clone(), true)),
         }),
         None => Located::Unknown(format!(
-            "step {id} is neither an anchor nor a deleted step of plan {}",
+            "the nearest anchor of edited step '{}' is not in plan {}",
+            edited.node_name_v1,
             plan.id()
         )),
     }
@@ -182,10 +241,9 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
     let located = match trusted
         .and_then(|f| first.anchor_by_hash(&f.anchor_content_hash, s.active_step_id, false))
     {
-        Some(anchor) if first.deleted_at_v1(s.active_step_id).is_none() => Located::At(Start {
-            anchor,
-            deleted_step: None,
-        }),
+        Some(anchor) if first.deleted_at_v1(s.active_step_id).is_none() => {
+            resolve_edited(first, Start::at(anchor, None))
+        }
         _ => locate_by_step(first, s.active_step_id),
     };
     let start = match located {
@@ -197,7 +255,7 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
     };
 
     if trusted.is_none() {
-        let anchor = first.anchor(start.anchor);
+        let anchor = first.anchor(start.scope);
         if let Some(policy) = first.policy(&anchor.anchor_content_hash) {
             let name = current_step_name(ctx, start.deleted_step.as_deref().unwrap_or(""));
             // A filter that no longer compiles was rejected when saved; if one
@@ -235,11 +293,12 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
     }
 
     let mut fields: Vec<String> = Vec::new();
-    let mut actions: Vec<(usize, Uuid)> = Vec::new();
+    let mut actions: Vec<(usize, Uuid, bool)> = Vec::new();
     let mut forks: Vec<(usize, Uuid)> = Vec::new();
     let mut strongest = MigrationScenario::CleanGraft;
     let mut anchor_idx = start.anchor;
     let deleted_step = start.deleted_step;
+    let edited_step = start.edited_step;
 
     for (i, link) in chain.iter().enumerate() {
         let plan = link.plan;
@@ -274,7 +333,17 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
                     }
                 }
                 if node.is_required_action {
-                    actions.push((i, node.node_id));
+                    actions.push((i, node.node_id, false));
+                }
+            }
+            for node in &anchor.upstream_changes.edited_nodes {
+                for f in &node.added_fields {
+                    if !fields.contains(f) {
+                        fields.push(f.clone());
+                    }
+                }
+                if node.new_required_action {
+                    actions.push((i, node.node_id, true));
                 }
             }
         }
@@ -304,10 +373,14 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
             ctx.current.relocate(id, def.hash(idx))
         }
     };
-    let mut final_actions = Vec::new();
-    for idx in actions.into_iter().filter_map(to_final) {
-        if !final_actions.contains(&idx) {
-            final_actions.push(idx);
+    let mut final_actions: Vec<(usize, bool)> = Vec::new();
+    for (i, id, owed) in actions {
+        let Some(idx) = to_final((i, id)) else {
+            continue;
+        };
+        match final_actions.iter_mut().find(|(a, _)| *a == idx) {
+            Some(known) => known.1 |= owed,
+            None => final_actions.push((idx, owed)),
         }
     }
     let mut final_forks = Vec::new();
@@ -324,5 +397,6 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
         actions: final_actions,
         forks: final_forks,
         deleted_step,
+        edited_step,
     })
 }

@@ -155,6 +155,7 @@ impl PlanSpec {
                 node_name: name.to_string(),
                 nearest_anchor_hash: nearest.map(|n| hash_of(v2, n)),
                 nearest_anchor_id_v2: nearest.map(name_id),
+                edited: false,
             })
             .collect();
         let mut anchor_policies: BTreeMap<String, AnchorMigrationPolicy> = anchors
@@ -168,6 +169,7 @@ impl PlanSpec {
                         scope_filter: ScopeFilter::default(),
                         update_downstream: true,
                         force_scenario: None,
+                        edited_step_behavior: None,
                     },
                 )
             })
@@ -190,6 +192,7 @@ impl PlanSpec {
                 anchors,
                 deleted_nodes,
                 new_node_ids: Vec::new(),
+                edited_steps: Vec::new(),
             },
             anchor_policies,
             summary: MigrationSummary::default(),
