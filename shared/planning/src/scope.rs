@@ -30,19 +30,7 @@ pub struct InvalidCondition {
 
 impl<'a> CompiledScope<'a> {
     pub fn compile(filter: &'a ScopeFilter) -> Result<Self, Vec<InvalidCondition>> {
-        let mut conditions = Vec::with_capacity(filter.custom_conditions.len());
-        let mut invalid = Vec::new();
-        for (index, source) in filter.custom_conditions.iter().enumerate() {
-            match Condition::compile(source) {
-                Ok(c) => conditions.push(c),
-                Err(error) => invalid.push(InvalidCondition { index, error }),
-            }
-        }
-        if invalid.is_empty() {
-            Ok(CompiledScope { filter, conditions })
-        } else {
-            Err(invalid)
-        }
+        compile_conditions(filter).map(|conditions| CompiledScope { filter, conditions })
     }
 
     /// Whether `session`, currently at the step named `current_step_name`, is in scope.
@@ -61,44 +49,80 @@ impl<'a> CompiledScope<'a> {
         current_step_name: &str,
         now: DateTime<Utc>,
     ) -> Inclusion {
-        let f = self.filter;
-        if !f.include_channels.is_empty() && !f.include_channels.contains(&session.channel) {
-            return Inclusion::Excluded;
-        }
-        if f.exclude_channels.contains(&session.channel) {
-            return Inclusion::Excluded;
-        }
-        let at_step = |names: &Vec<String>| names.iter().any(|n| n == current_step_name);
-        if !f.include_current_nodes.is_empty() && !at_step(&f.include_current_nodes) {
-            return Inclusion::Excluded;
-        }
-        if at_step(&f.exclude_current_nodes) {
-            return Inclusion::Excluded;
-        }
-        let age_days = session_age_days(session, now);
-        if let Some(max) = f.max_session_age_days
-            && age_days > max
-        {
-            return Inclusion::Excluded;
-        }
-        if let Some(min) = f.min_session_age_days
-            && age_days < min
-        {
-            return Inclusion::Excluded;
-        }
-        if self.conditions.is_empty() {
-            return Inclusion::Included;
-        }
-        let bindings = session_bindings(session, current_step_name, age_days);
-        for (index, condition) in self.conditions.iter().enumerate() {
-            match condition.evaluate(&bindings) {
-                Ok(true) => {}
-                Ok(false) => return Inclusion::Excluded,
-                Err(error) => return Inclusion::NotEvaluated { index, error },
-            }
-        }
-        Inclusion::Included
+        check_scope(
+            self.filter,
+            &self.conditions,
+            session,
+            current_step_name,
+            now,
+        )
     }
+}
+
+/// The custom conditions of a filter, compiled; every one that does not compile.
+pub(crate) fn compile_conditions(
+    filter: &ScopeFilter,
+) -> Result<Vec<Condition>, Vec<InvalidCondition>> {
+    let mut conditions = Vec::with_capacity(filter.custom_conditions.len());
+    let mut invalid = Vec::new();
+    for (index, source) in filter.custom_conditions.iter().enumerate() {
+        match Condition::compile(source) {
+            Ok(c) => conditions.push(c),
+            Err(error) => invalid.push(InvalidCondition { index, error }),
+        }
+    }
+    if invalid.is_empty() {
+        Ok(conditions)
+    } else {
+        Err(invalid)
+    }
+}
+
+/// [`CompiledScope::check`] over a filter and its conditions compiled earlier
+/// (reconcile keeps them with the prepared plan: compiled once per process).
+pub(crate) fn check_scope(
+    f: &ScopeFilter,
+    conditions: &[Condition],
+    session: &Session,
+    current_step_name: &str,
+    now: DateTime<Utc>,
+) -> Inclusion {
+    if !f.include_channels.is_empty() && !f.include_channels.contains(&session.channel) {
+        return Inclusion::Excluded;
+    }
+    if f.exclude_channels.contains(&session.channel) {
+        return Inclusion::Excluded;
+    }
+    let at_step = |names: &Vec<String>| names.iter().any(|n| n == current_step_name);
+    if !f.include_current_nodes.is_empty() && !at_step(&f.include_current_nodes) {
+        return Inclusion::Excluded;
+    }
+    if at_step(&f.exclude_current_nodes) {
+        return Inclusion::Excluded;
+    }
+    let age_days = session_age_days(session, now);
+    if let Some(max) = f.max_session_age_days
+        && age_days > max
+    {
+        return Inclusion::Excluded;
+    }
+    if let Some(min) = f.min_session_age_days
+        && age_days < min
+    {
+        return Inclusion::Excluded;
+    }
+    if conditions.is_empty() {
+        return Inclusion::Included;
+    }
+    let bindings = session_bindings(session, current_step_name, age_days);
+    for (index, condition) in conditions.iter().enumerate() {
+        match condition.evaluate(&bindings) {
+            Ok(true) => {}
+            Ok(false) => return Inclusion::Excluded,
+            Err(error) => return Inclusion::NotEvaluated { index, error },
+        }
+    }
+    Inclusion::Included
 }
 
 /// Whether a session is in a scope, and why not.

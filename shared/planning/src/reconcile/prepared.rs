@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use uuid::Uuid;
 
+use crate::scope::{InvalidCondition, compile_conditions};
+
 use crate::conditions::{Condition, ConditionError};
 use crate::hash::{scenario_checksum, step_content_hash};
 use crate::model::{
@@ -211,6 +213,10 @@ pub struct PreparedPlan {
     anchors_by_hash: HashMap<String, Vec<usize>>,
     anchor_by_v1: HashMap<Uuid, usize>,
     deleted_by_v1: HashMap<Uuid, usize>,
+    /// Each policy's custom conditions, compiled once: compiling costs ~5 µs a
+    /// character, and a policy at the expression limits would otherwise cost a
+    /// large part of a second on every reconcile of an unflagged session.
+    scope_conditions: HashMap<String, Result<Vec<Condition>, Vec<InvalidCondition>>>,
 }
 
 impl PreparedPlan {
@@ -232,11 +238,18 @@ impl PreparedPlan {
             .filter(|(_, d)| !d.edited)
             .map(|(i, d)| (d.node_id_v1, i))
             .collect();
+        let scope_conditions = plan
+            .anchor_policies
+            .iter()
+            .filter(|(_, p)| !p.scope_filter.custom_conditions.is_empty())
+            .map(|(key, p)| (key.clone(), compile_conditions(&p.scope_filter)))
+            .collect();
         PreparedPlan {
             plan,
             anchors_by_hash,
             anchor_by_v1,
             deleted_by_v1,
+            scope_conditions,
         }
     }
 
@@ -301,5 +314,18 @@ impl PreparedPlan {
 
     pub(crate) fn policy(&self, anchor_hash: &str) -> Option<&AnchorMigrationPolicy> {
         self.plan.anchor_policies.get(anchor_hash)
+    }
+
+    /// The compiled custom conditions of the policy under `anchor_hash` (none
+    /// when it has none), or the ones that do not compile.
+    pub(crate) fn scope_conditions(
+        &self,
+        anchor_hash: &str,
+    ) -> Result<&[Condition], &[InvalidCondition]> {
+        match self.scope_conditions.get(anchor_hash) {
+            None => Ok(&[]),
+            Some(Ok(conditions)) => Ok(conditions),
+            Some(Err(invalid)) => Err(invalid),
+        }
     }
 }

@@ -16,7 +16,7 @@
 use uuid::Uuid;
 
 use crate::model::{AnchorTransformation, EditedStepBehavior, MigrationScenario};
-use crate::scope::{CompiledScope, Inclusion};
+use crate::scope::{Inclusion, check_scope};
 
 use super::ReconcileContext;
 use super::prepared::{PreparedPlan, PreparedScenario};
@@ -260,15 +260,12 @@ pub(crate) fn route<'a>(ctx: &ReconcileContext<'a>) -> Route<'a> {
             let name = current_step_name(ctx, start.deleted_step.as_deref().unwrap_or(""));
             // A filter that no longer compiles was rejected when saved; if one
             // slips through, leaving the session alone is the safe reading.
-            let inclusion = match CompiledScope::compile(&policy.scope_filter) {
-                Ok(scope) => scope.check(s, name, ctx.now),
-                Err(mut invalid) => {
-                    let first_invalid = invalid.swap_remove(0);
-                    Inclusion::NotEvaluated {
-                        index: first_invalid.index,
-                        error: first_invalid.error,
-                    }
-                }
+            let inclusion = match first.scope_conditions(&anchor.anchor_content_hash) {
+                Ok(conditions) => check_scope(&policy.scope_filter, conditions, s, name, ctx.now),
+                Err(invalid) => Inclusion::NotEvaluated {
+                    index: invalid[0].index,
+                    error: invalid[0].error.clone(),
+                },
             };
             match inclusion {
                 Inclusion::Included => {}
