@@ -468,7 +468,8 @@ pub async fn finish_if_complete(
     {
         return Ok(None);
     }
-    let Some(plan) = store.get_plan(tenant, plan_id).await? else {
+    // Status and revision only: the header, not the plan's body.
+    let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
         return Ok(None);
     };
     if plan.status != PlanStatus::Deploying {

@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::codec::{decode_token, decompress_json, encode_token, from_json, time_key, version_key};
 use chrono::{DateTime, Utc};
 
+use crate::plan_header;
 use crate::session_rules::merge_runtime_write;
 use crate::{
     ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
@@ -329,16 +330,6 @@ impl CompressingBuffer {
     }
 }
 
-/// A plan without its heavy parts: what status and lifecycle reads need.
-fn header_of(plan: &MigrationPlan) -> MigrationPlan {
-    MigrationPlan {
-        transformation_map: Default::default(),
-        summary: Default::default(),
-        anchor_policies: Default::default(),
-        ..plan.clone()
-    }
-}
-
 fn conflict(msg: &str) -> StoreError {
     StoreError::Conflict(msg.to_owned())
 }
@@ -492,7 +483,7 @@ fn create_plan(
     }
     save(kv, &slot, &plan.id)?;
     save(kv, &plan_key(t, plan.id), plan)?;
-    save(kv, &plan_header_key(t, plan.id), &header_of(plan))?;
+    save(kv, &plan_header_key(t, plan.id), &plan_header(plan))?;
     save(kv, &plan_summary_key(t, plan.id), &plan.summary)?;
     save(kv, &plan_target_key(t, plan.id), target)?;
     save(
@@ -514,7 +505,7 @@ fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
     save(
         kv,
         &plan_header_key(plan.tenant_id, plan.id),
-        &header_of(plan),
+        &plan_header(plan),
     )?;
     save(
         kv,
@@ -995,7 +986,7 @@ impl<B: KvBackend> Store for KvStore<B> {
                     Some(header) => Ok(Some(header)),
                     // Written before headers were kept apart.
                     None => Ok(load::<MigrationPlan>(kv, &plan_key(tenant, plan_id))?
-                        .map(|plan| header_of(&plan))),
+                        .map(|plan| plan_header(&plan))),
                 },
             )
             .await

@@ -55,6 +55,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A plan without its heavy parts (transformation map, summary, policies left
+/// empty): what [`Store::get_plan_header`] returns.
+pub fn plan_header(plan: &MigrationPlan) -> MigrationPlan {
+    MigrationPlan {
+        transformation_map: Default::default(),
+        summary: Default::default(),
+        anchor_policies: Default::default(),
+        ..plan.clone()
+    }
+}
+
 /// The storage contract. All methods are tenant-scoped.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -97,12 +108,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: Uuid,
         plan_id: Uuid,
     ) -> StoreResult<Option<MigrationPlan>> {
-        Ok(self.get_plan(tenant, plan_id).await?.map(|mut plan| {
-            plan.transformation_map = Default::default();
-            plan.summary = Default::default();
-            plan.anchor_policies = Default::default();
-            plan
-        }))
+        Ok(self
+            .get_plan(tenant, plan_id)
+            .await?
+            .map(|plan| plan_header(&plan)))
     }
 
     /// The plan's summary alone, without loading its transformation map.

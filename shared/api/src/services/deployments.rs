@@ -39,7 +39,8 @@ pub async fn deploy(
     now: DateTime<Utc>,
 ) -> ApiResult<DeployOutcome> {
     let store = state.store.as_ref();
-    let plan = load(store, tenant, plan_id).await?;
+    // The header is enough to decide; activation returns the whole plan.
+    let plan = load_header(store, tenant, plan_id).await?;
     match plan.status {
         PlanStatus::Approved => {}
         // Again while deploying: resume whatever stalled, then report progress.
@@ -159,7 +160,8 @@ async fn mark(
     dispatch(state, &plan, work, fan_out, now).await
 }
 
-/// Resume a deploying plan: start marking if it never started, else take over
+/// Resume a deploying plan (its header is enough; the body is read only when
+/// there is marking to do): start marking if it never started, else take over
 /// every chain whose lease ran out (no page recorded for `DEPLOY_LEASE_SECONDS`)
 /// and walk it on from where the ledger says it stands — through the queue when
 /// there is one. Recording is conditional on the chain's position, so a walk
@@ -173,6 +175,7 @@ pub async fn resume(
     let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
     if stats.marking_started_at.is_none() {
         tracing::warn!(plan_id = %plan.id, "deploy stopped before marking started; starting it");
+        let plan = load(store, plan.tenant_id, plan.id).await?;
         return mark(state, plan, now).await;
     }
     let lease = chrono::Duration::seconds(
@@ -219,6 +222,8 @@ pub async fn resume(
     }
     // A resumption never walks a large chain inside someone's request.
     let fan_out = state.queue.is_some();
+    // Marking needs the policies: the whole plan, read only now there is work.
+    let plan = load(store, plan.tenant_id, plan.id).await?;
     dispatch(state, &plan, work, fan_out, now).await
 }
 
@@ -247,7 +252,8 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepRepor
         ..SweepReport::default()
     };
     for (tenant, plan_id) in store.list_deploying(SWEEP_PLANS).await? {
-        let Some(plan) = store.get_plan(tenant, plan_id).await? else {
+        // Every minute, for every deploying plan: the header, never the body.
+        let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
             continue;
         };
         if plan.status != PlanStatus::Deploying {

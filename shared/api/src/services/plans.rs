@@ -306,11 +306,7 @@ pub async fn load_header(
     if !due {
         return Ok(header);
     }
-    let mut plan = load(store, tenant, plan_id).await?;
-    plan.transformation_map = Default::default();
-    plan.summary = Default::default();
-    plan.anchor_policies = Default::default();
-    Ok(plan)
+    Ok(store::plan_header(&load(store, tenant, plan_id).await?))
 }
 
 /// Every plan of a scenario with one of `statuses`, following the listing's
