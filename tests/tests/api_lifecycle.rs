@@ -242,7 +242,8 @@ async fn bad_input_is_422_and_changes_nothing(app: TestApp) {
         )
         .await;
     assert_eq!(reply.status, 422);
-    assert_eq!(reply.body["detail"][0]["type"], "value_error.extra");
+    assert_eq!(reply.body["detail"][0]["type"], "extra_forbidden");
+    assert_eq!(reply.body["detail"][0]["loc"], json!(["body", "surprise"]));
 
     // Out-of-range limit and unknown status.
     assert_eq!(

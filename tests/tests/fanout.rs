@@ -275,6 +275,9 @@ impl Store for FaultyStore {
     ) -> StoreResult<bool> {
         self.inner.start_marking(tenant, plan_id, chains, at).await
     }
+    fn step_index_shards(&self) -> u32 {
+        self.inner.step_index_shards()
+    }
     async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
         self.inner.list_chains(tenant, plan_id).await
     }
@@ -283,11 +286,12 @@ impl Store for FaultyStore {
         tenant: Uuid,
         plan_id: Uuid,
         step_id: Uuid,
+        shard: u32,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         self.inner
-            .claim_chain(tenant, plan_id, step_id, seen_updated_at, at)
+            .claim_chain(tenant, plan_id, step_id, shard, seen_updated_at, at)
             .await
     }
     async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
@@ -337,6 +341,27 @@ impl Store for FaultyStore {
         self.inner
             .count_sessions_at_step(tenant, scenario_id, version, step_id)
             .await
+    }
+    async fn session_counts(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<store::StepCounts> {
+        self.inner
+            .session_counts(tenant, scenario_id, version)
+            .await
+    }
+    async fn put_recount(&self, recount: &store::Recount) -> StoreResult<()> {
+        self.inner.put_recount(recount).await
+    }
+    async fn get_recount(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<store::Recount>> {
+        self.inner.get_recount(tenant, scenario_id, version).await
     }
     async fn mark_session(
         &self,
@@ -828,7 +853,18 @@ async fn assert_marked_exactly(app: &TestApp, deployment: &Deployment) {
         .expect("stats");
     assert_eq!(stats.sessions_by_anchor, deployment.eligible_by_hash());
     assert_eq!(stats.chains_done, stats.chains_total);
-    assert_eq!(stats.chains_total, 4);
+    // One chain per (step, shard of the step index) that holds sessions.
+    let shards = app.state.store.step_index_shards();
+    assert!(shards > 1, "marking runs on a sharded step index");
+    let chains: std::collections::BTreeSet<(u32, u32)> = deployment
+        .session_ids()
+        .map(|(n, _, id)| (n, store::step_shard(&id, shards)))
+        .collect();
+    assert_eq!(stats.chains_total, chains.len() as u64);
+    assert!(
+        stats.chains_total > 4,
+        "a step's sessions are marked by several chains"
+    );
 
     let after = read_sessions(app, deployment).await;
     for (n, i, id) in deployment.session_ids() {
@@ -931,21 +967,27 @@ async fn redelivered_pages_count_once(rig: Rig) {
     let reply = deploy(&fx.app, &deployment.plan_id).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     if !duplicate {
-        // In process: deliver copies of every first page by hand, on top of the queue's own.
+        // In process: deliver copies of every first page (of every shard's
+        // chain) by hand, on top of the queue's own.
         let plan_id: Uuid = deployment.plan_id.parse().expect("plan id");
+        let shards = fx.app.state.store.step_index_shards();
         for n in [1u32, 2, 3, 5] {
-            let body = serde_json::to_string(&MarkMessage {
-                tenant_id: fx.app.tenant,
-                plan_id,
-                chain: api::marking::Chain {
-                    step_id: step(n),
-                    anchor_content_hash: Some(deployment.flag_hash[&n].clone()),
-                },
-                cursor: None,
-            })
-            .expect("message json");
-            let outcome = api::worker::process_body(&fx.app.state, &body, 1).await;
-            assert_eq!(outcome, MessageOutcome::Done, "{body}");
+            for shard in 0..shards {
+                let body = serde_json::to_string(&MarkMessage {
+                    tenant_id: fx.app.tenant,
+                    plan_id,
+                    chain: api::marking::Chain {
+                        step_id: step(n),
+                        shard,
+                        shards,
+                        anchor_content_hash: Some(deployment.flag_hash[&n].clone()),
+                    },
+                    cursor: None,
+                })
+                .expect("message json");
+                let outcome = api::worker::process_body(&fx.app.state, &body, 1).await;
+                assert_eq!(outcome, MessageOutcome::Done, "{body}");
+            }
         }
     }
     wait_deployed(&fx.app, &deployment.plan_id).await;
@@ -1008,16 +1050,32 @@ async fn poison_page_shows_in_status(rig: Rig) {
     let reply = deploy(&fx.app, plan_id).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
 
-    let without_welcome = population.eligible() - population.welcome as u64;
+    // Welcome is marked by one chain per shard of the step index: the one
+    // holding s1-00000 (a single page) stalls, every other chain finishes.
+    let shards = fx.app.state.store.step_index_shards();
+    let poisoned_shard = store::step_shard(&session_id(1, 0), shards);
+    let in_poisoned: Vec<usize> = (0..population.welcome)
+        .filter(|i| store::step_shard(&session_id(1, *i), shards) == poisoned_shard)
+        .collect();
+    assert!(in_poisoned.len() > 1 && in_poisoned.len() < population.welcome);
+    let in_poisoned_eligible = in_poisoned
+        .iter()
+        .filter(|i| deployment.expected_flag(1, **i).is_some())
+        .count() as u64;
+    let without_poisoned = population.eligible() - in_poisoned_eligible;
     let stalled = wait_for(&fx.app, plan_id, "a failed page", |s| {
-        s["pages_failed"] == 1 && s["sessions_marked"] == json!(without_welcome)
+        s["pages_failed"] == 1 && s["sessions_marked"] == json!(without_poisoned)
     })
     .await;
     assert_eq!(stalled["status"], "deploying", "{stalled}");
     assert!(stalled["deployed_at"].is_null());
     let welcome = fx
         .app
-        .call("GET", &format!("/sessions/{}", session_id(1, 5)), None)
+        .call(
+            "GET",
+            &format!("/sessions/{}", session_id(1, in_poisoned[1])),
+            None,
+        )
         .await;
     assert!(
         welcome.body.get("pending_migration").is_none(),
@@ -1058,6 +1116,7 @@ async fn poison_page_shows_in_status(rig: Rig) {
     let body = dead[0].body().expect("body").to_owned();
     let message: MarkMessage = serde_json::from_str(&body).expect("a marking message");
     assert_eq!(message.chain.step_id, step(1));
+    assert_eq!(message.chain.shard, poisoned_shard);
     assert_eq!(message.cursor, None);
 
     // Fix the cause, then re-drive: what `aws sqs start-message-move-task` does
@@ -1169,13 +1228,21 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
     let reply = deploy(&fx.app, &deployment.plan_id).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     let firsts = manual.take().await;
-    let first_of = |n: u32| {
+    // Each step is marked by one chain per shard of the step index: the first
+    // page of the chain (step, shard) that holds a given session.
+    let shards = fx.app.state.store.step_index_shards();
+    let shard_of = |id: &str| store::step_shard(id, shards);
+    let first_of = |n: u32, id: &str| {
         let message = firsts
             .iter()
-            .find(|m| m.chain.step_id == step(n))
+            .find(|m| m.chain.step_id == step(n) && m.chain.shard == shard_of(id))
             .expect("a first page");
         serde_json::to_string(message).unwrap()
     };
+    let done_shard = shard_of(&session_id(3, 0));
+    let done_in_shard = (0..small_population().done)
+        .filter(|i| shard_of(&session_id(3, *i)) == done_shard)
+        .count();
     // Welcome's first page fails on every delivery.
     fx.faults.set_poison(Some(&session_id(1, 0)));
 
@@ -1194,9 +1261,9 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
     };
     let event: SqsEvent = serde_json::from_value(json!({
         "Records": [
-            record("good", &first_of(3)),
+            record("good", &first_of(3, &session_id(3, 0))),
             record("malformed", "{\"not\": \"a marking message\"}"),
-            record("failing", &first_of(1)),
+            record("failing", &first_of(1, &session_id(1, 0))),
         ]
     }))
     .expect("an SQS event");
@@ -1213,11 +1280,12 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
         json!({"batchItemFailures": [{"itemIdentifier": "failing"}]})
     );
 
-    // The good page (Done's whole chain: one page) is marked and recorded.
+    // The good page (the whole chain of Done's shard holding s3-00000: one
+    // page) is marked and recorded.
     let current = status(&fx.app, &deployment.plan_id).await;
     assert_eq!(
         current["sessions_marked"],
-        json!(small_population().done),
+        json!(done_in_shard),
         "{current}"
     );
     assert_eq!(current["pages_failed"], 0, "not the last attempt yet");

@@ -132,7 +132,7 @@ async fn hostile_conditions_are_422_and_the_server_keeps_serving(app: TestApp) {
                 hash,
                 "scope_filter",
                 "custom_conditions",
-                "0"
+                0
             ])
         );
         assert!(

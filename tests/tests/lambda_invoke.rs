@@ -195,14 +195,20 @@ async fn assert_http_answer(function: &str, event_file: &str, status: u64) -> Op
 async fn scenarios_function_answers_the_sample_request() {
     // A fresh table has no such scenario: the function routes, parses the tenant and answers 404.
     if let Some(body) = assert_http_answer("scenarios", "scenarios-get.json", 404).await {
-        assert_eq!(body["detail"], "Scenario not found");
+        assert_eq!(
+            body["detail"],
+            "Scenario 00000000-0000-4000-8000-0000000000aa not found"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_function_answers_the_sample_request() {
     if let Some(body) = assert_http_answer("sessions", "sessions-get.json", 404).await {
-        assert_eq!(body["detail"], "Session not found");
+        assert_eq!(
+            body["detail"],
+            "Session 22222222-2222-4222-8222-222222222222 not found"
+        );
     }
 }
 
@@ -217,8 +223,30 @@ async fn plans_function_answers_the_sample_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_function_answers_the_sample_request() {
     if let Some(body) = assert_http_answer("deployments", "deployments-status.json", 404).await {
-        assert_eq!(body["detail"], "Migration plan not found");
+        assert_eq!(
+            body["detail"],
+            "Migration plan 33333333-3333-4333-8333-333333333333 not found"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_sessions_counts_the_sample_stream_batch() {
+    // A windowed DynamoDB stream event (the shard id keys the checkpoint): the
+    // function parses it, applies it to the counters in DynamoDB Local and
+    // answers with an empty window state (an error would come back as "error").
+    let Some((kind, payload)) =
+        invoke("count-sessions", sample_event("count-sessions-stream.json")).await
+    else {
+        return;
+    };
+    assert_eq!(kind, "response", "{payload}");
+    assert_eq!(payload["state"], serde_json::json!({}), "{payload}");
+    assert_eq!(
+        payload["batchItemFailures"],
+        serde_json::json!([]),
+        "{payload}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,33 +1,39 @@
-//! Marking throughput benchmark (SPEC §11): sessions at one anchor through
-//! deploy → SQS → worker → DynamoDB, against the raw conditional-update
-//! throughput of the same DynamoDB endpoint at the same client concurrency.
+//! Marking throughput benchmark (SPEC §11, issue 12): sessions at one anchor
+//! through deploy → SQS → worker(s) → DynamoDB, with 1 and with N shards of the
+//! step index, against the raw conditional-update throughput of the same
+//! DynamoDB endpoint at the same total concurrency. A benchmark, not a test: it
+//! prints figures and ratios.
 //!
 //! Needs DynamoDB Local and a local SQS (moto):
 //!
 //! ```sh
 //! eval "$(tests/services/start.sh)"
-//! cargo run --release -p api --example marking_bench -- --sessions 10000,100000
+//! cargo run -p api --example marking_bench -- --sessions 100000 --shards 1,8 --workers 2
 //! ```
+//! (`tests/bench/marking_shards.sh` runs it on its own emulators.)
 //!
 //! For each size it
-//! 1. seeds that many sessions at one step of scenario S (the deployment's) and
-//!    as many at the same step of scenario R (never deployed), same table,
-//!    through `Store::put_session`;
-//! 2. raw pass over R's sessions: one `UpdateItem` per session with the
-//!    marking's own condition expression, `--concurrency` in flight
-//!    (`buffer_unordered`, straight through the SDK). It sets a `bench_probe`
-//!    attribute shaped like the flag rather than `pending_migration`: the same
-//!    write (the `by_step` index projects every attribute, so the index item is
-//!    rewritten alike) that keeps the condition true for the next pass;
-//! 3. product pass over S's sessions: the worker runs in its own process (this
+//! 1. seeds that many sessions at one step of scenario R (never deployed) and,
+//!    for each `--shards` value s, as many at the same step of a scenario S_s
+//!    written by a store with s shards (their `step_key`s carry the shard),
+//!    same table, through `Store::put_session`;
+//! 2. raw pass over R's sessions at each total concurrency the product passes
+//!    reach (`--concurrency` × s: s chains, each page with `MARK_CONCURRENCY`
+//!    writes in flight): one `UpdateItem` per session with the marking's own
+//!    condition, straight through the SDK. It writes `pending_migration` like
+//!    marking does (so the step index's projected item is rewritten alike); the
+//!    condition admits a flag of an earlier pass, so the next pass holds too;
+//! 3. product pass over S_s for each s: `--workers` worker processes (this
 //!    binary in `worker` mode: `api::aws::poll_queue`, what `migrations serve
-//!    --queue sqs` runs, with `MARK_CONCURRENCY = --concurrency`); the driver
-//!    plans, approves and deploys through the HTTP router (plan generation counts
-//!    the sessions too); the time runs from the deploy call until the driver
+//!    --queue sqs` runs, with `MARK_CONCURRENCY = --concurrency` and
+//!    `STEP_INDEX_SHARDS = s`); the driver plans, approves and deploys through
+//!    the HTTP router; the time runs from the deploy call until the driver
 //!    sees the plan `deployed` (polling every 50 ms);
-//! 4. the raw pass again: the baseline is the mean of the two raw passes, which
-//!    bracket the product pass in time (the emulator's speed drifts on a busy machine);
-//! 5. prints the rates, the ratio and the worker's peak RSS (`VmHWM`).
+//! 4. the raw passes again: each baseline is the mean of the two passes at that
+//!    concurrency, which bracket the product passes in time (the emulator's
+//!    speed drifts on a busy machine);
+//! 5. prints per s the rates, the ratio to raw at the same total concurrency,
+//!    the speed-up over 1 shard, and the first worker's peak RSS (`VmHWM`).
 //!
 //! Fresh tables and queue per run; they are left behind in the in-memory emulators.
 
@@ -54,6 +60,8 @@ struct Args {
     concurrency: usize,
     page_size: usize,
     seed_concurrency: usize,
+    shards: Vec<u32>,
+    workers: usize,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args, Error> {
@@ -62,6 +70,8 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
         concurrency: Config::default().mark_concurrency,
         page_size: Config::default().mark_page_size,
         seed_concurrency: 32,
+        shards: vec![1],
+        workers: 1,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -76,6 +86,13 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
             "--concurrency" => args.concurrency = value.parse()?,
             "--page-size" => args.page_size = value.parse()?,
             "--seed-concurrency" => args.seed_concurrency = value.parse()?,
+            "--shards" => {
+                args.shards = value
+                    .split(',')
+                    .map(|n| n.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--workers" => args.workers = value.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -89,13 +106,19 @@ fn tables_of(suffix: &str) -> TableNames {
     }
 }
 
-fn bench_config(tables: &TableNames, queue_url: &str, args: &Args) -> Config {
+fn bench_config(tables: &TableNames, queue_url: &str, args: &Args, shards: u32) -> Config {
     Config {
         main_table: tables.main.clone(),
         sessions_table: tables.sessions.clone(),
         marking_queue_url: Some(queue_url.to_owned()),
         mark_page_size: args.page_size,
         mark_concurrency: args.concurrency,
+        step_index_shards: shards,
+        // Always through the queue: the bench measures the fan-out path. (The
+        // deploy decides from the session counts, which the bench does not
+        // feed from the table's stream; every probed chain counts one, so a
+        // threshold of 0 fans out whatever they say.)
+        inline_mark_threshold: 0,
         ..Config::default()
     }
 }
@@ -120,26 +143,33 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
     println!(
-        "marking bench: page size {}, client concurrency {} (raw and worker alike)",
-        args.page_size, args.concurrency
+        "marking bench: page size {}, MARK_CONCURRENCY {} per page, {} worker process(es), shards {:?}",
+        args.page_size, args.concurrency, args.workers, args.shards
     );
     let mut rows = Vec::new();
     for &n in &args.sizes {
-        rows.push(run_size(&dynamo, &sqs, &args, n).await?);
+        rows.extend(run_size(&dynamo, &sqs, &args, n).await?);
     }
     println!();
     println!(
-        "| sessions | raw UpdateItem/s | deploy→queue→worker sessions/s | ratio | worker RSS idle | worker peak RSS |"
+        "| sessions | shards | workers | total concurrency | deploy→deployed sessions/s | raw UpdateItem/s at that concurrency | ratio | speed-up vs 1 shard | worker peak RSS |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
+        let one = rows
+            .iter()
+            .find(|o| o.sessions == r.sessions && o.shards == 1)
+            .map(|o| format!("{:.2}", r.product_rate / o.product_rate))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.1} MiB | {:.1} MiB |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {one} | {:.1} MiB |",
             r.sessions,
-            r.raw_rate,
+            r.shards,
+            args.workers,
+            r.concurrency,
             r.product_rate,
+            r.raw_rate,
             r.product_rate / r.raw_rate,
-            r.worker_idle_kib as f64 / 1024.0,
             r.worker_hwm_kib as f64 / 1024.0
         );
     }
@@ -148,10 +178,17 @@ async fn main() -> Result<(), Error> {
 
 struct Row {
     sessions: usize,
+    shards: u32,
+    concurrency: usize,
     raw_rate: f64,
     product_rate: f64,
-    worker_idle_kib: u64,
     worker_hwm_kib: u64,
+}
+
+/// Writes in flight when `shards` chains each mark a page with `concurrency`
+/// writes: what the raw pass is compared at.
+fn total_concurrency(args: &Args, shards: u32) -> usize {
+    args.concurrency * shards.max(1) as usize
 }
 
 async fn run_size(
@@ -159,40 +196,88 @@ async fn run_size(
     sqs: &aws_sdk_sqs::Client,
     args: &Args,
     n: usize,
-) -> Result<Row, Error> {
+) -> Result<Vec<Row>, Error> {
     let suffix = Uuid::new_v4().simple().to_string();
     let tables = tables_of(&suffix);
     store::dynamo::create_tables(dynamo, &tables).await?;
     let queue_url = api::aws::ensure_queue(sqs, &format!("bench-{suffix}"), 5).await?;
-    let config = bench_config(&tables, &queue_url, args);
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo.clone(), tables.clone()));
-    // The driver never processes messages: the queue only receives deploy's.
-    let state = AppState::new(store.clone(), config.clone()).with_queue(Arc::new(
-        api::aws::SqsQueue::new(sqs.clone(), queue_url.clone()),
-    ));
-    let app = api::app(state);
     println!("\n== {n} sessions (tables *-{suffix})");
 
     let tenant = Uuid::new_v4();
-    let (scenario, raw_scenario) = (Uuid::new_v4(), Uuid::new_v4());
+    let raw_scenario = Uuid::new_v4();
     let (v1, v2, anchor_step) = scenarios();
-    for id in [scenario, raw_scenario] {
-        let path = format!("/scenarios/{id}");
+    // One app (and store) per shard count: the store writes step keys with its
+    // own count, and deploy registers that many chains per step.
+    let app_for = |shards: u32| {
+        let store: Arc<dyn Store> = Arc::new(
+            DynamoStore::new(dynamo.clone(), tables.clone()).with_step_index_shards(shards),
+        );
+        // The driver never processes messages: the queue only receives deploy's.
+        let state = AppState::new(
+            store.clone(),
+            bench_config(&tables, &queue_url, args, shards),
+        )
+        .with_queue(Arc::new(api::aws::SqsQueue::new(
+            sqs.clone(),
+            queue_url.clone(),
+        )));
+        (store, api::app(state))
+    };
+    let mut populations = Vec::new();
+    for &shards in &args.shards {
+        populations.push((shards, Uuid::new_v4()));
+    }
+    let started = Instant::now();
+    let (raw_store, raw_app) = app_for(1);
+    expect(
+        &call(
+            &raw_app,
+            tenant,
+            "PUT",
+            &format!("/scenarios/{raw_scenario}"),
+            Some(v1.clone()),
+        )
+        .await?,
+        201,
+    )?;
+    seed(
+        &raw_store,
+        tenant,
+        raw_scenario,
+        anchor_step,
+        n,
+        args.seed_concurrency,
+    )
+    .await?;
+    for &(shards, scenario) in &populations {
+        let (store, app) = app_for(shards);
         expect(
-            &call(&app, tenant, "PUT", &path, Some(v1.clone())).await?,
+            &call(
+                &app,
+                tenant,
+                "PUT",
+                &format!("/scenarios/{scenario}"),
+                Some(v1.clone()),
+            )
+            .await?,
             201,
         )?;
-    }
-
-    let started = Instant::now();
-    for id in [scenario, raw_scenario] {
-        seed(&store, tenant, id, anchor_step, n, args.seed_concurrency).await?;
+        seed(
+            &store,
+            tenant,
+            scenario,
+            anchor_step,
+            n,
+            args.seed_concurrency,
+        )
+        .await?;
     }
     let seeded = started.elapsed();
+    let puts = n * (1 + populations.len());
     println!(
-        "seeded 2 x {n} sessions in {:.1} s ({:.0} PutItem/s)",
+        "seeded {puts} sessions in {:.1} s ({:.0} PutItem/s)",
         seeded.as_secs_f64(),
-        (2 * n) as f64 / seeded.as_secs_f64()
+        puts as f64 / seeded.as_secs_f64()
     );
     let raw = Raw {
         client: dynamo,
@@ -201,13 +286,72 @@ async fn run_size(
         scenario: raw_scenario,
         step: anchor_step,
         n,
-        concurrency: args.concurrency,
     };
-    let raw_before = raw.run("before").await?;
+    let mut concurrencies: Vec<usize> = args
+        .shards
+        .iter()
+        .map(|s| total_concurrency(args, *s))
+        .collect();
+    concurrencies.sort_unstable();
+    concurrencies.dedup();
+    let mut raw_before = HashMap::new();
+    for &c in &concurrencies {
+        raw_before.insert(c, raw.run("before", c).await?);
+    }
 
-    // The product: plan, approve, then the worker process and deploy.
+    let mut products = Vec::new();
+    for &(shards, scenario) in &populations {
+        let (_, app) = app_for(shards);
+        products.push((
+            shards,
+            product_pass(
+                &app, args, &tables, &queue_url, tenant, scenario, &v2, n, shards,
+            )
+            .await?,
+        ));
+    }
+
+    let mut rows = Vec::new();
+    let mut raw_after = HashMap::new();
+    for &c in &concurrencies {
+        raw_after.insert(c, raw.run("after", c).await?);
+    }
+    for (shards, (product_rate, hwm)) in products {
+        let c = total_concurrency(args, shards);
+        let raw_rate = (raw_before[&c] + raw_after[&c]) / 2.0;
+        println!(
+            "{shards} shard(s): ratio {:.2} (product {product_rate:.0}/s vs raw mean {raw_rate:.0}/s at concurrency {c})",
+            product_rate / raw_rate
+        );
+        rows.push(Row {
+            sessions: n,
+            shards,
+            concurrency: c,
+            raw_rate,
+            product_rate,
+            worker_hwm_kib: hwm,
+        });
+    }
+    Ok(rows)
+}
+
+/// Plan, approve and deploy scenario `scenario`'s sessions with `--workers`
+/// worker processes running; returns sessions/s from the deploy call to
+/// `deployed`, and the first worker's peak RSS.
+#[allow(clippy::too_many_arguments)]
+async fn product_pass(
+    app: &axum::Router,
+    args: &Args,
+    tables: &TableNames,
+    queue_url: &str,
+    tenant: Uuid,
+    scenario: Uuid,
+    v2: &Value,
+    n: usize,
+    shards: u32,
+) -> Result<(f64, u64), Error> {
     let reply = call(
-        &app,
+        app,
         tenant,
         "POST",
         &format!("/scenarios/{scenario}/migration-plan"),
@@ -217,7 +361,7 @@ async fn run_size(
     expect(&reply, 201)?;
     let plan_id = reply.1["id"].as_str().ok_or("plan id")?.to_owned();
     let reply = call(
-        &app,
+        app,
         tenant,
         "POST",
         &format!("/migration-plans/{plan_id}/approve"),
@@ -226,28 +370,33 @@ async fn run_size(
     .await?;
     expect(&reply, 200)?;
 
-    let mut worker = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "worker",
-            &tables.main,
-            &tables.sessions,
-            &queue_url,
-            &args.page_size.to_string(),
-            &args.concurrency.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let worker_pid = worker.id().ok_or("worker pid")?;
-    // Let it build its clients and start polling before the clock starts.
+    let mut workers = Vec::new();
+    for _ in 0..args.workers.max(1) {
+        workers.push(
+            tokio::process::Command::new(std::env::current_exe()?)
+                .args([
+                    "worker",
+                    &tables.main,
+                    &tables.sessions,
+                    queue_url,
+                    &args.page_size.to_string(),
+                    &args.concurrency.to_string(),
+                    &shards.to_string(),
+                ])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?,
+        );
+    }
+    let worker_pid = workers[0].id().ok_or("worker pid")?;
+    // Let them build their clients and start polling before the clock starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = proc_status_kib(worker_pid, "VmRSS:")?;
 
     // The clock stops when the driver sees `deployed` (polled every 50 ms): a
     // little late, never early.
     let started = Instant::now();
     let reply = call(
-        &app,
+        app,
         tenant,
         "POST",
         &format!("/migration-plans/{plan_id}/deploy"),
@@ -255,23 +404,15 @@ async fn run_size(
     )
     .await?;
     let deploy_call = started.elapsed();
-    let expected_status = if n as u64 > config.inline_mark_threshold {
-        202
-    } else {
-        200
-    };
-    expect(&reply, expected_status)?;
+    expect(&reply, 202)?;
     println!(
-        "deploy answered {} in {:.2} s (activation, probing the chains, first message)",
+        "{shards} shard(s): deploy answered {} in {:.2} s (activation, probing the chains, first messages)",
         reply.0,
         deploy_call.as_secs_f64()
     );
-    // Peak RSS once half the sessions are marked: the same as at the end when
-    // memory is bounded by the page, not by the sessions done.
-    let mut half_hwm = None;
     let status = loop {
         let reply = call(
-            &app,
+            app,
             tenant,
             "GET",
             &format!("/migration-plans/{plan_id}/deployment-status"),
@@ -281,44 +422,31 @@ async fn run_size(
         if reply.1["status"] == "deployed" {
             break reply.1;
         }
-        if half_hwm.is_none() && reply.1["sessions_marked"].as_u64() >= Some(n as u64 / 2) {
-            half_hwm = Some(proc_status_kib(worker_pid, "VmHWM:")?);
-        }
-        if let Some(code) = worker.try_wait()? {
-            return Err(format!("the worker exited early: {code}").into());
+        for worker in &mut workers {
+            if let Some(code) = worker.try_wait()? {
+                return Err(format!("a worker exited early: {code}").into());
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
     let hwm = proc_status_kib(worker_pid, "VmHWM:")?;
-    worker.kill().await?;
-
+    for worker in &mut workers {
+        worker.kill().await?;
+    }
     let marked = status["sessions_marked"]
         .as_u64()
         .ok_or("sessions_marked")?;
     if marked != n as u64 {
         return Err(format!("marked {marked} of {n} sessions").into());
     }
-    let product_rate = n as f64 / elapsed.as_secs_f64();
+    let rate = n as f64 / elapsed.as_secs_f64();
     println!(
-        "product: {marked} sessions marked in {:.1} s = {product_rate:.0}/s ({} pages); worker RSS {idle} KiB idle, peak (VmHWM) {} KiB at half way, {hwm} KiB at the end",
+        "{shards} shard(s): {marked} sessions marked in {:.1} s = {rate:.0}/s ({} pages); first worker peak RSS {hwm} KiB",
         elapsed.as_secs_f64(),
         n.div_ceil(args.page_size),
-        half_hwm.map_or_else(|| "-".to_owned(), |k| k.to_string()),
     );
-    let raw_after = raw.run("after").await?;
-    let raw_rate = (raw_before + raw_after) / 2.0;
-    println!(
-        "ratio {:.2} (product {product_rate:.0}/s vs raw mean {raw_rate:.0}/s)",
-        product_rate / raw_rate
-    );
-    Ok(Row {
-        sessions: n,
-        raw_rate,
-        product_rate,
-        worker_idle_kib: idle,
-        worker_hwm_kib: hwm,
-    })
+    Ok((rate, hwm))
 }
 
 /// V1: Welcome → Collect email → Done; V2 inserts an age check before Collect
@@ -395,7 +523,7 @@ async fn seed(
 }
 
 /// The raw pass: the condition of `DynamoStore::mark_session`, one `UpdateItem`
-/// per session, writing a flag-shaped `bench_probe` (see the module docs).
+/// per session, writing `pending_migration` (see the module docs).
 struct Raw<'a> {
     client: &'a aws_sdk_dynamodb::Client,
     tables: &'a TableNames,
@@ -403,17 +531,14 @@ struct Raw<'a> {
     scenario: Uuid,
     step: Uuid,
     n: usize,
-    concurrency: usize,
 }
 
 impl Raw<'_> {
-    /// One pass over every session; returns updates per second.
-    async fn run(&self, label: &str) -> Result<f64, Error> {
+    /// One pass over every session, `concurrency` in flight; returns updates per second.
+    async fn run(&self, label: &str, concurrency: usize) -> Result<f64, Error> {
+        let pass = Uuid::new_v4().to_string();
         let flag = Av::M(HashMap::from([
-            (
-                "migration_plan_id".to_owned(),
-                Av::S(Uuid::new_v4().to_string()),
-            ),
+            ("migration_plan_id".to_owned(), Av::S(pass.clone())),
             ("target_version".to_owned(), Av::N("2".into())),
             (
                 "anchor_content_hash".to_owned(),
@@ -430,14 +555,20 @@ impl Raw<'_> {
                     "pk",
                     Av::S(format!("{}#{}", self.tenant, session_id(self.scenario, i))),
                 )
-                .update_expression("SET bench_probe = :pm")
+                .update_expression(
+                    "SET pending_migration = :pm, revision = if_not_exists(revision, :zero) + :one",
+                )
                 .condition_expression(
                     "attribute_exists(pk) AND active_scenario_id = :sid \
                      AND active_scenario_version = :v AND active_step_id = :step \
-                     AND attribute_not_exists(pending_migration) \
+                     AND (attribute_not_exists(pending_migration) \
+                          OR pending_migration.migration_plan_id <> :pass) \
                      AND attribute_not_exists(pinned_version)",
                 )
                 .expression_attribute_values(":pm", flag.clone())
+                .expression_attribute_values(":pass", Av::S(pass.clone()))
+                .expression_attribute_values(":zero", Av::N("0".into()))
+                .expression_attribute_values(":one", Av::N("1".into()))
                 .expression_attribute_values(":sid", Av::S(self.scenario.to_string()))
                 .expression_attribute_values(":v", Av::N("1".into()))
                 .expression_attribute_values(":step", Av::S(self.step.to_string()))
@@ -445,7 +576,7 @@ impl Raw<'_> {
         });
         let started = Instant::now();
         let held = futures::stream::iter(updates)
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(concurrency)
             .filter(|r| std::future::ready(r.is_ok()))
             .count()
             .await;
@@ -458,7 +589,7 @@ impl Raw<'_> {
             "raw {label}: {} conditional UpdateItem in {:.1} s = {rate:.0}/s at concurrency {}",
             self.n,
             elapsed.as_secs_f64(),
-            self.concurrency
+            concurrency
         );
         Ok(rate)
     }
@@ -506,12 +637,13 @@ fn proc_status_kib(pid: u32, field: &str) -> Result<u64, Error> {
         .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
 }
 
-/// `worker MAIN_TABLE SESSIONS_TABLE QUEUE_URL PAGE_SIZE CONCURRENCY`: poll the
-/// queue and mark, like `migrations serve --queue sqs` (until killed).
+/// `worker MAIN_TABLE SESSIONS_TABLE QUEUE_URL PAGE_SIZE CONCURRENCY SHARDS`:
+/// poll the queue and mark, like `migrations serve --queue sqs` (until killed).
 async fn worker(args: &[String]) -> Result<(), Error> {
-    let [main, sessions, url, page_size, concurrency] = args else {
-        return Err("worker MAIN SESSIONS QUEUE_URL PAGE_SIZE CONCURRENCY".into());
+    let [main, sessions, url, page_size, concurrency, shards] = args else {
+        return Err("worker MAIN SESSIONS QUEUE_URL PAGE_SIZE CONCURRENCY SHARDS".into());
     };
+    let shards: u32 = shards.parse()?;
     let tables = TableNames {
         main: main.clone(),
         sessions: sessions.clone(),
@@ -521,11 +653,14 @@ async fn worker(args: &[String]) -> Result<(), Error> {
         concurrency: concurrency.parse()?,
         page_size: page_size.parse()?,
         seed_concurrency: 0,
+        shards: vec![shards],
+        workers: 1,
     };
-    let config = bench_config(&tables, url, &parsed);
+    let config = bench_config(&tables, url, &parsed, shards);
     let sdk = api::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables)
+        .with_step_index_shards(shards);
     let state = AppState::new(Arc::new(store), config)
         .with_queue(Arc::new(api::aws::SqsQueue::new(sqs.clone(), url.clone())));
     api::aws::poll_queue(state, sqs, url.clone()).await;

@@ -38,7 +38,9 @@ pub async fn lambda_state(config: Config) -> AppState {
         let queue = sqs.as_ref().map(|(client, url)| (client, url.as_str()));
         warm_up(&dynamo, &config.main_table, queue).await;
     }
-    let store = DynamoStore::new(dynamo, table_names(&config)).with_retention(config.retention());
+    let store = DynamoStore::new(dynamo, table_names(&config))
+        .with_retention(config.retention())
+        .with_step_index_shards(config.step_index_shards);
     let state = AppState::new(Arc::new(store), config);
     match sqs {
         Some((client, url)) => state.with_queue(Arc::new(SqsQueue::new(client, url))),

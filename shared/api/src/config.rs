@@ -15,6 +15,12 @@ pub struct Config {
     pub inline_mark_threshold: u64,
     /// Sessions per marking page / queue message (`MARK_PAGE_SIZE`).
     pub mark_page_size: usize,
+    /// Shards of the sessions table's step index (`STEP_INDEX_SHARDS`, 1–256):
+    /// the `{shard}` of every `step_key` (a hash of the session id, see
+    /// [`store::step_shard`]) and the number of parallel marking chains per step.
+    /// Runtimes writing into the table must use the same value; changing it
+    /// needs `migrations backfill-step-keys` (README, "Step index shards").
+    pub step_index_shards: u32,
     /// Concurrent conditional writes while marking one page (`MARK_CONCURRENCY`).
     pub mark_concurrency: usize,
     /// Deliveries of a marking message before it counts as failed; match the
@@ -75,6 +81,7 @@ impl Default for Config {
             marking_queue_url: None,
             inline_mark_threshold: 1_000,
             mark_page_size: 500,
+            step_index_shards: store::DEFAULT_STEP_INDEX_SHARDS,
             mark_concurrency: 16,
             mark_max_receives: 5,
             count_concurrency: 16,
@@ -127,6 +134,21 @@ impl Config {
                 0,
             )?,
             mark_page_size: number(&lookup, "MARK_PAGE_SIZE", defaults.mark_page_size, 1)?,
+            step_index_shards: match number(
+                &lookup,
+                "STEP_INDEX_SHARDS",
+                defaults.step_index_shards,
+                1,
+            )? {
+                n if n > store::MAX_STEP_INDEX_SHARDS => {
+                    return Err(ConfigError {
+                        name: "STEP_INDEX_SHARDS",
+                        value: n.to_string(),
+                        reason: "above the maximum (256)",
+                    });
+                }
+                n => n,
+            },
             mark_concurrency: number(&lookup, "MARK_CONCURRENCY", defaults.mark_concurrency, 1)?,
             mark_max_receives: number(&lookup, "MARK_MAX_RECEIVES", defaults.mark_max_receives, 1)?,
             count_concurrency: number(&lookup, "COUNT_CONCURRENCY", defaults.count_concurrency, 1)?,
@@ -276,6 +298,19 @@ mod tests {
         assert!(!read(" 0 ").unwrap().warm_up);
         assert!(read("TRUE").unwrap().warm_up);
         assert_eq!(read("maybe").unwrap_err().name, "WARM_UP");
+    }
+
+    #[test]
+    fn reads_and_bounds_the_step_index_shards() {
+        let read = |value: &str| {
+            let value = value.to_string();
+            Config::from_lookup(|k| (k == "STEP_INDEX_SHARDS").then(|| value.clone()))
+        };
+        assert_eq!(read("").unwrap().step_index_shards, 8);
+        assert_eq!(read("32").unwrap().step_index_shards, 32);
+        assert_eq!(read("256").unwrap().step_index_shards, 256);
+        assert_eq!(read("0").unwrap_err().name, "STEP_INDEX_SHARDS");
+        assert_eq!(read("257").unwrap_err().name, "STEP_INDEX_SHARDS");
     }
 
     #[test]

@@ -7,11 +7,18 @@ use serde::Serialize;
 use store::{ActivationError, SessionWriteError, StoreError};
 
 /// One entry of a 422 `detail` list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationError)]
 pub struct ErrorDetail {
+    /// Where: `["body", "steps", 3, "id"]`, `["query", "limit"]`, `["header", "X-Tenant-ID"]`.
+    #[schema(example = json!(["body", "new_scenario", "steps", 0, "id"]))]
     pub loc: Vec<LocPart>,
     pub msg: String,
+    /// A pydantic v2 error type (`missing`, `uuid_parsing`, `extra_forbidden`,
+    /// `json_invalid`, `int_parsing`, `model_type`, …) or, for checks of this
+    /// product, `value_error…` (`value_error.unknown_step`, `value_error.cel`, …).
     #[serde(rename = "type")]
+    #[schema(example = "uuid_parsing")]
     pub kind: String,
 }
 
@@ -19,6 +26,15 @@ impl ErrorDetail {
     pub fn new(loc: &[&str], msg: impl Into<String>, kind: impl Into<String>) -> Self {
         ErrorDetail {
             loc: loc.iter().map(|p| LocPart::Key((*p).to_string())).collect(),
+            msg: msg.into(),
+            kind: kind.into(),
+        }
+    }
+
+    /// An entry at a location with integer indices (`["body", "steps", 3]`).
+    pub fn located(loc: Vec<LocPart>, msg: impl Into<String>, kind: impl Into<String>) -> Self {
+        ErrorDetail {
+            loc,
             msg: msg.into(),
             kind: kind.into(),
         }
@@ -67,8 +83,10 @@ impl ApiError {
         ApiError::Validation(vec![ErrorDetail::new(loc, msg, kind)])
     }
 
-    pub fn not_found(what: &str) -> Self {
-        ApiError::NotFound(format!("{what} not found"))
+    /// `"{what} {id} not found"`, as the original words it ("Migration plan
+    /// 3fa8… not found"): operators grep logs for the id.
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} {id} not found"))
     }
 }
 

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorDetail};
+use planning::validate::LocPart;
 
 /// Request bodies above this are refused with 413 (the Lambda payload limit).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -30,9 +31,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
         let raw = parts
             .headers
             .get("x-tenant-id")
-            .ok_or_else(|| ApiError::validation(&loc, "field required", "value_error.missing"))?;
+            .ok_or_else(|| ApiError::validation(&loc, "Field required", "missing"))?;
         let text = raw.to_str().map_err(|_| {
-            ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
+            ApiError::validation(&loc, "Input should be a valid UUID", "uuid_parsing")
         })?;
         // The canonical hyphenated form only: one tenant, one spelling (in logs,
         // in authorizer claims, in keys).
@@ -41,7 +42,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
             .then(|| Uuid::parse_str(text).ok())
             .flatten()
             .ok_or_else(|| {
-                ApiError::validation(&loc, "value is not a valid uuid", "type_error.uuid")
+                ApiError::validation(&loc, "Input should be a valid UUID", "uuid_parsing")
             })?;
         if let Some(AuthorizedTenant(claimed)) = parts.extensions.get::<AuthorizedTenant>() {
             let matches = Uuid::parse_str(claimed).is_ok_and(|c| c == tenant);
@@ -65,7 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
         RawPathParams::from_request_parts(parts, state)
             .await
             .map(PathParams)
-            .map_err(|_| ApiError::validation(&["path"], "invalid path parameters", "value_error"))
+            .map_err(|_| ApiError::validation(&["path"], "invalid path parameters", "string_type"))
     }
 }
 
@@ -75,9 +76,7 @@ impl PathParams {
             .iter()
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value)
-            .ok_or_else(|| {
-                ApiError::validation(&["path", name], "field required", "value_error.missing")
-            })
+            .ok_or_else(|| ApiError::validation(&["path", name], "Field required", "missing"))
     }
 
     /// A UUID in its canonical hyphenated form (36 characters, any case); the
@@ -92,8 +91,8 @@ impl PathParams {
             .ok_or_else(|| {
                 ApiError::validation(
                     &["path", name],
-                    "value is not a valid uuid",
-                    "type_error.uuid",
+                    "Input should be a valid UUID",
+                    "uuid_parsing",
                 )
             })
     }
@@ -102,8 +101,8 @@ impl PathParams {
         self.raw(name)?.parse().map_err(|_| {
             ApiError::validation(
                 &["path", name],
-                "value is not a valid integer",
-                "type_error.integer",
+                "Input should be a valid integer, unable to parse string as an integer",
+                "int_parsing",
             )
         })
     }
@@ -114,19 +113,26 @@ impl PathParams {
     /// in a URL, a log line or a storage key.
     pub fn text(&self, name: &str) -> Result<String, ApiError> {
         let value = self.raw(name)?;
-        if value.is_empty() || value.len() > 256 {
+        if value.is_empty() {
             return Err(ApiError::validation(
                 &["path", name],
-                "must be 1 to 256 characters",
-                "value_error.any_str.length",
+                "String should have at least 1 character",
+                "string_too_short",
+            ));
+        }
+        if value.len() > 256 {
+            return Err(ApiError::validation(
+                &["path", name],
+                "String should have at most 256 characters",
+                "string_too_long",
             ));
         }
         let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:@+=~|".contains(c);
         if !value.chars().all(allowed) {
             return Err(ApiError::validation(
                 &["path", name],
-                "may contain only letters, digits and . _ - : @ + = ~ |",
-                "value_error.str.regex",
+                "String should match pattern '^[A-Za-z0-9._:@+=~|-]{1,256}$' (letters, digits and . _ - : @ + = ~ |)",
+                "string_pattern_mismatch",
             ));
         }
         Ok(value.to_string())
@@ -136,7 +142,7 @@ impl PathParams {
 /// A JSON body with unknown fields rejected, located errors and a 6 MB limit.
 pub struct JsonBody<T>(pub T);
 
-/// Like [`JsonBody`], but an empty body is `None` (for optional request bodies).
+/// Like [`JsonBody`], but an empty body or `null` is `None` (for optional request bodies).
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
@@ -144,7 +150,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
         } else {
-            ApiError::validation(&["body"], "could not read the request body", "value_error")
+            ApiError::validation(&["body"], "could not read the request body", "json_invalid")
         }
     })
 }
@@ -160,11 +166,10 @@ pub fn parse_json<T: DeserializeOwned + serde::Serialize>(bytes: &[u8]) -> Resul
     };
     let canonical = serde_json::to_value(&value)
         .map_err(|e| ApiError::Unexpected(format!("re-serialising a request: {e}")))?;
-    let mut loc = vec!["body".to_string()];
+    let mut loc = vec![LocPart::from("body")];
     if array_where_object_belongs(&input, &canonical, &mut loc) {
-        let loc_refs: Vec<&str> = loc.iter().map(String::as_str).collect();
-        return Err(ApiError::Validation(vec![ErrorDetail::new(
-            &loc_refs,
+        return Err(ApiError::Validation(vec![ErrorDetail::located(
+            loc,
             "Input should be a valid dictionary or object to extract fields from",
             "model_type",
         )]));
@@ -177,14 +182,14 @@ pub fn parse_json<T: DeserializeOwned + serde::Serialize>(bytes: &[u8]) -> Resul
 fn array_where_object_belongs(
     input: &serde_json::Value,
     canonical: &serde_json::Value,
-    loc: &mut Vec<String>,
+    loc: &mut Vec<LocPart>,
 ) -> bool {
     use serde_json::Value;
     match (input, canonical) {
         (Value::Array(_), Value::Object(_)) => true,
         (Value::Object(given), Value::Object(parsed)) => given.iter().any(|(key, v)| {
             parsed.get(key).is_some_and(|w| {
-                loc.push(key.clone());
+                loc.push(LocPart::Key(key.clone()));
                 let found = array_where_object_belongs(v, w, loc);
                 if !found {
                     loc.pop();
@@ -194,7 +199,7 @@ fn array_where_object_belongs(
         }),
         (Value::Array(given), Value::Array(parsed)) => {
             given.iter().zip(parsed).enumerate().any(|(i, (v, w))| {
-                loc.push(i.to_string());
+                loc.push(LocPart::Index(i));
                 let found = array_where_object_belongs(v, w, loc);
                 if !found {
                     loc.pop();
@@ -209,41 +214,136 @@ fn array_where_object_belongs(
 fn parse_json_loosely<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let mut loc = vec!["body".to_string()];
+        let mut loc = vec![LocPart::from("body")];
         for segment in error.path().iter() {
             use serde_path_to_error::Segment;
             match segment {
-                Segment::Seq { index } => loc.push(index.to_string()),
-                Segment::Map { key } | Segment::Enum { variant: key } => loc.push(key.clone()),
+                Segment::Seq { index } => loc.push(LocPart::Index(*index)),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    loc.push(LocPart::Key(key.clone()))
+                }
                 Segment::Unknown => {}
             }
         }
-        json_error(&loc, error.inner())
+        json_error(loc, error.inner())
     })?;
     // Trailing garbage after the document is malformed JSON too.
     deserializer
         .end()
-        .map_err(|e| json_error(&["body".to_string()], &e))?;
+        .map_err(|e| json_error(vec![LocPart::from("body")], &e))?;
     Ok(value)
 }
 
-fn json_error(loc: &[String], inner: &serde_json::Error) -> ApiError {
+fn json_error(mut loc: Vec<LocPart>, inner: &serde_json::Error) -> ApiError {
     let message = inner.to_string();
     let kind = if inner.is_syntax() || inner.is_eof() {
-        "value_error.jsondecode"
-    } else if message.starts_with("unknown field") {
-        "value_error.extra"
-    } else if message.starts_with("missing field") {
-        "value_error.missing"
+        "json_invalid"
     } else {
-        "type_error"
+        error_kind(&message)
     };
-    let loc_refs: Vec<&str> = loc.iter().map(String::as_str).collect();
-    ApiError::Validation(vec![ErrorDetail::new(
-        &loc_refs,
+    // pydantic locates a missing or unknown field at the field itself; serde
+    // names it only in the message.
+    // (serde_path_to_error already ends the path with an unknown field's name).
+    if let Some(field) = named_field(&message)
+        && loc.last() != Some(&LocPart::Key(field.clone()))
+    {
+        loc.push(LocPart::Key(field));
+    }
+    ApiError::Validation(vec![ErrorDetail::located(
+        loc,
         without_input(&message),
         kind,
     )])
+}
+
+/// The field a `missing field `x`` / `unknown field `x`` message names.
+fn named_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next().map(str::to_string)
+}
+
+/// The pydantic v2 error type (what FastAPI answers today) for a serde error
+/// message: `missing`, `extra_forbidden`, `uuid_parsing`, `int_parsing`, ….
+/// serde says what it expected; pydantic names the same thing.
+pub fn error_kind(message: &str) -> &'static str {
+    let text = message
+        .rfind(" at line ")
+        .map_or(message, |i| &message[..i]);
+    if text.starts_with("missing field") {
+        return "missing";
+    }
+    if text.starts_with("unknown field") {
+        return "extra_forbidden";
+    }
+    if text.starts_with("unknown variant") {
+        return "enum";
+    }
+    if text.starts_with("UUID parsing failed") || text.contains("expected UUID") {
+        return "uuid_parsing";
+    }
+    // serde_urlencoded and `str::parse` say this for a query integer.
+    if text.contains("invalid digit") || text.contains("cannot parse integer") {
+        return "int_parsing";
+    }
+    if text.contains("number too large") || text.contains("number too small") {
+        return "int_parsing_size";
+    }
+    let given_string = text.starts_with("invalid type: string");
+    let expected = text.rsplit_once("expected ").map_or("", |(_, e)| e);
+    let integer = ["i64", "u64", "i32", "u32", "usize", "an integer"]
+        .iter()
+        .any(|t| expected.starts_with(t));
+    if integer {
+        if text.starts_with("invalid value: integer") {
+            return "greater_than_equal";
+        }
+        return if given_string {
+            "int_parsing"
+        } else {
+            "int_type"
+        };
+    }
+    if expected.starts_with("f64") || expected.starts_with("f32") {
+        return if given_string {
+            "float_parsing"
+        } else {
+            "float_type"
+        };
+    }
+    if expected.starts_with("a boolean") {
+        return if given_string {
+            "bool_parsing"
+        } else {
+            "bool_type"
+        };
+    }
+    if expected.starts_with("a string") || expected.starts_with("a borrowed string") {
+        return "string_type";
+    }
+    if expected.starts_with("a sequence") {
+        return "list_type";
+    }
+    if expected.starts_with("struct ") {
+        return "model_type";
+    }
+    if expected.starts_with("a map") {
+        return "dict_type";
+    }
+    // chrono's messages for a `DateTime` that does not parse.
+    let chrono = [
+        "input contains invalid characters",
+        "premature end of input",
+        "input is out of range",
+        "trailing input",
+        "input is not enough",
+        "no possible date and time",
+    ];
+    if chrono.iter().any(|m| text.contains(m)) {
+        return "datetime_from_date_parsing";
+    }
+    "value_error"
 }
 
 /// serde quotes what was sent (`invalid type: string "…"`, `invalid value:
@@ -278,11 +378,7 @@ impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
-            return Err(ApiError::validation(
-                &["body"],
-                "field required",
-                "value_error.missing",
-            ));
+            return Err(ApiError::validation(&["body"], "Field required", "missing"));
         }
         parse_json(&bytes).map(JsonBody)
     }
@@ -295,14 +391,16 @@ impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S>
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null`: FastAPI takes both for an optional body.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJsonBody(None));
         }
         parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
     }
 }
 
-/// Query parameters with unknown keys rejected and located 422s.
+/// Query parameters with located 422s. Unknown keys are ignored, as FastAPI
+/// does: the query types do not deny unknown fields.
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
@@ -321,10 +419,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
                 } else {
                     vec!["query", field.as_str()]
                 };
+                let message = error.inner().to_string();
                 ApiError::Validation(vec![ErrorDetail::new(
                     &loc,
-                    error.inner().to_string(),
-                    "type_error",
+                    without_input(&message),
+                    error_kind(&message),
                 )])
             })
     }
@@ -343,7 +442,7 @@ pub fn session_precondition(
         (Some(_), Some(_)) => Err(ApiError::validation(
             &["header", "If-None-Match"],
             "send either If-Match or If-None-Match, not both",
-            "value_error.conflict",
+            "value_error",
         )),
         (Some(value), None) => {
             let loc = ["header", "If-Match"];
@@ -351,7 +450,7 @@ pub fn session_precondition(
                 ApiError::validation(
                     &loc,
                     "expected a session revision (the ETag) or *",
-                    "value_error.etag",
+                    "value_error",
                 )
             };
             let text = value.to_str().map_err(|_| bad())?.trim();
@@ -372,7 +471,7 @@ pub fn session_precondition(
             _ => Err(ApiError::validation(
                 &["header", "If-None-Match"],
                 "only If-None-Match: * (create only) is supported",
-                "value_error.etag",
+                "value_error",
             )),
         },
         (None, None) => Ok(SessionPrecondition::None),
@@ -442,6 +541,87 @@ mod tests {
         assert_eq!(status_for(Some(TENANT), Some("admin")).await.0, 403);
     }
 
+    #[tokio::test]
+    async fn an_optional_body_may_be_absent_empty_or_null_but_not_unknown() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        struct Approve {
+            #[serde(default)]
+            approved_by: Option<String>,
+        }
+        async fn take(OptionalJsonBody(body): OptionalJsonBody<Approve>) -> String {
+            format!("{:?}", body.map(|b| b.approved_by))
+        }
+        let app = Router::new().route("/", axum::routing::post(take));
+        for (body, expected) in [
+            ("", "None"),
+            ("  ", "None"),
+            ("null", "None"),
+            (" null\n", "None"),
+            (r#"{"approved_by": "lead"}"#, r#"Some(Some("lead"))"#),
+        ] {
+            let request = HttpRequest::post("/").body(Body::from(body)).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200, "{body:?}");
+            let text = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&text), expected, "{body:?}");
+        }
+        let request = HttpRequest::post("/")
+            .body(Body::from(r#"{"approver": "x"}"#))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 422);
+        let text = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(json["detail"][0]["type"], "extra_forbidden");
+        assert_eq!(
+            json["detail"][0]["loc"],
+            serde_json::json!(["body", "approver"])
+        );
+    }
+
+    #[test]
+    fn serde_messages_map_to_pydantic_v2_types() {
+        for (message, kind) in [
+            ("missing field `name` at line 1 column 2", "missing"),
+            ("unknown field `x`, expected `a` or `b`", "extra_forbidden"),
+            ("unknown variant `nope`, expected one of `a`, `b`", "enum"),
+            ("invalid type: string \"x\", expected i64", "int_parsing"),
+            ("invalid type: boolean `true`, expected i64", "int_type"),
+            (
+                "invalid value: integer `-1`, expected u64",
+                "greater_than_equal",
+            ),
+            ("invalid digit found in string", "int_parsing"),
+            ("UUID parsing failed: invalid character", "uuid_parsing"),
+            ("invalid type: integer `1`, expected UUID", "uuid_parsing"),
+            (
+                "invalid type: integer `1`, expected a string",
+                "string_type",
+            ),
+            (
+                "invalid type: string \"x\", expected a boolean",
+                "bool_parsing",
+            ),
+            ("invalid type: map, expected a sequence", "list_type"),
+            (
+                "invalid type: string \"x\", expected struct StepInput",
+                "model_type",
+            ),
+            ("invalid type: sequence, expected a map", "dict_type"),
+            (
+                "input contains invalid characters",
+                "datetime_from_date_parsing",
+            ),
+        ] {
+            assert_eq!(error_kind(message), kind, "{message}");
+        }
+    }
+
     #[test]
     fn structs_must_be_objects_not_sequences() {
         #[derive(Debug, serde::Deserialize, serde::Serialize, Default)]
@@ -479,7 +659,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&details[0].loc).unwrap(),
-            serde_json::json!(["body", "items", "1"])
+            serde_json::json!(["body", "items", 1])
         );
         // Arrays where arrays belong, and free-form JSON, are fine.
         let ok = parse_json::<Outer>(br#"{"items": [{"n": 1}], "free": [[1], {"a": []}]}"#);
@@ -513,7 +693,9 @@ mod tests {
             panic!("expected a validation error");
         };
         let loc = serde_json::to_value(&details[0].loc).unwrap();
-        assert_eq!(loc, serde_json::json!(["body", "items", "1", "n"]));
+        assert_eq!(loc, serde_json::json!(["body", "items", 1, "n"]));
+        // A string where an integer belongs: pydantic v2 says `int_parsing`.
+        assert_eq!(details[0].kind, "int_parsing");
         assert!(matches!(
             parse_json::<Body>(b"{} trailing"),
             Err(ApiError::Validation(_))
@@ -522,6 +704,22 @@ mod tests {
         else {
             panic!("expected a validation error");
         };
-        assert_eq!(details[0].kind, "value_error.extra");
+        assert_eq!(details[0].kind, "extra_forbidden");
+        assert_eq!(
+            serde_json::to_value(&details[0].loc).unwrap(),
+            serde_json::json!(["body", "x"])
+        );
+        let Err(ApiError::Validation(details)) = parse_json::<Body>(b"{}") else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(details[0].kind, "missing");
+        assert_eq!(
+            serde_json::to_value(&details[0].loc).unwrap(),
+            serde_json::json!(["body", "items"])
+        );
+        let Err(ApiError::Validation(details)) = parse_json::<Body>(b"{\"items\": [") else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(details[0].kind, "json_invalid");
     }
 }

@@ -82,6 +82,12 @@ async fn bind_tenant(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // `GET /openapi.json` reads no tenant's data and needs no tenant (the route's
+    // API Gateway authorization still applies). The path is the one the router
+    // matches on.
+    if crate::openapi::TENANTLESS_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let caller = caller(request.extensions().get::<RequestContext>(), &guard.claim);
     let header = request
         .headers()

@@ -7,6 +7,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod marking;
+pub mod openapi;
+pub mod recount;
 pub mod routes;
 pub mod services;
 pub mod state;
@@ -14,7 +16,7 @@ pub mod state;
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
 pub use routes::{
-    app, deployments_router, finish, plans_router, scenarios_router, sessions_router,
+    app, deployments_router, finish, health_router, plans_router, scenarios_router, sessions_router,
 };
 pub use state::AppState;
 pub mod aws;

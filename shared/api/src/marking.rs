@@ -1,9 +1,11 @@
 //! Deploy step 2–3: marking eligible sessions with `pending_migration`.
 //!
 //! Work is split into *chains*, one per V1 step whose sessions must be marked
-//! (each anchor's V1 step and each deleted step). A chain is walked page by page
-//! through the (tenant, scenario, version, step) index with a cursor, so no
-//! process ever holds a whole session set. Each page is recorded in the ledger
+//! (each anchor's V1 step and each deleted step) and shard of the step index
+//! (`STEP_INDEX_SHARDS`, fixed for a deployment when its marking starts): the
+//! shards of one step are walked in parallel. A chain is walked page by page
+//! through the (tenant, scenario, version, step, shard) index with a cursor, so
+//! no process ever holds a whole session set. Each page is recorded in the ledger
 //! together with the plan counters, conditioned on the ledger entry not existing:
 //! redelivery and retries re-mark nothing (the mark itself is conditional) and
 //! count nothing twice.
@@ -29,15 +31,35 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chain {
     pub step_id: Uuid,
+    /// The step-index shard this chain walks (`0..shards`).
+    #[serde(default)]
+    pub shard: u32,
+    /// The plan's shard count, recorded on its chains when marking started.
+    #[serde(default = "one_shard")]
+    pub shards: u32,
     /// The anchor whose policy applies: the step's own anchor, or a deleted
     /// step's nearest anchor. `None` for a deleted step with no anchor at all
     /// (its sessions are still flagged, and reconcile exits them gracefully).
     pub anchor_content_hash: Option<String>,
 }
 
+fn one_shard() -> u32 {
+    1
+}
+
 impl Chain {
     fn flag_hash(&self) -> String {
         self.anchor_content_hash.clone().unwrap_or_default()
+    }
+
+    /// This step's chain in every one of `shards` shards.
+    pub fn sharded(self, shards: u32) -> impl Iterator<Item = Chain> {
+        let shards = shards.max(1);
+        (0..shards).map(move |shard| Chain {
+            shard,
+            shards,
+            ..self.clone()
+        })
     }
 }
 
@@ -54,11 +76,14 @@ pub struct MarkMessage {
 }
 
 impl MarkMessage {
-    /// The ledger key: the same page always has the same id.
+    /// The ledger key: the same page always has the same id. Cursors are
+    /// bound to their shard's query, so the shard keeps the first pages of a
+    /// step's shards apart.
     pub fn page_id(&self) -> String {
         format!(
-            "{}#{}",
+            "{}#{}#{}",
             self.chain.step_id,
+            self.chain.shard,
             self.cursor.as_deref().unwrap_or("start")
         )
     }
@@ -70,15 +95,20 @@ pub trait MarkingQueue: Send + Sync {
     async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()>;
 }
 
-/// The chains of a plan: every anchor and every deleted step of V1.
+/// The steps a plan marks (every anchor and every deleted step of V1), each
+/// as its chain in shard 0 of 1: [`Chain::sharded`] gives the chains per shard.
 pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
     let map = &plan.transformation_map;
     let anchors = map.anchors.iter().map(|a| Chain {
         step_id: a.anchor_node_id_v1,
+        shard: 0,
+        shards: 1,
         anchor_content_hash: Some(a.anchor_content_hash.clone()),
     });
     let deleted = map.deleted_nodes.iter().map(|d| Chain {
         step_id: d.node_id_v1,
+        shard: 0,
+        shards: 1,
         anchor_content_hash: d.nearest_anchor_hash.clone(),
     });
     anchors.chain(deleted).collect()
@@ -168,7 +198,7 @@ impl PlanContexts {
         let plan = store
             .get_plan(tenant, plan_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+            .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))?;
         if plan.status != PlanStatus::Deploying {
             return Ok(None);
         }
@@ -278,6 +308,7 @@ async fn read_page(
             scenario_id: plan.scenario_id,
             version: plan.from_version,
             step_id: chain.step_id,
+            shard: chain.shard,
             limit: ctx.page_size,
             cursor,
         })
@@ -433,6 +464,7 @@ pub async fn record_page(
             plan_id: plan.id,
             page_id: message.page_id(),
             chain_step: message.chain.step_id,
+            chain_shard: message.chain.shard,
             cursor: message.cursor.clone(),
             next_cursor: outcome.next_cursor.clone(),
             sessions_marked: outcome.marked,

@@ -19,10 +19,14 @@ use crate::extract::{
 };
 use crate::services::{deployments, plans, reconcile, scenarios, sessions};
 use crate::state::AppState;
+use uuid::Uuid;
 
-/// `PUT /scenarios/{id}`, `GET /scenarios/{id}`, `GET /scenarios/{id}/versions/{v}`.
+/// `PUT /scenarios/{id}`, `GET /scenarios/{id}`, `GET /scenarios/{id}/versions/{v}`,
+/// and `GET /openapi.json` (the scenarios function has the most room under the
+/// Lambda size limit for the document).
 pub fn scenarios_router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi_json))
         .route(
             "/scenarios/{scenario_id}",
             put(put_scenario).get(get_scenario),
@@ -136,9 +140,16 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .into_response()
 }
 
+/// `GET /health`: for `migrations serve` and containers only (behind API
+/// Gateway, Lambda and API Gateway report health themselves).
+pub fn health_router() -> Router<AppState> {
+    Router::new().route("/health", get(health))
+}
+
 /// Every group in one router (`migrations serve`, tests).
 pub fn app(state: AppState) -> Router {
     let all = Router::new()
+        .merge(health_router())
         .merge(scenarios_router())
         .merge(sessions_router())
         .merge(plans_router())
@@ -158,9 +169,82 @@ async fn method_not_allowed() -> Response {
         .into_response()
 }
 
+// ----- meta ------------------------------------------------------------------
+
+/// The document is the same for the life of the process: built once.
+static OPENAPI_JSON: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(crate::openapi::document_text);
+
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta", operation_id = "openapi_json",
+    summary = "This document (no tenant needed)",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub(crate) async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.as_str(),
+    )
+        .into_response()
+}
+
+/// How long `GET /health` waits for the store.
+const HEALTH_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[utoipa::path(
+    get, path = "/health", tag = "meta", operation_id = "health",
+    summary = "Process up and store reachable (`migrations serve` only; no tenant needed)",
+    description = "One read of a key no item has. Not routed behind API Gateway: there Lambda and API Gateway report health.",
+    responses(
+        (status = 200, description = "Up, and the store answered", body = crate::openapi::Health),
+        (status = 503, description = "Up, but the store did not answer in 2 s or failed", body = crate::openapi::Health),
+    )
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let probe = state.store.get_plan_header(Uuid::nil(), Uuid::nil());
+    let problem = match tokio::time::timeout(HEALTH_STORE_TIMEOUT, probe).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            // The store's error stays in the log: it may name endpoints or tables.
+            tracing::warn!(error = %e, "health: the store failed");
+            Some("store unavailable".to_string())
+        }
+        Err(_) => Some("store did not answer within 2 s".to_string()),
+    };
+    match problem {
+        None => Json(crate::openapi::Health {
+            status: "ok".into(),
+            detail: None,
+        })
+        .into_response(),
+        Some(detail) => {
+            tracing::warn!(%detail, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(crate::openapi::Health {
+                    status: "unavailable".into(),
+                    detail: Some(detail),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
 // ----- scenarios -------------------------------------------------------------
 
-async fn put_scenario(
+#[utoipa::path(
+    put, path = "/scenarios/{scenario_id}", tag = "scenarios", operation_id = "put_scenario",
+    summary = "Create the first version of a scenario",
+    description = "Later versions only arrive through a deployed migration plan.",
+    params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
+    request_body = planning::ScenarioInput,
+    responses(
+        (status = 201, description = "Created", body = planning::ScenarioVersion),
+        (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
+    )
+)]
+pub(crate) async fn put_scenario(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -172,7 +256,13 @@ async fn put_scenario(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn get_scenario(
+#[utoipa::path(
+    get, path = "/scenarios/{scenario_id}", tag = "scenarios", operation_id = "get_scenario",
+    summary = "The current version of a scenario",
+    params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
+    responses((status = 200, description = "The current version", body = planning::ScenarioVersion), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_scenario(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -183,7 +273,13 @@ async fn get_scenario(
     ))
 }
 
-async fn get_scenario_version(
+#[utoipa::path(
+    get, path = "/scenarios/{scenario_id}/versions/{version}", tag = "scenarios",
+    operation_id = "get_scenario_version", summary = "Any version of a scenario",
+    params(("scenario_id" = Uuid, Path, description = "The scenario's id"), ("version" = i64, Path, description = "The version number")),
+    responses((status = 200, description = "That version", body = planning::ScenarioVersion), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_scenario_version(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -197,7 +293,25 @@ async fn get_scenario_version(
 
 // ----- sessions --------------------------------------------------------------
 
-async fn put_session(
+#[utoipa::path(
+    put, path = "/sessions/{session_id}", tag = "sessions", operation_id = "put_session",
+    summary = "Record where a session is",
+    description = "Accepts the representation GET returns (its server-set fields are ignored). `If-Match: <revision>` writes only over that revision, `If-Match: *` only over an existing session, `If-None-Match: *` only creates; a stale precondition is 412.",
+    params(
+        ("session_id" = String, Path, description = "The runtime's session id: 1–256 of A–Z a–z 0–9 . _ - : @ + = ~ |", pattern = "^[A-Za-z0-9._:@+=~|-]{1,256}$"),
+        ("If-Match" = Option<String>, Header, description = "A revision as returned in ETag (quoted or not, W/ allowed) or *"),
+        ("If-None-Match" = Option<String>, Header, description = "Only * (create only)"),
+    ),
+    request_body = planning::SessionInput,
+    responses(
+        (status = 200, description = "Updated", body = planning::Session, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
+        (status = 201, description = "Created", body = planning::Session, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 412, description = "The If-Match / If-None-Match precondition does not hold", body = crate::openapi::ErrorMessage),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+    )
+)]
+pub(crate) async fn put_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -227,7 +341,13 @@ async fn put_session(
     ))
 }
 
-async fn get_session(
+#[utoipa::path(
+    get, path = "/sessions/{session_id}", tag = "sessions", operation_id = "get_session",
+    summary = "Where a session is",
+    params(("session_id" = String, Path, description = "The runtime's session id: 1–256 of A–Z a–z 0–9 . _ - : @ + = ~ |", pattern = "^[A-Za-z0-9._:@+=~|-]{1,256}$")),
+    responses((status = 200, description = "The session", body = planning::Session, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -237,7 +357,18 @@ async fn get_session(
     Ok((session_etag(session.revision), Json(session)))
 }
 
-async fn reconcile_session(
+#[utoipa::path(
+    post, path = "/sessions/{session_id}/reconcile", tag = "sessions", operation_id = "reconcile_session",
+    summary = "The just-in-time migration",
+    description = "Called by the runtime before it processes a customer's turn: applies a pending migration once (teleport, collect fields, run a required action, or exit). The body is optional. With `\"dry_run\": true` it is a preview: the same answer, nothing written (no session change, audit event or counter; the ETag is unchanged).",
+    params(("session_id" = String, Path, description = "The runtime's session id: 1–256 of A–Z a–z 0–9 . _ - : @ + = ~ |", pattern = "^[A-Za-z0-9._:@+=~|-]{1,256}$")),
+    request_body(content = Option<planning::ReconcileRequest>, description = "Optional: what the runtime already knows"),
+    responses(
+        (status = 200, description = "What the runtime does next", body = planning::ReconciliationResult, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
+    )
+)]
+pub(crate) async fn reconcile_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -258,7 +389,18 @@ async fn reconcile_session(
 
 // ----- plans -----------------------------------------------------------------
 
-async fn create_plan(
+#[utoipa::path(
+    post, path = "/scenarios/{scenario_id}/migration-plan", tag = "plans", operation_id = "create_plan",
+    summary = "Generate a migration plan",
+    description = "Diffs the scenario's current version against `new_scenario`, finds the anchors, decides per anchor how its sessions migrate and counts them. 409 when the version is not greater than the current one or a live plan exists for the same version pair.",
+    params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
+    request_body = crate::services::plans::GenerateMigrationPlanRequest,
+    responses(
+        (status = 201, description = "The plan (with `anchors_next_token` when too large to return whole)", body = planning::MigrationPlan),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
+    )
+)]
+pub(crate) async fn create_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -279,7 +421,13 @@ async fn create_plan(
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
-async fn list_plans(
+#[utoipa::path(
+    get, path = "/migration-plans", tag = "plans", operation_id = "list_plans",
+    summary = "List plans, newest first",
+    params(crate::services::plans::ListPlansQuery),
+    responses((status = 200, description = "A page of plans", body = crate::services::plans::PlanList))
+)]
+pub(crate) async fn list_plans(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     QueryParams(query): QueryParams<plans::ListPlansQuery>,
@@ -289,7 +437,13 @@ async fn list_plans(
     ))
 }
 
-async fn get_plan(
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}", tag = "plans", operation_id = "get_plan",
+    summary = "A plan",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses((status = 200, description = "The plan (with `anchors_next_token` when too large to return whole)", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -301,7 +455,13 @@ async fn get_plan(
     )))
 }
 
-async fn get_summary(
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}/summary", tag = "plans", operation_id = "get_summary",
+    summary = "The operator summary: real session counts and warnings",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses((status = 200, description = "The summary; `sessions_by_anchor` lists every anchor", body = planning::MigrationSummary), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_summary(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -311,7 +471,13 @@ async fn get_summary(
     ))
 }
 
-async fn get_anchors(
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}/anchors", tag = "plans", operation_id = "get_anchors",
+    summary = "A page of a plan's anchors and their policies",
+    params(("plan_id" = Uuid, Path, description = "The plan's id"), crate::services::plans::PageQuery),
+    responses((status = 200, description = "A page of anchors", body = crate::services::plans::AnchorPage), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_anchors(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -323,7 +489,17 @@ async fn get_anchors(
     ))
 }
 
-async fn get_events(
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}/events", tag = "plans", operation_id = "get_events",
+    summary = "Audit events of the migrations a plan applied",
+    params(
+        ("plan_id" = Uuid, Path, description = "The plan's id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Events per page (default 50)"),
+        ("next_token" = Option<String>, Query, description = "The `next_token` of the previous page"),
+    ),
+    responses((status = 200, description = "A page of events", body = crate::services::reconcile::EventList), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_events(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -335,7 +511,15 @@ async fn get_events(
     ))
 }
 
-async fn put_policies(
+#[utoipa::path(
+    put, path = "/migration-plans/{plan_id}/policies", tag = "plans", operation_id = "put_policies",
+    summary = "Merge per-anchor policies into a pending plan",
+    description = "Keys are anchor content hashes of the plan (an unknown hash is 422); custom conditions are CEL and are compiled here (422 when they do not compile). Pending plans only (409).",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body = crate::services::plans::UpdatePoliciesRequest,
+    responses((status = 200, description = "The plan", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge))
+)]
+pub(crate) async fn put_policies(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -349,7 +533,14 @@ async fn put_policies(
     )))
 }
 
-async fn approve_plan(
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/approve", tag = "plans", operation_id = "approve_plan",
+    summary = "Approve a pending plan",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<crate::services::plans::ApprovePlanRequest>, description = "Optional"),
+    responses((status = 200, description = "The approved plan", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge))
+)]
+pub(crate) async fn approve_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -370,7 +561,14 @@ async fn approve_plan(
     )))
 }
 
-async fn reject_plan(
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/reject", tag = "plans", operation_id = "reject_plan",
+    summary = "Reject a pending plan",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<crate::services::plans::RejectPlanRequest>, description = "Optional"),
+    responses((status = 200, description = "The rejected plan", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge))
+)]
+pub(crate) async fn reject_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -393,7 +591,18 @@ async fn reject_plan(
 
 // ----- deployments -----------------------------------------------------------
 
-async fn deploy_plan(
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/deploy", tag = "deployments", operation_id = "deploy_plan",
+    summary = "Deploy an approved plan",
+    description = "Activates the new version atomically and marks the eligible sessions. 200 when marking finished inline (`deployed`); 202 while it fans out (`deploying`). Calling it again while deploying resumes stalled marking and returns the progress (202); after `deployed`, 409.",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses(
+        (status = 200, description = "Deployed: marking finished inline", body = planning::DeploymentResult),
+        (status = 202, description = "Deploying: marking fans out through the queue", body = planning::DeploymentResult),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict),
+    )
+)]
+pub(crate) async fn deploy_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,
@@ -408,7 +617,13 @@ async fn deploy_plan(
     Ok((status, Json(outcome.result)))
 }
 
-async fn deployment_status(
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}/deployment-status", tag = "deployments",
+    operation_id = "deployment_status", summary = "Exact deployment counters",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses((status = 200, description = "The counters", body = planning::DeploymentStatus), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn deployment_status(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     path: PathParams,

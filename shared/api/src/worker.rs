@@ -24,6 +24,10 @@ pub enum MessageOutcome {
 /// on the last allowed attempt a failure is recorded against the plan so that it
 /// shows in `deployment-status` while the message moves to the dead-letter queue.
 pub async fn process_body(state: &AppState, body: &str, attempt: u32) -> MessageOutcome {
+    // The queue also carries exact session recounts (crate::recount).
+    if let Some(recount) = crate::recount::RecountMessage::parse(body) {
+        return crate::recount::process(state, &recount, attempt).await;
+    }
     let message: MarkMessage = match parse_json(body.as_bytes()) {
         Ok(m) => m,
         Err(_) => {

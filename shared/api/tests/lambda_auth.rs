@@ -249,6 +249,38 @@ async fn iam_mode_never_falls_back_to_the_header() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_needs_no_tenant_in_any_mode() {
+    // Issue 14: the scenarios function serves `GET /openapi.json`; it reads no
+    // tenant's data, so the tenant binding lets it through (API Gateway's route
+    // authorization still applies). The tenant routes stay bound.
+    let token = jwt(json!({"sub": "u-1", "custom:tenant_id": ACME}));
+    for (state, authorizer) in [
+        (iam_state(), Some(iam(OPS_ACME_ROLE))),
+        (iam_state(), None),
+        (jwt_state(), Some(token)),
+    ] {
+        let app = api::lambda::http_app(api::scenarios_router, state);
+        let request = event(
+            "GET",
+            "/openapi.json",
+            "/openapi.json",
+            None,
+            authorizer.clone(),
+            None,
+        );
+        let (status, body) = call(&app, &request).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["openapi"], "3.1.0");
+        let (status, _) = call(&app, &get_scenario(SCENARIO, None, authorizer)).await;
+        assert!(status == 403 || status == 422, "{status}");
+    }
+    // The other groups do not serve it (one function per route).
+    let app = api::lambda::http_app(api::plans_router, iam_state());
+    let request = event("GET", "/openapi.json", "/openapi.json", None, None, None);
+    assert_eq!(call(&app, &request).await.0, 404);
+}
+
+#[tokio::test]
 async fn jwt_callers_act_only_for_the_tenants_in_their_claim() {
     let app = api::lambda::http_app(api::scenarios_router, jwt_state());
     let acme = jwt(json!({"sub": "user-1", "custom:tenant_id": ACME}));

@@ -1,12 +1,15 @@
 //! `migrations`: the local face of focal-migrations.
 //!
 //! - `migrations serve` runs every HTTP route in one process (embedded store by default);
-//! - `migrations plan` computes a migration plan for two scenario files, offline.
+//! - `migrations plan` computes a migration plan for two scenario files, offline;
+//! - `migrations openapi` prints the API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backfill;
+mod counts;
 mod plan;
 mod serve;
 
@@ -27,6 +30,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Compute the migration plan between two scenario versions (ScenarioInput JSON files).
     Plan(plan::PlanArgs),
+    /// One-off migration to the sharded step index: rewrite every session's
+    /// `step_key` for STEP_INDEX_SHARDS shards (resumable; see the README).
+    BackfillStepKeys(backfill::BackfillArgs),
+    /// Session counts of one scenario version on DynamoDB (the counters and the
+    /// latest exact recount); `--recount` queues an exact recount.
+    Counts(counts::CountsArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (JSON), as `GET /openapi.json` serves it.
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -34,5 +45,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::BackfillStepKeys(args) => backfill::run(args),
+        Command::Counts(args) => counts::run(args),
+        Command::Openapi => {
+            println!("{}", api::openapi::document_text());
+            ExitCode::SUCCESS
+        }
     }
 }

@@ -160,9 +160,11 @@ async fn open_store(
     sdk: Option<&aws_config::SdkConfig>,
 ) -> Result<Arc<dyn Store>, String> {
     Ok(match args.store {
-        StoreKind::Memory => {
-            Arc::new(store::memory::MemoryStore::new().with_retention(config.retention()))
-        }
+        StoreKind::Memory => Arc::new(
+            store::memory::MemoryStore::new()
+                .with_retention(config.retention())
+                .with_step_index_shards(config.step_index_shards),
+        ),
         StoreKind::Embedded => {
             std::fs::create_dir_all(&args.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
@@ -170,7 +172,8 @@ async fn open_store(
             Arc::new(
                 store::embedded::EmbeddedStore::open(&path)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?
-                    .with_retention(config.retention()),
+                    .with_retention(config.retention())
+                    .with_step_index_shards(config.step_index_shards),
             )
         }
         StoreKind::Dynamodb => {
@@ -182,8 +185,14 @@ async fn open_store(
                     .await
                     .map_err(|e| format!("cannot create tables: {e}"))?;
             }
+            // The session counts follow the sessions table's stream (the
+            // count-sessions Lambda's job on AWS).
+            let counts = crate::counts::stream_poller(sdk, &tables);
             Arc::new(
-                store::dynamo::DynamoStore::new(client, tables).with_retention(config.retention()),
+                store::dynamo::DynamoStore::new(client, tables)
+                    .with_retention(config.retention())
+                    .with_step_index_shards(config.step_index_shards)
+                    .with_counts_catch_up(counts),
             )
         }
     })
@@ -238,7 +247,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("listening on http://{address}");
     let limits = Limits::from_args(&args);
     tracing::info!(%address, store = ?args.store, queue = ?args.queue, ?limits, "serving every route");
-    run_server(listener, api::app(state), limits, signals).await;
+    // The operator console (pages, assets, diagram route) beside the API routes.
+    let app = api::app(state.clone()).merge(console::router(state));
+    run_server(listener, app, limits, signals).await;
     Ok(())
 }
 

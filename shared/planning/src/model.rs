@@ -16,6 +16,7 @@ pub type ContentHash = String;
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TransitionInput {
     pub to_step_id: Uuid,
@@ -28,6 +29,7 @@ pub struct TransitionInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepInput {
     pub id: Uuid,
@@ -57,6 +59,7 @@ pub struct StepInput {
 /// A scenario definition as a client submits it (one version, without ids that
 /// the server owns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioInput {
     pub name: String,
@@ -69,6 +72,7 @@ pub struct ScenarioInput {
 
 /// A stored scenario version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScenarioVersion {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -100,6 +104,7 @@ impl ScenarioVersion {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepVisit {
     pub step_id: Uuid,
@@ -113,6 +118,7 @@ pub struct StepVisit {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingMigration {
     pub migration_plan_id: Uuid,
     pub target_version: i64,
@@ -122,6 +128,7 @@ pub struct PendingMigration {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub session_id: String,
     pub tenant_id: Uuid,
@@ -156,6 +163,7 @@ pub struct Session {
 /// path and the tenant header, and the product-owned and server-set fields
 /// (`pending_migration`, `pinned_version`, `updated_at`, `revision`) are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionInput {
     /// Must equal the path's session id when present.
@@ -181,15 +189,19 @@ pub struct SessionInput {
     pub created_at: Option<DateTime<Utc>>,
     /// Read-only (written by marking and reconcile): accepted and ignored.
     #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub pending_migration: Option<serde::de::IgnoredAny>,
     /// Read-only (written by reconcile): accepted and ignored.
     #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub pinned_version: Option<serde::de::IgnoredAny>,
     /// Server-set: accepted and ignored.
     #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub updated_at: Option<serde::de::IgnoredAny>,
     /// Server-set (use `If-Match` to write conditionally): accepted and ignored.
     #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub revision: Option<serde::de::IgnoredAny>,
 }
 
@@ -198,6 +210,7 @@ pub struct SessionInput {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationScenario {
     CleanGraft,
@@ -216,6 +229,7 @@ impl MigrationScenario {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InsertedNode {
     pub node_id: Uuid,
     pub node_name: String,
@@ -230,6 +244,7 @@ pub struct InsertedNode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ForkBranch {
     pub target_step_id: Uuid,
     pub target_step_name: String,
@@ -239,6 +254,7 @@ pub struct ForkBranch {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewFork {
     pub fork_node_id: Uuid,
     pub fork_node_name: String,
@@ -247,6 +263,7 @@ pub struct NewFork {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionChangeType {
     Added,
@@ -255,6 +272,7 @@ pub enum TransitionChangeType {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionChange {
     pub from_step_id: Uuid,
     #[serde(default)]
@@ -266,6 +284,7 @@ pub struct TransitionChange {
 
 /// Changes in one region (upstream or downstream) around an anchor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegionChanges {
     #[serde(default)]
     pub inserted_nodes: Vec<InsertedNode>,
@@ -294,6 +313,7 @@ impl RegionChanges {
 /// A step attribute an edit in place can change: the fields of the content hash,
 /// and `is_required_action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepAttribute {
     Name,
@@ -339,6 +359,7 @@ impl StepAttribute {
 /// (normalised as the content hash reads it: absent descriptions are `""`, rule
 /// ids and fields sorted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributeChange {
     pub attribute: StepAttribute,
     pub before: serde_json::Value,
@@ -347,6 +368,7 @@ pub struct AttributeChange {
 
 /// An edited step as it appears in the region of another anchor (or edited step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EditedNode {
     /// The same in both versions.
     pub node_id: Uuid,
@@ -375,6 +397,7 @@ impl EditedNode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnchorTransformation {
     pub anchor_content_hash: String,
     pub anchor_name: String,
@@ -393,6 +416,7 @@ pub struct AnchorTransformation {
 /// `nearest_anchor_id_v2` its own (unchanged) id, so its sessions are marked and
 /// migrated onto the edited step itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeletedNode {
     pub node_id_v1: Uuid,
     pub node_name: String,
@@ -407,6 +431,7 @@ pub struct DeletedNode {
 
 /// How sessions waiting at an edited step migrate (a policy choice).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EditedStepBehavior {
     /// Land on the edited step itself (same id), with the anchor machinery.
@@ -434,6 +459,7 @@ impl EditedStepBehavior {
 /// *policy key* (its V2 content hash when no other step has that content, else a
 /// synthetic hash), `anchor_name` its V2 name, both node ids its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EditedStep {
     #[serde(flatten)]
     pub step: AnchorTransformation,
@@ -477,6 +503,7 @@ impl EditedStep {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransformationMap {
     #[serde(default)]
     pub anchors: Vec<AnchorTransformation>,
@@ -514,6 +541,7 @@ impl TransformationMap {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScopeFilter {
     #[serde(default)]
@@ -533,6 +561,7 @@ pub struct ScopeFilter {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AnchorMigrationPolicy {
     pub anchor_content_hash: String,
@@ -558,6 +587,7 @@ fn default_true() -> bool {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -566,6 +596,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationWarning {
     pub severity: Severity,
     pub anchor_name: String,
@@ -575,6 +606,7 @@ pub struct MigrationWarning {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldCollectionInfo {
     pub field_name: String,
     pub display_name: String,
@@ -586,6 +618,7 @@ pub struct FieldCollectionInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationSummary {
     pub total_anchors: u64,
     pub anchors_with_clean_graft: u64,
@@ -603,6 +636,12 @@ pub struct MigrationSummary {
     pub warnings: Vec<MigrationWarning>,
     #[serde(default)]
     pub fields_to_collect: Vec<FieldCollectionInfo>,
+    /// How fresh the session counts above are: every session change up to this
+    /// time is counted (the store's session counts, read when the plan was
+    /// generated; on DynamoDB they trail the sessions table's stream). Absent
+    /// when no counts were read (offline plans) or none were ever recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_counted_at: Option<DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -610,6 +649,7 @@ pub struct MigrationSummary {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     Pending,
@@ -648,6 +688,7 @@ impl PlanStatus {
 /// The offline part of a plan: what `migrations plan` prints and what the API
 /// stores inside a `MigrationPlan`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanComputation {
     pub scenario_checksum_v1: String,
     pub scenario_checksum_v2: String,
@@ -657,6 +698,7 @@ pub struct PlanComputation {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationPlan {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -695,6 +737,7 @@ pub struct MigrationPlan {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationPlanSummaryItem {
     pub id: Uuid,
     pub scenario_id: Uuid,
@@ -730,6 +773,7 @@ impl MigrationPlanSummaryItem {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentResult {
     pub plan_id: Uuid,
     pub status: PlanStatus,
@@ -740,6 +784,7 @@ pub struct DeploymentResult {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationsByScenario {
     pub clean_graft: u64,
     pub gap_fill: u64,
@@ -747,6 +792,7 @@ pub struct MigrationsByScenario {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentStatus {
     pub plan_id: Uuid,
     pub status: PlanStatus,
@@ -785,6 +831,7 @@ pub struct DeploymentStatus {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReconciliationAction {
     Continue,
@@ -797,6 +844,7 @@ pub enum ReconciliationAction {
 /// A value the runtime already knows: either a plain profile value or an
 /// extraction candidate with its confidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum KnownField {
     Candidate {
@@ -810,13 +858,25 @@ pub enum KnownField {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileRequest {
+    /// Field name → a plain value (`34`) or an extraction candidate
+    /// (`{"value": 34, "source": "llm", "confidence": 0.9}`).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = BTreeMap<String, serde_json::Value>, example = json!({"age": 34}))
+    )]
     pub known_fields: BTreeMap<String, KnownField>,
+    /// A preview: answer what reconcile would do to the session now, writing
+    /// nothing (no session write, no audit event, no counter).
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconciliationResult {
     pub action: ReconciliationAction,
     #[serde(default)]

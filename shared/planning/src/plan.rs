@@ -9,8 +9,8 @@
 //!
 //! Counting rules: a session on a deleted step migrates through the deleted step's
 //! nearest anchor, so it is counted in that anchor's `sessions_by_anchor` entry and in
-//! the warnings about that anchor; `sessions_by_anchor` lists only anchors with at
-//! least one session; `estimated_sessions_affected` is every session on an anchor or a
+//! the warnings about that anchor; `sessions_by_anchor` lists every anchor and
+//! edited step (0 when none of its sessions is counted), as the original did; `estimated_sessions_affected` is every session on an anchor or a
 //! deleted step of the from-version.
 //!
 //! Edited steps (`TransformationMap::edited_steps`) count like anchors under their
@@ -186,14 +186,14 @@ impl PlanDraft {
                     MigrationScenario::ReRoute => summary.anchors_with_re_route += 1,
                 }
             }
+            // Every anchor is listed, 0 when none of its sessions: the original's
+            // clients look each anchor up in the map.
             let n = sessions(through);
-            if n > 0 {
-                let entry = summary
-                    .sessions_by_anchor
-                    .entry(anchor.anchor_content_hash.clone())
-                    .or_insert(0);
-                *entry = entry.saturating_add(n);
-            }
+            let entry = summary
+                .sessions_by_anchor
+                .entry(anchor.anchor_content_hash.clone())
+                .or_insert(0);
+            *entry = entry.saturating_add(n);
         }
         summary.estimated_sessions_affected = sessions(&counted_steps(map));
         let mut warnings: Vec<MigrationWarning> = self

@@ -101,7 +101,7 @@ pub fn text(plan: &PlanComputation, v1: &ScenarioInput, v2: &ScenarioInput) -> S
         out,
         "  sessions affected  {:>6}{}",
         s.estimated_sessions_affected,
-        if s.sessions_by_anchor.is_empty() && s.estimated_sessions_affected == 0 {
+        if s.estimated_sessions_affected == 0 {
             "   (no session counts: offline plan or no sessions)"
         } else {
             ""
@@ -360,6 +360,7 @@ fn edited_text(out: &mut String, plan: &PlanComputation, names: &Names<'_>) {
             .summary
             .sessions_by_anchor
             .get(&a.anchor_content_hash)
+            .filter(|n| **n > 0)
             .map(|n| format!(", {n} session(s)"))
             .unwrap_or_default();
         let title = if e.node_name_v1 == a.anchor_name {

@@ -30,6 +30,7 @@ pub const MAX_ABS_PRIORITY: i64 = i32::MAX as i64;
 pub const MAX_ISSUES: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum LocPart {
     Key(String),
@@ -129,13 +130,13 @@ pub fn validate_scenario(scenario: &ScenarioInput) -> Result<(), Vec<ValidationI
     if scenario.version < 1 {
         issues.push(
             loc([key("version")]),
-            "value_error.number.not_ge",
+            "greater_than_equal",
             format!("version must be at least 1, got {}", scenario.version),
         );
     } else if scenario.version > MAX_VERSION {
         issues.push(
             loc([key("version")]),
-            "value_error.number.not_le",
+            "less_than_equal",
             format!("version must be at most {MAX_VERSION}"),
         );
     }
@@ -144,14 +145,14 @@ pub fn validate_scenario(scenario: &ScenarioInput) -> Result<(), Vec<ValidationI
     if steps.is_empty() {
         issues.push(
             loc([key("steps")]),
-            "value_error.list.min_items",
+            "too_short",
             "a scenario needs at least one step".into(),
         );
     }
     if steps.len() > MAX_STEPS {
         issues.push(
             loc([key("steps")]),
-            "value_error.list.max_items",
+            "too_long",
             format!("at most {MAX_STEPS} steps are allowed, got {}", steps.len()),
         );
     }
@@ -180,7 +181,7 @@ pub fn validate_scenario(scenario: &ScenarioInput) -> Result<(), Vec<ValidationI
     if scenario.entry_step_id.is_nil() {
         issues.push(
             loc([key("entry_step_id")]),
-            "value_error.missing",
+            "missing",
             "entry_step_id is missing (nil UUID)".into(),
         );
     } else if !first_index.contains_key(&scenario.entry_step_id) {
@@ -250,7 +251,11 @@ pub fn validate_scenario(scenario: &ScenarioInput) -> Result<(), Vec<ValidationI
             if transition.priority.unsigned_abs() > MAX_ABS_PRIORITY as u64 {
                 issues.push(
                     tat("priority"),
-                    "value_error.number.out_of_range",
+                    if transition.priority < 0 {
+                        "greater_than_equal"
+                    } else {
+                        "less_than_equal"
+                    },
                     format!("priority must lie within ±{MAX_ABS_PRIORITY}"),
                 );
             }
@@ -284,14 +289,14 @@ pub fn validate_scenario(scenario: &ScenarioInput) -> Result<(), Vec<ValidationI
 
 fn check_text(issues: &mut Issues, at: Vec<LocPart>, text: &str, max: usize, required: bool) {
     if required && text.trim().is_empty() {
-        issues.push(at, "value_error.empty", "must not be empty".into());
+        issues.push(at, "string_too_short", "must not be empty".into());
         return;
     }
     // Cheap byte check first: a string with at most `max` bytes has at most `max` chars.
     if text.len() > max && text.chars().count() > max {
         issues.push(
             at,
-            "value_error.any_str.max_length",
+            "string_too_long",
             format!("must be at most {max} characters"),
         );
     }
@@ -301,7 +306,7 @@ fn check_list_len(issues: &mut Issues, at: Vec<LocPart>, len: usize) {
     if len > MAX_LIST_ITEMS {
         issues.push(
             at,
-            "value_error.list.max_items",
+            "too_long",
             format!("at most {MAX_LIST_ITEMS} items are allowed, got {len}"),
         );
     }
@@ -368,7 +373,7 @@ mod tests {
         let kinds: Vec<&str> = issues.iter().map(|i| i.kind.as_str()).collect();
         assert!(kinds.contains(&"value_error.duplicate_id"));
         assert!(kinds.contains(&"value_error.unknown_step"));
-        assert!(kinds.contains(&"value_error.number.not_ge"));
+        assert!(kinds.contains(&"greater_than_equal"));
     }
 
     #[test]
@@ -376,13 +381,13 @@ mod tests {
         let mut s = valid();
         s.entry_step_id = Uuid::nil();
         let issues = validate_scenario(&s).unwrap_err();
-        assert_eq!(issues[0].kind, "value_error.missing");
+        assert_eq!(issues[0].kind, "missing");
 
         let mut empty = valid();
         empty.steps.clear();
         let issues = validate_scenario(&empty).unwrap_err();
         let kinds: Vec<&str> = issues.iter().map(|i| i.kind.as_str()).collect();
-        assert!(kinds.contains(&"value_error.list.min_items"));
+        assert!(kinds.contains(&"too_short"));
         assert!(kinds.contains(&"value_error.unknown_step"));
     }
 
@@ -403,7 +408,7 @@ mod tests {
         s.entry_step_id = target;
         let issues = validate_scenario(&s).unwrap_err();
         let kinds: Vec<&str> = issues.iter().map(|i| i.kind.as_str()).collect();
-        assert!(kinds.contains(&"value_error.list.max_items"));
+        assert!(kinds.contains(&"too_long"));
         assert!(kinds.contains(&"value_error.too_many_transitions"));
     }
 
@@ -442,11 +447,11 @@ mod tests {
         let issue = ValidationIssue {
             loc: vec![key("steps"), 2.into(), key("name")],
             msg: "must not be empty".into(),
-            kind: "value_error.empty".into(),
+            kind: "string_too_short".into(),
         };
         assert_eq!(
             issue.to_string(),
-            "steps.2.name: must not be empty [value_error.empty]"
+            "steps.2.name: must not be empty [string_too_short]"
         );
     }
 }

@@ -13,12 +13,15 @@
 //! | scenario version | `{t}#SCN#{scenario}` | `V#{version:020}` | body (see bodies) |
 //! | plan head | `{t}#PLAN#{plan}` | `HEAD` | status, revision, lifecycle fields, summary-item fields, body refs; `gsi1pk`/`gsi1sk` |
 //! | plan stats | `{t}#PLAN#{plan}` | `STATS` | counters, `ADD`-only; per-anchor counts as attributes `anchor#{hash}` |
-//! | marking ledger | `{t}#PLAN#{plan}` | `LEDGER#{page}` / `FAILED#{page}` | created with `attribute_not_exists(pk)` |
-//! | marking chain | `{t}#PLAN#{plan}` | `CHAIN#{step}` | `cursor`, `done`, `updated_at` (the lease), `resumptions`: where a chain's marking stands |
+//! | marking ledger | `{t}#PLAN#{plan}` | `LEDGER#{page}` / `FAILED#{page}` | created with `attribute_not_exists(pk)`; `{page}` = `{step}#{shard}#{cursor or "start"}` |
+//! | marking chain | `{t}#PLAN#{plan}` | `CHAIN#{step}#{shard}` | `step_id`, `shard`, `shards` (the plan's shard count, fixed when marking starts), `cursor`, `done`, `updated_at` (the lease), `resumptions`: where one (step, shard) chain's marking stands |
 //! | deploying registry | `DEPLOYING` | `{t}#{plan}` | one item per plan in `deploying`, for the sweep (ids only; the one partition not under a tenant) |
 //! | live-plan slot | `{t}#SLOT#{scenario}#{from:020}#{to:020}` | `SLOT` | `plan_id`: one live plan per version pair |
 //! | audit event | `{t}#EVT#{plan}` | `{at}#{event}` | `at`, `body` (JSON) |
 //! | body part | `{t}#BLOB#{blob}` | `P#{n:05}` | `data`: ≤ 350 KB of a compressed body |
+//! | session counter | `{t}#COUNT#{scenario}#{version:020}` | `S#{step}#{k}` | `n` (N, `ADD` only), `at`: sessions at that step as counted from the sessions stream, `k` = counter shard ([`crate::dynamo_counts`]) |
+//! | exact recount | `{t}#COUNT#{scenario}#{version:020}` | `RECOUNT` | `body`: JSON [`crate::Recount`] |
+//! | stream checkpoint | `STREAM#{stream shard}` | `CHECKPOINT` | `seq`, `sequence_number`, `at`: last stream record counted (operational, no tenant data) |
 //!
 //! Index `gsi1` (`gsi1pk` = `{t}#PLANS`, `gsi1sk` = `{created_at}#{plan}`, projection
 //! INCLUDE of the summary-item fields only) serves plan listing newest first;
@@ -31,8 +34,20 @@
 //! `scenario_checksum`, `channel`, `customer_id`, `created_at`, `updated_at`),
 //! `variables` as a map of name → JSON text (so a reconcile can set single
 //! variables and numbers round-trip exactly), `step_history` as JSON text, and
-//! `step_key` = `{t}#{scenario}#{version}#{step}`. Index `by_step` (`step_key`,
-//! `session_id`, projection ALL) serves "sessions at a step" and its count.
+//! `step_key` = `{t}#{scenario}#{version}#{step}#{shard}`, write-sharded:
+//! `{shard}` = [`crate::step_shard`] (32-bit FNV-1a of the session id's UTF-8
+//! bytes) mod `STEP_INDEX_SHARDS` (the store's `with_step_index_shards`, 8 by
+//! default), so a popular step's index writes spread over that many partition
+//! keys. Runtimes writing items straight into the table compute the same key
+//! (README, "Step index shards"). Index `by_step_shard` (`step_key`,
+//! `session_id`, projection INCLUDE of `STEP_INDEX_FIELDS`: `channel`,
+//! `created_at`, `variables`, `pending_migration`, `pinned_version` — what
+//! marking and the scope filter read; not `step_history`, `updated_at` or
+//! `revision`, so a runtime write that does not move a session rewrites at
+//! most one small index item) serves "sessions at a step", shard by shard.
+//! It replaced `by_step` (key without shard, projection ALL): a GSI's
+//! projection cannot change in place, hence the new name;
+//! [`backfill_step_keys`] rewrites items of the old form.
 //!
 //! | access pattern | served by |
 //! |---|---|
@@ -44,11 +59,15 @@
 //! | update policies | write new body, UpdateItem head swaps the ref `IF status = pending AND revision = r` |
 //! | transition | UpdateItem head `IF status AND revision`; to a non-live status in a TransactWrite with the slot Delete |
 //! | activate | TransactWrite: head approved→deploying `IF status AND revision`, scenario head `IF current_version = from`, Put version |
-//! | start marking | conditional Put of each chain + Update stats `IF attribute_not_exists(marking_started_at)` |
+//! | start marking | conditional Put of each (step, shard) chain + Update stats `IF attribute_not_exists(marking_started_at)` |
 //! | record page | TransactWrite: Put ledger `attribute_not_exists(pk)` + Update chain `IF NOT done AND cursor = page cursor` + Update stats `ADD` |
 //! | resume a chain | TransactWrite: Update chain `IF NOT done AND updated_at = seen` + Update stats `ADD resumptions` |
 //! | deploying plans (sweep) | Query `pk = DEPLOYING` |
-//! | sessions at a step, count | Query `by_step` (+ `Select=COUNT`) |
+//! | sessions at a step (one shard) | Query `by_step_shard` `step_key = {t}#{scenario}#{version}#{step}#{shard}` |
+//! | count at a step (index) | Query `by_step_shard` `Select=COUNT`, once per shard: the exact recount only (queue message) |
+//! | session counts of a version (plans, summary, deploy's inline/fan-out) | Query `pk = {t}#COUNT#{scenario}#{v}`, `begins_with(sk, "S#")`: ≤ steps × 4 small items |
+//! | count a stream batch | GetItem checkpoint → TransactWrite: Update ≤ 99 counters `ADD n` + Update checkpoint `IF seq = read` |
+//! | step-key backfill (migration tool) | Scan of the sessions table (the one Scan) + UpdateItem `IF step_key = old AND position` |
 //! | mark session | UpdateItem `SET pending_migration` `IF` position, no flag, not pinned |
 //! | apply reconcile | TransactWrite: Update session `IF` expectation + Put event + Update stats `ADD` |
 //! | events of a plan | Query `{t}#EVT#{plan}` ascending |
@@ -110,7 +129,23 @@ use crate::{
 type Item = HashMap<String, Av>;
 
 const PLANS_INDEX: &str = "gsi1";
-const STEPS_INDEX: &str = "by_step";
+/// The write-sharded step index. It replaced `by_step` (projection ALL, key
+/// without shard): a GSI's projection cannot change in place, so it is a new
+/// index (README, "Step index shards", for the migration).
+pub const STEPS_INDEX: &str = "by_step_shard";
+
+/// Non-key attributes the step index projects: what marking and the scope
+/// filter read (`planning::scope`: channel, age from `created_at`, variables;
+/// marking: the flag and the pin). Not `step_history`, `updated_at` or
+/// `revision`: a runtime write that does not move a session then changes at
+/// most one small index item, and none when it changes none of these.
+const STEP_INDEX_FIELDS: [&str; 5] = [
+    "channel",
+    "created_at",
+    "variables",
+    "pending_migration",
+    "pinned_version",
+];
 const INLINE_MAX: usize = 100 * 1024;
 const PART_MAX: usize = 350 * 1024;
 const CONFLICT_RETRIES: u32 = 12;
@@ -144,6 +179,9 @@ pub struct DynamoStore {
     client: Client,
     tables: TableNames,
     retention: Retention,
+    step_shards: u32,
+    /// Run before each session-counts read (see [`DynamoStore::with_counts_catch_up`]).
+    counts_catch_up: Option<std::sync::Arc<dyn crate::dynamo_counts::CatchUp>>,
 }
 
 impl DynamoStore {
@@ -152,7 +190,29 @@ impl DynamoStore {
             client,
             tables,
             retention: Retention::default(),
+            step_shards: crate::DEFAULT_STEP_INDEX_SHARDS,
+            counts_catch_up: None,
         }
+    }
+
+    /// Bring the session counters up to date with the sessions table's stream
+    /// before each [`Store::session_counts`] read: `migrations serve` and the
+    /// tests (read-your-writes locally). The Lambdas leave it off and read what
+    /// the `count-sessions` function has applied.
+    pub fn with_counts_catch_up(
+        mut self,
+        catch_up: std::sync::Arc<dyn crate::dynamo_counts::CatchUp>,
+    ) -> Self {
+        self.counts_catch_up = Some(catch_up);
+        self
+    }
+
+    /// Shards of the step index (`STEP_INDEX_SHARDS`; 0 counts as 1): the
+    /// `{shard}` of every `step_key` this store writes, and of the chains a
+    /// deployment registers. Runtimes writing into the table must use the same.
+    pub fn with_step_index_shards(mut self, shards: u32) -> Self {
+        self.step_shards = shards.max(1);
+        self
     }
 
     /// How long deployed plans, ledger items and audit events are kept (their
@@ -183,7 +243,7 @@ fn classify(code: Option<&str>, message: String) -> StoreError {
     }
 }
 
-fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
+pub(crate) fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -196,7 +256,7 @@ where
     classify(code.as_deref(), message)
 }
 
-fn built<T>(r: Result<T, BuildError>) -> StoreResult<T> {
+pub(crate) fn built<T>(r: Result<T, BuildError>) -> StoreResult<T> {
     r.map_err(|e| StoreError::Unexpected(format!("request: {e}")))
 }
 
@@ -204,7 +264,7 @@ fn bad_item(what: &str) -> StoreError {
     StoreError::Unexpected(format!("malformed item: {what}"))
 }
 
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let cap_ms = 5u64 << attempt.min(6);
     let jitter = (Uuid::new_v4().as_u128() % u128::from(cap_ms)) as u64;
     tokio::time::sleep(Duration::from_millis(jitter + 1)).await;
@@ -430,8 +490,21 @@ fn plans_gsi_pk(t: Uuid) -> String {
 fn session_pk(t: Uuid, id: &str) -> String {
     format!("{t}#{id}")
 }
-fn step_key(t: Uuid, sid: Uuid, v: i64, step: Uuid) -> String {
-    format!("{t}#{sid}#{v}#{step}")
+/// The step index's partition key: one per (step, shard), so a popular step's
+/// index writes spread over `shards` partition keys.
+pub fn step_key(t: Uuid, sid: Uuid, v: i64, step: Uuid, shard: u32) -> String {
+    format!("{t}#{sid}#{v}#{step}#{shard}")
+}
+
+/// The `step_key` of a session in a store with `shards` shards.
+pub fn session_step_key(x: &Session, shards: u32) -> String {
+    step_key(
+        x.tenant_id,
+        x.active_scenario_id,
+        x.active_scenario_version,
+        x.active_step_id,
+        crate::step_shard(&x.session_id, shards),
+    )
 }
 
 /// A token holding an item's key attributes.
@@ -967,7 +1040,7 @@ fn json_text(v: &serde_json::Value) -> StoreResult<Av> {
         .map_err(|_| bad_item("variable"))
 }
 
-fn session_item(x: &Session) -> StoreResult<Item> {
+fn session_item(x: &Session, shards: u32) -> StoreResult<Item> {
     let t = x.tenant_id;
     let mut variables = HashMap::new();
     for (k, v) in &x.variables {
@@ -988,15 +1061,7 @@ fn session_item(x: &Session) -> StoreResult<Item> {
             n(x.active_scenario_version),
         ),
         ("active_step_id".to_owned(), s(x.active_step_id.to_string())),
-        (
-            "step_key".to_owned(),
-            s(step_key(
-                t,
-                x.active_scenario_id,
-                x.active_scenario_version,
-                x.active_step_id,
-            )),
-        ),
+        ("step_key".to_owned(), s(session_step_key(x, shards))),
         ("step_history".to_owned(), s(history)),
         ("variables".to_owned(), Av::M(variables)),
         ("created_at".to_owned(), s(time_key(&x.created_at))),
@@ -1051,6 +1116,39 @@ fn session_from(item: &Item) -> StoreResult<Session> {
     })
 }
 
+/// A session as the step index projects it ([`STEP_INDEX_FIELDS`]): the
+/// position comes from the query, fields the index leaves out stay empty
+/// (`updated_at` reads as `created_at`, `revision` as 0).
+fn indexed_session_from(item: &Item, q: &StepQuery) -> StoreResult<Session> {
+    let mut variables = std::collections::BTreeMap::new();
+    if let Some(Av::M(m)) = item.get("variables") {
+        for (k, v) in m {
+            let Av::S(text) = v else {
+                return Err(bad_item("variables"));
+            };
+            variables.insert(k.clone(), from_json(text.as_bytes())?);
+        }
+    }
+    let created_at = get_time(item, "created_at")?;
+    Ok(Session {
+        session_id: get_s(item, "session_id")?.to_owned(),
+        tenant_id: q.tenant,
+        channel: get_s(item, "channel")?.to_owned(),
+        customer_id: None,
+        active_scenario_id: q.scenario_id,
+        active_scenario_version: q.version,
+        active_step_id: q.step_id,
+        scenario_checksum: None,
+        step_history: Vec::new(),
+        variables,
+        pending_migration: pending_from(item)?,
+        pinned_version: opt_n(item, "pinned_version")?,
+        created_at,
+        updated_at: created_at,
+        revision: 0,
+    })
+}
+
 /// The condition that an item is still at the revision it was read at (an item
 /// without the attribute reads as revision 0), with its placeholders.
 fn revision_condition(expr: &mut Expr, revision: u64) -> String {
@@ -1093,8 +1191,8 @@ fn stats_from(item: &Item) -> StoreResult<PlanStats> {
 const CHAIN_PREFIX: &str = "CHAIN#";
 const DEPLOYING_PK: &str = "DEPLOYING";
 
-fn chain_sk(step: Uuid) -> String {
-    format!("{CHAIN_PREFIX}{step}")
+fn chain_sk(step: Uuid, shard: u32) -> String {
+    format!("{CHAIN_PREFIX}{step}#{shard}")
 }
 
 fn deploying_key(t: Uuid, pid: Uuid) -> Item {
@@ -1104,6 +1202,8 @@ fn deploying_key(t: Uuid, pid: Uuid) -> Item {
 fn chain_from(item: &Item) -> StoreResult<ChainState> {
     Ok(ChainState {
         step_id: get_uuid(item, "step_id")?,
+        shard: opt_n(item, "shard")?.unwrap_or(0),
+        shards: opt_n(item, "shards")?.unwrap_or(1),
         anchor_content_hash: opt_s(item, "anchor_content_hash")?.map(str::to_owned),
         cursor: opt_s(item, "cursor")?.map(str::to_owned),
         done: matches!(item.get("done"), Some(Av::Bool(true))),
@@ -1685,8 +1785,10 @@ impl Store for DynamoStore {
         let puts: Vec<_> = chains
             .iter()
             .map(|chain| {
-                let mut item = key(pk.clone(), &chain_sk(chain.step_id));
+                let mut item = key(pk.clone(), &chain_sk(chain.step_id, chain.shard));
                 item.insert("step_id".into(), s(chain.step_id.to_string()));
+                item.insert("shard".into(), n(chain.shard));
+                item.insert("shards".into(), n(chain.shards));
                 put_opt(
                     &mut item,
                     "anchor_content_hash",
@@ -1732,6 +1834,10 @@ impl Store for DynamoStore {
         }
     }
 
+    fn step_index_shards(&self) -> u32 {
+        self.step_shards
+    }
+
     async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
         let query = self
             .client
@@ -1753,6 +1859,7 @@ impl Store for DynamoStore {
         tenant: Uuid,
         plan_id: Uuid,
         step_id: Uuid,
+        shard: u32,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -1772,7 +1879,7 @@ impl Store for DynamoStore {
         let items = vec![
             self.tx_update(
                 self.main(),
-                key(pk.clone(), &chain_sk(step_id)),
+                key(pk.clone(), &chain_sk(step_id, shard)),
                 &chain,
                 Some(condition),
             )?,
@@ -1832,7 +1939,7 @@ impl Store for DynamoStore {
             self.tx_put(self.main(), ledger, Some("attribute_not_exists(pk)"))?,
             self.tx_update(
                 self.main(),
-                key(pk.clone(), &chain_sk(page.chain_step)),
+                key(pk.clone(), &chain_sk(page.chain_step, page.chain_shard)),
                 &chain,
                 Some(chain_condition),
             )?,
@@ -1874,7 +1981,7 @@ impl Store for DynamoStore {
             .client
             .put_item()
             .table_name(&self.tables.sessions)
-            .set_item(Some(session_item(session)?));
+            .set_item(Some(session_item(session, self.step_shards)?));
         retrying(|| request.clone().send())
             .await
             .map_err(sdk_error)?;
@@ -1905,7 +2012,7 @@ impl Store for DynamoStore {
                 .client
                 .put_item()
                 .table_name(&self.tables.sessions)
-                .set_item(Some(session_item(&next)?))
+                .set_item(Some(session_item(&next, self.step_shards)?))
                 .condition_expression(condition)
                 .set_expression_attribute_names(expr.names())
                 .set_expression_attribute_values(expr.values());
@@ -1938,7 +2045,7 @@ impl Store for DynamoStore {
     async fn sessions_at_step(&self, q: &StepQuery) -> StoreResult<SessionPage> {
         const KEY: [&str; 3] = ["pk", "step_key", "session_id"];
         let query_id = step_query_id(q);
-        let sk = step_key(q.tenant, q.scenario_id, q.version, q.step_id);
+        let sk = step_key(q.tenant, q.scenario_id, q.version, q.step_id, q.shard);
         let start = q
             .cursor
             .as_deref()
@@ -1955,7 +2062,9 @@ impl Store for DynamoStore {
         let items = self
             .query_some(query, start, q.limit.saturating_add(1))
             .await?;
-        let (sessions, next_cursor) = page_of(items, q.limit, &KEY, &query_id, session_from)?;
+        let (sessions, next_cursor) = page_of(items, q.limit, &KEY, &query_id, |item| {
+            indexed_session_from(item, q)
+        })?;
         Ok(SessionPage {
             sessions,
             next_cursor,
@@ -1969,14 +2078,22 @@ impl Store for DynamoStore {
         version: i64,
         step_id: Uuid,
     ) -> StoreResult<u64> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.tables.sessions)
-            .index_name(STEPS_INDEX)
-            .key_condition_expression("step_key = :k")
-            .expression_attribute_values(":k", s(step_key(tenant, scenario_id, version, step_id)));
-        self.count_all(query).await
+        // Every shard of the step.
+        let mut total = 0;
+        for shard in 0..self.step_shards {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.tables.sessions)
+                .index_name(STEPS_INDEX)
+                .key_condition_expression("step_key = :k")
+                .expression_attribute_values(
+                    ":k",
+                    s(step_key(tenant, scenario_id, version, step_id, shard)),
+                );
+            total += self.count_all(query).await?;
+        }
+        Ok(total)
     }
 
     async fn mark_session(
@@ -2079,6 +2196,7 @@ impl Store for DynamoStore {
                     current.active_scenario_id,
                     pos.version,
                     pos.step_id,
+                    crate::step_shard(&change.session_id, self.step_shards),
                 )),
             );
         }
@@ -2133,6 +2251,36 @@ impl Store for DynamoStore {
             Err(e) if e.failed_at(0) => Ok(false),
             Err(e) => Err(e.into_store("apply session change")),
         }
+    }
+
+    async fn session_counts(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<crate::StepCounts> {
+        if let Some(catch_up) = &self.counts_catch_up
+            && let Err(e) = catch_up.catch_up().await
+        {
+            // The counters still answer, as fresh as their `counted_at` says.
+            tracing::warn!(error = %e, "could not read the sessions stream before counting");
+        }
+        crate::dynamo_counts::read_counts(&self.client, self.main(), tenant, scenario_id, version)
+            .await
+    }
+
+    async fn put_recount(&self, recount: &crate::Recount) -> StoreResult<()> {
+        crate::dynamo_counts::put_recount(&self.client, self.main(), recount).await
+    }
+
+    async fn get_recount(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<crate::Recount>> {
+        crate::dynamo_counts::get_recount(&self.client, self.main(), tenant, scenario_id, version)
+            .await
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<EventPage> {
@@ -2310,13 +2458,15 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> StoreResult<
             key: &[("pk", Hash)],
             index: STEPS_INDEX,
             index_key: &[("step_key", Hash), ("session_id", Range)],
-            projected: None,
+            projected: Some(&STEP_INDEX_FIELDS),
         },
     )
     .await?;
     for table in [&tables.main, &tables.sessions] {
         wait_active(client, table).await?;
     }
+    // The session counts are fed by the sessions table's stream (crate::dynamo_counts).
+    crate::dynamo_counts::ensure_stream(client, &tables.sessions).await?;
     // Retention: deployed plans, ledger items and audit events carry `ttl`.
     let ttl = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
         .attribute_name(TTL)
@@ -2370,4 +2520,152 @@ async fn wait_active(client: &Client, table: &str) -> StoreResult<()> {
     Err(StoreError::Unexpected(format!(
         "table {table} did not become ACTIVE"
     )))
+}
+
+// ---------------------------------------------------------------------------
+// step-key backfill
+// ---------------------------------------------------------------------------
+
+/// What [`backfill_step_keys`] did to one page of the sessions table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BackfillPage {
+    /// Session items read.
+    pub scanned: u64,
+    /// Items whose `step_key` was rewritten to the sharded form.
+    pub rewritten: u64,
+    /// Items already carrying the right key.
+    pub unchanged: u64,
+    /// Items that moved (or whose key changed) between the read and the
+    /// conditional write: whoever wrote them set the key; a later run catches
+    /// any an old runtime wrote in the old form.
+    pub raced: u64,
+    /// Items without a position (`active_scenario_id`/`_version`/`_step_id`): not sessions of ours.
+    pub skipped: u64,
+}
+
+impl std::ops::AddAssign for BackfillPage {
+    fn add_assign(&mut self, other: Self) {
+        self.scanned += other.scanned;
+        self.rewritten += other.rewritten;
+        self.unchanged += other.unchanged;
+        self.raced += other.raced;
+        self.skipped += other.skipped;
+    }
+}
+
+/// One page of the one-off migration to the sharded step index: read up to
+/// `page_size` session items from `resume_after` (a `pk` this function
+/// returned, or the table's start) and rewrite each `step_key` that is not
+/// `{t}#{scenario}#{version}#{step}#{shard}` for `shards` shards — items from
+/// before sharding (no `#{shard}`), or from another shard count — with an
+/// `UpdateItem` conditioned on the key and the position read, `concurrency`
+/// in flight. Returns what it did and where to resume (`None`: the table is done).
+///
+/// It is the one `Scan` of the product: an operator's migration tool
+/// (`migrations backfill-step-keys`), never on a request path. Safe to run
+/// while runtimes write, to interrupt, and to run again.
+pub async fn backfill_step_keys(
+    client: &Client,
+    tables: &TableNames,
+    shards: u32,
+    resume_after: Option<String>,
+    page_size: usize,
+    concurrency: usize,
+) -> StoreResult<(BackfillPage, Option<String>)> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let table = tables.sessions.as_str();
+    let scan = client
+        .scan()
+        .table_name(table)
+        .projection_expression(
+            "pk, session_id, step_key, active_scenario_id, active_scenario_version, active_step_id",
+        )
+        .limit(i32::try_from(page_size.max(1)).unwrap_or(i32::MAX))
+        .consistent_read(true)
+        .set_exclusive_start_key(resume_after.map(|pk| HashMap::from([("pk".to_owned(), s(pk))])));
+    let out = retrying(|| scan.clone().send()).await.map_err(sdk_error)?;
+    let next = match out.last_evaluated_key() {
+        Some(key) => Some(get_s(key, "pk")?.to_owned()),
+        None => None,
+    };
+    let mut page = BackfillPage::default();
+    let mut writes = Vec::new();
+    for item in out.items() {
+        page.scanned += 1;
+        let Some(wanted) = sharded_step_key(item, shards) else {
+            page.skipped += 1;
+            continue;
+        };
+        let current = opt_s(item, "step_key")?;
+        if current == Some(wanted.as_str()) {
+            page.unchanged += 1;
+            continue;
+        }
+        let mut expr = Expr::default();
+        expr.set("step_key", s(wanted));
+        let key_now = match current {
+            Some(old) => {
+                let (k, v) = (expr.name("step_key"), expr.value(s(old)));
+                format!("{k} = {v}")
+            }
+            None => format!("attribute_not_exists({})", expr.name("step_key")),
+        };
+        let mut condition = key_now;
+        for attr in [
+            "active_scenario_id",
+            "active_scenario_version",
+            "active_step_id",
+        ] {
+            let value = item.get(attr).cloned().ok_or_else(|| bad_item(attr))?;
+            let (k, v) = (expr.name(attr), expr.value(value));
+            condition.push_str(&format!(" AND {k} = {v}"));
+        }
+        let pk = item.get("pk").cloned().ok_or_else(|| bad_item("pk"))?;
+        let request = client
+            .update_item()
+            .table_name(table)
+            .key("pk", pk)
+            .update_expression(expr.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values());
+        writes.push(async move {
+            match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        });
+    }
+    let results: Vec<bool> = stream::iter(writes)
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    for written in results {
+        if written {
+            page.rewritten += 1;
+        } else {
+            page.raced += 1;
+        }
+    }
+    Ok((page, next))
+}
+
+/// The `step_key` a session item should carry with `shards` shards; `None`
+/// for an item without a position.
+fn sharded_step_key(item: &Item, shards: u32) -> Option<String> {
+    let pk = opt_s(item, "pk").ok()??;
+    let (tenant, from_pk) = pk.split_once('#')?;
+    let tenant = Uuid::parse_str(tenant).ok()?;
+    let session_id = opt_s(item, "session_id").ok()?.unwrap_or(from_pk);
+    let scenario = Uuid::parse_str(opt_s(item, "active_scenario_id").ok()??).ok()?;
+    let version: i64 = opt_n(item, "active_scenario_version").ok()??;
+    let step = Uuid::parse_str(opt_s(item, "active_step_id").ok()??).ok()?;
+    Some(step_key(
+        tenant,
+        scenario,
+        version,
+        step,
+        crate::step_shard(session_id, shards),
+    ))
 }

@@ -24,7 +24,11 @@ impl EmbeddedStore {
         let db = Database::create(path.as_ref()).map_err(redb_err)?;
         // Create the table once so read transactions always find it.
         let txn = db.begin_write().map_err(redb_err)?;
-        txn.open_table(DATA).map_err(redb_err)?;
+        {
+            let mut table = txn.open_table(DATA).map_err(redb_err)?;
+            // A file written before session counts existed: count its sessions once.
+            crate::counts::kv_rebuild(&mut Writer(&mut table))?;
+        }
         txn.commit().map_err(redb_err)?;
         Ok(KvStore::with_backend(RedbKv { db: Arc::new(db) }))
     }

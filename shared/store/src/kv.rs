@@ -19,12 +19,15 @@
 //! | `{t}/SLOT/{scenario}/{from}/{to}` | id of the live plan for that version pair |
 //! | `{t}/STATS/{plan}` | `PlanStats` |
 //! | `{t}/LEDGER/{plan}/{page}`, `{t}/FAILED/{plan}/{page}` | marking ledger |
-//! | `{t}/CHAIN/{plan}/{step}` | `ChainState`: where a chain's marking stands |
+//! | `{t}/CHAIN/{plan}/{step}/{shard}` | `ChainState`: where a chain's marking stands |
 //! | `EXPIRE/{at}/{key}` | `key` is deleted by [`Store::sweep_expired`] once `at` has passed (retention) |
 //! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
 //! | `{t}/SESS/{session}` | `Session` |
-//! | `{t}/STEP/{scenario}/{v}/{step}/{session}` | index entry (empty value) |
+//! | `{t}/COUNT/{scenario}/{v}/{step}` | sessions at that step (decimal text), moved in the transaction of every session write ([`crate::counts`]) |
+//! | `COUNTS/READY` | every stored session is counted (set on open; older files are counted once first) |
+//! | `{t}/RECOUNT/{scenario}/{v}` | the latest exact recount ([`crate::Recount`]) |
+//! | `{t}/STEP/{scenario}/{v}/{step}/{shard}/{session}` | index entry (empty value); `{shard}` = [`crate::step_shard`] of the session id (decimal) |
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -89,6 +92,7 @@ pub trait KvBackend: Send + Sync + 'static {
 pub struct KvStore<B> {
     backend: Arc<B>,
     retention: Retention,
+    step_shards: u32,
 }
 
 impl<B> KvStore<B> {
@@ -96,7 +100,16 @@ impl<B> KvStore<B> {
         KvStore {
             backend: Arc::new(backend),
             retention: Retention::default(),
+            step_shards: crate::DEFAULT_STEP_INDEX_SHARDS,
         }
+    }
+
+    /// Shards of the step index (`STEP_INDEX_SHARDS`; 0 counts as 1). Entries
+    /// written under another count are not found by shard: keep it fixed for a
+    /// database, or rebuild the index after changing it.
+    pub fn with_step_index_shards(mut self, shards: u32) -> Self {
+        self.step_shards = shards.max(1);
+        self
     }
 
     /// How long deployed plans, ledger items and audit events are kept.
@@ -111,6 +124,7 @@ impl<B> Clone for KvStore<B> {
         KvStore {
             backend: Arc::clone(&self.backend),
             retention: self.retention,
+            step_shards: self.step_shards,
         }
     }
 }
@@ -176,8 +190,8 @@ fn failed_key(t: Uuid, pid: Uuid, page: &str) -> String {
 fn chains_prefix(t: Uuid, pid: Uuid) -> String {
     format!("{t}/CHAIN/{pid}/")
 }
-fn chain_key(t: Uuid, pid: Uuid, step: Uuid) -> String {
-    format!("{}{step}", chains_prefix(t, pid))
+fn chain_key(t: Uuid, pid: Uuid, step: Uuid, shard: u32) -> String {
+    format!("{}{step}/{shard}", chains_prefix(t, pid))
 }
 const DEPLOYING_PREFIX: &str = "DEPLOYING/";
 const EXPIRE_PREFIX: &str = "EXPIRE/";
@@ -241,14 +255,19 @@ fn session_key(t: Uuid, session_id: &str) -> String {
 fn step_prefix(t: Uuid, sid: Uuid, v: i64, step: Uuid) -> String {
     format!("{t}/STEP/{sid}/{}/{step}/", version_key(v))
 }
-fn step_entry_key(s: &Session) -> String {
+/// The entries of one shard of a step.
+fn step_shard_prefix(t: Uuid, sid: Uuid, v: i64, step: Uuid, shard: u32) -> String {
+    format!("{}{shard}/", step_prefix(t, sid, v, step))
+}
+fn step_entry_key(s: &Session, shards: u32) -> String {
     format!(
         "{}{}",
-        step_prefix(
+        step_shard_prefix(
             s.tenant_id,
             s.active_scenario_id,
             s.active_scenario_version,
-            s.active_step_id
+            s.active_step_id,
+            crate::step_shard(&s.session_id, shards),
         ),
         s.session_id
     )
@@ -271,6 +290,11 @@ fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
     } else {
         from_json(bytes)
     }
+}
+
+/// A stored session's value (for [`crate::counts`]'s one-off rebuild).
+pub(crate) fn decode_session(bytes: &[u8]) -> StoreResult<Session> {
+    decode_value(bytes)
 }
 
 fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T>> {
@@ -353,8 +377,8 @@ pub(crate) fn plan_matches(q: &PlanQuery, item: &MigrationPlanSummaryItem) -> bo
 
 pub(crate) fn step_query_id(q: &StepQuery) -> String {
     format!(
-        "steps|{}|{}|{}|{}",
-        q.tenant, q.scenario_id, q.version, q.step_id
+        "steps|{}|{}|{}|{}|{}",
+        q.tenant, q.scenario_id, q.version, q.step_id, q.shard
     )
 }
 
@@ -656,13 +680,15 @@ fn start_marking(
     for chain in chains {
         let state = ChainState {
             step_id: chain.step_id,
+            shard: chain.shard,
+            shards: chain.shards,
             anchor_content_hash: chain.anchor_content_hash.clone(),
             cursor: None,
             done: false,
             updated_at: at,
             resumptions: 0,
         };
-        save(kv, &chain_key(t, pid, chain.step_id), &state)?;
+        save(kv, &chain_key(t, pid, chain.step_id, chain.shard), &state)?;
     }
     stats.chains_total = chains.len() as u64;
     stats.marking_started_at = Some(at);
@@ -683,11 +709,11 @@ fn claim_chain(
     kv: &mut dyn KvWrite,
     t: Uuid,
     pid: Uuid,
-    step: Uuid,
+    (step, shard): (Uuid, u32),
     seen: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    let key = chain_key(t, pid, step);
+    let key = chain_key(t, pid, step, shard);
     let Some(mut chain) = load::<ChainState>(kv, &key)? else {
         return Ok(false);
     };
@@ -734,7 +760,7 @@ fn record_marking_page(
     if kv.get(&ledger)?.is_some() {
         return Ok(false);
     }
-    let chain_key = chain_key(page.tenant, page.plan_id, page.chain_step);
+    let chain_key = chain_key(page.tenant, page.plan_id, page.chain_step, page.chain_shard);
     let Some(mut chain) = load::<ChainState>(kv, &chain_key)? else {
         return Ok(false);
     };
@@ -777,24 +803,32 @@ fn record_failed_page(kv: &mut dyn KvWrite, t: Uuid, pid: Uuid, page: &str) -> S
     Ok(true)
 }
 
-fn put_session(kv: &mut dyn KvWrite, session: &Session) -> StoreResult<()> {
+fn put_session(kv: &mut dyn KvWrite, session: &Session, shards: u32) -> StoreResult<()> {
     let key = session_key(session.tenant_id, &session.session_id);
-    if let Some(old) = load::<Session>(kv, &key)? {
-        kv.delete(&step_entry_key(&old))?;
+    let old = load::<Session>(kv, &key)?;
+    if let Some(old) = &old {
+        kv.delete(&step_entry_key(old, shards))?;
     }
+    // Session counts move in this same transaction (crate::counts).
+    crate::counts::kv_move(
+        kv,
+        old.as_ref().map(crate::counts::CountKey::of),
+        Some(crate::counts::CountKey::of(session)),
+    )?;
     save(kv, &key, session)?;
-    kv.put(&step_entry_key(session), Vec::new())
+    kv.put(&step_entry_key(session, shards), Vec::new())
 }
 
 /// The runtime's write: the contract's merge, applied in this one transaction.
 fn write_session(
     kv: &mut dyn KvWrite,
     write: &SessionWrite,
+    shards: u32,
 ) -> Result<WrittenSession, SessionWriteError> {
     let key = session_key(write.session.tenant_id, &write.session.session_id);
     let stored = load::<Session>(kv, &key)?;
     let next = merge_runtime_write(stored.as_ref(), write)?;
-    put_session(kv, &next)?;
+    put_session(kv, &next, shards)?;
     Ok(WrittenSession {
         session: next,
         created: stored.is_none(),
@@ -817,7 +851,7 @@ fn resume_after(token: Option<&str>, query_id: &str, prefix: &str) -> StoreResul
 }
 
 fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<SessionPage> {
-    let prefix = step_prefix(q.tenant, q.scenario_id, q.version, q.step_id);
+    let prefix = step_shard_prefix(q.tenant, q.scenario_id, q.version, q.step_id, q.shard);
     let start = resume_after(q.cursor.as_deref(), &step_query_id(q), &prefix)?;
     let mut entries = kv.range(
         &start,
@@ -873,6 +907,7 @@ fn apply_session_change(
     kv: &mut dyn KvWrite,
     change: &SessionChange,
     retention: Retention,
+    shards: u32,
 ) -> StoreResult<bool> {
     let key = session_key(change.tenant, &change.session_id);
     let Some(mut session) = load::<Session>(kv, &key)? else {
@@ -881,10 +916,16 @@ fn apply_session_change(
     if session.revision != change.expected_revision || !session_matches(&session, &change.expect) {
         return Ok(false);
     }
-    kv.delete(&step_entry_key(&session))?;
+    kv.delete(&step_entry_key(&session, shards))?;
+    let counted_before = crate::counts::CountKey::of(&session);
     apply_session_fields(&mut session, change);
+    crate::counts::kv_move(
+        kv,
+        Some(counted_before),
+        Some(crate::counts::CountKey::of(&session)),
+    )?;
     save(kv, &key, &session)?;
-    kv.put(&step_entry_key(&session), Vec::new())?;
+    kv.put(&step_entry_key(&session, shards), Vec::new())?;
     if let Some(applied) = &change.applied {
         let e = &applied.event;
         let event_key = format!(
@@ -1060,6 +1101,10 @@ impl<B: KvBackend> Store for KvStore<B> {
             .await
     }
 
+    fn step_index_shards(&self) -> u32 {
+        self.step_shards
+    }
+
     async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
         self.backend
             .read(move |kv| list_chains(kv, tenant, plan_id))
@@ -1071,11 +1116,14 @@ impl<B: KvBackend> Store for KvStore<B> {
         tenant: Uuid,
         plan_id: Uuid,
         step_id: Uuid,
+        shard: u32,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         self.backend
-            .write(move |kv| claim_chain(kv, tenant, plan_id, step_id, seen_updated_at, at))
+            .write(move |kv| {
+                claim_chain(kv, tenant, plan_id, (step_id, shard), seen_updated_at, at)
+            })
             .await
     }
 
@@ -1103,16 +1151,20 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn put_session(&self, session: &Session) -> StoreResult<()> {
-        let s = session.clone();
-        self.backend.write(move |kv| put_session(kv, &s)).await
+        let (s, shards) = (session.clone(), self.step_shards);
+        self.backend
+            .write(move |kv| put_session(kv, &s, shards))
+            .await
     }
 
     async fn write_session(
         &self,
         write: &SessionWrite,
     ) -> Result<WrittenSession, SessionWriteError> {
-        let w = write.clone();
-        self.backend.write(move |kv| write_session(kv, &w)).await
+        let (w, shards) = (write.clone(), self.step_shards);
+        self.backend
+            .write(move |kv| write_session(kv, &w, shards))
+            .await
     }
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {
@@ -1201,9 +1253,38 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
-        let (c, retention) = (change.clone(), self.retention);
+        let (c, retention, shards) = (change.clone(), self.retention, self.step_shards);
         self.backend
-            .write(move |kv| apply_session_change(kv, &c, retention))
+            .write(move |kv| apply_session_change(kv, &c, retention, shards))
+            .await
+    }
+
+    async fn session_counts(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<crate::StepCounts> {
+        self.backend
+            .read(move |kv| crate::counts::kv_counts(kv, tenant, scenario_id, version))
+            .await
+    }
+
+    async fn put_recount(&self, recount: &crate::Recount) -> StoreResult<()> {
+        let r = recount.clone();
+        self.backend
+            .write(move |kv| crate::counts::kv_put_recount(kv, &r))
+            .await
+    }
+
+    async fn get_recount(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<crate::Recount>> {
+        self.backend
+            .read(move |kv| crate::counts::kv_get_recount(kv, tenant, scenario_id, version))
             .await
     }
 
@@ -1215,6 +1296,68 @@ impl<B: KvBackend> Store for KvStore<B> {
     async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
         self.backend
             .write(move |kv| sweep_expired(kv, now, limit))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// step-index rebuild
+// ---------------------------------------------------------------------------
+
+/// Keys read per range while rebuilding (bounded memory, one transaction).
+const REBUILD_CHUNK: usize = 1_000;
+
+/// The second segment of a key (`{t}/{KIND}/…`).
+fn key_kind(key: &str) -> Option<&str> {
+    key.split('/').nth(1)
+}
+
+/// Every key of the database in order, `REBUILD_CHUNK` at a time, passed to `f`.
+fn each_entry(
+    kv: &mut dyn KvWrite,
+    mut f: impl FnMut(&mut dyn KvWrite, &str, &[u8]) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let end = char::MAX.to_string();
+    let mut start = String::new();
+    loop {
+        let entries = kv.range(&start, &end, false, REBUILD_CHUNK)?;
+        let Some((last, _)) = entries.last() else {
+            return Ok(());
+        };
+        start = format!("{last}\u{0}");
+        for (key, value) in &entries {
+            f(kv, key, value)?;
+        }
+    }
+}
+
+impl<B: KvBackend> KvStore<B> {
+    /// Rewrite the step index under this store's shard count, in one
+    /// transaction: every index entry is dropped and written again from the
+    /// sessions. For a database written before the index was sharded, or under
+    /// another `STEP_INDEX_SHARDS` (`migrations backfill-step-keys`). Returns
+    /// the sessions indexed.
+    pub async fn rebuild_step_index(&self) -> StoreResult<u64> {
+        let shards = self.step_shards;
+        self.backend
+            .write(move |kv| {
+                each_entry(kv, |kv, key, _| {
+                    if key_kind(key) == Some("STEP") {
+                        kv.delete(key)?;
+                    }
+                    Ok(())
+                })?;
+                let mut indexed = 0u64;
+                each_entry(kv, |kv, key, value| {
+                    if key_kind(key) == Some("SESS") {
+                        let session: Session = decode_value(value)?;
+                        kv.put(&step_entry_key(&session, shards), Vec::new())?;
+                        indexed += 1;
+                    }
+                    Ok(())
+                })?;
+                Ok::<_, StoreError>(indexed)
+            })
             .await
     }
 }

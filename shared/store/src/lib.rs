@@ -25,13 +25,18 @@ use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioV
 use uuid::Uuid;
 
 mod codec;
+pub mod counts;
 pub mod dynamo;
+pub mod dynamo_counts;
+#[cfg(feature = "stream-poll")]
+pub mod dynamo_stream;
 pub mod embedded;
 pub mod kv;
 pub mod memory;
 mod session_rules;
 pub mod types;
 
+pub use counts::{Recount, StepCounts};
 pub use dynamo::{DynamoStore, TableNames, create_tables};
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -64,6 +69,32 @@ pub fn plan_header(plan: &MigrationPlan) -> MigrationPlan {
         anchor_policies: Default::default(),
         ..plan.clone()
     }
+}
+
+/// Shards of the step index unless configured otherwise (`STEP_INDEX_SHARDS`).
+/// Eight keeps a hot step's index writes under eight partition keys (about
+/// 8,000 writes/s on DynamoDB's per-key limit) and lets eight workers mark one
+/// step at once, while a deploy registers only eight chains per step.
+pub const DEFAULT_STEP_INDEX_SHARDS: u32 = 8;
+
+/// Most shards a step index may have: every marked step registers this many
+/// chains, and the whole chain list is read on every resume.
+pub const MAX_STEP_INDEX_SHARDS: u32 = 256;
+
+/// The step-index shard of a session: 32-bit FNV-1a of the session id's UTF-8
+/// bytes, modulo `shards` (offset basis `0x811C9DC5`; for each byte, XOR it in,
+/// then multiply by `0x01000193` modulo 2³²). Stable across processes, releases
+/// and languages, so that a runtime writing items straight into the sessions
+/// table computes the same `step_key` (README, "Step index shards").
+/// `shards` of 0 counts as 1.
+pub fn step_shard(session_id: &str, shards: u32) -> u32 {
+    fnv1a32(session_id.as_bytes()) % shards.max(1)
+}
+
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811C_9DC5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The storage contract. All methods are tenant-scoped.
@@ -182,6 +213,10 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
+    /// How many shards this store's step index writes sessions into
+    /// ([`step_shard`]); marking registers one chain per (step, shard).
+    fn step_index_shards(&self) -> u32;
+
     /// The registered chains of a plan and where each stands.
     async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>>;
 
@@ -193,6 +228,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: Uuid,
         plan_id: Uuid,
         step_id: Uuid,
+        shard: u32,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
@@ -237,11 +273,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>>;
 
-    /// Sessions at one step of one scenario version, through the
-    /// (tenant, scenario, version, step) index; cursor-paged, ordered by session id.
+    /// Sessions at one step of one scenario version in one shard of the step
+    /// index (`query.shard`); cursor-paged, ordered by session id. Every session
+    /// at the step is in exactly one shard. The sessions carry what marking and
+    /// the scope filter read (position, `channel`, `created_at`, `variables`,
+    /// `pending_migration`, `pinned_version`); DynamoDB's index projects only
+    /// those, so other fields may come back empty — read the session for them.
     async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage>;
 
-    /// How many sessions sit at that step (same index).
+    /// How many sessions sit at that step (same index), paging it: linear in
+    /// sessions. The exact recount's count (a queue message); plans and deploys
+    /// read [`Store::session_counts`].
     async fn count_sessions_at_step(
         &self,
         tenant: Uuid,
@@ -274,6 +316,29 @@ pub trait Store: Send + Sync + 'static {
             .await?;
         Ok(counts.into_iter().filter(|(_, n)| *n > 0).collect())
     }
+
+    /// The session counts of one scenario version, per step, with how fresh
+    /// they are ([`StepCounts::counted_at`]): one range read (embedded,
+    /// in-memory: exact, kept in the transaction of every session write) or one
+    /// Query of counters fed by the sessions table's change stream (DynamoDB),
+    /// whatever the number of sessions. See [`counts`].
+    async fn session_counts(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<StepCounts>;
+
+    /// Store the result of an exact recount, replacing the version's previous one.
+    async fn put_recount(&self, recount: &Recount) -> StoreResult<()>;
+
+    /// The latest exact recount of a scenario version, if any was made.
+    async fn get_recount(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<Recount>>;
 
     /// Set `pending_migration` (and bump `revision`) and nothing else, only if the
     /// session is still at (scenario, version, step), has no pending migration and

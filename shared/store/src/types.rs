@@ -104,8 +104,9 @@ pub struct MarkedPage {
     pub plan_id: Uuid,
     /// Stable identity of the page (chain + cursor), the ledger key.
     pub page_id: String,
-    /// The chain (its V1 step) the page belongs to.
+    /// The chain (its V1 step and step-index shard) the page belongs to.
     pub chain_step: Uuid,
+    pub chain_shard: u32,
     /// The page's own cursor: the chain must stand exactly there.
     pub cursor: Option<String>,
     /// Where the chain continues; `None` ends the chain.
@@ -123,10 +124,17 @@ impl MarkedPage {
     }
 }
 
-/// A marking chain (one V1 step's sessions) registered when marking starts.
+/// A marking chain (the sessions of one V1 step in one shard of the step
+/// index) registered when marking starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainStart {
     pub step_id: Uuid,
+    /// The step-index shard this chain walks, `0..shards`.
+    pub shard: u32,
+    /// How many shards the plan's marking uses (the store's
+    /// [`crate::Store::step_index_shards`] when marking started): fixed for the
+    /// deployment, whatever the configuration says later.
+    pub shards: u32,
     /// The anchor whose policy applies (`None`: a deleted step without anchor).
     pub anchor_content_hash: Option<String>,
 }
@@ -138,6 +146,11 @@ pub struct ChainStart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainState {
     pub step_id: Uuid,
+    /// Chains registered before the step index was sharded read as shard 0 of 1.
+    #[serde(default)]
+    pub shard: u32,
+    #[serde(default = "one_shard")]
+    pub shards: u32,
     #[serde(default)]
     pub anchor_content_hash: Option<String>,
     /// Cursor of the next page to mark (`None` with `!done`: the first page).
@@ -151,12 +164,20 @@ pub struct ChainState {
     pub resumptions: u64,
 }
 
+fn one_shard() -> u32 {
+    1
+}
+
+/// One shard of the sessions at one step: the step index is write-sharded
+/// (see [`crate::step_shard`]), so a step's sessions are read shard by shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepQuery {
     pub tenant: Uuid,
     pub scenario_id: Uuid,
     pub version: i64,
     pub step_id: Uuid,
+    /// `0..` the store's [`crate::Store::step_index_shards`].
+    pub shard: u32,
     pub limit: usize,
     /// Opaque cursor from a previous page.
     pub cursor: Option<String>,

@@ -488,6 +488,7 @@ mod cases {
                 scenario_id: sid,
                 version: 1,
                 step_id: step_a,
+                shard: store::step_shard("s-1", s.step_index_shards()),
                 limit: 10,
                 cursor: None,
             })
@@ -1063,31 +1064,62 @@ mod cases {
             BTreeMap::from([(step_b, 3)])
         );
         expected.sort();
-        let mut q = StepQuery {
-            tenant,
-            scenario_id: sid,
-            version: 1,
-            step_id: step_a,
-            limit: 10,
-            cursor: None,
-        };
+        let shards = s.step_index_shards();
+        assert!(shards > 1, "the suite runs with a sharded step index");
+        let shard_of = |id: &str| store::step_shard(id, shards);
+        // Every shard of the step, paged: each session in its own shard, once,
+        // ordered by session id within a shard.
         let mut seen = Vec::new();
-        let mut sizes = Vec::new();
-        loop {
-            let page = s.sessions_at_step(&q).await.expect("page");
-            sizes.push(page.sessions.len());
-            for x in &page.sessions {
-                assert_eq!(x.active_step_id, step_a);
-                assert_eq!(x.active_scenario_version, 1);
-                seen.push(x.session_id.clone());
+        for shard in 0..shards {
+            let mut q = StepQuery {
+                tenant,
+                scenario_id: sid,
+                version: 1,
+                step_id: step_a,
+                shard,
+                limit: 2,
+                cursor: None,
+            };
+            let mut in_shard = Vec::new();
+            loop {
+                let page = s.sessions_at_step(&q).await.expect("page");
+                assert!(page.sessions.len() <= 2);
+                for x in &page.sessions {
+                    assert_eq!(x.active_step_id, step_a);
+                    assert_eq!(x.active_scenario_version, 1);
+                    assert_eq!(
+                        shard_of(&x.session_id),
+                        shard,
+                        "{} in its shard",
+                        x.session_id
+                    );
+                    // What marking and the scope filter read comes with the page.
+                    assert_eq!(x.channel, "whatsapp");
+                    assert_eq!(x.created_at, t0());
+                    assert_eq!(x.variables.get("email"), Some(&serde_json::json!("a@b.c")));
+                    in_shard.push(x.session_id.clone());
+                }
+                match page.next_cursor {
+                    Some(c) => {
+                        assert!(!page.sessions.is_empty(), "a cursor follows a full page");
+                        q.cursor = Some(c);
+                    }
+                    None => break,
+                }
             }
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => break,
-            }
+            let mut sorted = in_shard.clone();
+            sorted.sort();
+            assert_eq!(in_shard, sorted, "ordered by session id within a shard");
+            seen.extend(in_shard);
         }
-        assert_eq!(sizes, vec![10, 10, 5]);
-        assert_eq!(seen, expected, "ordered by session id, each once");
+        seen.sort();
+        assert_eq!(seen, expected, "across shards, each session exactly once");
+        let used: std::collections::BTreeSet<u32> =
+            expected.iter().map(|id| shard_of(id)).collect();
+        assert!(
+            used.len() > 1,
+            "25 sessions spread over more than one shard"
+        );
         assert_eq!(
             s.count_sessions_at_step(tenant, sid, 1, step_a).await.ok(),
             Some(25)
@@ -1097,13 +1129,25 @@ mod cases {
             Some(3)
         );
         // A page exactly full has no cursor.
-        q.cursor = None;
-        q.step_id = step_b;
-        q.limit = 3;
+        let b_shard = shard_of("b-0");
+        let in_b_shard = (0..3)
+            .filter(|i| shard_of(&format!("b-{i}")) == b_shard)
+            .count();
+        let mut q = StepQuery {
+            tenant,
+            scenario_id: sid,
+            version: 1,
+            step_id: step_b,
+            shard: b_shard,
+            limit: in_b_shard,
+            cursor: None,
+        };
         let page = s.sessions_at_step(&q).await.expect("page");
-        assert_eq!(page.sessions.len(), 3);
+        assert_eq!(page.sessions.len(), in_b_shard);
         assert!(page.next_cursor.is_none());
-        // Moving a session updates the index.
+        // Moving a session updates the index: it leaves its shard of the old
+        // step and appears in the same shard of the new one.
+        let moved_shard = shard_of("sess-000");
         s.put_session(&session(tenant, "sess-000", sid, 1, step_b))
             .await
             .expect("move");
@@ -1115,15 +1159,49 @@ mod cases {
             s.count_sessions_at_step(tenant, sid, 1, step_b).await.ok(),
             Some(4)
         );
-        // Cursors are bound to their query.
+        let ids_at = |step: Uuid| {
+            let s = Arc::clone(&s);
+            async move {
+                s.sessions_at_step(&StepQuery {
+                    tenant,
+                    scenario_id: sid,
+                    version: 1,
+                    step_id: step,
+                    shard: moved_shard,
+                    limit: 100,
+                    cursor: None,
+                })
+                .await
+                .expect("page")
+                .sessions
+                .into_iter()
+                .map(|x| x.session_id)
+                .collect::<Vec<_>>()
+            }
+        };
+        assert!(!ids_at(step_a).await.contains(&"sess-000".to_owned()));
+        assert!(ids_at(step_b).await.contains(&"sess-000".to_owned()));
+        // Cursors are bound to their query: its step and its shard.
+        let busiest = (0..shards)
+            .max_by_key(|sh| expected.iter().filter(|id| shard_of(id) == *sh).count())
+            .expect("a shard");
         q.step_id = step_a;
-        q.limit = 5;
+        q.shard = busiest;
+        q.limit = 1;
         let page = s.sessions_at_step(&q).await.expect("page");
+        assert!(page.next_cursor.is_some());
         let mut wrong = q.clone();
         wrong.step_id = step_b;
-        wrong.cursor = page.next_cursor;
+        wrong.cursor = page.next_cursor.clone();
         assert!(matches!(
             s.sessions_at_step(&wrong).await,
+            Err(StoreError::InvalidToken)
+        ));
+        let mut other_shard = q.clone();
+        other_shard.shard = (busiest + 1) % shards;
+        other_shard.cursor = page.next_cursor;
+        assert!(matches!(
+            s.sessions_at_step(&other_shard).await,
             Err(StoreError::InvalidToken)
         ));
     }
@@ -1131,7 +1209,9 @@ mod cases {
     pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         let tenant = Uuid::new_v4();
         let plan_id = Uuid::new_v4();
-        let (chain_0, chain_1) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        // Two shards of one step: two chains, each with its own cursor.
+        let step = Uuid::from_u128(1);
+        let (chain_0, chain_1) = (0, 1);
         assert_eq!(
             s.get_plan_stats(tenant, plan_id).await.expect("stats"),
             PlanStats::default()
@@ -1139,11 +1219,15 @@ mod cases {
         let started = t0();
         let chains = [
             ChainStart {
-                step_id: chain_0,
+                step_id: step,
+                shard: chain_0,
+                shards: 2,
                 anchor_content_hash: Some("h1".into()),
             },
             ChainStart {
-                step_id: chain_1,
+                step_id: step,
+                shard: chain_1,
+                shards: 2,
                 anchor_content_hash: None,
             },
         ];
@@ -1156,7 +1240,8 @@ mod cases {
             tenant,
             plan_id,
             page_id: "anchor-0/cursor-start".into(),
-            chain_step: chain_0,
+            chain_step: step,
+            chain_shard: chain_0,
             cursor: None,
             next_cursor: Some("abc".into()),
             sessions_marked: 3,
@@ -1222,16 +1307,26 @@ mod cases {
             }
         );
         let mut chains_now = s.list_chains(tenant, plan_id).await.expect("chains");
-        chains_now.sort_by_key(|c| c.step_id);
+        chains_now.sort_by_key(|c| (c.step_id, c.shard));
         assert_eq!(chains_now.len(), 2);
+        assert_eq!(
+            chains_now
+                .iter()
+                .map(|c| (c.step_id, c.shard, c.shards))
+                .collect::<Vec<_>>(),
+            vec![(step, 0, 2), (step, 1, 2)],
+            "each shard's chain registered apart, with the plan's shard count"
+        );
         assert!(chains_now[0].done && chains_now[0].cursor.is_none());
-        assert!(!chains_now[1].done);
+        assert!(!chains_now[1].done, "the other shard's chain did not move");
+        assert!(chains_now[1].cursor.is_none());
         assert_eq!(chains_now[1].anchor_content_hash, None);
         assert_eq!(chains_now[1].updated_at, started);
         // Concurrent duplicates: one recording.
         let dup = MarkedPage {
             page_id: "anchor-1/cursor-start".into(),
-            chain_step: chain_1,
+            chain_step: step,
+            chain_shard: chain_1,
             ..page.clone()
         };
         let mut tasks = Vec::new();
@@ -1257,7 +1352,7 @@ mod cases {
             .await
             .expect("chains")
             .into_iter()
-            .find(|c| c.step_id == chain_1)
+            .find(|c| c.step_id == step && c.shard == chain_1)
             .expect("chain 1");
         let resume_at = t0() + Duration::hours(1);
         let mut claims = Vec::new();
@@ -1265,7 +1360,7 @@ mod cases {
             let s = Arc::clone(&s);
             let seen = chain.updated_at;
             claims.push(tokio::spawn(async move {
-                s.claim_chain(tenant, plan_id, chain_1, seen, resume_at)
+                s.claim_chain(tenant, plan_id, step, chain_1, seen, resume_at)
                     .await
             }));
         }
@@ -1277,7 +1372,7 @@ mod cases {
         }
         assert_eq!(claimed, 1, "one resumer takes a stalled chain");
         assert!(
-            !s.claim_chain(tenant, plan_id, chain_0, started, resume_at)
+            !s.claim_chain(tenant, plan_id, step, chain_0, started, resume_at)
                 .await
                 .expect("claim"),
             "a finished chain is never resumed"
@@ -1720,6 +1815,8 @@ mod cases {
             p.id,
             &[ChainStart {
                 step_id: chain,
+                shard: 0,
+                shards: 1,
                 anchor_content_hash: None,
             }],
             t0(),
@@ -1732,6 +1829,7 @@ mod cases {
                 plan_id: p.id,
                 page_id: "only".into(),
                 chain_step: chain,
+                chain_shard: 0,
                 cursor: None,
                 next_cursor: None,
                 sessions_marked: 0,

@@ -50,6 +50,21 @@ pub fn test_config() -> Config {
     }
 }
 
+/// A DynamoDB store whose session counts follow the sessions table's stream,
+/// read up to its end before each counts read (as `migrations serve` does).
+pub fn dynamo_store_counting(
+    sdk: &aws_config::SdkConfig,
+    client: aws_sdk_dynamodb::Client,
+    tables: store::dynamo::TableNames,
+) -> store::dynamo::DynamoStore {
+    let poller = store::dynamo_stream::SharedPoller::new(store::dynamo_stream::StreamPoller::new(
+        client.clone(),
+        store::dynamo_stream::streams_client(sdk),
+        &tables,
+    ));
+    store::dynamo::DynamoStore::new(client, tables).with_counts_catch_up(poller)
+}
+
 /// Start an app; `None` when the backend is not available here.
 pub async fn spawn_app(backend: Backend, config: Config) -> Option<TestApp> {
     let (store, dir): (Arc<dyn store::Store>, _) = match backend {
@@ -73,10 +88,7 @@ pub async fn spawn_app(backend: Backend, config: Config) -> Option<TestApp> {
             store::dynamo::create_tables(&client, &tables)
                 .await
                 .expect("create tables");
-            (
-                Arc::new(store::dynamo::DynamoStore::new(client, tables)),
-                None,
-            )
+            (Arc::new(dynamo_store_counting(&sdk, client, tables)), None)
         }
     };
     let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
@@ -259,10 +271,7 @@ pub async fn fresh_store(
             store::dynamo::create_tables(&client, &tables)
                 .await
                 .expect("create tables");
-            Some((
-                Arc::new(store::dynamo::DynamoStore::new(client, tables)),
-                None,
-            ))
+            Some((Arc::new(dynamo_store_counting(&sdk, client, tables)), None))
         }
     }
 }

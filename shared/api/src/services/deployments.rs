@@ -128,15 +128,21 @@ async fn mark(
 ) -> ApiResult<DeployOutcome> {
     let store = state.store.as_ref();
     let config = &state.config;
-    // Only chains with sessions become work; inline vs fan-out needs to know
-    // whether there are more than the threshold, not how many — a large
-    // deployment is never counted inside this call.
+    // One chain per (step, shard of the step index): the shards of a step are
+    // marked in parallel. The shard count is the store's now, recorded on
+    // every chain, so resumptions walk the same shards whatever changes later.
+    let shards = store.step_index_shards();
+    let sharded = marking::chains_of(&plan)
+        .into_iter()
+        .flat_map(|chain| chain.sharded(shards))
+        .collect();
+    // Only chains with sessions become work; inline vs fan-out reads the
+    // session counts — a deployment's sessions are never paged inside this call.
     let (chains, fan_out) = probe_chains(
         store,
         &plan,
-        marking::chains_of(&plan),
+        sharded,
         config.inline_mark_threshold,
-        config.mark_page_size,
         config.count_concurrency,
     )
     .await?;
@@ -144,6 +150,8 @@ async fn mark(
         .iter()
         .map(|c| ChainStart {
             step_id: c.step_id,
+            shard: c.shard,
+            shards: c.shards,
             anchor_content_hash: c.anchor_content_hash.clone(),
         })
         .collect();
@@ -192,6 +200,7 @@ pub async fn resume(
                 plan.tenant_id,
                 plan.id,
                 chain.step_id,
+                chain.shard,
                 chain.updated_at,
                 now,
             )
@@ -200,11 +209,14 @@ pub async fn resume(
             tracing::warn!(
                 plan_id = %plan.id,
                 step_id = %chain.step_id,
+                shard = chain.shard,
                 resumptions = chain.resumptions + 1,
                 "resuming a marking chain that made no progress"
             );
             let position = Chain {
                 step_id: chain.step_id,
+                shard: chain.shard,
+                shards: chain.shards,
                 anchor_content_hash: chain.anchor_content_hash,
             };
             work.push((position, chain.cursor));
@@ -363,18 +375,15 @@ async fn dispatch(
     progress(store, plan.tenant_id, plan.id).await
 }
 
-/// The chains that have sessions (in step order), and whether more than
+/// The chains that have sessions (in step, then shard order), and whether more than
 /// `threshold` sessions are to be marked. One single-session probe per chain
-/// (`concurrency` at a time), then pages of at most `page_size` through the
-/// non-empty chains, each from where its probe stopped, until more than
-/// `threshold` sessions are seen or all are: never more than `threshold + 1`
-/// sessions read beyond the probes, one page held at a time.
+/// (`concurrency` at a time), then one read of the store's session counts for
+/// how many: no page of sessions is read beyond the probes.
 async fn probe_chains(
     store: &dyn Store,
     plan: &MigrationPlan,
     chains: Vec<Chain>,
     threshold: u64,
-    page_size: usize,
     concurrency: usize,
 ) -> ApiResult<(Vec<Chain>, bool)> {
     let query = |chain: &Chain, limit: usize, cursor: Option<String>| StepQuery {
@@ -382,6 +391,7 @@ async fn probe_chains(
         scenario_id: plan.scenario_id,
         version: plan.from_version,
         step_id: chain.step_id,
+        shard: chain.shard,
         limit,
         cursor,
     };
@@ -402,27 +412,24 @@ async fn probe_chains(
         .try_collect()
         .await?;
     probed.retain(|(_, page)| !page.sessions.is_empty());
-    probed.sort_by_key(|(chain, _)| chain.step_id);
+    probed.sort_by_key(|(chain, _)| (chain.step_id, chain.shard));
 
-    // Each probe found one session; counting goes on from where it stopped.
-    let mut seen: u64 = probed.len() as u64;
-    'chains: for (chain, probe) in &probed {
-        let mut cursor = probe.next_cursor.clone();
-        while let Some(from) = cursor {
-            if seen > threshold {
-                break 'chains;
-            }
-            let wanted = threshold.saturating_sub(seen).saturating_add(1);
-            let limit = usize::try_from(wanted)
-                .unwrap_or(usize::MAX)
-                .min(page_size.max(1));
-            let page = store
-                .sessions_at_step(&query(chain, limit, Some(from)))
-                .await?;
-            seen = seen.saturating_add(page.sessions.len() as u64);
-            cursor = page.next_cursor;
-        }
-    }
+    // How many: the store's session counts (one read, never a page of
+    // sessions; on DynamoDB they trail the stream by its lag, which can only
+    // move a deployment near the threshold between inline and fan-out). Each
+    // probe that found a session counts at least one.
+    let counted = store
+        .session_counts(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?;
+    let steps: std::collections::BTreeSet<Uuid> =
+        probed.iter().map(|(chain, _)| chain.step_id).collect();
+    let counted_total: u64 = counted
+        .by_step
+        .iter()
+        .filter(|(step, _)| steps.contains(step))
+        .map(|(_, n)| *n)
+        .sum();
+    let seen = counted_total.max(probed.len() as u64);
     let fan_out = seen > threshold;
     let chains = probed.into_iter().map(|(chain, _)| chain).collect();
     Ok((chains, fan_out))

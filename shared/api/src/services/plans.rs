@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use planning::conditions::MAX_EXPRESSION_CHARS;
 use planning::plan::{SessionCounts, compute_plan};
 use planning::scope::{CompiledScope, MAX_CUSTOM_CONDITIONS};
+use planning::validate::LocPart;
 use planning::{
     AnchorMigrationPolicy, AnchorTransformation, MigrationPlan, MigrationSummary, PlanStatus,
     ScenarioInput,
@@ -21,7 +22,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::services::scenarios::{validated, version_from_input};
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateMigrationPlanRequest {
     pub new_scenario: ScenarioInput,
@@ -29,14 +30,14 @@ pub struct GenerateMigrationPlanRequest {
     pub created_by: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovePlanRequest {
     #[serde(default)]
     pub approved_by: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectPlanRequest {
     #[serde(default)]
@@ -45,14 +46,15 @@ pub struct RejectPlanRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePoliciesRequest {
     pub policies: BTreeMap<String, AnchorMigrationPolicy>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Unknown query parameters are ignored, as FastAPI does.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListPlansQuery {
     #[serde(default)]
     pub scenario_id: Option<Uuid>,
@@ -61,13 +63,16 @@ pub struct ListPlansQuery {
     /// Accepted as an alias of `plan_status`.
     #[serde(default)]
     pub status: Option<PlanStatus>,
+    /// Plans per page.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100, default = 50)]
     pub limit: Option<i64>,
+    /// The `next_token` of the previous page.
     #[serde(default)]
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlanList {
     pub plans: Vec<planning::MigrationPlanSummaryItem>,
     pub total: u64,
@@ -75,16 +80,20 @@ pub struct PlanList {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Unknown query parameters are ignored, as FastAPI does.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page: anchors 1–1000 (default 100), events 1–100 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The `next_token` of the previous page.
     #[serde(default)]
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AnchorPage {
     pub anchors: Vec<AnchorTransformation>,
     pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
@@ -97,28 +106,38 @@ pub fn checked_limit(limit: Option<i64>, default: usize, max: usize) -> ApiResul
     match limit {
         None => Ok(default),
         Some(n) if n >= 1 && (n as u64) <= max as u64 => Ok(n as usize),
+        Some(n) if n < 1 => Err(ApiError::validation(
+            &["query", "limit"],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        )),
         Some(_) => Err(ApiError::validation(
             &["query", "limit"],
-            format!("ensure this value is between 1 and {max}"),
-            "value_error.number.out_of_range",
+            format!("Input should be less than or equal to {max}"),
+            "less_than_equal",
         )),
     }
 }
 
-/// Sessions at each given step of one scenario version, counted through the index.
+/// Sessions at each given step of one scenario version, from the store's
+/// session counts ([`Store::session_counts`]): one read, whatever the number of
+/// sessions — never a page of sessions. Returns the counts of those steps and
+/// how fresh they are.
 pub async fn count_sessions(
     store: &dyn Store,
     tenant: Uuid,
     scenario_id: Uuid,
     version: i64,
     steps: impl IntoIterator<Item = Uuid>,
-    concurrency: usize,
-) -> ApiResult<SessionCounts> {
-    let steps: Vec<Uuid> = steps.into_iter().collect();
-    let counts = store
-        .count_sessions_at_steps(tenant, scenario_id, version, &steps, concurrency)
-        .await?;
-    Ok(counts.into_iter().collect())
+) -> ApiResult<(SessionCounts, Option<DateTime<Utc>>)> {
+    let counts = store.session_counts(tenant, scenario_id, version).await?;
+    let wanted: std::collections::BTreeSet<Uuid> = steps.into_iter().collect();
+    let by_step = counts
+        .by_step
+        .into_iter()
+        .filter(|(step, _)| wanted.contains(step))
+        .collect();
+    Ok((by_step, counts.counted_at))
 }
 
 pub async fn generate(
@@ -133,7 +152,7 @@ pub async fn generate(
     let current = store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario"))?;
+        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))?;
     validated(&request.new_scenario, &["body", "new_scenario"])?;
     if request.new_scenario.version <= current.version {
         return Err(ApiError::Conflict(format!(
@@ -180,13 +199,12 @@ pub async fn generate(
         )));
     }
     let v1 = current.definition();
-    let counts = count_sessions(
+    let (counts, counted_at) = count_sessions(
         store,
         tenant,
         scenario_id,
         current.version,
         v1.steps.iter().map(|s| s.id),
-        config.count_concurrency,
     )
     .await?;
     // CPU-bound for large scenarios: off the async workers, so other requests
@@ -210,7 +228,10 @@ pub async fn generate(
         scenario_checksum_v2: computed.scenario_checksum_v2,
         transformation_map: computed.transformation_map,
         anchor_policies: computed.anchor_policies,
-        summary: computed.summary,
+        summary: planning::MigrationSummary {
+            sessions_counted_at: counted_at,
+            ..computed.summary
+        },
         status: PlanStatus::Pending,
         created_at: now,
         created_by: request.created_by,
@@ -259,7 +280,7 @@ pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<M
         let plan = store
             .get_plan(tenant, plan_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+            .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))?;
         let due = matches!(plan.status, PlanStatus::Pending | PlanStatus::Approved)
             && plan.expires_at.is_some_and(|at| at <= now);
         if !due {
@@ -300,7 +321,7 @@ pub async fn load_header(
     let header = store
         .get_plan_header(tenant, plan_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Migration plan"))?;
+        .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))?;
     let due = matches!(header.status, PlanStatus::Pending | PlanStatus::Approved)
         && header.expires_at.is_some_and(|at| at <= Utc::now());
     if !due {
@@ -407,7 +428,7 @@ pub async fn summary(
     store
         .get_plan_summary(tenant, plan_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Migration plan"))
+        .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))
 }
 
 fn encode_offset(offset: usize) -> String {
@@ -608,13 +629,13 @@ fn check_policies(
                 problems.push(ErrorDetail::new(
                     &[base[0], base[1], base[2], "scope_filter", field],
                     "must be zero or positive",
-                    "value_error.number.not_ge",
+                    "greater_than_equal",
                 ));
             } else if value.is_some_and(|v| v > MAX_SESSION_AGE_DAYS) {
                 problems.push(ErrorDetail::new(
                     &[base[0], base[1], base[2], "scope_filter", field],
                     format!("must be at most {MAX_SESSION_AGE_DAYS} days"),
-                    "value_error.number.not_le",
+                    "less_than_equal",
                 ));
             }
         }
@@ -674,15 +695,14 @@ fn check_policies(
         }
         if let Err(invalid) = CompiledScope::compile(filter) {
             for condition in invalid {
-                let index = condition.index.to_string();
-                problems.push(ErrorDetail::new(
-                    &[
-                        base[0],
-                        base[1],
-                        base[2],
-                        "scope_filter",
-                        "custom_conditions",
-                        &index,
+                problems.push(ErrorDetail::located(
+                    vec![
+                        base[0].into(),
+                        base[1].into(),
+                        base[2].into(),
+                        "scope_filter".into(),
+                        "custom_conditions".into(),
+                        LocPart::Index(condition.index),
                     ],
                     condition.error.to_string(),
                     // `value_error.cel` (syntax), `.cel.limit` (over a limit of

@@ -153,7 +153,7 @@ async fn load_context(
     let current_version = store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario"))?
+        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))?
         .version;
     let current = cache
         .scenario(store, tenant, scenario_id, current_version)
@@ -325,6 +325,10 @@ fn check_known_fields(request: &ReconcileRequest) -> ApiResult<()> {
 
 /// `POST /sessions/{session_id}/reconcile`.
 ///
+/// With `dry_run` it is a preview: the same reads and the same decision, and the
+/// answer a real call would give now, but no write of any kind (session, audit
+/// event, plan counters); the `ETag` is the session's unchanged revision.
+///
 /// Every write is conditioned on the revision the decision was made on, so a
 /// runtime write, a marking or another reconcile in between makes it fail; the
 /// session is then read and decided again. A migration is therefore applied
@@ -340,20 +344,31 @@ pub async fn reconcile(
     check_known_fields(&request)?;
     let mut lost_a_race = false;
     for _ in 0..RECONCILE_ATTEMPTS {
-        let session = store
+        let mut session = store
             .get_session(tenant, session_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("Session"))?;
-        if let Some(flag) = &session.pending_migration {
-            let plan = cache.plan(store, tenant, flag.migration_plan_id).await?;
-            if plan.is_some_and(|p| p.plan().scenario_id != session.active_scenario_id) {
+            .ok_or_else(|| ApiError::not_found("Session", session_id))?;
+        let stale_flag = match &session.pending_migration {
+            Some(flag) => cache
+                .plan(store, tenant, flag.migration_plan_id)
+                .await?
+                .filter(|p| p.plan().scenario_id != session.active_scenario_id)
+                .map(|_| flag.migration_plan_id),
+            None => None,
+        };
+        if let Some(flag_plan_id) = stale_flag {
+            if request.dry_run {
+                // A real call clears the stale flag and decides again on the
+                // session without it; the preview decides on that session now.
+                session.pending_migration = None;
+            } else {
                 tracing::info!(
                     %tenant,
                     scenario_id = %session.active_scenario_id,
-                    plan_id = %flag.migration_plan_id,
+                    plan_id = %flag_plan_id,
                     "clearing a flag set by a plan of another scenario"
                 );
-                let change = clear_stale_flag(&session, flag.migration_plan_id, now);
+                let change = clear_stale_flag(&session, flag_plan_id, now);
                 lost_a_race |= !store.apply_session_change(&change).await?;
                 continue;
             }
@@ -372,6 +387,13 @@ pub async fn reconcile(
             known_fields: &request.known_fields,
             now,
         });
+        if request.dry_run {
+            // The preview: the decision a real call would apply now, nothing written.
+            return Ok(Reconciled {
+                result: decision.result,
+                revision: session.revision,
+            });
+        }
         if !decision.writes_session() {
             // After a lost race, "nothing to do" means the winner migrated it.
             let result = if lost_a_race
@@ -420,8 +442,9 @@ pub async fn reconcile(
     ))
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct EventList {
+    #[schema(value_type = Vec<crate::openapi::AuditEventSchema>)]
     pub events: Vec<AuditEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,

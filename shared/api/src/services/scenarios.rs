@@ -67,7 +67,7 @@ pub async fn current(
     store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario"))
+        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))
 }
 
 pub async fn version(
@@ -79,5 +79,9 @@ pub async fn version(
     store
         .get_scenario_version(tenant, scenario_id, version)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario version"))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Scenario {scenario_id} version {version} not found"
+            ))
+        })
 }

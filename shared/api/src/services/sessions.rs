@@ -25,7 +25,7 @@ pub async fn record(
         return Err(ApiError::validation(
             &["body", "channel"],
             "must not be empty",
-            "value_error.any_str.min_length",
+            "string_too_short",
         ));
     }
     // The representation GET returns may come back; its identity must be this one.
@@ -99,5 +99,5 @@ pub async fn get(store: &dyn Store, tenant: Uuid, session_id: &str) -> ApiResult
     store
         .get_session(tenant, session_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Session"))
+        .ok_or_else(|| ApiError::not_found("Session", session_id))
 }

@@ -1,0 +1,534 @@
+//! Session counts per (tenant, scenario, version, step), kept as sessions move.
+//!
+//! Plan generation, the plan summary and deploy's inline/fan-out decision need to
+//! know how many sessions sit at each step of a scenario version. Paging the step
+//! index for that is linear in sessions (15 s at 10⁵ on DynamoDB Local), so every
+//! backend keeps counters instead and [`crate::Store::session_counts`] reads them
+//! in one range read / one Query: O(steps), whatever the number of sessions.
+//!
+//! - **Embedded and in-memory** ([`crate::kv`]): the counters are keys
+//!   `{t}/COUNT/{scenario}/{v}/{step}` changed in the same transaction as every
+//!   session write that creates a session or moves it ([`kv_move`]). Exact.
+//! - **DynamoDB**: the sessions table is shared with the runtime, which writes
+//!   items straight into it, so the counts come from the table's change stream:
+//!   each record becomes deltas (−1 at the old position, +1 at the new), a batch
+//!   is aggregated ([`aggregate`]) and applied to counter items in the main table
+//!   exactly once ([`crate::dynamo_counts`]). As fresh as the stream consumer.
+//!
+//! This module holds the pure part: positions, deltas, aggregation, sequence
+//! numbers, and the key-value counters.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use planning::Session;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec::version_key;
+use crate::kv::{KvRead, KvWrite};
+use crate::{StoreError, StoreResult};
+
+/// The session counts of one scenario version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounts {
+    /// Sessions per step; steps without sessions are left out.
+    pub by_step: BTreeMap<Uuid, u64>,
+    /// How fresh the counts are. Embedded and in-memory stores: the time of the
+    /// read (they are exact). DynamoDB: the creation time of the latest stream
+    /// record applied to this version's counters (`None`: none ever was); changes
+    /// made after it may not be counted yet (stream lag).
+    pub counted_at: Option<DateTime<Utc>>,
+}
+
+impl StepCounts {
+    pub fn total(&self) -> u64 {
+        self.by_step.values().sum()
+    }
+}
+
+/// An exact recount of one scenario version's sessions, made by paging the step
+/// index (asynchronously, for audits): what the counters are checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recount {
+    pub tenant: Uuid,
+    pub scenario_id: Uuid,
+    pub version: i64,
+    /// Sessions per step (steps without sessions left out).
+    pub by_step: BTreeMap<Uuid, u64>,
+    /// When the recount was asked for and when its last page was read: every
+    /// session that stayed put between the two is counted exactly.
+    pub requested_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The counters as read right after the recount finished, for comparison.
+    pub counters: StepCounts,
+}
+
+/// Where a session is counted: one counter per (tenant, scenario, version, step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountKey {
+    pub tenant: Uuid,
+    pub scenario_id: Uuid,
+    pub version: i64,
+    pub step_id: Uuid,
+}
+
+impl CountKey {
+    pub fn of(session: &Session) -> Self {
+        CountKey {
+            tenant: session.tenant_id,
+            scenario_id: session.active_scenario_id,
+            version: session.active_scenario_version,
+            step_id: session.active_step_id,
+        }
+    }
+
+    /// The counter position of a sessions-table item, from its attributes: the
+    /// tenant from `pk` = `{t}#{session_id}`, and `active_scenario_id`,
+    /// `active_scenario_version` (a number's text), `active_step_id`. `None` when
+    /// any is missing or malformed: such an item is not a countable session.
+    pub fn from_item_attributes(
+        pk: Option<&str>,
+        scenario_id: Option<&str>,
+        version: Option<&str>,
+        step_id: Option<&str>,
+    ) -> Option<Self> {
+        let (tenant, _) = pk?.split_once('#')?;
+        Some(CountKey {
+            tenant: Uuid::parse_str(tenant).ok()?,
+            scenario_id: Uuid::parse_str(scenario_id?).ok()?,
+            version: version?.trim().parse().ok()?,
+            step_id: Uuid::parse_str(step_id?).ok()?,
+        })
+    }
+
+    /// The scenario version this counter belongs to.
+    pub fn version_of(&self) -> VersionKey {
+        VersionKey {
+            tenant: self.tenant,
+            scenario_id: self.scenario_id,
+            version: self.version,
+        }
+    }
+}
+
+/// One (tenant, scenario, version): the unit a counts read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionKey {
+    pub tenant: Uuid,
+    pub scenario_id: Uuid,
+    pub version: i64,
+}
+
+/// One change of a session item, as a change stream reports it: where the item
+/// was before (`None`: created) and after (`None`: deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    /// The stream's sequence number (decimal digits), increasing within a shard.
+    pub sequence_number: String,
+    /// When the change was made (the record's approximate creation time).
+    pub at: DateTime<Utc>,
+    pub old: Option<CountKey>,
+    pub new: Option<CountKey>,
+}
+
+/// Width sequence numbers are padded to: DynamoDB Streams' are 21 to 40 digits.
+const SEQUENCE_WIDTH: usize = 48;
+
+/// A sequence number as a string whose order is numeric order (zero-padded);
+/// `None` when it is not made of decimal digits.
+pub fn sequence_key(sequence_number: &str) -> Option<String> {
+    let digits = sequence_number.trim_start_matches('0');
+    if sequence_number.is_empty()
+        || !sequence_number.bytes().all(|b| b.is_ascii_digit())
+        || digits.len() > SEQUENCE_WIDTH
+    {
+        return None;
+    }
+    Some(format!("{digits:0>SEQUENCE_WIDTH$}"))
+}
+
+/// The aggregated effect of consecutive stream records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deltas {
+    /// Net change per counter; counters whose changes cancel out are left out.
+    pub by_key: BTreeMap<CountKey, i64>,
+    /// The latest record time per scenario version touched (cancelled-out
+    /// changes included: the counts are as of that time).
+    pub counted_at: BTreeMap<VersionKey, DateTime<Utc>>,
+    /// The sequence key ([`sequence_key`]) of the last record taken, which the
+    /// shard's checkpoint moves to.
+    pub last_sequence: Option<String>,
+    /// Records taken (after the checkpoint).
+    pub records: usize,
+}
+
+impl Deltas {
+    fn take(&mut self, record: &ChangeRecord, sequence: String) {
+        if record.old != record.new {
+            for (key, delta) in [(record.old, -1), (record.new, 1)] {
+                let Some(key) = key else { continue };
+                let entry = self.by_key.entry(key).or_insert(0);
+                *entry += delta;
+                if *entry == 0 {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        for key in [record.old, record.new].into_iter().flatten() {
+            let at = self.counted_at.entry(key.version_of()).or_insert(record.at);
+            *at = (*at).max(record.at);
+        }
+        self.last_sequence = Some(sequence);
+        self.records += 1;
+    }
+
+    /// Counter items this writes: one per non-zero delta. (A version whose
+    /// changes all cancelled out keeps its older `counted_at`: its counts did
+    /// not change, so they are still right as of then.)
+    pub fn items_touched(&self) -> usize {
+        self.by_key.len()
+    }
+}
+
+/// Records in sequence order after `checkpoint` (a sequence key), in groups of
+/// consecutive records whose aggregated deltas write at most `max_items` items
+/// each (a group always holds at least one record). Records at or below the
+/// checkpoint, and records without a valid sequence number, are skipped: they
+/// were applied already (a redelivery) or cannot be placed.
+pub fn aggregate(
+    records: &[ChangeRecord],
+    checkpoint: Option<&str>,
+    max_items: usize,
+) -> Vec<Deltas> {
+    let mut ordered: Vec<(String, &ChangeRecord)> = records
+        .iter()
+        .filter_map(|r| sequence_key(&r.sequence_number).map(|k| (k, r)))
+        .filter(|(k, _)| checkpoint.is_none_or(|c| k.as_str() > c))
+        .collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    ordered.dedup_by(|a, b| a.0 == b.0);
+    let mut groups = Vec::new();
+    let mut current = Deltas::default();
+    for (sequence, record) in ordered {
+        let mut next = current.clone();
+        next.take(record, sequence.clone());
+        if next.items_touched() > max_items.max(2) && current.records > 0 {
+            groups.push(std::mem::take(&mut current));
+            current.take(record, sequence);
+        } else {
+            current = next;
+        }
+    }
+    if current.records > 0 {
+        groups.push(current);
+    }
+    groups
+}
+
+/// A stable hash (FNV-1a) of a stream shard id, to spread counter writes.
+pub fn shard_hash(shard_id: &str) -> u64 {
+    shard_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// key-value counters (embedded and in-memory stores)
+// ---------------------------------------------------------------------------
+
+fn kv_version_prefix(t: Uuid, sid: Uuid, v: i64) -> String {
+    format!("{t}/COUNT/{sid}/{}/", version_key(v))
+}
+
+fn kv_counter_key(key: &CountKey) -> String {
+    format!(
+        "{}{}",
+        kv_version_prefix(key.tenant, key.scenario_id, key.version),
+        key.step_id
+    )
+}
+
+/// Set once every session of a key-value store is counted (new stores, and
+/// older files after [`kv_rebuild`]).
+pub(crate) const KV_READY: &str = "COUNTS/READY";
+
+fn kv_add(kv: &mut dyn KvWrite, key: &CountKey, delta: i64) -> StoreResult<()> {
+    let counter = kv_counter_key(key);
+    let current: i64 = match kv.get(&counter)? {
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| StoreError::Unexpected(format!("malformed counter {counter}")))?,
+        None => 0,
+    };
+    let next = current + delta;
+    if next <= 0 {
+        kv.delete(&counter)
+    } else {
+        kv.put(&counter, next.to_string().into_bytes())
+    }
+}
+
+/// A session moved from `old` to `new` (`None`: did not exist / no longer
+/// exists): adjust the counters, inside the caller's transaction.
+pub(crate) fn kv_move(
+    kv: &mut dyn KvWrite,
+    old: Option<CountKey>,
+    new: Option<CountKey>,
+) -> StoreResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(old) = old {
+        kv_add(kv, &old, -1)?;
+    }
+    if let Some(new) = new {
+        kv_add(kv, &new, 1)?;
+    }
+    Ok(())
+}
+
+/// The counters of one scenario version: one range read.
+pub(crate) fn kv_read(
+    kv: &dyn KvRead,
+    t: Uuid,
+    sid: Uuid,
+    v: i64,
+) -> StoreResult<BTreeMap<Uuid, u64>> {
+    let prefix = kv_version_prefix(t, sid, v);
+    let mut end = prefix.trim_end_matches('/').to_owned();
+    end.push('0');
+    let mut counts = BTreeMap::new();
+    for (key, value) in kv.range(&prefix, &end, false, usize::MAX)? {
+        let step = Uuid::parse_str(&key[prefix.len()..]).ok();
+        let n = std::str::from_utf8(&value)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        if let (Some(step), Some(n)) = (step, n)
+            && n > 0
+        {
+            counts.insert(step, n);
+        }
+    }
+    Ok(counts)
+}
+
+/// The counts of one scenario version, exact as of the read.
+pub(crate) fn kv_counts(kv: &dyn KvRead, t: Uuid, sid: Uuid, v: i64) -> StoreResult<StepCounts> {
+    Ok(StepCounts {
+        by_step: kv_read(kv, t, sid, v)?,
+        counted_at: Some(Utc::now()),
+    })
+}
+
+fn kv_recount_key(t: Uuid, sid: Uuid, v: i64) -> String {
+    format!("{t}/RECOUNT/{sid}/{}", version_key(v))
+}
+
+pub(crate) fn kv_put_recount(kv: &mut dyn KvWrite, recount: &Recount) -> StoreResult<()> {
+    let bytes = serde_json::to_vec(recount)
+        .map_err(|e| StoreError::Unexpected(format!("encode recount: {e}")))?;
+    kv.put(
+        &kv_recount_key(recount.tenant, recount.scenario_id, recount.version),
+        bytes,
+    )
+}
+
+pub(crate) fn kv_get_recount(
+    kv: &dyn KvRead,
+    t: Uuid,
+    sid: Uuid,
+    v: i64,
+) -> StoreResult<Option<Recount>> {
+    kv.get(&kv_recount_key(t, sid, v))?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Unexpected(format!("decode recount: {e}")))
+        })
+        .transpose()
+}
+
+/// Count every stored session once, for a store written before counters
+/// existed; a no-op once [`KV_READY`] is set. Reads the whole store once.
+pub(crate) fn kv_rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
+    if kv.get(KV_READY)?.is_some() {
+        return Ok(false);
+    }
+    let mut totals: BTreeMap<CountKey, i64> = BTreeMap::new();
+    for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
+        // `{t}/SESS/{session}`: sessions under every tenant.
+        let Some((_, rest)) = key.split_once('/') else {
+            continue;
+        };
+        if !rest.starts_with("SESS/") {
+            continue;
+        }
+        let session: Session = crate::kv::decode_session(&value)?;
+        *totals.entry(CountKey::of(&session)).or_insert(0) += 1;
+    }
+    for (key, n) in totals {
+        kv.put(&kv_counter_key(&key), n.to_string().into_bytes())?;
+    }
+    kv.put(KV_READY, Vec::new())?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(step: u8, version: i64) -> CountKey {
+        CountKey {
+            tenant: Uuid::from_u128(1),
+            scenario_id: Uuid::from_u128(2),
+            version,
+            step_id: Uuid::from_u128(u128::from(step)),
+        }
+    }
+
+    fn record(seq: u64, old: Option<CountKey>, new: Option<CountKey>) -> ChangeRecord {
+        ChangeRecord {
+            sequence_number: seq.to_string(),
+            at: DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
+            old,
+            new,
+        }
+    }
+
+    #[test]
+    fn sequence_keys_order_numerically() {
+        let a = sequence_key("999").unwrap();
+        let b = sequence_key("1000").unwrap();
+        assert!(a < b);
+        assert_eq!(sequence_key("000123"), sequence_key("123"));
+        assert_eq!(sequence_key(""), None);
+        assert_eq!(sequence_key("12a"), None);
+        assert_eq!(sequence_key("-1"), None);
+    }
+
+    #[test]
+    fn item_attributes_give_the_position() {
+        let t = Uuid::from_u128(7);
+        let (s, step) = (Uuid::from_u128(8), Uuid::from_u128(9));
+        let pk = format!("{t}#wa-42#x");
+        let k = CountKey::from_item_attributes(
+            Some(&pk),
+            Some(&s.to_string()),
+            Some("3"),
+            Some(&step.to_string()),
+        )
+        .unwrap();
+        assert_eq!(
+            (k.tenant, k.scenario_id, k.version, k.step_id),
+            (t, s, 3, step)
+        );
+        assert_eq!(
+            CountKey::from_item_attributes(
+                Some("no-tenant"),
+                Some(&s.to_string()),
+                Some("3"),
+                Some(&step.to_string())
+            ),
+            None
+        );
+        assert_eq!(
+            CountKey::from_item_attributes(
+                Some(&pk),
+                Some(&s.to_string()),
+                None,
+                Some(&step.to_string())
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hot_step_is_one_delta_per_batch() {
+        let records: Vec<_> = (1..=500)
+            .map(|i| record(i, None, Some(key(1, 1))))
+            .collect();
+        let groups = aggregate(&records, None, 99);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].by_key, BTreeMap::from([(key(1, 1), 500)]));
+        assert_eq!(groups[0].records, 500);
+        assert_eq!(groups[0].last_sequence, sequence_key("500"));
+    }
+
+    #[test]
+    fn moves_cancel_and_the_checkpoint_skips_what_was_applied() {
+        let records = vec![
+            record(3, Some(key(1, 1)), Some(key(2, 1))),
+            record(1, None, Some(key(1, 1))),
+            record(2, None, Some(key(1, 1))),
+            record(4, Some(key(2, 1)), Some(key(1, 1))),
+            record(5, Some(key(1, 1)), None),
+        ];
+        let all = aggregate(&records, None, 99);
+        assert_eq!(all[0].by_key, BTreeMap::from([(key(1, 1), 1)]));
+        let after_two = aggregate(&records, sequence_key("2").as_deref(), 99);
+        assert_eq!(after_two[0].by_key, BTreeMap::from([(key(1, 1), -1)]));
+        assert_eq!(after_two[0].records, 3);
+        assert!(aggregate(&records, sequence_key("5").as_deref(), 99).is_empty());
+    }
+
+    #[test]
+    fn moves_that_cancel_write_nothing() {
+        let records = vec![
+            record(1, Some(key(1, 1)), Some(key(2, 1))),
+            record(2, Some(key(2, 1)), Some(key(1, 1))),
+        ];
+        let groups = aggregate(&records, None, 99);
+        assert!(groups[0].by_key.is_empty());
+        assert_eq!(groups[0].items_touched(), 0);
+        assert_eq!(groups[0].counted_at.len(), 1);
+    }
+
+    fn apply(counts: &mut BTreeMap<CountKey, i64>, groups: &[Deltas]) {
+        for g in groups {
+            for (k, d) in &g.by_key {
+                *counts.entry(*k).or_insert(0) += d;
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever the grouping limit, the redeliveries and the order records
+        /// arrive in, the groups sum to the net effect of each record once, and
+        /// every group writes at most the limit.
+        #[test]
+        fn groups_sum_to_each_record_once(
+            moves in proptest::collection::vec((0u8..4, 0u8..6, 1i64..3), 1..120),
+            limit in 2usize..12,
+            cut in 0usize..120,
+        ) {
+            // Sessions (first of each tuple) moving between positions, in order.
+            let mut at: BTreeMap<u8, CountKey> = BTreeMap::new();
+            let mut records = Vec::new();
+            let mut expected: BTreeMap<CountKey, i64> = BTreeMap::new();
+            for (i, (session, step, version)) in moves.iter().enumerate() {
+                let new = if *step == 5 { None } else { Some(key(*step, *version)) };
+                let old = at.get(session).copied();
+                if let Some(o) = old { *expected.entry(o).or_insert(0) -= 1; }
+                if let Some(n) = new { *expected.entry(n).or_insert(0) += 1; at.insert(*session, n); } else { at.remove(session); }
+                records.push(record(i as u64 + 1, old, new));
+            }
+            expected.retain(|_, n| *n != 0);
+            // First delivery: up to `cut`; then a redelivery overlapping it.
+            let cut = cut.min(records.len());
+            let first = aggregate(&records[..cut], None, limit);
+            for g in &first { prop_assert!(g.items_touched() <= limit.max(2)); }
+            let checkpoint = first.last().and_then(|g| g.last_sequence.clone());
+            let mut shuffled = records.clone();
+            shuffled.reverse();
+            let second = aggregate(&shuffled, checkpoint.as_deref(), limit);
+            for g in &second { prop_assert!(g.items_touched() <= limit.max(2)); }
+            let mut counts = BTreeMap::new();
+            apply(&mut counts, &first);
+            apply(&mut counts, &second);
+            counts.retain(|_, n| *n != 0);
+            prop_assert_eq!(counts, expected);
+        }
+    }
+}

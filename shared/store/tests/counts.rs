@@ -1,0 +1,469 @@
+//! Session counts (`Store::session_counts`) on every backend: they follow
+//! creates, moves and deletes. On DynamoDB Local the counts come from the
+//! sessions table's stream, read by the same poller `migrations serve` runs
+//! (needs the `stream-poll` feature: `cargo test -p store --features stream-poll`);
+//! there the tests also write items straight into the table, as the runtime
+//! does, and deliver stream batches twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use planning::Session;
+use store::{
+    NewPosition, SessionChange, SessionExpectation, SessionPrecondition, SessionWrite, Store,
+};
+use uuid::Uuid;
+
+/// A store plus, on DynamoDB, what makes its counts catch up with the stream.
+struct Harness {
+    store: Arc<dyn Store>,
+    #[cfg(feature = "stream-poll")]
+    dynamo: Option<DynamoParts>,
+    _file: Option<TempFile>,
+}
+
+#[cfg(feature = "stream-poll")]
+struct DynamoParts {
+    client: aws_sdk_dynamodb::Client,
+    tables: store::TableNames,
+    poller: tokio::sync::Mutex<store::dynamo_stream::StreamPoller>,
+}
+
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Harness {
+    /// Let the counts catch up with every write made so far.
+    async fn settle(&self) {
+        #[cfg(feature = "stream-poll")]
+        if let Some(d) = &self.dynamo {
+            d.poller
+                .lock()
+                .await
+                .poll_once()
+                .await
+                .expect("read the stream");
+        }
+    }
+}
+
+async fn memory() -> Option<Harness> {
+    Some(Harness {
+        store: Arc::new(store::MemoryStore::new()),
+        #[cfg(feature = "stream-poll")]
+        dynamo: None,
+        _file: None,
+    })
+}
+
+async fn embedded() -> Option<Harness> {
+    let path = std::env::temp_dir().join(format!("focal-counts-{}.redb", Uuid::new_v4()));
+    let store = store::EmbeddedStore::open(&path).expect("open embedded store");
+    Some(Harness {
+        store: Arc::new(store),
+        #[cfg(feature = "stream-poll")]
+        dynamo: None,
+        _file: Some(TempFile(path)),
+    })
+}
+
+#[cfg(feature = "stream-poll")]
+async fn dynamodb() -> Option<Harness> {
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+        if std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
+            panic!("FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB is not set");
+        }
+        eprintln!("skipping: AWS_ENDPOINT_URL_DYNAMODB not set");
+        return None;
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    // DynamoDB Local serves Streams on the DynamoDB endpoint.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
+        .expect("endpoint");
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let suffix = Uuid::new_v4().simple().to_string();
+    let tables = store::TableNames {
+        main: format!("fm-main-{suffix}"),
+        sessions: format!("fm-sessions-{suffix}"),
+    };
+    store::create_tables(&client, &tables)
+        .await
+        .expect("create DynamoDB tables");
+    let poller = store::dynamo_stream::StreamPoller::new(client.clone(), streams, &tables);
+    Some(Harness {
+        store: Arc::new(store::DynamoStore::new(client.clone(), tables.clone())),
+        dynamo: Some(DynamoParts {
+            client,
+            tables,
+            poller: tokio::sync::Mutex::new(poller),
+        }),
+        _file: None,
+    })
+}
+
+macro_rules! on_every_store {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = super::memory().await { super::$case(&h).await; }
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = super::embedded().await { super::$case(&h).await; }
+                }
+            )*
+        }
+        #[cfg(feature = "stream-poll")]
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = super::dynamodb().await { super::$case(&h).await; }
+                }
+            )*
+        }
+    };
+}
+
+on_every_store!(
+    counts_follow_creates_and_moves,
+    counts_are_per_tenant_and_version
+);
+
+fn step(n: u128) -> Uuid {
+    Uuid::from_u128(0xA000 + n)
+}
+
+fn session(tenant: Uuid, scenario: Uuid, id: &str, version: i64, at: Uuid) -> Session {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    Session {
+        session_id: id.to_owned(),
+        tenant_id: tenant,
+        channel: "whatsapp".into(),
+        customer_id: None,
+        active_scenario_id: scenario,
+        active_scenario_version: version,
+        active_step_id: at,
+        scenario_checksum: None,
+        step_history: Vec::new(),
+        variables: BTreeMap::new(),
+        pending_migration: None,
+        pinned_version: None,
+        created_at: t0,
+        updated_at: t0,
+        revision: 1,
+    }
+}
+
+async fn counts_of(h: &Harness, tenant: Uuid, scenario: Uuid, version: i64) -> BTreeMap<Uuid, u64> {
+    h.settle().await;
+    let counts = h
+        .store
+        .session_counts(tenant, scenario, version)
+        .await
+        .expect("counts");
+    if !counts.by_step.is_empty() {
+        assert!(counts.counted_at.is_some(), "counts say how fresh they are");
+    }
+    counts.by_step
+}
+
+async fn counts_follow_creates_and_moves(h: &Harness) {
+    let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
+    let store = h.store.as_ref();
+    assert!(counts_of(h, t, s, 1).await.is_empty());
+    for i in 0..5 {
+        store
+            .put_session(&session(t, s, &format!("s{i}"), 1, step(1)))
+            .await
+            .unwrap();
+    }
+    // Replacing a session in place does not count it twice.
+    store
+        .put_session(&session(t, s, "s0", 1, step(1)))
+        .await
+        .unwrap();
+    assert_eq!(counts_of(h, t, s, 1).await, BTreeMap::from([(step(1), 5)]));
+
+    // The runtime's write moves s1 to step 2 and creates s9 there.
+    for id in ["s1", "s9"] {
+        store
+            .write_session(&SessionWrite {
+                session: session(t, s, id, 1, step(2)),
+                created_at: None,
+                precondition: SessionPrecondition::None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        counts_of(h, t, s, 1).await,
+        BTreeMap::from([(step(1), 4), (step(2), 2)])
+    );
+
+    // A reconcile moves s2 to version 2.
+    let current = store.get_session(t, "s2").await.unwrap().unwrap();
+    let moved = store
+        .apply_session_change(&SessionChange {
+            tenant: t,
+            session_id: "s2".into(),
+            expected_revision: current.revision,
+            expect: SessionExpectation::UnflaggedAt { version: 1 },
+            new_position: Some(NewPosition {
+                version: 2,
+                step_id: step(3),
+                checksum: "c".into(),
+            }),
+            pin_version: None,
+            clear_flag: false,
+            set_variables: BTreeMap::new(),
+            applied: None,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert!(moved);
+    assert_eq!(
+        counts_of(h, t, s, 1).await,
+        BTreeMap::from([(step(1), 3), (step(2), 2)])
+    );
+    assert_eq!(counts_of(h, t, s, 2).await, BTreeMap::from([(step(3), 1)]));
+
+    // A change that does not hold moves nothing.
+    let stale = store
+        .apply_session_change(&SessionChange {
+            tenant: t,
+            session_id: "s3".into(),
+            expected_revision: 999,
+            expect: SessionExpectation::UnflaggedAt { version: 1 },
+            new_position: Some(NewPosition {
+                version: 2,
+                step_id: step(3),
+                checksum: "c".into(),
+            }),
+            pin_version: None,
+            clear_flag: false,
+            set_variables: BTreeMap::new(),
+            applied: None,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert!(!stale);
+    assert_eq!(counts_of(h, t, s, 2).await, BTreeMap::from([(step(3), 1)]));
+
+    // The exact recount agrees with the counters.
+    let exact = store
+        .count_sessions_at_steps(t, s, 1, &[step(1), step(2), step(3)], 4)
+        .await
+        .unwrap();
+    assert_eq!(exact, counts_of(h, t, s, 1).await);
+}
+
+async fn counts_are_per_tenant_and_version(h: &Harness) {
+    let (t1, t2, s) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let store = h.store.as_ref();
+    store
+        .put_session(&session(t1, s, "a", 1, step(1)))
+        .await
+        .unwrap();
+    store
+        .put_session(&session(t1, s, "b", 2, step(1)))
+        .await
+        .unwrap();
+    store
+        .put_session(&session(t2, s, "a", 1, step(1)))
+        .await
+        .unwrap();
+    store
+        .put_session(&session(t2, s, "c", 1, step(1)))
+        .await
+        .unwrap();
+    assert_eq!(counts_of(h, t1, s, 1).await, BTreeMap::from([(step(1), 1)]));
+    assert_eq!(counts_of(h, t1, s, 2).await, BTreeMap::from([(step(1), 1)]));
+    assert_eq!(counts_of(h, t2, s, 1).await, BTreeMap::from([(step(1), 2)]));
+    assert!(counts_of(h, t2, s, 2).await.is_empty());
+}
+
+/// The runtime writes items straight into the sessions table (PutItem,
+/// UpdateItem, DeleteItem) — no call of ours sees them — and the stream
+/// consumer makes the counts right.
+#[cfg(feature = "stream-poll")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_counts_items_the_runtime_writes_itself() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let Some(h) = dynamodb().await else { return };
+    let d = h.dynamo.as_ref().unwrap();
+    let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
+    let put = |id: String, step_id: Uuid| {
+        d.client
+            .put_item()
+            .table_name(&d.tables.sessions)
+            .item("pk", Av::S(format!("{t}#{id}")))
+            .item("session_id", Av::S(id))
+            .item("tenant_id", Av::S(t.to_string()))
+            .item("active_scenario_id", Av::S(s.to_string()))
+            .item("active_scenario_version", Av::N("1".into()))
+            .item("active_step_id", Av::S(step_id.to_string()))
+            .item("revision", Av::N("1".into()))
+            .send()
+    };
+    for i in 0..30 {
+        put(format!("rt-{i}"), step(1)).await.unwrap();
+    }
+    // Moved by the runtime with an UpdateItem.
+    for i in 0..10 {
+        d.client
+            .update_item()
+            .table_name(&d.tables.sessions)
+            .key("pk", Av::S(format!("{t}#rt-{i}")))
+            .update_expression("SET active_step_id = :s")
+            .expression_attribute_values(":s", Av::S(step(2).to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Deleted by the runtime.
+    for i in 25..30 {
+        d.client
+            .delete_item()
+            .table_name(&d.tables.sessions)
+            .key("pk", Av::S(format!("{t}#rt-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    // An item that is not a session (no position) is not counted.
+    d.client
+        .put_item()
+        .table_name(&d.tables.sessions)
+        .item("pk", Av::S(format!("{t}#not-a-session")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        counts_of(&h, t, s, 1).await,
+        BTreeMap::from([(step(1), 15), (step(2), 10)])
+    );
+    // Reading the stream again changes nothing.
+    assert_eq!(
+        counts_of(&h, t, s, 1).await,
+        BTreeMap::from([(step(1), 15), (step(2), 10)])
+    );
+}
+
+/// Batches delivered twice, and overlapping batches, count each record once;
+/// a second consumer starting over from the stream's beginning (a restarted
+/// `serve`) adds nothing either.
+#[cfg(feature = "stream-poll")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_duplicate_deliveries_count_once() {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let Some(h) = dynamodb().await else { return };
+    let d = h.dynamo.as_ref().unwrap();
+    let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
+    for i in 0..40 {
+        let at = if i % 4 == 0 { step(2) } else { step(1) };
+        h.store
+            .put_session(&session(t, s, &format!("d{i}"), 1, at))
+            .await
+            .unwrap();
+    }
+    // Read the raw records ourselves, as Lambda would hand them over.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let arn = store::dynamo_counts::ensure_stream(&d.client, &d.tables.sessions)
+        .await
+        .unwrap();
+    let description = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap();
+    let mut by_shard = Vec::new();
+    for shard in description.shards() {
+        let id = shard.shard_id().unwrap().to_owned();
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(&id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        let mut records = Vec::new();
+        while let Some(it) = iterator.take() {
+            let out = streams
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .unwrap();
+            if out.records().is_empty() {
+                break;
+            }
+            records.extend(
+                out.records()
+                    .iter()
+                    .filter_map(store::dynamo_stream::change_record),
+            );
+            iterator = out.next_shard_iterator;
+        }
+        by_shard.push((id, records));
+    }
+    let total: usize = by_shard.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(total, 40, "one record per session written");
+
+    let applier = store::dynamo_counts::CountsApplier::new(d.client.clone(), d.tables.main.clone());
+    for (shard, records) in &by_shard {
+        let half = records.len() / 2;
+        // First batch, then the same batch again (a retry after a timeout).
+        let first = applier.apply(shard, &records[..half]).await.unwrap();
+        assert_eq!(first.records, half);
+        let again = applier.apply(shard, &records[..half]).await.unwrap();
+        assert_eq!(again.records, 0);
+        // An overlapping batch (a bisected retry, reversed): only the new records count.
+        let mut overlapping = records[half / 2..].to_vec();
+        overlapping.reverse();
+        let rest = applier.apply(shard, &overlapping).await.unwrap();
+        assert_eq!(rest.records, records.len() - half);
+        // A hot step is one counter write per transaction, not one per session.
+        assert!(rest.counter_writes <= 2, "{rest:?}");
+    }
+    let expected = BTreeMap::from([(step(1), 30), (step(2), 10)]);
+    let direct = h.store.session_counts(t, s, 1).await.unwrap();
+    assert_eq!(direct.by_step, expected);
+    // The poller then finds everything applied already.
+    assert_eq!(counts_of(&h, t, s, 1).await, expected);
+}

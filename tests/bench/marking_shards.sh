@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Marking throughput with 1 vs N shards of the step index (issue 12), on its own DynamoDB
+# Local + moto SQS: deploy → deployed sessions/s per shard count, against the raw conditional
+# UpdateItem rate of the same endpoint at the same total concurrency (MARK_CONCURRENCY x shards).
+# A benchmark, not a test: it prints figures and ratios (shared/api/examples/marking_bench.rs).
+#
+#   tests/bench/marking_shards.sh                      # 100,000 sessions, shards 1 and 8, 2 workers
+#   SESSIONS=1000000 SHARDS=1,8,16 WORKERS=4 tests/bench/marking_shards.sh
+#   PROFILE=release tests/bench/marking_shards.sh      # the figures in the README use this when noted
+#
+# Everything it starts (emulators, worker processes) stops when it exits.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/services/lib.sh
+source tests/services/lib.sh
+
+SESSIONS="${SESSIONS:-100000}"
+SHARDS="${SHARDS:-1,8}"
+WORKERS="${WORKERS:-2}"
+CONCURRENCY="${CONCURRENCY:-16}"
+PAGE_SIZE="${PAGE_SIZE:-500}"
+PROFILE="${PROFILE:-dev}"
+
+profile_flag=()
+[ "$PROFILE" = release ] && profile_flag=(--release)
+
+cargo build "${profile_flag[@]}" -p api --example marking_bench
+
+STATE="$(mktemp -d /tmp/marking-shards.XXXXXX)"
+cleanup() { fm_stop_services "$STATE"; rm -rf "$STATE"; }
+trap cleanup EXIT
+fm_ensure_all
+fm_start_services "$STATE"
+# shellcheck disable=SC1091
+source "$STATE/env.sh"
+
+target_dir="target/debug"
+[ "$PROFILE" = release ] && target_dir="target/release"
+"$target_dir/examples/marking_bench" \
+    --sessions "$SESSIONS" --shards "$SHARDS" --workers "$WORKERS" \
+    --concurrency "$CONCURRENCY" --page-size "$PAGE_SIZE" --seed-concurrency 64

@@ -1,0 +1,523 @@
+//! The operator console in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver, with `fantoccini`) against the real `migrations serve`
+//! binary on the embedded store. Everything is seeded through the public API; the
+//! assertions are on what the pages show.
+//!
+//! Flow: open a plan by its deep link (tenant in the URL), see both diagrams and
+//! the summary, change a policy and see the API's validation errors next to the
+//! fields, fix it, approve, deploy, watch the progress view reach `deployed`,
+//! preview a session (nothing written), and read the applied migration in the
+//! events page. Screenshots go to `target/console-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (tests/services/lib.sh installs
+//! them) and the `migrations` binary (`cargo build -p migrations`; `tests/run.sh`
+//! builds every binary first). Skips with a reason when one is missing, unless
+//! `FOCAL_REQUIRE_BROWSER=1` (set by `tests/run.sh`): then it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn required() -> bool {
+    std::env::var("FOCAL_REQUIRE_BROWSER").as_deref() == Ok("1")
+}
+
+/// `Some(path)` when the tool exists; otherwise skip (or fail when required).
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    if path.is_file() {
+        return Some(path);
+    }
+    let reason = format!("{} not found (set {env} or install it)", path.display());
+    if required() {
+        panic!("FOCAL_REQUIRE_BROWSER=1 but {reason}");
+    }
+    eprintln!("skipping the console browser test: {reason}");
+    None
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_server(binary: &Path, data_dir: &Path) -> (Process, String) {
+    let mut child = Command::new(binary)
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn migrations serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the address line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (Process(child), base)
+}
+
+async fn start_chromedriver(binary: &Path) -> (Process, String) {
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chromedriver");
+    let process = Process(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/status")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (process, url)
+}
+
+async fn browser(driver: &str, chromium: &Path, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1500,1500",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Wait until the element at `css` shows text containing `needle`; its text.
+async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < WAIT {
+        if let Ok(element) = c.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if text.contains(needle) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = screenshot(c, "failure").await;
+    panic!("{css} never showed {needle:?}; last text: {last:?}");
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
+        Ok(e) => e,
+        Err(error) => {
+            let _ = screenshot(c, "failure").await;
+            panic!("{css} never appeared: {error}");
+        }
+    }
+}
+
+async fn screenshot(c: &Client, name: &str) -> PathBuf {
+    let dir = target_dir().join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    let path = dir.join(format!("{name}.png"));
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(&path, png).expect("write screenshot");
+    path
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let field = wait_for(c, css).await;
+    field.clear().await.expect("clear");
+    if !text.is_empty() {
+        field.send_keys(text).await.expect("type");
+    }
+}
+
+struct Api {
+    base: String,
+    tenant: Uuid,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-Tenant-ID", self.tenant.to_string());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("API call");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+}
+
+fn step(n: u32) -> Uuid {
+    Uuid::parse_str(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_reviews_tunes_approves_deploys_and_previews_in_chromium() {
+    let Some(chromium) = tool("CHROMIUM", "/usr/bin/chromium") else {
+        return;
+    };
+    let Some(chromedriver) = tool("CHROMEDRIVER", "/usr/bin/chromedriver") else {
+        return;
+    };
+    let Some(migrations) = tool(
+        "MIGRATIONS_BIN",
+        &target_dir().join("debug/migrations").to_string_lossy(),
+    ) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (_server, base) = start_server(&migrations, data.path());
+    let (_driver, driver_url) = start_chromedriver(&chromedriver).await;
+
+    // ----- seed through the public API ------------------------------------------
+    let api = Api {
+        base: base.clone(),
+        tenant: Uuid::new_v4(),
+        http: reqwest::Client::new(),
+    };
+    let scenario = Uuid::new_v4();
+    let put = reqwest::Method::PUT;
+    let post = reqwest::Method::POST;
+    api.call(
+        put.clone(),
+        &format!("/scenarios/{scenario}"),
+        Some(json!({
+            "name": "Support <flow>", "version": 1, "entry_step_id": step(1),
+            "steps": [
+                {"id": step(1), "name": "Welcome", "transitions": [{"to_step_id": step(2)}]},
+                {"id": step(2), "name": "Collect email", "collects_profile_fields": ["email"], "transitions": [{"to_step_id": step(3)}]},
+                {"id": step(3), "name": "Done", "is_terminal": true}]
+        })),
+    )
+    .await;
+    for (id, at, channel) in [
+        ("wa-42", 2, "whatsapp"),
+        ("web-7", 2, "web"),
+        ("web-8", 1, "web"),
+    ] {
+        api.call(
+            put.clone(),
+            &format!("/sessions/{id}"),
+            Some(json!({
+                "channel": channel, "active_scenario_id": scenario, "active_scenario_version": 1,
+                "active_step_id": step(at), "step_history": [], "variables": {}
+            })),
+        )
+        .await;
+    }
+    let plan = api
+        .call(
+            post.clone(),
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"created_by": "ops@example.com", "new_scenario": {
+                "name": "Support <flow>", "version": 2, "entry_step_id": step(1),
+                "steps": [
+                    {"id": step(1), "name": "Welcome", "transitions": [{"to_step_id": step(4)}]},
+                    {"id": step(4), "name": "Check age", "collects_profile_fields": ["age"], "transitions": [{"to_step_id": step(2)}]},
+                    {"id": step(2), "name": "Collect email", "collects_profile_fields": ["email"], "transitions": [{"to_step_id": step(3)}]},
+                    {"id": step(3), "name": "Done", "is_terminal": true}]
+            }})),
+        )
+        .await;
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+
+    let c = browser(&driver_url, &chromium, profile.path()).await;
+
+    // ----- the landing page without a tenant asks for one -----------------------
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_text(&c, "main", "Enter your tenant ID").await;
+
+    // ----- review, by deep link ----------------------------------------------------
+    c.goto(&format!(
+        "{base}/console/plans/{plan_id}?tenant={}",
+        api.tenant
+    ))
+    .await
+    .unwrap();
+    let title = wait_text(&c, "main h1", "v1 → v2").await;
+    // The scenario name is user input: shown as text, never as markup.
+    assert!(title.contains("Support <flow>"), "{title}");
+    wait_text(&c, "main h1 .badge", "pending").await;
+    wait_text(&c, "#summary-numbers", "Sessions affected").await;
+    wait_for(&c, "#diagram-v1 svg g.step").await;
+    wait_for(&c, "#diagram-v2 svg g.step[data-kind=\"inserted\"]").await;
+    let v2 = wait_text(&c, "#diagram-v2 svg", "+ Check age").await;
+    assert!(
+        v2.contains("gap fill") || v2.contains("clean graft"),
+        "{v2}"
+    );
+    wait_text(&c, "#fields", "age").await;
+    wait_text(&c, "#anchors-table", "Collect email").await;
+    let review_shot = screenshot(&c, "review").await;
+
+    // Centre the diagrams on an anchor: the neighbourhood is drawn.
+    let centre = wait_for(&c, "#anchors-table tbody tr button").await;
+    centre.click().await.unwrap();
+    wait_text(&c, "#diagram-v2 svg", "within 3 transitions of").await;
+    // Keyboard: an anchor of the diagram is a button; Enter centres on it.
+    let done = c
+        .find(Locator::XPath(
+            "//div[@id='diagram-v1']//*[local-name()='g'][@data-anchor][.//*[local-name()='text'][.='Done']]",
+        ))
+        .await
+        .expect("the Done anchor in the V1 diagram");
+    assert_eq!(done.attr("role").await.unwrap().as_deref(), Some("button"));
+    done.send_keys("\u{E007}")
+        .await
+        .expect("Enter on the anchor");
+    wait_text(&c, "#diagram-v1 svg", "transitions of “Done”").await;
+
+    // ----- policies: a 422 shown next to its fields, then fixed ------------------
+    let edit = c
+        .find(Locator::XPath(
+            "//table[@id='anchors-table']//tr[th[contains(., 'Collect email')]]//button[contains(@class,'edit-policy')]",
+        ))
+        .await
+        .expect("the Edit policy button of Collect email");
+    edit.click().await.unwrap();
+    wait_for(&c, "#policy-form").await;
+    fill(&c, "#f-scope_filter-min_session_age_days", "10").await;
+    fill(&c, "#f-scope_filter-max_session_age_days", "5").await;
+    fill(
+        &c,
+        "#f-scope_filter-custom_conditions",
+        "variables.age >>> 3",
+    )
+    .await;
+    c.find(Locator::Css("#save-policy"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let min_error = wait_text(
+        &c,
+        "#f-scope_filter-min_session_age_days-error",
+        "must not exceed max_session_age_days",
+    )
+    .await;
+    assert!(!min_error.is_empty());
+    wait_text(
+        &c,
+        "#f-scope_filter-custom_conditions-error",
+        "Condition 1:",
+    )
+    .await;
+    let invalid = c
+        .find(Locator::Css("#f-scope_filter-min_session_age_days"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    screenshot(&c, "policy-errors").await;
+
+    fill(&c, "#f-scope_filter-min_session_age_days", "").await;
+    fill(&c, "#f-scope_filter-max_session_age_days", "").await;
+    fill(&c, "#f-scope_filter-custom_conditions", "").await;
+    fill(&c, "#f-scope_filter-include_channels", "whatsapp, web").await;
+    c.find(Locator::Css("#save-policy"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#messages", "Policy of Collect email saved").await;
+    wait_text(&c, "#anchors-table", "channels: whatsapp, web").await;
+    let stored = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}"),
+            None,
+        )
+        .await;
+    let policies = stored["anchor_policies"].as_object().unwrap();
+    assert!(
+        policies
+            .values()
+            .any(|p| p["scope_filter"]["include_channels"] == json!(["whatsapp", "web"])),
+        "{policies:?}"
+    );
+
+    // ----- approve, deploy, watch the progress ----------------------------------------
+    fill(&c, "#approved-by", "lead@example.com").await;
+    c.find(Locator::Css("#approve-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "main h1 .badge", "approved").await;
+    wait_for(&c, "#deploy-button").await.click().await.unwrap();
+    wait_text(&c, "main h1", "Deployment progress").await;
+    wait_text(&c, ".deploy-status", "deployed").await;
+    let status = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await;
+    assert_eq!(status["status"], "deployed");
+    let marked = status["sessions_marked"].as_u64().unwrap();
+    assert!(marked >= 1, "{status}");
+    wait_text(
+        &c,
+        "#progress-numbers",
+        &format!("Sessions marked\n{marked}"),
+    )
+    .await;
+    let progress_shot = screenshot(&c, "progress").await;
+
+    // ----- session preview: what reconcile would do, nothing written ------------------
+    let before = api
+        .call(reqwest::Method::GET, "/sessions/wa-42", None)
+        .await;
+    c.goto(&format!("{base}/console/preview?session_id=wa-42"))
+        .await
+        .unwrap();
+    let action = wait_text(&c, "#preview-action", "collect").await;
+    assert_eq!(action, "collect");
+    let answer = wait_text(&c, "#preview-answer", "age").await;
+    assert!(answer.contains("gap fill"), "{answer}");
+    wait_text(&c, "#preview-result", "Nothing was changed").await;
+    wait_text(&c, "#preview-session-now", "Collect email").await;
+    screenshot(&c, "preview").await;
+    // With the age known, the preview says the session continues on V2.
+    fill(&c, "#preview-known", r#"{"age": 34}"#).await;
+    c.find(Locator::Css("#preview-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#preview-action", "continue").await;
+    let after = api
+        .call(reqwest::Method::GET, "/sessions/wa-42", None)
+        .await;
+    assert_eq!(before, after, "a preview changed the session");
+    assert!(after["pending_migration"].is_object());
+
+    // ----- events: a real reconcile, then the page lists it ----------------------------
+    api.call(
+        post.clone(),
+        "/sessions/wa-42/reconcile",
+        Some(json!({"known_fields": {"age": 34}})),
+    )
+    .await;
+    c.goto(&format!("{base}/console/plans/{plan_id}/events"))
+        .await
+        .unwrap();
+    let events = wait_text(&c, "#events-table", "wa-42").await;
+    assert!(events.contains("v1 → v2"), "{events}");
+    c.goto(&format!("{base}/console/plans/{plan_id}/progress"))
+        .await
+        .unwrap();
+    wait_text(&c, "#progress-numbers", "Migrations applied\n1").await;
+
+    // ----- reject, with a reason ---------------------------------------------------------
+    let next = api
+        .call(
+            post.clone(),
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"new_scenario": {
+                "name": "Support <flow>", "version": 3, "entry_step_id": step(1),
+                "steps": [
+                    {"id": step(1), "name": "Welcome", "transitions": [{"to_step_id": step(3)}]},
+                    {"id": step(3), "name": "Done", "is_terminal": true}]
+            }})),
+        )
+        .await;
+    let next_id = next["id"].as_str().unwrap().to_string();
+    c.goto(&format!("{base}/console/plans/{next_id}"))
+        .await
+        .unwrap();
+    wait_text(&c, "main h1", "v2 → v3").await;
+    wait_for(&c, "#reject-button").await.click().await.unwrap();
+    wait_text(&c, "#reject-reason-error", "Give a reason").await;
+    fill(&c, "#reject-reason", "Drops the email step <on purpose?>").await;
+    wait_for(&c, "#reject-button").await.click().await.unwrap();
+    wait_text(&c, "main h1 .badge", "rejected").await;
+    wait_text(&c, "main", "Drops the email step <on purpose?>").await;
+
+    // ----- the plans list: per scenario, status filter ---------------------------------
+    c.goto(&format!("{base}/console/plans?scenario_id={scenario}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#plans-table", "deployed").await;
+    c.find(Locator::Css("#filter-status"))
+        .await
+        .unwrap()
+        .select_by_value("pending")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[role=search] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#plans-results", "No plans match").await;
+
+    c.close().await.unwrap();
+    for shot in [review_shot, progress_shot] {
+        assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "{shot:?}");
+    }
+}
