@@ -8,13 +8,17 @@
 #   cfn-lint        template linter (PyPI)
 #   cargo-lambda    `cargo lambda build` and its zig linker (PyPI cargo-lambda + ziglang)
 #   schemathesis    contract fuzzing against the generated OpenAPI document (PyPI)
+#   browsers        chromium + chromium-driver, firefox-esr (apt) and geckodriver (crates.io,
+#                   `cargo install`) for the console's browser test
 #
 # Everything is installed into the git-ignored cache folder `.cache/` at the repository
 # root, once; later calls find it there and skip the download. Only the npm registry,
-# PyPI and Debian's apt repositories are used.
+# PyPI, crates.io and Debian's apt repositories are used.
 
 # Pinned versions: bump here, and the next run reinstalls.
 FM_DDB_NPM_PACKAGE="amplify-dynamodb-simulator@2.9.30"
+# geckodriver (crates.io) drives Firefox in the console's browser test.
+FM_GECKODRIVER_VERSION="0.37.1"
 # schemathesis: contract fuzzing of the OpenAPI document against `migrations serve` (tests/run.sh).
 FM_PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0 cargo-lambda==1.9.2 schemathesis==4.32.5"
 
@@ -158,16 +162,40 @@ fm_ensure_chromium() {
     export CHROMIUM CHROMEDRIVER
 }
 
+# Firefox for the same browser test: Debian's firefox-esr with apt when no firefox is
+# installed, and geckodriver (not packaged by Debian) built from crates.io, pinned, into
+# the cache. Exports FIREFOX and GECKODRIVER for the test.
+fm_ensure_firefox() {
+    if ! command -v firefox-esr >/dev/null 2>&1 && ! command -v firefox >/dev/null 2>&1; then
+        fm_apt_install_one_of firefox-esr firefox || return 1
+    fi
+    local dir="$FM_CACHE/geckodriver"
+    local stamp="$dir/.installed"
+    if [ ! -x "$dir/bin/geckodriver" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$FM_GECKODRIVER_VERSION" ]; then
+        command -v cargo >/dev/null 2>&1 || fm_die "cargo not found: needed to build geckodriver" || return 1
+        fm_log "building geckodriver $FM_GECKODRIVER_VERSION from crates.io into $dir"
+        # A private target folder: the workspace's target/ and its lock stay out of it.
+        CARGO_TARGET_DIR="$FM_CACHE/geckodriver-build" cargo install --quiet --locked --force \
+            "geckodriver@$FM_GECKODRIVER_VERSION" --root "$dir" >&2 ||
+            fm_die "cargo install geckodriver failed" || return 1
+        rm -rf "$FM_CACHE/geckodriver-build"
+        echo "$FM_GECKODRIVER_VERSION" >"$stamp"
+    fi
+    FIREFOX="$(command -v firefox-esr || command -v firefox)"
+    GECKODRIVER="$dir/bin/geckodriver"
+    export FIREFOX GECKODRIVER
+}
+
 # Everything the test command needs, installed at most once (serialised with a lock so two
 # runs in the same checkout do not install over each other).
 fm_ensure_all() {
     mkdir -p "$FM_CACHE" || return 1
     (
         flock 9 || exit 1
-        fm_ensure_java && fm_ensure_dynamodb_local && fm_ensure_venv && fm_ensure_chromium
+        fm_ensure_java && fm_ensure_dynamodb_local && fm_ensure_venv && fm_ensure_chromium && fm_ensure_firefox
     ) 9>"$FM_CACHE/install.lock" || return 1
     # fm_ensure_java ran in the subshell above; find the binary again here (no install now).
-    fm_ensure_java && fm_ensure_chromium
+    fm_ensure_java && fm_ensure_chromium && fm_ensure_firefox
 }
 
 # A TCP port that is free on the loopback interface right now.

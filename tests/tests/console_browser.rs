@@ -1,20 +1,25 @@
-//! The operator console in a real browser: headless Chromium driven through
-//! chromedriver (WebDriver, with `fantoccini`) against the real `migrations serve`
-//! binary on the embedded store. Everything is seeded through the public API; the
+//! The operator console in real browsers: the same flow in headless Chromium
+//! (through chromedriver) and in headless Firefox (through geckodriver), over
+//! WebDriver with `fantoccini`, each against its own real `migrations serve` binary
+//! on the embedded store. Everything is seeded through the public API; the
 //! assertions are on what the pages show.
 //!
 //! Flow: open a plan by its deep link (tenant in the URL), see both diagrams and
 //! the summary, change a policy and see the API's validation errors next to the
 //! fields, fix it, approve, deploy, watch the progress view reach `deployed`,
 //! preview a session (nothing written), and read the applied migration in the
-//! events page. Screenshots go to `target/console-screenshots/`.
+//! events page. Screenshots go to `target/console-screenshots/` (`firefox-*.png`
+//! for Firefox).
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (tests/services/lib.sh installs
-//! them) and the `migrations` binary (`cargo build -p migrations`; `tests/run.sh`
-//! builds every binary first). Skips with a reason when one is missing, unless
-//! `FOCAL_REQUIRE_BROWSER=1` (set by `tests/run.sh`): then it fails.
+//! Needs Debian's `chromium` and `chromium-driver`, `firefox-esr` and geckodriver
+//! (tests/services/lib.sh installs them and exports CHROMIUM, CHROMEDRIVER, FIREFOX
+//! and GECKODRIVER) and the `migrations` binary (`cargo build -p migrations`;
+//! `tests/run.sh` builds every binary first). Each browser's test skips with a reason
+//! when one of its tools is missing, unless `FOCAL_REQUIRE_BROWSER=1` (set by
+//! `tests/run.sh`): then it fails.
 
 use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +29,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// One browser at a time: two browsers side by side on a small CI machine would
+/// compete for the CPU and push the waits towards their limit.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn required() -> bool {
     std::env::var("FOCAL_REQUIRE_BROWSER").as_deref() == Ok("1")
@@ -51,11 +60,27 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// A child process killed when the test ends, however it ends.
+/// A child process stopped when the test ends, however it ends.
 struct Process(Child);
 
 impl Drop for Process {
+    /// SIGTERM first: a WebDriver server then closes its browser (geckodriver killed
+    /// outright leaves Firefox running when a failed test never closed its session);
+    /// SIGKILL when it has not exited after a few seconds.
     fn drop(&mut self) {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if terminated {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -89,14 +114,16 @@ fn start_server(binary: &Path, data_dir: &Path) -> (Process, String) {
     (Process(child), base)
 }
 
-async fn start_chromedriver(binary: &Path) -> (Process, String) {
+/// Starts a WebDriver server (chromedriver or geckodriver; both take `--port=N`)
+/// and waits until it answers; its URL.
+async fn start_driver(binary: &Path) -> (Process, String) {
     let port = free_port();
     let child = Command::new(binary)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn chromedriver");
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
     let process = Process(child);
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
@@ -106,13 +133,38 @@ async fn start_chromedriver(binary: &Path) -> (Process, String) {
         {
             break;
         }
-        assert!(started.elapsed() < WAIT, "chromedriver did not start");
+        assert!(
+            started.elapsed() < WAIT,
+            "{} did not start",
+            binary.display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (process, url)
 }
 
-async fn browser(driver: &str, chromium: &Path, profile: &Path) -> Client {
+/// A browser session and the prefix of its screenshots' names.
+struct Page {
+    client: Client,
+    shots: &'static str,
+}
+
+impl Deref for Page {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+async fn connect(driver: &str, caps: serde_json::Map<String, Value>) -> Client {
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a WebDriver session")
+}
+
+async fn chromium_session(driver: &str, chromium: &Path, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -126,15 +178,54 @@ async fn browser(driver: &str, chromium: &Path, profile: &Path) -> Client {
             ]
         }),
     );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver)
+    connect(driver, caps).await
+}
+
+/// Headless Firefox in the fresh temporary profile geckodriver creates, with the
+/// background services that would reach the network at startup turned off.
+async fn firefox_session(driver: &str, firefox: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "moz:firefoxOptions".into(),
+        json!({
+            "binary": firefox,
+            "args": ["-headless"],
+            "prefs": {
+                "app.update.auto": false,
+                "app.update.enabled": false,
+                "browser.shell.checkDefaultBrowser": false,
+                "browser.startup.homepage_override.mstone": "ignore",
+                "browser.newtabpage.enabled": false,
+                "browser.safebrowsing.malware.enabled": false,
+                "browser.safebrowsing.phishing.enabled": false,
+                "browser.safebrowsing.downloads.enabled": false,
+                "browser.safebrowsing.downloads.remote.enabled": false,
+                "browser.search.update": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "datareporting.healthreport.uploadEnabled": false,
+                "extensions.update.enabled": false,
+                "extensions.getAddons.cache.enabled": false,
+                "network.captive-portal-service.enabled": false,
+                "network.connectivity-service.enabled": false,
+                "network.dns.disablePrefetch": true,
+                "network.prefetch-next": false,
+                "toolkit.telemetry.enabled": false,
+                "toolkit.telemetry.unified": false,
+                "toolkit.telemetry.server": ""
+            }
+        }),
+    );
+    let client = connect(driver, caps).await;
+    // The same viewport as Chromium's --window-size, for comparable screenshots.
+    client
+        .set_window_size(1500, 1500)
         .await
-        .expect("a WebDriver session")
+        .expect("window size");
+    client
 }
 
 /// Wait until the element at `css` shows text containing `needle`; its text.
-async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+async fn wait_text(c: &Page, css: &str, needle: &str) -> String {
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < WAIT {
@@ -152,7 +243,7 @@ async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
     panic!("{css} never showed {needle:?}; last text: {last:?}");
 }
 
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+async fn wait_for(c: &Page, css: &str) -> fantoccini::elements::Element {
     match c.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
         Ok(e) => e,
         Err(error) => {
@@ -162,16 +253,16 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
-async fn screenshot(c: &Client, name: &str) -> PathBuf {
+async fn screenshot(c: &Page, name: &str) -> PathBuf {
     let dir = target_dir().join("console-screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot folder");
-    let path = dir.join(format!("{name}.png"));
+    let path = dir.join(format!("{}{name}.png", c.shots));
     let png = c.screenshot().await.expect("screenshot");
     std::fs::write(&path, png).expect("write screenshot");
     path
 }
 
-async fn fill(c: &Client, css: &str, text: &str) {
+async fn fill(c: &Page, css: &str, text: &str) {
     let field = wait_for(c, css).await;
     field.clear().await.expect("clear");
     if !text.is_empty() {
@@ -206,6 +297,13 @@ fn step(n: u32) -> Uuid {
     Uuid::parse_str(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
 }
 
+fn migrations_binary() -> Option<PathBuf> {
+    tool(
+        "MIGRATIONS_BIN",
+        &target_dir().join("debug/migrations").to_string_lossy(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_reviews_tunes_approves_deploys_and_previews_in_chromium() {
     let Some(chromium) = tool("CHROMIUM", "/usr/bin/chromium") else {
@@ -214,20 +312,52 @@ async fn operator_reviews_tunes_approves_deploys_and_previews_in_chromium() {
     let Some(chromedriver) = tool("CHROMEDRIVER", "/usr/bin/chromedriver") else {
         return;
     };
-    let Some(migrations) = tool(
-        "MIGRATIONS_BIN",
-        &target_dir().join("debug/migrations").to_string_lossy(),
-    ) else {
+    let Some(migrations) = migrations_binary() else {
         return;
     };
+    let _alone = ONE_BROWSER_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
     let (_server, base) = start_server(&migrations, data.path());
-    let (_driver, driver_url) = start_chromedriver(&chromedriver).await;
+    let (_driver, driver_url) = start_driver(&chromedriver).await;
+    let client = chromium_session(&driver_url, &chromium, profile.path()).await;
+    operator_flow(Page { client, shots: "" }, &base).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_reviews_tunes_approves_deploys_and_previews_in_firefox() {
+    let Some(firefox) = tool("FIREFOX", "/usr/bin/firefox-esr") else {
+        return;
+    };
+    // Where tests/services/lib.sh builds it.
+    let cached =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/geckodriver/bin/geckodriver");
+    let Some(geckodriver) = tool("GECKODRIVER", &cached.to_string_lossy()) else {
+        return;
+    };
+    let Some(migrations) = migrations_binary() else {
+        return;
+    };
+    let _alone = ONE_BROWSER_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = start_server(&migrations, data.path());
+    let (_driver, driver_url) = start_driver(&geckodriver).await;
+    let client = firefox_session(&driver_url, &firefox).await;
+    operator_flow(
+        Page {
+            client,
+            shots: "firefox-",
+        },
+        &base,
+    )
+    .await;
+}
+
+/// The whole operator flow in one browser session, against a fresh server at `base`.
+async fn operator_flow(c: Page, base: &str) {
     // ----- seed through the public API ------------------------------------------
     let api = Api {
-        base: base.clone(),
+        base: base.to_string(),
         tenant: Uuid::new_v4(),
         http: reqwest::Client::new(),
     };
@@ -276,8 +406,6 @@ async fn operator_reviews_tunes_approves_deploys_and_previews_in_chromium() {
         )
         .await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
-
-    let c = browser(&driver_url, &chromium, profile.path()).await;
 
     // ----- the landing page without a tenant asks for one -----------------------
     c.goto(&format!("{base}/")).await.unwrap();
@@ -516,7 +644,7 @@ async fn operator_reviews_tunes_approves_deploys_and_previews_in_chromium() {
         .unwrap();
     wait_text(&c, "#plans-results", "No plans match").await;
 
-    c.close().await.unwrap();
+    c.client.close().await.unwrap();
     for shot in [review_shot, progress_shot] {
         assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "{shot:?}");
     }
