@@ -230,6 +230,14 @@ pub struct Applied {
     pub counter_writes: usize,
 }
 
+impl std::ops::AddAssign for Applied {
+    fn add_assign(&mut self, other: Applied) {
+        self.records += other.records;
+        self.transactions += other.transactions;
+        self.counter_writes += other.counter_writes;
+    }
+}
+
 /// Applies stream records to the counters, exactly once per record (see the
 /// module documentation). Shared by the `count-sessions` Lambda and
 /// `migrations serve --store dynamodb`.

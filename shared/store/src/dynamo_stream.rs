@@ -86,6 +86,11 @@ pub struct StreamPoller {
     applier: CountsApplier,
     /// Closed shards read to their end.
     finished: HashSet<String>,
+    /// The stream's ARN, found (and the stream turned on if needed) by the
+    /// first pass: a pass runs every 500 ms and before every counts read, and
+    /// the ARN only changes if the stream is turned off and on again — then
+    /// reading it fails, and the next pass looks it up afresh.
+    stream_arn: Option<String>,
 }
 
 impl StreamPoller {
@@ -100,19 +105,32 @@ impl StreamPoller {
             streams,
             sessions_table: tables.sessions.clone(),
             finished: HashSet::new(),
+            stream_arn: None,
         }
     }
 
     /// One pass over every shard; returns what was applied.
     pub async fn poll_once(&mut self) -> StoreResult<Applied> {
-        let arn = ensure_stream(&self.dynamo, &self.sessions_table).await?;
+        let arn = match self.stream_arn.take() {
+            Some(arn) => arn,
+            None => ensure_stream(&self.dynamo, &self.sessions_table).await?,
+        };
+        let applied = self.poll_stream(&arn).await;
+        // Kept only while the stream answers (see `stream_arn`).
+        if applied.is_ok() {
+            self.stream_arn = Some(arn);
+        }
+        applied
+    }
+
+    async fn poll_stream(&mut self, arn: &str) -> StoreResult<Applied> {
         let mut shards = Vec::new();
         let mut start = None;
         loop {
             let out = self
                 .streams
                 .describe_stream()
-                .stream_arn(&arn)
+                .stream_arn(arn)
                 .set_exclusive_start_shard_id(start)
                 .send()
                 .await
@@ -150,10 +168,8 @@ impl StreamPoller {
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
                     .is_some();
-                let (applied, finished) = self.read_shard(&arn, id).await?;
-                total.records += applied.records;
-                total.transactions += applied.transactions;
-                total.counter_writes += applied.counter_writes;
+                let (applied, finished) = self.read_shard(arn, id).await?;
+                total += applied;
                 if closed && finished {
                     self.finished.insert(id.to_owned());
                     progressed = true;
@@ -190,10 +206,7 @@ impl StreamPoller {
             let records: Vec<ChangeRecord> =
                 out.records().iter().filter_map(change_record).collect();
             if !records.is_empty() {
-                let applied = self.applier.apply(shard, &records).await?;
-                total.records += applied.records;
-                total.transactions += applied.transactions;
-                total.counter_writes += applied.counter_writes;
+                total += self.applier.apply(shard, &records).await?;
             }
             match out.next_shard_iterator {
                 // Caught up for now: the next pass starts again from the checkpoint.
