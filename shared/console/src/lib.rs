@@ -162,20 +162,19 @@ async fn plan_diagram(
         .await?
         .ok_or_else(|| ApiError::Unexpected("the plan's target version vanished".into()))?
         .definition();
+    // Live counts on deleted steps: the session counters (one read, O(steps)),
+    // never a page of sessions inside the request.
     let deleted_counts = if side == Side::V1 {
         let deleted = diagram::deleted_step_ids(&plan);
         if deleted.is_empty() {
             BTreeMap::new()
         } else {
-            store
-                .count_sessions_at_steps(
-                    tenant,
-                    plan.scenario_id,
-                    plan.from_version,
-                    &deleted,
-                    state.config.count_concurrency,
-                )
+            let mut counts = store
+                .session_counts(tenant, plan.scenario_id, plan.from_version)
                 .await?
+                .by_step;
+            counts.retain(|step, _| deleted.contains(step));
+            counts
         }
     } else {
         BTreeMap::new()
