@@ -2,7 +2,7 @@
 # Marking throughput with 1 vs N shards of the step index (issue 12), on its own DynamoDB
 # Local + moto SQS: deploy → deployed sessions/s per shard count, against the raw conditional
 # UpdateItem rate of the same endpoint at the same total concurrency (MARK_CONCURRENCY x shards).
-# A benchmark, not a test: it prints figures and ratios (shared/api/examples/marking_bench.rs).
+# A benchmark, not a test: it prints figures and ratios (tests/bench/marking_bench.rs).
 #
 #   tests/bench/marking_shards.sh                      # 100,000 sessions, shards 1 and 8, 2 workers
 #   SESSIONS=1000000 SHARDS=1,8,16 WORKERS=4 tests/bench/marking_shards.sh
@@ -24,7 +24,7 @@ PROFILE="${PROFILE:-dev}"
 profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
 
-cargo build "${profile_flag[@]}" -p api --example marking_bench
+cargo build "${profile_flag[@]}" -p e2e --example marking_bench
 
 STATE="$(mktemp -d /tmp/marking-shards.XXXXXX)"
 cleanup() { fm_stop_services "$STATE"; rm -rf "$STATE"; }

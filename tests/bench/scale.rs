@@ -27,7 +27,7 @@
 //!    `POST /sessions/{id}/reconcile` distinct sessions at the anchor,
 //!    `--reconciles` in all: p50, p90, p99, max.
 //!
-//! Marking throughput with 1 vs N shards is `shared/api/examples/marking_bench.rs`
+//! Marking throughput with 1 vs N shards is `tests/bench/marking_bench.rs`
 //! (`tests/bench/marking_shards.sh`). Fresh tables and queue per run; they are
 //! left behind in the in-memory emulators.
 
@@ -41,7 +41,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use store::Store;
-use store::dynamo::{DynamoStore, TableNames};
+use store::dynamo::DynamoStore;
 use store::dynamo_stream::{StreamPoller, streams_client};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -101,13 +101,8 @@ async fn main() -> Result<(), Error> {
     let sdk = api::aws::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let suffix = Uuid::new_v4().simple().to_string();
-    let tables = TableNames {
-        main: format!("scale-main-{suffix}"),
-        sessions: format!("scale-sessions-{suffix}"),
-    };
-    store::dynamo::create_tables(&dynamo, &tables).await?;
-    let queue_url = api::aws::ensure_queue(&sqs, &format!("scale-{suffix}"), 5).await?;
+    let tables = store::testing::create_fresh_tables(&dynamo, "scale").await?;
+    let queue_url = api::aws::ensure_queue(&sqs, &format!("{}-queue", tables.main), 5).await?;
     let store: Arc<dyn Store> = Arc::new(
         DynamoStore::new(dynamo.clone(), tables.clone()).with_step_index_shards(args.shards),
     );
@@ -123,8 +118,8 @@ async fn main() -> Result<(), Error> {
             .with_queue(Arc::new(api::aws::SqsQueue::new(sqs.clone(), queue_url))),
     );
     println!(
-        "scale bench: {} sessions, {} step-index shards, tables *-{suffix}",
-        args.sessions, args.shards
+        "scale bench: {} sessions, {} step-index shards, tables {} and {}",
+        args.sessions, args.shards, tables.main, tables.sessions
     );
 
     let tenant = Uuid::new_v4();

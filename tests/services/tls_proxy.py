@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A TLS-terminating TCP proxy on loopback, for measuring what the TLS handshake
 adds to an SDK client's first request against DynamoDB Local (which speaks plain
-HTTP). Used by `shared/api/examples/first_request.rs --tls`.
+HTTP). Used by `tests/bench/first_request.rs --tls`.
 
     tls_proxy.py --cert server.pem --key server.key --upstream 127.0.0.1:8000
 

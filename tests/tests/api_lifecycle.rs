@@ -1,20 +1,23 @@
 //! The seed's migration API end to end over HTTP, on the embedded store and on DynamoDB Local.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::json;
 use uuid::Uuid;
 
-on_both_backends!(
-    full_lifecycle,
-    bad_input_is_422_and_changes_nothing,
-    other_tenants_see_404,
-    concurrent_approvals_have_one_winner,
-    lifecycle_conflicts,
-    deploy_supersedes_sibling_plans,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        full_lifecycle,
+        bad_input_is_422_and_changes_nothing,
+        other_tenants_see_404,
+        concurrent_approvals_have_one_winner,
+        lifecycle_conflicts,
+        deploy_supersedes_sibling_plans,
+    ],
+}
 
 async fn create_scenario(app: &TestApp) -> Uuid {
     let scenario = Uuid::new_v4();

@@ -68,28 +68,26 @@ impl Console {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod embedded { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(c) = super::spawn(super::Backend::Embedded).await { super::$name(c).await }
-            }
-        )* }
-        mod dynamodb { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(c) = super::spawn(super::Backend::Dynamo).await { super::$name(c).await }
-            }
-        )* }
-    };
+/// The runner of this file's cases: a console served on a fresh store of `backend`.
+async fn with_console<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Console) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if let Some(c) = spawn(backend).await {
+        case(c).await;
+    }
 }
 
-both!(
-    pages_and_assets_need_no_tenant_and_forbid_third_parties,
-    diagram_draws_both_sides_with_counts_and_escapes_names,
-    diagram_refuses_bad_queries_other_tenants_and_unknown_plans
-);
+store::backend_matrix! {
+    run: with_console,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        pages_and_assets_need_no_tenant_and_forbid_third_parties,
+        diagram_draws_both_sides_with_counts_and_escapes_names,
+        diagram_refuses_bad_queries_other_tenants_and_unknown_plans,
+    ],
+}
 
 async fn pages_and_assets_need_no_tenant_and_forbid_third_parties(c: Console) {
     for path in [

@@ -2,14 +2,17 @@
 //! plan reports it as edited (not deleted + new), its sessions stay on it after
 //! reconcile, and an operator can choose the old behaviour per edited step.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(an_edited_step_keeps_its_sessions);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [an_edited_step_keeps_its_sessions],
+}
 
 /// Welcome(1) → Explain terms(2) → Sign up(3) → Done(4); `v2` adds a full stop.
 fn terms(version: i64, description: &str) -> Value {

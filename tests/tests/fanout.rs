@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use api::marking::{MarkMessage, MarkingQueue};
+use api::queue::QueueResult;
 use api::worker::{MessageOutcome, SqsEvent};
-use api::{ApiResult, AppState, Config};
+use api::{AppState, Config};
 use async_trait::async_trait;
 use common::*;
 use futures::StreamExt;
@@ -47,61 +48,28 @@ enum Rig {
     DynamoSqs,
 }
 
-macro_rules! on_both_rigs {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Rig::Embedded).await;
-                }
-            )*
-        }
-        mod dynamodb_sqs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Rig::DynamoSqs).await;
-                }
-            )*
-        }
-    };
+store::backend_matrix! {
+    backends: [embedded => Rig::Embedded, dynamodb_sqs => Rig::DynamoSqs],
+    tests: [
+        fan_out_marks_every_eligible_session_once,
+        redelivered_pages_count_once,
+        crash_between_marking_and_recording_is_retried_exactly,
+        throttled_write_is_retried_exactly,
+        poison_page_shows_in_status,
+        inline_deploy_failing_mid_marking_finishes_after_resume,
+    ],
 }
 
-on_both_rigs!(
-    fan_out_marks_every_eligible_session_once,
-    redelivered_pages_count_once,
-    crash_between_marking_and_recording_is_retried_exactly,
-    throttled_write_is_retried_exactly,
-    poison_page_shows_in_status,
-    inline_deploy_failing_mid_marking_finishes_after_resume,
-);
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded_manual_queue {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Embedded).await;
-                }
-            )*
-        }
-        mod dynamodb_manual_queue {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Dynamo).await;
-                }
-            )*
-        }
-    };
+store::backend_matrix! {
+    backends: [
+        embedded_manual_queue => Backend::Embedded,
+        dynamodb_manual_queue => Backend::Dynamo,
+    ],
+    tests: [
+        same_message_delivered_twice_counts_once,
+        lambda_batch_reports_only_the_failing_message,
+    ],
 }
-
-on_both_stores!(
-    same_message_delivered_twice_counts_once,
-    lambda_batch_reports_only_the_failing_message,
-);
 
 /// Deploy decides inline vs fan-out without counting every session: exactly
 /// the threshold (spread over four steps and many small pages) is marked inline,
@@ -443,7 +411,7 @@ impl ManualQueue {
 
 #[async_trait]
 impl MarkingQueue for ManualQueue {
-    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()> {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> QueueResult<()> {
         self.messages.lock().await.extend(messages);
         Ok(())
     }
@@ -454,7 +422,7 @@ struct DuplicateFirstPages(Arc<dyn MarkingQueue>);
 
 #[async_trait]
 impl MarkingQueue for DuplicateFirstPages {
-    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()> {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> QueueResult<()> {
         let firsts: Vec<_> = messages
             .iter()
             .filter(|m| m.cursor.is_none())
@@ -847,14 +815,14 @@ async fn assert_marked_exactly(app: &TestApp, deployment: &Deployment) {
     let plan_uuid: Uuid = plan_id.parse().expect("plan id");
     let stats = app
         .state
-        .store
+        .store()
         .get_plan_stats(app.tenant, plan_uuid)
         .await
         .expect("stats");
     assert_eq!(stats.sessions_by_anchor, deployment.eligible_by_hash());
     assert_eq!(stats.chains_done, stats.chains_total);
     // One chain per (step, shard of the step index) that holds sessions.
-    let shards = app.state.store.step_index_shards();
+    let shards = app.state.store().step_index_shards();
     assert!(shards > 1, "marking runs on a sharded step index");
     let chains: std::collections::BTreeSet<(u32, u32)> = deployment
         .session_ids()
@@ -970,7 +938,7 @@ async fn redelivered_pages_count_once(rig: Rig) {
         // In process: deliver copies of every first page (of every shard's
         // chain) by hand, on top of the queue's own.
         let plan_id: Uuid = deployment.plan_id.parse().expect("plan id");
-        let shards = fx.app.state.store.step_index_shards();
+        let shards = fx.app.state.store().step_index_shards();
         for n in [1u32, 2, 3, 5] {
             for shard in 0..shards {
                 let body = serde_json::to_string(&MarkMessage {
@@ -1052,7 +1020,7 @@ async fn poison_page_shows_in_status(rig: Rig) {
 
     // Welcome is marked by one chain per shard of the step index: the one
     // holding s1-00000 (a single page) stalls, every other chain finishes.
-    let shards = fx.app.state.store.step_index_shards();
+    let shards = fx.app.state.store().step_index_shards();
     let poisoned_shard = store::step_shard(&session_id(1, 0), shards);
     let in_poisoned: Vec<usize> = (0..population.welcome)
         .filter(|i| store::step_shard(&session_id(1, *i), shards) == poisoned_shard)
@@ -1141,7 +1109,7 @@ async fn poison_page_shows_in_status(rig: Rig) {
     let stats = fx
         .app
         .state
-        .store
+        .store()
         .get_plan_stats(fx.app.tenant, plan_id.parse().unwrap())
         .await
         .expect("stats");
@@ -1230,7 +1198,7 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
     let firsts = manual.take().await;
     // Each step is marked by one chain per shard of the step index: the first
     // page of the chain (step, shard) that holds a given session.
-    let shards = fx.app.state.store.step_index_shards();
+    let shards = fx.app.state.store().step_index_shards();
     let shard_of = |id: &str| store::step_shard(id, shards);
     let first_of = |n: u32, id: &str| {
         let message = firsts

@@ -3,17 +3,20 @@
 //! save but exceeds the evaluation budget is not taken at reconcile, with the
 //! reason saying so.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(
-    hostile_conditions_are_422_and_the_server_keeps_serving,
-    a_condition_over_the_budget_is_not_taken,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        hostile_conditions_are_422_and_the_server_keeps_serving,
+        a_condition_over_the_budget_is_not_taken,
+    ],
+}
 
 /// V1 with a session at "Collect email", and a pending plan to V2: the plan id
 /// and the hash of the "Collect email" anchor.

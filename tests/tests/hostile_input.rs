@@ -3,14 +3,17 @@
 //! requests each get a 4xx JSON answer, the server keeps serving, and nothing
 //! observable changes (everything is read before and after).
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(every_route_refuses_bad_input_and_changes_nothing);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [every_route_refuses_bad_input_and_changes_nothing],
+}
 
 struct World {
     scenario: Uuid,

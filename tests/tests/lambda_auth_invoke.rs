@@ -6,8 +6,6 @@
 //!
 //! The binaries are built by `tests/run.sh` before the test suite runs.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -104,20 +102,11 @@ fn sample_event(file: &str) -> Value {
 /// Invoke `function` once with `event` and these extra variables; returns
 /// ("response" | "error" | "init_error", payload), or ("exit", exit code).
 async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Option<(String, Value)> {
-    if !common::dynamo_available() {
+    if !store::testing::dynamo_configured() {
         return None;
     }
     let exe = binary(function)?;
-    let sdk = api::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let tables = store::dynamo::TableNames {
-        main: format!("auth-main-{suffix}"),
-        sessions: format!("auth-sessions-{suffix}"),
-    };
-    store::dynamo::create_tables(&client, &tables)
-        .await
-        .expect("tables");
+    let tables = store::testing::fresh_dynamo_tables("auth").await?.tables;
 
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {

@@ -11,7 +11,13 @@ use uuid::Uuid;
 const STEPS: u32 = 10_000;
 const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
-async fn large_plan_round_trip(app: TestApp) {
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [stores_and_pages_a_10000_step_plan],
+}
+
+async fn stores_and_pages_a_10000_step_plan(app: TestApp) {
     let scenario = Uuid::new_v4();
     let reply = app
         .call(
@@ -109,18 +115,4 @@ async fn large_plan_round_trip(app: TestApp) {
         )
         .await;
     assert_eq!(reply.status, 422);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_stores_and_pages_a_10000_step_plan() {
-    if let Some(app) = spawn_app(Backend::Embedded, test_config()).await {
-        large_plan_round_trip(app).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_stores_and_pages_a_10000_step_plan() {
-    if let Some(app) = spawn_app(Backend::Dynamo, test_config()).await {
-        large_plan_round_trip(app).await;
-    }
 }

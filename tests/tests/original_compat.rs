@@ -4,20 +4,23 @@
 //! names the id; 422 errors carry pydantic v2 types with integer list indices.
 //! Plus `GET /openapi.json` and `GET /health` without a tenant.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::json;
 use uuid::Uuid;
 
-on_both_backends!(
-    unknown_query_parameters_are_ignored,
-    summary_lists_every_anchor,
-    not_found_names_the_id,
-    validation_errors_use_pydantic_v2_types,
-    openapi_and_health_need_no_tenant,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        unknown_query_parameters_are_ignored,
+        summary_lists_every_anchor,
+        not_found_names_the_id,
+        validation_errors_use_pydantic_v2_types,
+        openapi_and_health_need_no_tenant,
+    ],
+}
 
 async fn scenario_with_plan(app: &TestApp) -> (Uuid, serde_json::Value) {
     let scenario = Uuid::new_v4();

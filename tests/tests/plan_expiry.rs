@@ -2,7 +2,6 @@
 //! as `expired`, cannot be approved or deployed (409), and no longer block their
 //! version pair (a new plan for the pair is 201).
 
-#[macro_use]
 mod common;
 
 use chrono::{Duration, Utc};
@@ -12,12 +11,16 @@ use serde_json::json;
 use store::PlanTransition;
 use uuid::Uuid;
 
-on_both_backends!(expired_plans_read_as_expired_and_free_their_pair);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [expired_plans_read_as_expired_and_free_their_pair],
+}
 
 /// A copy of `plan_id` (same scenario and versions) stored directly with an
 /// `expires_at` in the past and the given status.
 async fn expired_copy(app: &TestApp, plan_id: Uuid, status: PlanStatus) -> Uuid {
-    let store = app.state.store.as_ref();
+    let store = app.state.store();
     let mut plan = store
         .get_plan(app.tenant, plan_id)
         .await
@@ -42,12 +45,15 @@ async fn expired_copy(app: &TestApp, plan_id: Uuid, status: PlanStatus) -> Uuid 
             .transition_plan(&PlanTransition {
                 tenant: app.tenant,
                 plan_id: plan.id,
-                from: PlanStatus::Pending,
                 expected_revision: 1,
-                to: PlanStatus::Approved,
-                at: Utc::now() - Duration::days(20),
-                by: Some("lead".into()),
-                reason: None,
+                change: planning::lifecycle::StatusChange {
+                    from: PlanStatus::Pending,
+                    to: PlanStatus::Approved,
+                    at: Utc::now() - Duration::days(20),
+                    stamp: planning::lifecycle::Stamp::Approved {
+                        by: Some("lead".into()),
+                    },
+                },
             })
             .await
             .expect("approve copy");

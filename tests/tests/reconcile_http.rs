@@ -2,23 +2,26 @@
 //! the migration is applied once, counted once, audited, and never moves a customer
 //! back past a checkpoint.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(
-    gap_fill_collects_then_applies_once,
-    concurrent_reconciles_apply_once,
-    clean_graft_and_up_to_date,
-    pinned_by_policy_stays_forever,
-    checkpoint_blocks_teleport_upstream,
-    deleted_step_without_anchor_exits,
-    late_arrival_without_flag_migrates,
-    reroute_by_cel_condition,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        gap_fill_collects_then_applies_once,
+        concurrent_reconciles_apply_once,
+        clean_graft_and_up_to_date,
+        pinned_by_policy_stays_forever,
+        checkpoint_blocks_teleport_upstream,
+        deleted_step_without_anchor_exits,
+        late_arrival_without_flag_migrates,
+        reroute_by_cel_condition,
+    ],
+}
 
 /// Create V1, record sessions, plan V2 (with optional policies), approve and deploy.
 async fn deployed(

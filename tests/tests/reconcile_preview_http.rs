@@ -3,20 +3,23 @@
 //! real reconcile then does, and writes nothing — the session, its revision, the
 //! audit events and the plan counters are unchanged after any number of previews.
 
-#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(
-    preview_of_a_gap_fill_writes_nothing_and_matches_the_real_call,
-    preview_of_an_applied_migration_writes_nothing_and_matches,
-    preview_of_a_checkpoint_block_is_not_counted,
-    preview_of_an_unflagged_late_arrival_writes_nothing,
-    preview_refuses_bad_input_and_unknown_sessions,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        preview_of_a_gap_fill_writes_nothing_and_matches_the_real_call,
+        preview_of_an_applied_migration_writes_nothing_and_matches,
+        preview_of_a_checkpoint_block_is_not_counted,
+        preview_of_an_unflagged_late_arrival_writes_nothing,
+        preview_refuses_bad_input_and_unknown_sessions,
+    ],
+}
 
 /// Create V1, record sessions, plan V2, approve and deploy.
 async fn deployed(

@@ -16,19 +16,10 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployed_plans_ledger_and_events_carry_their_ttl() {
-    if !dynamo_available() {
+    let Some(fresh) = store::testing::fresh_dynamo_tables("e2e").await else {
         return;
-    }
-    let sdk = api::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let suffix = Uuid::new_v4().simple().to_string();
-    let tables = store::TableNames {
-        main: format!("e2e-main-{suffix}"),
-        sessions: format!("e2e-sessions-{suffix}"),
     };
-    store::create_tables(&client, &tables)
-        .await
-        .expect("tables");
+    let (client, tables) = (fresh.client, fresh.tables);
     let ttl = client
         .describe_time_to_live()
         .table_name(&tables.main)
@@ -200,7 +191,7 @@ async fn a_session_whose_plans_were_deleted_is_relocated_by_content_hash() {
     // Far past every retention period: the sweep deletes both plans.
     let removed = app
         .state
-        .store
+        .store()
         .sweep_expired(Utc::now() + Duration::days(1_000), 10_000)
         .await
         .expect("sweep");

@@ -3,7 +3,6 @@
 //! both stores — on DynamoDB Local the counts come from the sessions table's
 //! stream. The exact recount runs as a queue message on the worker and agrees.
 
-#[macro_use]
 mod common;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +10,11 @@ use common::*;
 use serde_json::json;
 use uuid::Uuid;
 
-on_both_backends!(plan_generation_reads_counts_and_says_when);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [plan_generation_reads_counts_and_says_when],
+}
 
 async fn plan_generation_reads_counts_and_says_when(app: TestApp) {
     let scenario = Uuid::new_v4();
@@ -98,7 +101,7 @@ async fn plan_generation_reads_counts_and_says_when(app: TestApp) {
     assert_eq!(outcome, api::worker::MessageOutcome::Done);
     let recount = app
         .state
-        .store
+        .store()
         .get_recount(app.tenant, scenario, 1)
         .await
         .expect("read")

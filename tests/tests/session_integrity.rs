@@ -3,7 +3,6 @@
 //! no move back to an older version, flags cleared across scenarios — and races of
 //! the runtime's writes against marking and reconcile, with real concurrent clients.
 
-#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -12,14 +11,18 @@ use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-on_both_backends!(
-    round_trip_revisions_and_preconditions,
-    never_back_to_an_older_version,
-    another_scenario_clears_the_flag,
-    runtime_writes_during_inline_marking_lose_no_flag,
-    reconcile_racing_stale_writes_applies_once,
-    concurrent_if_match_writers_exactly_one_wins,
-);
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        round_trip_revisions_and_preconditions,
+        never_back_to_an_older_version,
+        another_scenario_clears_the_flag,
+        runtime_writes_during_inline_marking_lose_no_flag,
+        reconcile_racing_stale_writes_applies_once,
+        concurrent_if_match_writers_exactly_one_wins,
+    ],
+}
 
 async fn put_session(
     app: &TestApp,

@@ -17,47 +17,26 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Memory,
-    Embedded,
-    Dynamo,
-}
-
+/// A fresh store of `backend` writing its step index over `shards` shards.
 async fn sharded_store(
-    kind: Kind,
+    backend: Backend,
     shards: u32,
 ) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
-    match kind {
-        Kind::Memory => Some((
+    match backend {
+        Backend::Memory => Some((
             Arc::new(store::MemoryStore::new().with_step_index_shards(shards)),
             None,
         )),
-        Kind::Embedded => {
+        Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = store::EmbeddedStore::open(dir.path().join("migrations.redb"))
                 .expect("open embedded store")
                 .with_step_index_shards(shards);
             Some((Arc::new(store), Some(dir)))
         }
-        Kind::Dynamo => {
-            if !dynamo_available() {
-                return None;
-            }
-            let sdk = api::aws::sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let suffix = Uuid::new_v4().simple().to_string();
-            let tables = store::TableNames {
-                main: format!("shard-main-{suffix}"),
-                sessions: format!("shard-sessions-{suffix}"),
-            };
-            store::create_tables(&client, &tables)
-                .await
-                .expect("create tables");
-            Some((
-                Arc::new(store::DynamoStore::new(client, tables).with_step_index_shards(shards)),
-                None,
-            ))
+        Backend::Dynamo => {
+            let fresh = store::testing::fresh_dynamo_tables("shard").await?;
+            Some((Arc::new(fresh.store().with_step_index_shards(shards)), None))
         }
     }
 }
@@ -70,8 +49,8 @@ fn session_id(n: u32, i: usize) -> String {
 }
 
 /// Deploy a plan over `AT_WELCOME` + `AT_COLLECT` sessions and check the outcome.
-async fn marks_every_session_once(kind: Kind, shards: u32, fan_out: bool) {
-    let Some((store, dir)) = sharded_store(kind, shards).await else {
+async fn marks_every_session_once(backend: Backend, shards: u32, fan_out: bool) {
+    let Some((store, dir)) = sharded_store(backend, shards).await else {
         return;
     };
     assert_eq!(store.step_index_shards(), shards);
@@ -135,7 +114,7 @@ async fn marks_every_session_once(kind: Kind, shards: u32, fan_out: bool) {
     // session must end up marked once, which is what this test is about.
     let expected = if fan_out { 202 } else { 200 };
     assert!(
-        reply.status == expected || (matches!(kind, Kind::Dynamo) && reply.status == 200),
+        reply.status == expected || (matches!(backend, Backend::Dynamo) && reply.status == 200),
         "{}: {:?}",
         reply.status,
         reply.body
@@ -214,25 +193,23 @@ async fn wait_deployed(app: &TestApp, plan_id: &str) -> Value {
     }
 }
 
-macro_rules! cases {
-    ($($name:ident: $kind:expr, $shards:expr, $fan_out:expr;)*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                marks_every_session_once($kind, $shards, $fan_out).await;
-            }
-        )*
-    };
+store::backend_matrix! {
+    backends: [
+        memory => Backend::Memory,
+        embedded => Backend::Embedded,
+        dynamodb => Backend::Dynamo,
+    ],
+    tests: [one_shard_fan_out, six_shards_fan_out, six_shards_inline],
 }
 
-cases! {
-    memory_one_shard_fan_out: Kind::Memory, 1, true;
-    memory_six_shards_fan_out: Kind::Memory, 6, true;
-    memory_six_shards_inline: Kind::Memory, 6, false;
-    embedded_one_shard_fan_out: Kind::Embedded, 1, true;
-    embedded_six_shards_fan_out: Kind::Embedded, 6, true;
-    embedded_six_shards_inline: Kind::Embedded, 6, false;
-    dynamodb_one_shard_fan_out: Kind::Dynamo, 1, true;
-    dynamodb_six_shards_fan_out: Kind::Dynamo, 6, true;
-    dynamodb_six_shards_inline: Kind::Dynamo, 6, false;
+async fn one_shard_fan_out(backend: Backend) {
+    marks_every_session_once(backend, 1, true).await;
+}
+
+async fn six_shards_fan_out(backend: Backend) {
+    marks_every_session_once(backend, 6, true).await;
+}
+
+async fn six_shards_inline(backend: Backend) {
+    marks_every_session_once(backend, 6, false).await;
 }

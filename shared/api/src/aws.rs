@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+#[cfg(feature = "local")]
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use store::dynamo::{DynamoStore, TableNames};
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
-use crate::marking::{MarkMessage, MarkingQueue};
+use crate::marking::MarkMessage;
+use crate::queue::{MarkingQueue, QueueError, QueueResult};
 use crate::state::AppState;
 
 /// The shared SDK configuration. Endpoints come from the SDK's own
@@ -111,17 +115,16 @@ impl SqsQueue {
 
 #[async_trait]
 impl MarkingQueue for SqsQueue {
-    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()> {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> QueueResult<()> {
         for batch in messages.chunks(10) {
             let mut entries = Vec::with_capacity(batch.len());
             for (index, message) in batch.iter().enumerate() {
-                let body = serde_json::to_string(message)
-                    .map_err(|e| ApiError::Unexpected(format!("encode marking message: {e}")))?;
+                let body = serde_json::to_string(message).map_err(QueueError::Encode)?;
                 let entry = SendMessageBatchRequestEntry::builder()
                     .id(index.to_string())
                     .message_body(body)
                     .build()
-                    .map_err(|e| ApiError::Unexpected(format!("build SQS entry: {e}")))?;
+                    .map_err(|e| QueueError::Rejected(Box::new(e)))?;
                 entries.push(entry);
             }
             let output = self
@@ -131,23 +134,39 @@ impl MarkingQueue for SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| {
-                    ApiError::Unexpected(format!(
-                        "SQS send: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    ))
-                })?;
+                .map_err(sqs_error)?;
             if !output.failed().is_empty() {
-                return Err(ApiError::Unexpected(format!(
-                    "SQS refused {} marking messages",
-                    output.failed().len()
-                )));
+                return Err(QueueError::Refused {
+                    refused: output.failed().len(),
+                });
             }
         }
         Ok(())
     }
 }
 
+/// An SQS failure as a [`QueueError`], told apart by what the SDK reports (the
+/// kind of failure, the service's error code, the HTTP status), never by its text.
+fn sqs_error<E>(error: SdkError<E, HttpResponse>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    // SQS's throttling codes: `RequestThrottled`, `ThrottlingException`, `KmsThrottled`.
+    let throttled = error.code().is_some_and(|code| code.contains("Throttl"));
+    let server_side = error
+        .raw_response()
+        .is_some_and(|r| r.status().is_server_error());
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            QueueError::Unavailable(Box::new(error))
+        }
+        SdkError::ServiceError(_) if throttled => QueueError::Throttled(Box::new(error)),
+        SdkError::ServiceError(_) if server_side => QueueError::Unavailable(Box::new(error)),
+        _ => QueueError::Rejected(Box::new(error)),
+    }
+}
+
+#[cfg(feature = "local")]
 /// Poll SQS and run the worker on each message, the way the Lambda event source
 /// mapping would (`migrations serve --queue sqs`). Runs until the task is dropped.
 pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: String) {
@@ -222,6 +241,7 @@ pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: Strin
     }
 }
 
+#[cfg(feature = "local")]
 /// Failed messages come back after an exponential backoff (1 s, 2 s, 4 s, … up
 /// to 60 s) instead of the queue's whole visibility timeout. Best effort: if this
 /// fails, the visibility timeout still brings them back.
@@ -262,27 +282,21 @@ async fn retry_later(
     }
 }
 
+#[cfg(feature = "local")]
 /// Create the marking queue (and its dead-letter queue) if missing; returns its URL.
 /// For local SQS servers (`migrations serve --init`).
 pub async fn ensure_queue(
     client: &aws_sdk_sqs::Client,
     name: &str,
     max_receives: u32,
-) -> Result<String, ApiError> {
+) -> QueueResult<String> {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs_error =
-        |e: aws_sdk_sqs::error::SdkError<_, _>| ApiError::Unexpected(format!("SQS: {e:?}"));
     let dlq = client
         .create_queue()
         .queue_name(format!("{name}-dlq"))
         .send()
         .await
-        .map_err(|e| {
-            ApiError::Unexpected(format!(
-                "SQS: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(sqs_error)?;
     let dlq_url = dlq.queue_url().unwrap_or_default().to_string();
     let dlq_arn = client
         .get_queue_attributes()
@@ -302,11 +316,6 @@ pub async fn ensure_queue(
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
-        .map_err(|e| {
-            ApiError::Unexpected(format!(
-                "SQS: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(sqs_error)?;
     Ok(queue.queue_url().unwrap_or_default().to_string())
 }

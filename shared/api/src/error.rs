@@ -2,9 +2,13 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use planning::validate::{LocPart, ValidationIssue};
+use planning::validate::LocPart;
 use serde::Serialize;
-use store::{ActivationError, SessionWriteError, StoreError};
+use store::StoreError;
+
+use crate::marking::MarkingError;
+use crate::queue::QueueError;
+use crate::services::error::{Input, ServiceError};
 
 /// One entry of a 422 `detail` list.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -37,20 +41,6 @@ impl ErrorDetail {
             loc,
             msg: msg.into(),
             kind: kind.into(),
-        }
-    }
-
-    /// A planning validation issue, located under `prefix` (e.g. body.new_scenario).
-    pub fn from_issue(prefix: &[&str], issue: ValidationIssue) -> Self {
-        let mut loc: Vec<LocPart> = prefix
-            .iter()
-            .map(|p| LocPart::Key((*p).to_string()))
-            .collect();
-        loc.extend(issue.loc);
-        ErrorDetail {
-            loc,
-            msg: issue.msg,
-            kind: issue.kind,
         }
     }
 }
@@ -105,35 +95,59 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<SessionWriteError> for ApiError {
-    fn from(e: SessionWriteError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            SessionWriteError::PreconditionFailed { current: Some(r) } => {
-                ApiError::PreconditionFailed(format!("Session is at revision {r}"))
+            ServiceError::Invalid { input, issues } => {
+                let part = match input {
+                    Input::Document => "body",
+                    Input::Listing => "query",
+                };
+                ApiError::Validation(
+                    issues
+                        .into_iter()
+                        .map(|issue| {
+                            let mut loc = vec![LocPart::from(part)];
+                            loc.extend(issue.field);
+                            ErrorDetail::located(loc, issue.msg, issue.kind)
+                        })
+                        .collect(),
+                )
             }
-            SessionWriteError::PreconditionFailed { current: None } => {
-                ApiError::PreconditionFailed("Session does not exist".into())
-            }
-            SessionWriteError::VersionRegression { current } => ApiError::Conflict(format!(
-                "Session is at version {current} of this scenario; a session never moves back to an older version"
-            )),
-            SessionWriteError::Store(s) => s.into(),
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::PreconditionFailed(m) => ApiError::PreconditionFailed(m),
+            ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+            ServiceError::Store(s) => s.into(),
+            ServiceError::Queue(q) => q.into(),
+            ServiceError::Marking(MarkingError::Store(s)) => s.into(),
+            ServiceError::Marking(MarkingError::Queue(q)) => q.into(),
+            ServiceError::Marking(other) => ApiError::Unexpected(with_sources(&other)),
+            ServiceError::Unexpected(m) => ApiError::Unexpected(m),
         }
     }
 }
 
-impl From<ActivationError> for ApiError {
-    fn from(e: ActivationError) -> Self {
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
         match e {
-            ActivationError::PlanChanged => {
-                ApiError::Conflict("Migration plan changed concurrently; reload it".into())
-            }
-            ActivationError::ScenarioMoved => ApiError::Conflict(
-                "Scenario is no longer at the plan's from_version; the plan is superseded".into(),
-            ),
-            ActivationError::Store(s) => s.into(),
+            QueueError::Throttled(_) => ApiError::Unavailable(with_sources(&e)),
+            other => ApiError::Unexpected(with_sources(&other)),
         }
     }
+}
+
+/// An error with its chain of sources, for the log line (the SDK's error is
+/// the source of a queue error, and says what happened).
+pub(crate) fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[derive(Serialize)]

@@ -146,8 +146,8 @@ fn matched_route(request: &Request) -> &str {
 /// binding of `state.config` (`AUTH_MODE`, `TENANT_CLAIM`, `IAM_TENANT_BINDINGS`).
 pub fn http_app(group: fn() -> Router<AppState>, state: AppState) -> Router {
     let guard = Arc::new(Guard {
-        policy: TenantPolicy::from_config(&state.config),
-        claim: state.config.tenant_claim.clone(),
+        policy: TenantPolicy::from_config(state.config()),
+        claim: state.config().tenant_claim.clone(),
     });
     let routes = group().layer(middleware::from_fn_with_state(guard, bind_tenant));
     crate::routes::finish(routes, state)

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod marking;
 pub mod openapi;
+pub mod queue;
 pub mod recount;
 pub mod routes;
 pub mod services;
@@ -22,6 +23,7 @@ pub use state::AppState;
 pub mod aws;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+#[cfg(feature = "local")]
 pub mod local_queue;
 pub mod telemetry;
 pub mod worker;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::error::{ApiError, ApiResult};
-use crate::marking::{MarkMessage, MarkingQueue};
+use crate::marking::MarkMessage;
+use crate::queue::{MarkingQueue, QueueError, QueueResult};
 use crate::state::AppState;
 use crate::worker::{self, MessageOutcome};
 
@@ -40,7 +40,8 @@ async fn run_worker(
 ) {
     while let Some(delivery) = receiver.recv().await {
         let outcome = worker::process_body(&state, &delivery.body, delivery.attempt).await;
-        if outcome != MessageOutcome::Retry || delivery.attempt >= state.config.mark_max_receives {
+        if outcome != MessageOutcome::Retry || delivery.attempt >= state.config().mark_max_receives
+        {
             continue;
         }
         let Some(queue) = queue.upgrade() else { return };
@@ -58,13 +59,12 @@ async fn run_worker(
 
 #[async_trait]
 impl MarkingQueue for InProcessQueue {
-    async fn enqueue(&self, messages: Vec<MarkMessage>) -> ApiResult<()> {
+    async fn enqueue(&self, messages: Vec<MarkMessage>) -> QueueResult<()> {
         for message in messages {
-            let body = serde_json::to_string(&message)
-                .map_err(|e| ApiError::Unexpected(format!("encode marking message: {e}")))?;
+            let body = serde_json::to_string(&message).map_err(QueueError::Encode)?;
             self.sender
                 .send(Delivery { body, attempt: 1 })
-                .map_err(|_| ApiError::Unexpected("marking worker stopped".into()))?;
+                .map_err(|_| QueueError::Stopped)?;
         }
         Ok(())
     }

@@ -47,7 +47,7 @@ impl RecountMessage {
 /// index (`count_sessions_at_steps`, `concurrency` steps at a time), and store
 /// the result with the counters read right after. A version that does not
 /// exist has no steps and counts nothing.
-pub async fn recount(
+pub(crate) async fn recount(
     store: &dyn Store,
     request: &RecountRequest,
     concurrency: usize,
@@ -77,15 +77,13 @@ pub async fn recount(
 
 /// The worker's handling of a recount message: retried through the queue on a
 /// store failure, like a marking page.
-pub async fn process(state: &AppState, message: &RecountMessage, attempt: u32) -> MessageOutcome {
+pub(crate) async fn process(
+    state: &AppState,
+    message: &RecountMessage,
+    attempt: u32,
+) -> MessageOutcome {
     let request = &message.recount_sessions;
-    match recount(
-        state.store.as_ref(),
-        request,
-        state.config.count_concurrency,
-    )
-    .await
-    {
+    match recount(state.store(), request, state.config().count_concurrency).await {
         Ok(result) => {
             tracing::info!(
                 scenario_id = %request.scenario_id,

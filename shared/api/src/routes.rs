@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    JsonBody, MAX_BODY_BYTES, OptionalJsonBody, PathParams, QueryParams, Tenant, session_etag,
+    JsonBody, MAX_BODY_BYTES, OptionalJsonBody, Path, QueryParams, RuntimeId, Tenant, session_etag,
     session_precondition,
 };
 use crate::services::{deployments, plans, reconcile, scenarios, sessions};
@@ -201,7 +201,7 @@ const HEALTH_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
     )
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
-    let probe = state.store.get_plan_header(Uuid::nil(), Uuid::nil());
+    let probe = state.store().get_plan_header(Uuid::nil(), Uuid::nil());
     let problem = match tokio::time::timeout(HEALTH_STORE_TIMEOUT, probe).await {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => {
@@ -247,12 +247,12 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 pub(crate) async fn put_scenario(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(Uuid,)>, ApiError>,
     JsonBody(input): JsonBody<planning::ScenarioInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let scenario_id = path.uuid("scenario_id")?;
-    let created =
-        scenarios::create(state.store.as_ref(), tenant, scenario_id, input, Utc::now()).await?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((scenario_id,)) = path?;
+    let created = scenarios::create(state.store(), tenant, scenario_id, input, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -265,11 +265,10 @@ pub(crate) async fn put_scenario(
 pub(crate) async fn get_scenario(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((scenario_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let scenario_id = path.uuid("scenario_id")?;
     Ok(Json(
-        scenarios::current(state.store.as_ref(), tenant, scenario_id).await?,
+        scenarios::current(state.store(), tenant, scenario_id).await?,
     ))
 }
 
@@ -282,12 +281,10 @@ pub(crate) async fn get_scenario(
 pub(crate) async fn get_scenario_version(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((scenario_id, version)): Path<(Uuid, i64)>,
 ) -> ApiResult<impl IntoResponse> {
-    let scenario_id = path.uuid("scenario_id")?;
-    let version = path.int("version")?;
     Ok(Json(
-        scenarios::version(state.store.as_ref(), tenant, scenario_id, version).await?,
+        scenarios::version(state.store(), tenant, scenario_id, version).await?,
     ))
 }
 
@@ -314,14 +311,15 @@ pub(crate) async fn get_scenario_version(
 pub(crate) async fn put_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(RuntimeId,)>, ApiError>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<planning::SessionInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let session_id = path.text("session_id")?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((RuntimeId(session_id),)) = path?;
     let precondition = session_precondition(&headers)?;
     let written = sessions::record(
-        state.store.as_ref(),
+        state.store(),
         tenant,
         session_id,
         input,
@@ -350,10 +348,9 @@ pub(crate) async fn put_session(
 pub(crate) async fn get_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((RuntimeId(session_id),)): Path<(RuntimeId,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let session_id = path.text("session_id")?;
-    let session = sessions::get(state.store.as_ref(), tenant, &session_id).await?;
+    let session = sessions::get(state.store(), tenant, &session_id).await?;
     Ok((session_etag(session.revision), Json(session)))
 }
 
@@ -371,13 +368,14 @@ pub(crate) async fn get_session(
 pub(crate) async fn reconcile_session(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(RuntimeId,)>, ApiError>,
     OptionalJsonBody(request): OptionalJsonBody<planning::ReconcileRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let session_id = path.text("session_id")?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((RuntimeId(session_id),)) = path?;
     let reconciled = reconcile::reconcile(
-        state.store.as_ref(),
-        &state.plan_cache,
+        state.store(),
+        state.plan_cache(),
         tenant,
         &session_id,
         request.unwrap_or_default(),
@@ -403,21 +401,22 @@ pub(crate) async fn reconcile_session(
 pub(crate) async fn create_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(Uuid,)>, ApiError>,
     JsonBody(request): JsonBody<plans::GenerateMigrationPlanRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let scenario_id = path.uuid("scenario_id")?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((scenario_id,)) = path?;
     let plan = plans::generate(
-        state.store.as_ref(),
-        &state.config,
-        &state.plan_permits,
+        state.store(),
+        state.config(),
+        state.plan_permits(),
         tenant,
         scenario_id,
         request,
         Utc::now(),
     )
     .await?;
-    let plan = plans::fit_for_response(plan, state.config.max_response_bytes);
+    let plan = plans::fit_for_response(plan, state.config().max_response_bytes);
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
@@ -432,9 +431,7 @@ pub(crate) async fn list_plans(
     Tenant(tenant): Tenant,
     QueryParams(query): QueryParams<plans::ListPlansQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        plans::list(state.store.as_ref(), tenant, query).await?,
-    ))
+    Ok(Json(plans::list(state.store(), tenant, query).await?))
 }
 
 #[utoipa::path(
@@ -446,12 +443,12 @@ pub(crate) async fn list_plans(
 pub(crate) async fn get_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan = plans::load(state.store.as_ref(), tenant, path.uuid("plan_id")?).await?;
+    let plan = plans::load(state.store(), tenant, plan_id).await?;
     Ok(Json(plans::fit_for_response(
         plan,
-        state.config.max_response_bytes,
+        state.config().max_response_bytes,
     )))
 }
 
@@ -464,11 +461,9 @@ pub(crate) async fn get_plan(
 pub(crate) async fn get_summary(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        plans::summary(state.store.as_ref(), tenant, path.uuid("plan_id")?).await?,
-    ))
+    Ok(Json(plans::summary(state.store(), tenant, plan_id).await?))
 }
 
 #[utoipa::path(
@@ -480,12 +475,12 @@ pub(crate) async fn get_summary(
 pub(crate) async fn get_anchors(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
     QueryParams(query): QueryParams<plans::PageQuery>,
+    // After the query, whose problems are reported first.
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
     Ok(Json(
-        plans::anchors_page(state.store.as_ref(), &state.config, tenant, plan_id, query).await?,
+        plans::anchors_page(state.store(), state.config(), tenant, plan_id, query).await?,
     ))
 }
 
@@ -502,12 +497,12 @@ pub(crate) async fn get_anchors(
 pub(crate) async fn get_events(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
     QueryParams(query): QueryParams<plans::PageQuery>,
+    // After the query, whose problems are reported first.
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
     Ok(Json(
-        reconcile::events(state.store.as_ref(), tenant, plan_id, query).await?,
+        reconcile::events(state.store(), tenant, plan_id, query).await?,
     ))
 }
 
@@ -522,14 +517,15 @@ pub(crate) async fn get_events(
 pub(crate) async fn put_policies(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(Uuid,)>, ApiError>,
     JsonBody(request): JsonBody<plans::UpdatePoliciesRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
-    let plan = plans::update_policies(state.store.as_ref(), tenant, plan_id, request).await?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((plan_id,)) = path?;
+    let plan = plans::update_policies(state.store(), tenant, plan_id, request).await?;
     Ok(Json(plans::fit_for_response(
         plan,
-        state.config.max_response_bytes,
+        state.config().max_response_bytes,
     )))
 }
 
@@ -543,12 +539,13 @@ pub(crate) async fn put_policies(
 pub(crate) async fn approve_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(Uuid,)>, ApiError>,
     OptionalJsonBody(request): OptionalJsonBody<plans::ApprovePlanRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((plan_id,)) = path?;
     let plan = plans::approve(
-        state.store.as_ref(),
+        state.store(),
         tenant,
         plan_id,
         request.unwrap_or_default(),
@@ -557,7 +554,7 @@ pub(crate) async fn approve_plan(
     .await?;
     Ok(Json(plans::fit_for_response(
         plan,
-        state.config.max_response_bytes,
+        state.config().max_response_bytes,
     )))
 }
 
@@ -571,12 +568,13 @@ pub(crate) async fn approve_plan(
 pub(crate) async fn reject_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    path: Result<Path<(Uuid,)>, ApiError>,
     OptionalJsonBody(request): OptionalJsonBody<plans::RejectPlanRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
+    // After the body: a bad body is reported before a bad path, as before.
+    let Path((plan_id,)) = path?;
     let plan = plans::reject(
-        state.store.as_ref(),
+        state.store(),
         tenant,
         plan_id,
         request.unwrap_or_default(),
@@ -585,7 +583,7 @@ pub(crate) async fn reject_plan(
     .await?;
     Ok(Json(plans::fit_for_response(
         plan,
-        state.config.max_response_bytes,
+        state.config().max_response_bytes,
     )))
 }
 
@@ -605,9 +603,8 @@ pub(crate) async fn reject_plan(
 pub(crate) async fn deploy_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
     let outcome = deployments::deploy(&state, tenant, plan_id, Utc::now()).await?;
     let status = if outcome.finished {
         StatusCode::OK
@@ -626,10 +623,9 @@ pub(crate) async fn deploy_plan(
 pub(crate) async fn deployment_status(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    path: PathParams,
+    Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let plan_id = path.uuid("plan_id")?;
     Ok(Json(
-        deployments::status(state.store.as_ref(), tenant, plan_id).await?,
+        deployments::status(state.store(), tenant, plan_id).await?,
     ))
 }

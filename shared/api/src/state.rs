@@ -5,20 +5,25 @@ use std::sync::Arc;
 use store::Store;
 
 use crate::config::Config;
-use crate::marking::MarkingQueue;
+use crate::marking::PlanContexts;
+use crate::queue::MarkingQueue;
+use crate::services::reconcile::PlanCache;
+use crate::worker::WorkerCounters;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
     /// Where fan-out marking messages go; `None` marks every deployment inline.
-    pub queue: Option<Arc<dyn MarkingQueue>>,
-    pub plan_cache: Arc<crate::services::reconcile::PlanCache>,
+    queue: Option<Arc<dyn MarkingQueue>>,
+    plan_cache: Arc<PlanCache>,
     /// The deploying plans the marking worker serves, with their read-ahead pages.
-    pub marking_plans: Arc<crate::marking::PlanContexts>,
+    marking_plans: Arc<PlanContexts>,
     /// Plan computations running at once (`PLAN_CONCURRENCY`): a 10,000-step diff
     /// holds hundreds of MB while it runs.
-    pub plan_permits: Arc<tokio::sync::Semaphore>,
+    plan_permits: Arc<tokio::sync::Semaphore>,
+    /// What the marking worker of this process did with its messages.
+    worker_counters: Arc<WorkerCounters>,
 }
 
 impl AppState {
@@ -30,11 +35,45 @@ impl AppState {
             queue: None,
             plan_cache: Arc::default(),
             marking_plans: Arc::default(),
+            worker_counters: Arc::default(),
         }
     }
 
     pub fn with_queue(mut self, queue: Arc<dyn MarkingQueue>) -> Self {
         self.queue = Some(queue);
         self
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn queue(&self) -> Option<&Arc<dyn MarkingQueue>> {
+        self.queue.as_ref()
+    }
+
+    pub(crate) fn plan_cache(&self) -> &PlanCache {
+        &self.plan_cache
+    }
+
+    pub(crate) fn marking_plans(&self) -> &PlanContexts {
+        &self.marking_plans
+    }
+
+    pub(crate) fn plan_permits(&self) -> &tokio::sync::Semaphore {
+        &self.plan_permits
+    }
+
+    /// What this process's marking worker did so far (messages done, dropped, retried).
+    pub fn worker_counts(&self) -> crate::worker::WorkerCounts {
+        self.worker_counters.snapshot()
+    }
+
+    pub(crate) fn worker_counters(&self) -> &WorkerCounters {
+        &self.worker_counters
     }
 }

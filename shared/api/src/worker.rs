@@ -1,29 +1,122 @@
 //! The marking worker: one queue message = one page of one chain.
 //! Shared by the SQS Lambda, `migrations serve --queue sqs` and the in-process queue.
+//!
+//! Each failure is classified ([`classify`]): a retryable one (throttling, a
+//! store or queue outage, a lost conditional write) leaves the message for
+//! redelivery; a permanent one (the plan is gone, the message is malformed) is
+//! logged with its ids, counted and deleted, so it never cycles to the
+//! dead-letter queue.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 
-use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_json;
-use crate::marking::{self, MarkMessage};
+use crate::marking::{self, MarkMessage, MarkingError, MarkingResult};
+use crate::queue::QueueError;
 use crate::state::AppState;
 
 /// What happened to one message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum MessageOutcome {
-    /// Marked and recorded (or already recorded); delete the message.
+    /// Marked and recorded (or already recorded, or its plan has finished
+    /// deploying meanwhile): delete the message.
     Done,
     /// Not a marking message at all: retrying cannot help, so it is dropped
     /// (and logged) instead of cycling to the dead-letter queue.
     Malformed,
+    /// A permanent failure (its plan is gone, its cursor was never issued):
+    /// dropped (logged, counted), not redelivered.
+    Dropped,
     /// Failed; the queue should redeliver it.
     Retry,
+}
+
+/// What the worker does with a failed message: the classification table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Leave it for redelivery (and the dead-letter queue after `MARK_MAX_RECEIVES`).
+    Retry,
+    /// Delete it: no delivery can ever succeed.
+    Drop,
+    /// Delete it: the plan no longer deploys, so there is nothing left to do.
+    Finished,
+}
+
+/// | failure                                   | disposition |
+/// |-------------------------------------------|-------------|
+/// | plan gone (deleted, never existed)        | Drop        |
+/// | cursor this store never issued            | Drop        |
+/// | plan no longer deploying                  | Finished    |
+/// | store throttled / failed / write conflict | Retry       |
+/// | queue throttled / unavailable / refused   | Retry       |
+/// | the plan's from-version missing (lost data) | Retry (→ DLQ, `pages_failed`) |
+pub fn classify(error: &MarkingError) -> Disposition {
+    match error {
+        MarkingError::PlanNotDeploying { .. } => Disposition::Finished,
+        e if e.is_permanent() => Disposition::Drop,
+        _ => Disposition::Retry,
+    }
+}
+
+/// What this process's worker did with the messages it handled, for the
+/// batch log line and for tests.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    done: AtomicU64,
+    malformed: AtomicU64,
+    dropped: AtomicU64,
+    finished: AtomicU64,
+    retried: AtomicU64,
+}
+
+/// A snapshot of [`WorkerCounters`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCounts {
+    /// Marked and recorded (or already recorded).
+    pub done: u64,
+    /// Not a marking or recount message: deleted.
+    pub malformed: u64,
+    /// A permanent failure: deleted.
+    pub dropped: u64,
+    /// The plan no longer deploys: deleted (included in `done`).
+    pub finished: u64,
+    /// Left for redelivery.
+    pub retried: u64,
+}
+
+impl WorkerCounters {
+    fn count(&self, outcome: &MessageOutcome) {
+        let counter = match outcome {
+            MessageOutcome::Done => &self.done,
+            MessageOutcome::Malformed => &self.malformed,
+            MessageOutcome::Dropped => &self.dropped,
+            MessageOutcome::Retry => &self.retried,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WorkerCounts {
+        WorkerCounts {
+            done: self.done.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            finished: self.finished.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Process one message body. `attempt` is the delivery count (1 for the first);
 /// on the last allowed attempt a failure is recorded against the plan so that it
 /// shows in `deployment-status` while the message moves to the dead-letter queue.
 pub async fn process_body(state: &AppState, body: &str, attempt: u32) -> MessageOutcome {
+    let outcome = handle_body(state, body, attempt).await;
+    state.worker_counters().count(&outcome);
+    outcome
+}
+
+async fn handle_body(state: &AppState, body: &str, attempt: u32) -> MessageOutcome {
     // The queue also carries exact session recounts (crate::recount).
     if let Some(recount) = crate::recount::RecountMessage::parse(body) {
         return crate::recount::process(state, &recount, attempt).await;
@@ -31,20 +124,46 @@ pub async fn process_body(state: &AppState, body: &str, attempt: u32) -> Message
     let message: MarkMessage = match parse_json(body.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
-            tracing::error!(
+            tracing::warn!(
                 body_len = body.len(),
+                attempt,
                 "dropping a message that is not a marking message"
             );
             return MessageOutcome::Malformed;
         }
     };
-    match process(state, &message).await {
-        Ok(()) => MessageOutcome::Done,
-        Err(error) => {
-            tracing::warn!(%error, plan_id = %message.plan_id, page = %message.page_id(), attempt, "marking page failed");
-            if attempt >= state.config.mark_max_receives {
+    let Err(error) = process(state, &message).await else {
+        return MessageOutcome::Done;
+    };
+    let ids = (message.tenant_id, message.plan_id, message.page_id());
+    match classify(&error) {
+        Disposition::Finished => {
+            tracing::info!(
+                tenant = %ids.0, plan_id = %ids.1, page = %ids.2, attempt, %error,
+                "plan no longer deploying; message deleted"
+            );
+            state
+                .worker_counters()
+                .finished
+                .fetch_add(1, Ordering::Relaxed);
+            MessageOutcome::Done
+        }
+        Disposition::Drop => {
+            tracing::warn!(
+                tenant = %ids.0, plan_id = %ids.1, page = %ids.2, attempt, %error,
+                "permanent marking failure; message dropped"
+            );
+            MessageOutcome::Dropped
+        }
+        Disposition::Retry => {
+            let error = crate::error::with_sources(&error);
+            tracing::warn!(
+                tenant = %ids.0, plan_id = %ids.1, page = %ids.2, attempt, %error,
+                "marking page failed; left for redelivery"
+            );
+            if attempt >= state.config().mark_max_receives {
                 let recorded = state
-                    .store
+                    .store()
                     .record_failed_page(message.tenant_id, message.plan_id, &message.page_id())
                     .await;
                 if let Err(e) = recorded {
@@ -72,7 +191,8 @@ pub struct Delivery<'a> {
 
 /// Process a batch, each message on its own (in a span tagged with its id), at
 /// most [`PAGES_IN_FLIGHT`] at once. Returns the ids of the messages to redeliver;
-/// one failing message never fails the others.
+/// one failing message never fails the others. One log line per batch says what
+/// became of its messages.
 pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec<String> {
     use futures::StreamExt;
     use tracing::Instrument;
@@ -87,15 +207,30 @@ pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec
                 let outcome = process_body(state, d.body, d.attempt)
                     .instrument(span)
                     .await;
-                (outcome == MessageOutcome::Retry).then(|| d.id.to_owned())
+                (d.id, outcome)
             }
         })
         .collect();
-    futures::stream::iter(work)
+    let outcomes: Vec<(&str, MessageOutcome)> = futures::stream::iter(work)
         .buffer_unordered(PAGES_IN_FLIGHT)
-        .filter_map(|failed| async move { failed })
         .collect()
-        .await
+        .await;
+    let tally = |wanted: MessageOutcome| outcomes.iter().filter(|(_, o)| *o == wanted).count();
+    let totals = state.worker_counters().snapshot();
+    tracing::info!(
+        messages = outcomes.len(),
+        done = tally(MessageOutcome::Done),
+        dropped = tally(MessageOutcome::Dropped),
+        malformed = tally(MessageOutcome::Malformed),
+        retry = tally(MessageOutcome::Retry),
+        dropped_total = totals.dropped + totals.malformed,
+        "marking batch"
+    );
+    outcomes
+        .into_iter()
+        .filter(|(_, outcome)| *outcome == MessageOutcome::Retry)
+        .map(|(id, _)| id.to_owned())
+        .collect()
 }
 
 #[cfg(feature = "worker-lambda")]
@@ -103,7 +238,8 @@ pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsE
 
 /// The SQS worker Lambda's handler: the event's records as one batch, answered
 /// with `batchItemFailures` naming only the messages to redeliver (the event
-/// source mapping must enable `ReportBatchItemFailures`).
+/// source mapping must enable `ReportBatchItemFailures`); dropped messages are
+/// not named, so SQS deletes them.
 #[cfg(feature = "worker-lambda")]
 pub async fn handle_sqs_event(state: &AppState, event: &SqsEvent) -> SqsBatchResponse {
     let deliveries: Vec<Delivery<'_>> = event
@@ -133,20 +269,19 @@ pub async fn handle_sqs_event(state: &AppState, event: &SqsEvent) -> SqsBatchRes
     response
 }
 
-async fn process(state: &AppState, message: &MarkMessage) -> ApiResult<()> {
+async fn process(state: &AppState, message: &MarkMessage) -> MarkingResult<()> {
+    let config = state.config();
     let continuation = marking::process_message(
-        state.store.as_ref(),
-        &state.marking_plans,
+        state.store(),
+        state.marking_plans(),
         message,
-        state.config.mark_page_size,
-        state.config.mark_concurrency,
+        config.mark_page_size,
+        config.mark_concurrency,
         Utc::now(),
     )
     .await?;
     if let Some(next) = continuation {
-        let queue = state.queue.as_ref().ok_or_else(|| {
-            ApiError::Unexpected("no marking queue configured for continuations".into())
-        })?;
+        let queue = state.queue().ok_or(QueueError::NotConfigured)?;
         queue.enqueue(vec![next]).await?;
     }
     Ok(())

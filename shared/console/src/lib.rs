@@ -146,7 +146,7 @@ async fn plan_diagram(
             "less_than_equal",
         ));
     }
-    let store = state.store.as_ref();
+    let store = state.store();
     // Read only: the diagram does not care about expiry (`plans::load` would write it).
     let plan = store
         .get_plan(tenant, plan_id)

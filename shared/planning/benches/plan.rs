@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use planning::diff::diff_scenarios;
-use planning::plan::{SessionCounts, compute_plan, prepare};
+use planning::plan::{SessionCounts, compute_plan};
 use planning::testkit::{EditKind, Rng, apply_edit, conversation, edit};
 
 fn bench_plan(c: &mut Criterion) {
@@ -28,9 +28,6 @@ fn bench_plan(c: &mut Criterion) {
         });
         group.bench_function("diff_only", |b| {
             b.iter(|| diff_scenarios(black_box(&v1), black_box(&v2)))
-        });
-        group.bench_function("prepare_then_finish", |b| {
-            b.iter(|| prepare(black_box(&v1), black_box(&v2)).finish(black_box(&counts)))
         });
         group.finish();
     }

@@ -250,7 +250,7 @@ impl Condition {
 
 /// True when `source` compiles as CEL (an empty condition is an unconditional
 /// transition, not a machine-evaluable one).
-pub fn is_machine_evaluable(source: &str) -> bool {
+pub(crate) fn is_machine_evaluable(source: &str) -> bool {
     Condition::compile(source).is_ok()
 }
 
@@ -291,7 +291,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ConditionError> {
 
 /// Convert JSON to a CEL value. Integral numbers become `int` so that
 /// `age >= 18` works whether the runtime sent `18` or `18.0`-free JSON.
-pub fn json_to_cel(value: &serde_json::Value) -> Value {
+fn json_to_cel(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),

@@ -5,10 +5,13 @@
 
 pub mod conditions;
 pub mod diff;
+pub mod eligibility;
 mod graph;
 pub mod hash;
+pub mod lifecycle;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod reconcile;
 pub mod render;
 pub mod scope;

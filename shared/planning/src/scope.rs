@@ -139,13 +139,13 @@ pub enum Inclusion {
 }
 
 /// Whole days since the session started (never negative).
-pub fn session_age_days(session: &Session, now: DateTime<Utc>) -> i64 {
+pub(crate) fn session_age_days(session: &Session, now: DateTime<Utc>) -> i64 {
     (now - session.created_at).num_days().max(0)
 }
 
 /// The CEL view of a session: `session.channel`, `session.age_days`,
 /// `session.variables`, `session.current_step`.
-pub fn session_bindings(
+pub(crate) fn session_bindings(
     session: &Session,
     current_step_name: &str,
     age_days: i64,

@@ -251,6 +251,7 @@ fn kv_counter_key(key: &CountKey) -> String {
 
 /// Set once every session of a key-value store is counted (new stores, and
 /// older files after [`kv_rebuild`]).
+#[cfg(feature = "local")]
 pub(crate) const KV_READY: &str = "COUNTS/READY";
 
 fn kv_add(kv: &mut dyn KvWrite, key: &CountKey, delta: i64) -> StoreResult<()> {
@@ -351,6 +352,7 @@ pub(crate) fn kv_get_recount(
 
 /// Count every stored session once, for a store written before counters
 /// existed; a no-op once [`KV_READY`] is set. Reads the whole store once.
+#[cfg(feature = "local")]
 pub(crate) fn kv_rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
     if kv.get(KV_READY)?.is_some() {
         return Ok(false);

@@ -27,17 +27,26 @@ use uuid::Uuid;
 mod codec;
 pub mod counts;
 pub mod dynamo;
-pub mod dynamo_counts;
+pub use dynamo::counts as dynamo_counts;
 #[cfg(feature = "stream-poll")]
-pub mod dynamo_stream;
+pub use dynamo::stream as dynamo_stream;
+/// The redb file store: `migrations serve --store embedded` and the tests (`local` feature).
+#[cfg(feature = "local")]
 pub mod embedded;
 pub mod kv;
 pub mod memory;
+mod semantics;
 mod session_rules;
+/// Fresh DynamoDB Local tables and the backend-matrix macro, for tests and benchmarks.
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod types;
 
 pub use counts::{Recount, StepCounts};
-pub use dynamo::{DynamoStore, TableNames, create_tables};
+#[cfg(feature = "local")]
+pub use dynamo::create_tables;
+pub use dynamo::{DynamoStore, TableNames, retry_backoff};
+#[cfg(feature = "local")]
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use types::*;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use planning::lifecycle::StatusChange;
 use planning::{
     MigrationPlan, MigrationPlanSummaryItem, MigrationScenario, PlanStatus, ReconciliationAction,
     ScenarioVersion,
@@ -29,19 +30,15 @@ pub struct PlanPage {
     pub next_token: Option<String>,
 }
 
-/// A conditional status change of a plan.
+/// A status change of a plan ([`planning::lifecycle`] decides it is legal and
+/// what it stamps), conditioned on the plan being at `change.from` and
+/// `expected_revision`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanTransition {
     pub tenant: Uuid,
     pub plan_id: Uuid,
-    pub from: PlanStatus,
     pub expected_revision: u64,
-    pub to: PlanStatus,
-    /// Who and when, written into the matching `*_at`/`*_by` fields of the plan
-    /// (`approved_*` for Approved, `rejected_*` for Rejected, `deployed_at` for Deployed).
-    pub at: DateTime<Utc>,
-    pub by: Option<String>,
-    pub reason: Option<String>,
+    pub change: StatusChange,
 }
 
 #[derive(Debug, Clone, PartialEq)]

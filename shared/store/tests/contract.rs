@@ -59,93 +59,69 @@ async fn embedded() -> Option<Harness> {
 }
 
 async fn dynamodb() -> Option<Harness> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        if std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
-            panic!(
-                "FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB is not set: \
-                 start DynamoDB Local and point AWS_ENDPOINT_URL_DYNAMODB at it"
-            );
-        }
-        eprintln!("skipping: AWS_ENDPOINT_URL_DYNAMODB not set");
-        return None;
-    }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let suffix = Uuid::new_v4().simple().to_string();
-    let tables = store::TableNames {
-        main: format!("fm-main-{suffix}"),
-        sessions: format!("fm-sessions-{suffix}"),
-    };
-    store::create_tables(&client, &tables)
-        .await
-        .expect("create DynamoDB tables");
+    let fresh = store::testing::fresh_dynamo_tables("fm").await?;
     // Idempotent: a second call must not fail.
-    store::create_tables(&client, &tables)
+    store::create_tables(&fresh.client, &fresh.tables)
         .await
         .expect("create DynamoDB tables twice");
     Some(Harness {
-        store: Arc::new(store::DynamoStore::new(client, tables)),
+        store: Arc::new(fresh.store()),
         _file: None,
     })
 }
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::memory().await {
-                        super::cases::$case(h.store.clone()).await;
-                    }
-                }
-            )*
-        }
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::embedded().await {
-                        super::cases::$case(h.store.clone()).await;
-                    }
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::dynamodb().await {
-                        super::cases::$case(h.store.clone()).await;
-                    }
-                }
-            )*
-        }
-    };
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    Embedded,
+    Dynamo,
 }
 
-suite!(
-    retention_deletes_a_deployed_plan_after_its_period,
-    runtime_write_contract,
-    runtime_writes_never_lose_a_flag,
-    scenario_create_conflict,
-    tenant_isolation,
-    plan_create_and_live_slot,
-    list_plans_newest_first_with_filters_and_paging,
-    policies_update_needs_pending_and_revision,
-    concurrent_transitions_exactly_one_wins,
-    activation_is_atomic,
-    marking_is_conditional,
-    mark_sessions_page,
-    sessions_at_step_paging_and_count,
-    record_marking_page_is_idempotent,
-    apply_session_change_once_under_concurrency,
-    apply_session_change_unflagged_and_pinned,
-    events_paging,
-    large_plan_round_trip,
-);
+/// Run `case` on a fresh store of `backend`; skip when DynamoDB Local is absent.
+async fn on_fresh_store<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let harness = match backend {
+        Backend::Memory => memory().await,
+        Backend::Embedded => embedded().await,
+        Backend::Dynamo => dynamodb().await,
+    };
+    if let Some(h) = harness {
+        case(h.store.clone()).await;
+    }
+}
+
+store::backend_matrix! {
+    run: on_fresh_store,
+    backends: [
+        memory => Backend::Memory,
+        embedded => Backend::Embedded,
+        dynamodb => Backend::Dynamo,
+    ],
+    tests_in: cases,
+    tests: [
+        retention_deletes_a_deployed_plan_after_its_period,
+        runtime_write_contract,
+        runtime_writes_never_lose_a_flag,
+        scenario_create_conflict,
+        tenant_isolation,
+        plan_create_and_live_slot,
+        list_plans_newest_first_with_filters_and_paging,
+        policies_update_needs_pending_and_revision,
+        concurrent_transitions_exactly_one_wins,
+        activation_is_atomic,
+        marking_is_conditional,
+        mark_sessions_page,
+        sessions_at_step_paging_and_count,
+        record_marking_page_is_idempotent,
+        apply_session_change_once_under_concurrency,
+        apply_session_change_unflagged_and_pinned,
+        events_paging,
+        large_plan_round_trip,
+    ],
+}
 
 // ---------------------------------------------------------------------------
 // fixtures
@@ -366,15 +342,23 @@ fn pending(plan_id: Uuid, from_step: Uuid) -> PendingMigration {
 }
 
 fn transition(p: &MigrationPlan, from: PlanStatus, rev: u64, to: PlanStatus) -> PlanTransition {
+    let (by, reason) = (Some("bob".to_owned()), Some("because".to_owned()));
+    let stamp = match to {
+        PlanStatus::Approved => planning::lifecycle::Stamp::Approved { by },
+        PlanStatus::Rejected => planning::lifecycle::Stamp::Rejected { by, reason },
+        PlanStatus::Deployed => planning::lifecycle::Stamp::Deployed,
+        _ => planning::lifecycle::Stamp::Unstamped,
+    };
     PlanTransition {
         tenant: p.tenant_id,
         plan_id: p.id,
-        from,
         expected_revision: rev,
-        to,
-        at: t0() + Duration::hours(1),
-        by: Some("bob".into()),
-        reason: Some("because".into()),
+        change: planning::lifecycle::StatusChange {
+            from,
+            to,
+            at: t0() + Duration::hours(1),
+            stamp,
+        },
     }
 }
 

@@ -75,80 +75,57 @@ async fn embedded() -> Option<Harness> {
 
 #[cfg(feature = "stream-poll")]
 async fn dynamodb() -> Option<Harness> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        if std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
-            panic!("FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB is not set");
-        }
-        eprintln!("skipping: AWS_ENDPOINT_URL_DYNAMODB not set");
-        return None;
-    }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let fresh = store::testing::fresh_dynamo_tables("fm").await?;
     // DynamoDB Local serves Streams on the DynamoDB endpoint.
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
-        .expect("endpoint");
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&config)
-            .endpoint_url(endpoint)
-            .build(),
-    );
-    let suffix = Uuid::new_v4().simple().to_string();
-    let tables = store::TableNames {
-        main: format!("fm-main-{suffix}"),
-        sessions: format!("fm-sessions-{suffix}"),
-    };
-    store::create_tables(&client, &tables)
-        .await
-        .expect("create DynamoDB tables");
-    let poller = store::dynamo_stream::StreamPoller::new(client.clone(), streams, &tables);
+    let streams = store::dynamo_stream::streams_client(&fresh.sdk);
+    let poller =
+        store::dynamo_stream::StreamPoller::new(fresh.client.clone(), streams, &fresh.tables);
     Some(Harness {
-        store: Arc::new(store::DynamoStore::new(client.clone(), tables.clone())),
+        store: Arc::new(fresh.store()),
         dynamo: Some(DynamoParts {
-            client,
-            tables,
+            client: fresh.client,
+            tables: fresh.tables,
             poller: tokio::sync::Mutex::new(poller),
         }),
         _file: None,
     })
 }
 
-macro_rules! on_every_store {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::memory().await { super::$case(&h).await; }
-                }
-            )*
-        }
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::embedded().await { super::$case(&h).await; }
-                }
-            )*
-        }
-        #[cfg(feature = "stream-poll")]
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = super::dynamodb().await { super::$case(&h).await; }
-                }
-            )*
-        }
-    };
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    Embedded,
+    #[cfg(feature = "stream-poll")]
+    Dynamo,
 }
 
-on_every_store!(
-    counts_follow_creates_and_moves,
-    counts_are_per_tenant_and_version
-);
+/// Run `case` on a fresh harness of `backend`; skip when DynamoDB Local is absent.
+async fn on_fresh_store<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let harness = match backend {
+        Backend::Memory => memory().await,
+        Backend::Embedded => embedded().await,
+        #[cfg(feature = "stream-poll")]
+        Backend::Dynamo => dynamodb().await,
+    };
+    if let Some(h) = harness {
+        case(h).await;
+    }
+}
+
+store::backend_matrix! {
+    run: on_fresh_store,
+    backends: [
+        memory => Backend::Memory,
+        embedded => Backend::Embedded,
+        #[cfg(feature = "stream-poll")]
+        dynamodb => Backend::Dynamo,
+    ],
+    tests: [counts_follow_creates_and_moves, counts_are_per_tenant_and_version],
+}
 
 fn step(n: u128) -> Uuid {
     Uuid::from_u128(0xA000 + n)
@@ -188,7 +165,8 @@ async fn counts_of(h: &Harness, tenant: Uuid, scenario: Uuid, version: i64) -> B
     counts.by_step
 }
 
-async fn counts_follow_creates_and_moves(h: &Harness) {
+async fn counts_follow_creates_and_moves(h: Harness) {
+    let h = &h;
     let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
     let store = h.store.as_ref();
     assert!(counts_of(h, t, s, 1).await.is_empty());
@@ -280,7 +258,8 @@ async fn counts_follow_creates_and_moves(h: &Harness) {
     assert_eq!(exact, counts_of(h, t, s, 1).await);
 }
 
-async fn counts_are_per_tenant_and_version(h: &Harness) {
+async fn counts_are_per_tenant_and_version(h: Harness) {
+    let h = &h;
     let (t1, t2, s) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let store = h.store.as_ref();
     store

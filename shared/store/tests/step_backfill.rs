@@ -123,27 +123,10 @@ async fn embedded_rebuild_reindexes_under_the_new_shard_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_backfill_rewrites_old_keys_once() {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        assert_ne!(
-            std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref(),
-            Ok("1"),
-            "FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB is not set"
-        );
-        eprintln!("skipping: AWS_ENDPOINT_URL_DYNAMODB not set");
+    let Some(fresh) = store::testing::fresh_dynamo_tables("fm").await else {
         return;
-    }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let suffix = Uuid::new_v4().simple().to_string();
-    let tables = store::TableNames {
-        main: format!("fm-main-{suffix}"),
-        sessions: format!("fm-sessions-{suffix}"),
     };
-    store::create_tables(&client, &tables)
-        .await
-        .expect("create tables");
+    let (client, tables) = (fresh.client, fresh.tables);
     let shards = 8;
     let s = store::DynamoStore::new(client.clone(), tables.clone()).with_step_index_shards(shards);
     let (tenant, scenario, step) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());

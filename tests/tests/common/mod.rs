@@ -1,8 +1,12 @@
 //! Test harness: a real HTTP server per test (the same router `migrations serve`
-//! runs) on a fresh store — a temp redb file, or fresh DynamoDB Local tables.
+//! runs) on a fresh store — in memory, a temp redb file, or fresh DynamoDB Local
+//! tables (`store::testing`, shared with the store's own tests). Each test file
+//! runs its cases once per backend with `store::backend_matrix!`, usually with
+//! [`with_app`] as the runner.
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
 
 use api::{AppState, Config};
@@ -11,6 +15,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
+    Memory,
     Embedded,
     Dynamo,
 }
@@ -30,18 +35,6 @@ impl Drop for TestApp {
     }
 }
 
-/// Whether DynamoDB Local is configured; panics when the test script requires it.
-pub fn dynamo_available() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok_and(|v| !v.is_empty());
-    if !configured && std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
-        panic!("FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB is not set");
-    }
-    if !configured {
-        eprintln!("skipping: AWS_ENDPOINT_URL_DYNAMODB not set");
-    }
-    configured
-}
-
 pub fn test_config() -> Config {
     Config {
         inline_mark_threshold: 1_000,
@@ -52,62 +45,33 @@ pub fn test_config() -> Config {
 
 /// A DynamoDB store whose session counts follow the sessions table's stream,
 /// read up to its end before each counts read (as `migrations serve` does).
-pub fn dynamo_store_counting(
-    sdk: &aws_config::SdkConfig,
-    client: aws_sdk_dynamodb::Client,
-    tables: store::dynamo::TableNames,
-) -> store::dynamo::DynamoStore {
+pub fn dynamo_store_counting(fresh: store::testing::FreshTables) -> store::DynamoStore {
     let poller = store::dynamo_stream::SharedPoller::new(store::dynamo_stream::StreamPoller::new(
-        client.clone(),
-        store::dynamo_stream::streams_client(sdk),
-        &tables,
+        fresh.client.clone(),
+        store::dynamo_stream::streams_client(&fresh.sdk),
+        &fresh.tables,
     ));
-    store::dynamo::DynamoStore::new(client, tables).with_counts_catch_up(poller)
+    fresh.store().with_counts_catch_up(poller)
 }
 
 /// Start an app; `None` when the backend is not available here.
 pub async fn spawn_app(backend: Backend, config: Config) -> Option<TestApp> {
-    let (store, dir): (Arc<dyn store::Store>, _) = match backend {
-        Backend::Embedded => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = store::embedded::EmbeddedStore::open(dir.path().join("migrations.redb"))
-                .expect("open embedded store");
-            (Arc::new(store), Some(dir))
-        }
-        Backend::Dynamo => {
-            if !dynamo_available() {
-                return None;
-            }
-            let sdk = api::aws::sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let suffix = Uuid::new_v4().simple().to_string();
-            let tables = store::dynamo::TableNames {
-                main: format!("e2e-main-{suffix}"),
-                sessions: format!("e2e-sessions-{suffix}"),
-            };
-            store::dynamo::create_tables(&client, &tables)
-                .await
-                .expect("create tables");
-            (Arc::new(dynamo_store_counting(&sdk, client, tables)), None)
-        }
-    };
+    let (store, dir) = fresh_store(backend).await?;
     let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let app = api::app(state.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum_serve(listener, app).await;
-    });
-    Some(TestApp {
-        base: format!("http://{address}"),
-        client: reqwest::Client::new(),
-        tenant: Uuid::new_v4(),
-        state,
-        _dir: dir,
-        server,
-    })
+    Some(serve_state(state, dir).await)
+}
+
+/// The runner of most `store::backend_matrix!` tests: the case gets an app served
+/// on a fresh store of `backend` ([`spawn_app`] with [`test_config`]), or is
+/// skipped when the backend is not available here.
+pub async fn with_app<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(app) = spawn_app(backend, test_config()).await {
+        case(app).await;
+    }
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
@@ -233,24 +197,13 @@ pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
     json!({"name": "Long flow", "version": version, "entry_step_id": step(1), "steps": steps})
 }
 
-/// Whether a local SQS (moto) is configured; panics when the test script requires it.
-pub fn sqs_available() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL_SQS").is_ok_and(|v| !v.is_empty());
-    if !configured && std::env::var("FOCAL_REQUIRE_LOCAL_AWS").as_deref() == Ok("1") {
-        panic!("FOCAL_REQUIRE_LOCAL_AWS=1 but AWS_ENDPOINT_URL_SQS is not set");
-    }
-    if !configured {
-        eprintln!("skipping: AWS_ENDPOINT_URL_SQS not set");
-    }
-    configured
-}
-
-/// A fresh store for `backend` (a temp redb file, or fresh DynamoDB Local
-/// tables), with the temp dir that must outlive it; `None` when unavailable.
+/// A fresh store for `backend` (in memory, a temp redb file, or fresh DynamoDB
+/// Local tables), with the temp dir that must outlive it; `None` when unavailable.
 pub async fn fresh_store(
     backend: Backend,
 ) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
     match backend {
+        Backend::Memory => Some((Arc::new(store::MemoryStore::new()), None)),
         Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = store::embedded::EmbeddedStore::open(dir.path().join("migrations.redb"))
@@ -258,20 +211,8 @@ pub async fn fresh_store(
             Some((Arc::new(store), Some(dir)))
         }
         Backend::Dynamo => {
-            if !dynamo_available() {
-                return None;
-            }
-            let sdk = api::aws::sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let suffix = Uuid::new_v4().simple().to_string();
-            let tables = store::dynamo::TableNames {
-                main: format!("e2e-main-{suffix}"),
-                sessions: format!("e2e-sessions-{suffix}"),
-            };
-            store::dynamo::create_tables(&client, &tables)
-                .await
-                .expect("create tables");
-            Some((Arc::new(dynamo_store_counting(&sdk, client, tables)), None))
+            let fresh = store::testing::fresh_dynamo_tables("e2e").await?;
+            Some((Arc::new(dynamo_store_counting(fresh)), None))
         }
     }
 }
@@ -300,42 +241,14 @@ pub async fn serve_state(state: AppState, dir: Option<tempfile::TempDir>) -> Tes
 /// A fresh marking queue (and its dead-letter queue) on the local SQS, with a
 /// unique name; `None` when no local SQS is configured.
 pub async fn fresh_sqs_queue(max_receives: u32) -> Option<(aws_sdk_sqs::Client, String)> {
-    if !sqs_available() {
+    if !store::testing::sqs_configured() {
         return None;
     }
-    let sdk = api::aws::sdk_config().await;
+    let sdk = store::testing::sdk_config_from_env().await;
     let client = aws_sdk_sqs::Client::new(&sdk);
     let name = format!("e2e-marking-{}", Uuid::new_v4().simple());
     let url = api::aws::ensure_queue(&client, &name, max_receives)
         .await
         .expect("create SQS queue");
     Some((client, url))
-}
-
-/// Instantiate each `async fn name(app: TestApp)` of a test file once per backend:
-/// `embedded::name` and `dynamodb::name` (the latter skips without DynamoDB Local).
-#[allow(unused_macros)]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Embedded, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn_app(super::Backend::Dynamo, super::test_config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
 }

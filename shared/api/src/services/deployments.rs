@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use planning::lifecycle::{self, PlanCommand};
 use planning::{
     DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
 };
@@ -11,13 +12,13 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
+use crate::services::error::{ServiceError, ServiceResult};
 use crate::services::plans::{load, load_header, plans_of};
 use crate::state::AppState;
 
 /// A deployment answer: `finished` is false while marking fans out (HTTP 202).
-pub struct DeployOutcome {
+pub(crate) struct DeployOutcome {
     pub result: DeploymentResult,
     pub finished: bool,
 }
@@ -32,30 +33,27 @@ fn result_of(plan: &MigrationPlan, stats: &PlanStats) -> DeploymentResult {
     }
 }
 
-pub async fn deploy(
+pub(crate) async fn deploy(
     state: &AppState,
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
-) -> ApiResult<DeployOutcome> {
-    let store = state.store.as_ref();
+) -> ServiceResult<DeployOutcome> {
+    let store = state.store();
     // The header is enough to decide; activation returns the whole plan.
     let plan = load_header(store, tenant, plan_id).await?;
     match plan.status {
-        PlanStatus::Approved => {}
         // Again while deploying: resume whatever stalled, then report progress.
         PlanStatus::Deploying => return resume(state, plan, now).await,
-        other => {
-            return Err(ApiError::Conflict(format!(
-                "Plan is {}; only approved plans can be deployed",
-                other.as_str()
-            )));
-        }
+        // Only approved plans deploy (`planning::lifecycle`): else 409.
+        status => lifecycle::check(status, &PlanCommand::Deploy)?,
     }
     let target = store
         .get_plan_target(tenant, plan_id)
         .await?
-        .ok_or_else(|| ApiError::Unexpected("approved plan without its target version".into()))?;
+        .ok_or_else(|| {
+            ServiceError::Unexpected("approved plan without its target version".into())
+        })?;
     let activation = PlanActivation {
         tenant,
         plan_id,
@@ -78,16 +76,23 @@ pub async fn deploy(
 }
 
 /// Mark the plan itself superseded (its scenario moved on without it).
-async fn supersede(store: &dyn Store, plan: &MigrationPlan, now: DateTime<Utc>) -> ApiResult<()> {
+async fn supersede(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    let command = PlanCommand::Supersede {
+        reason: Some("scenario moved to another version".into()),
+    };
+    // A plan no longer pending or approved has nothing left to supersede.
+    let Ok(change) = lifecycle::transition(plan.status, command, now) else {
+        return Ok(());
+    };
     let change = PlanTransition {
         tenant: plan.tenant_id,
         plan_id: plan.id,
-        from: plan.status,
         expected_revision: plan.revision,
-        to: PlanStatus::Superseded,
-        at: now,
-        by: None,
-        reason: Some("scenario moved to another version".into()),
+        change,
     };
     match store.transition_plan(&change).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
@@ -100,7 +105,7 @@ async fn supersede_siblings(
     store: &dyn Store,
     deployed: &MigrationPlan,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let live = plans_of(
         store,
         deployed.tenant_id,
@@ -125,9 +130,9 @@ async fn mark(
     state: &AppState,
     plan: MigrationPlan,
     now: DateTime<Utc>,
-) -> ApiResult<DeployOutcome> {
-    let store = state.store.as_ref();
-    let config = &state.config;
+) -> ServiceResult<DeployOutcome> {
+    let store = state.store();
+    let config = state.config();
     // One chain per (step, shard of the step index): the shards of a step are
     // marked in parallel. The shard count is the store's now, recorded on
     // every chain, so resumptions walk the same shards whatever changes later.
@@ -174,12 +179,12 @@ async fn mark(
 /// and walk it on from where the ledger says it stands — through the queue when
 /// there is one. Recording is conditional on the chain's position, so a walk
 /// that was only slow, not dead, and its resumption never both count a page.
-pub async fn resume(
+pub(crate) async fn resume(
     state: &AppState,
     plan: MigrationPlan,
     now: DateTime<Utc>,
-) -> ApiResult<DeployOutcome> {
-    let store = state.store.as_ref();
+) -> ServiceResult<DeployOutcome> {
+    let store = state.store();
     let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
     if stats.marking_started_at.is_none() {
         tracing::warn!(plan_id = %plan.id, "deploy stopped before marking started; starting it");
@@ -187,12 +192,12 @@ pub async fn resume(
         return mark(state, plan, now).await;
     }
     let lease = chrono::Duration::seconds(
-        i64::try_from(state.config.deploy_lease_seconds).unwrap_or(i64::MAX),
+        i64::try_from(state.config().deploy_lease_seconds).unwrap_or(i64::MAX),
     );
     let mut work = Vec::new();
     for chain in store.list_chains(plan.tenant_id, plan.id).await? {
         let stalled = !chain.done && now.signed_duration_since(chain.updated_at) >= lease;
-        if !stalled || chain.resumptions >= state.config.deploy_max_resumptions {
+        if !stalled || chain.resumptions >= state.config().deploy_max_resumptions {
             continue;
         }
         if store
@@ -233,7 +238,7 @@ pub async fn resume(
         return Ok(outcome);
     }
     // A resumption never walks a large chain inside someone's request.
-    let fan_out = state.queue.is_some();
+    let fan_out = state.queue().is_some();
     // Marking needs the policies: the whole plan, read only now there is work.
     let plan = load(store, plan.tenant_id, plan.id).await?;
     dispatch(state, &plan, work, fan_out, now).await
@@ -257,8 +262,8 @@ const SWEEP_EXPIRED: usize = 10_000;
 /// Resume every deploying plan that needs it, across tenants: what the
 /// periodic schedule (EventBridge on AWS, a timer in `migrations serve`) runs.
 /// One plan's failure is logged and does not stop the others.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepReport> {
-    let store = state.store.as_ref();
+pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ServiceResult<SweepReport> {
+    let store = state.store();
     let mut report = SweepReport {
         items_expired: store.sweep_expired(now, SWEEP_EXPIRED).await?,
         ..SweepReport::default()
@@ -284,12 +289,13 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ApiResult<SweepRepor
     Ok(report)
 }
 
+#[cfg(feature = "local")]
 /// Sweep every `DEPLOY_SWEEP_SECONDS`, for the life of the process
 /// (`migrations serve`; on AWS an EventBridge schedule invokes [`sweep`]). The
 /// first sweep runs at start-up, so a deploy cut short by a crash resumes as
 /// soon as the process is back and the lease has run out.
 pub async fn sweep_forever(state: AppState) {
-    let period = std::time::Duration::from_secs(state.config.deploy_sweep_seconds.max(1));
+    let period = std::time::Duration::from_secs(state.config().deploy_sweep_seconds.max(1));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -304,7 +310,7 @@ pub async fn sweep_forever(state: AppState) {
     }
 }
 
-async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeployOutcome> {
+async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ServiceResult<DeployOutcome> {
     let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
     Ok(DeployOutcome {
@@ -321,10 +327,10 @@ async fn dispatch(
     work: Vec<(Chain, Option<String>)>,
     fan_out: bool,
     now: DateTime<Utc>,
-) -> ApiResult<DeployOutcome> {
-    let store = state.store.as_ref();
-    let config = &state.config;
-    if let (true, Some(queue)) = (fan_out, state.queue.as_ref()) {
+) -> ServiceResult<DeployOutcome> {
+    let store = state.store();
+    let config = state.config();
+    if let (true, Some(queue)) = (fan_out, state.queue()) {
         let messages = work
             .into_iter()
             .map(|(chain, cursor)| MarkMessage {
@@ -342,7 +348,7 @@ async fn dispatch(
     let v1 = store
         .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
         .await?
-        .ok_or_else(|| ApiError::Unexpected("plan's from-version is missing".into()))?
+        .ok_or_else(|| ServiceError::Unexpected("plan's from-version is missing".into()))?
         .definition();
     let ctx = MarkingContext::new(
         plan,
@@ -385,7 +391,7 @@ async fn probe_chains(
     chains: Vec<Chain>,
     threshold: u64,
     concurrency: usize,
-) -> ApiResult<(Vec<Chain>, bool)> {
+) -> ServiceResult<(Vec<Chain>, bool)> {
     let query = |chain: &Chain, limit: usize, cursor: Option<String>| StepQuery {
         tenant: plan.tenant_id,
         scenario_id: plan.scenario_id,
@@ -435,7 +441,11 @@ async fn probe_chains(
     Ok((chains, fan_out))
 }
 
-pub async fn status(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<DeploymentStatus> {
+pub(crate) async fn status(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> ServiceResult<DeploymentStatus> {
     // Status and counters only: never the plan's body.
     let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;

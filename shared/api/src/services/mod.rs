@@ -1,7 +1,8 @@
 //! Use cases over the store. Handlers parse and call these; these never see HTTP.
 
 pub mod deployments;
+pub mod error;
 pub mod plans;
-pub mod reconcile;
-pub mod scenarios;
-pub mod sessions;
+pub(crate) mod reconcile;
+pub(crate) mod scenarios;
+pub(crate) mod sessions;

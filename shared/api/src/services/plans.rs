@@ -6,10 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 
-use planning::conditions::MAX_EXPRESSION_CHARS;
+use planning::lifecycle::{self, PlanCommand};
 use planning::plan::{SessionCounts, compute_plan};
-use planning::scope::{CompiledScope, MAX_CUSTOM_CONDITIONS};
-use planning::validate::LocPart;
 use planning::{
     AnchorMigrationPolicy, AnchorTransformation, MigrationPlan, MigrationSummary, PlanStatus,
     ScenarioInput,
@@ -19,7 +17,7 @@ use store::{PlanPage, PlanQuery, PlanTransition, Store, StoreError};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult, ErrorDetail};
+use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 use crate::services::scenarios::{validated, version_from_input};
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -102,17 +100,21 @@ pub struct AnchorPage {
 }
 
 /// `limit` within `1..=max`, defaulting to `default`.
-pub fn checked_limit(limit: Option<i64>, default: usize, max: usize) -> ApiResult<usize> {
+pub(crate) fn checked_limit(
+    limit: Option<i64>,
+    default: usize,
+    max: usize,
+) -> ServiceResult<usize> {
     match limit {
         None => Ok(default),
         Some(n) if n >= 1 && (n as u64) <= max as u64 => Ok(n as usize),
-        Some(n) if n < 1 => Err(ApiError::validation(
-            &["query", "limit"],
+        Some(n) if n < 1 => Err(ServiceError::invalid_listing(
+            "limit",
             "Input should be greater than or equal to 1",
             "greater_than_equal",
         )),
-        Some(_) => Err(ApiError::validation(
-            &["query", "limit"],
+        Some(_) => Err(ServiceError::invalid_listing(
+            "limit",
             format!("Input should be less than or equal to {max}"),
             "less_than_equal",
         )),
@@ -123,13 +125,13 @@ pub fn checked_limit(limit: Option<i64>, default: usize, max: usize) -> ApiResul
 /// session counts ([`Store::session_counts`]): one read, whatever the number of
 /// sessions — never a page of sessions. Returns the counts of those steps and
 /// how fresh they are.
-pub async fn count_sessions(
+pub(crate) async fn count_sessions(
     store: &dyn Store,
     tenant: Uuid,
     scenario_id: Uuid,
     version: i64,
     steps: impl IntoIterator<Item = Uuid>,
-) -> ApiResult<(SessionCounts, Option<DateTime<Utc>>)> {
+) -> ServiceResult<(SessionCounts, Option<DateTime<Utc>>)> {
     let counts = store.session_counts(tenant, scenario_id, version).await?;
     let wanted: std::collections::BTreeSet<Uuid> = steps.into_iter().collect();
     let by_step = counts
@@ -140,7 +142,7 @@ pub async fn count_sessions(
     Ok((by_step, counts.counted_at))
 }
 
-pub async fn generate(
+pub(crate) async fn generate(
     store: &dyn Store,
     config: &Config,
     permits: &tokio::sync::Semaphore,
@@ -148,14 +150,14 @@ pub async fn generate(
     scenario_id: Uuid,
     request: GenerateMigrationPlanRequest,
     now: DateTime<Utc>,
-) -> ApiResult<MigrationPlan> {
+) -> ServiceResult<MigrationPlan> {
     let current = store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))?;
-    validated(&request.new_scenario, &["body", "new_scenario"])?;
+        .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))?;
+    validated(&request.new_scenario, &["new_scenario"])?;
     if request.new_scenario.version <= current.version {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "New version {} must be greater than the current version {}",
             request.new_scenario.version, current.version
         )));
@@ -171,7 +173,7 @@ pub async fn generate(
     )
     .await?
     {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "A live migration plan ({live}) already exists for versions {} -> {}",
             current.version, request.new_scenario.version
         )));
@@ -181,7 +183,7 @@ pub async fn generate(
     let _permit = permits
         .acquire()
         .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+        .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
     // Again after the wait: identical requests sent together all passed the
     // first check; only the first to get a permit should pay for the diff.
     if let Some(live) = live_plan_for_pair(
@@ -193,7 +195,7 @@ pub async fn generate(
     )
     .await?
     {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "A live migration plan ({live}) already exists for versions {} -> {}",
             current.version, request.new_scenario.version
         )));
@@ -215,7 +217,7 @@ pub async fn generate(
         (computed, new_scenario)
     })
     .await
-    .map_err(|e| ApiError::Unexpected(format!("plan computation failed: {e}")))?;
+    .map_err(|e| ServiceError::Unexpected(format!("plan computation failed: {e}")))?;
     let target = version_from_input(tenant, scenario_id, new_scenario, now);
     let plan = MigrationPlan {
         id: Uuid::new_v4(),
@@ -262,7 +264,7 @@ pub async fn generate(
     }
     match created {
         Ok(()) => Ok(plan),
-        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(format!(
+        Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
             "A live migration plan already exists for versions {} -> {}",
             plan.from_version, plan.to_version
         ))),
@@ -274,28 +276,32 @@ pub async fn generate(
 /// moved to `expired` on the way (a conditional transition), so it reads as
 /// expired everywhere, can no longer be approved or deployed, and frees its
 /// version pair.
-pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<MigrationPlan> {
+pub(crate) async fn load(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> ServiceResult<MigrationPlan> {
     let now = Utc::now();
     for _ in 0..3 {
         let plan = store
             .get_plan(tenant, plan_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))?;
-        let due = matches!(plan.status, PlanStatus::Pending | PlanStatus::Approved)
-            && plan.expires_at.is_some_and(|at| at <= now);
-        if !due {
+            .ok_or_else(|| ServiceError::not_found("Migration plan", plan_id))?;
+        // Past its `expires_at`, and still in a status that expires.
+        let expiry = plan
+            .expires_at
+            .is_some_and(|at| at <= now)
+            .then(|| lifecycle::transition(plan.status, PlanCommand::Expire, now).ok())
+            .flatten();
+        let Some(change) = expiry else {
             return Ok(plan);
-        }
+        };
         let expired = store
             .transition_plan(&PlanTransition {
                 tenant,
                 plan_id,
-                from: plan.status,
                 expected_revision: plan.revision,
-                to: PlanStatus::Expired,
-                at: now,
-                by: None,
-                reason: Some("expired before it was deployed".into()),
+                change,
             })
             .await;
         match expired {
@@ -305,7 +311,7 @@ pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<M
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(
+    Err(ServiceError::Conflict(
         "Migration plan changed concurrently; retry".into(),
     ))
 }
@@ -313,17 +319,17 @@ pub async fn load(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ApiResult<M
 /// [`load`] without the plan's transformation map, summary and policies (left
 /// empty): one small read whatever the plan's size, for status, events and the
 /// existence checks of other reads. A plan due to expire is expired on the way.
-pub async fn load_header(
+pub(crate) async fn load_header(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
-) -> ApiResult<MigrationPlan> {
+) -> ServiceResult<MigrationPlan> {
     let header = store
         .get_plan_header(tenant, plan_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))?;
-    let due = matches!(header.status, PlanStatus::Pending | PlanStatus::Approved)
-        && header.expires_at.is_some_and(|at| at <= Utc::now());
+        .ok_or_else(|| ServiceError::not_found("Migration plan", plan_id))?;
+    let due = header.expires_at.is_some_and(|at| at <= Utc::now())
+        && lifecycle::check(header.status, &PlanCommand::Expire).is_ok();
     if !due {
         return Ok(header);
     }
@@ -332,12 +338,12 @@ pub async fn load_header(
 
 /// Every plan of a scenario with one of `statuses`, following the listing's
 /// pages (a scenario has few plans; this serves lookups, not listings).
-pub async fn plans_of(
+pub(crate) async fn plans_of(
     store: &dyn Store,
     tenant: Uuid,
     scenario_id: Uuid,
     statuses: &[PlanStatus],
-) -> ApiResult<Vec<planning::MigrationPlanSummaryItem>> {
+) -> ServiceResult<Vec<planning::MigrationPlanSummaryItem>> {
     let mut found = Vec::new();
     for status in statuses {
         let mut next_token = None;
@@ -369,7 +375,7 @@ async fn live_plan_for_pair(
     scenario_id: Uuid,
     from: i64,
     to: i64,
-) -> ApiResult<Option<Uuid>> {
+) -> ServiceResult<Option<Uuid>> {
     let candidates = plans_of(
         store,
         tenant,
@@ -388,13 +394,17 @@ async fn live_plan_for_pair(
     Ok(None)
 }
 
-pub async fn list(store: &dyn Store, tenant: Uuid, query: ListPlansQuery) -> ApiResult<PlanList> {
+pub(crate) async fn list(
+    store: &dyn Store,
+    tenant: Uuid,
+    query: ListPlansQuery,
+) -> ServiceResult<PlanList> {
     let limit = checked_limit(query.limit, 50, 100)?;
     if let (Some(a), Some(b)) = (query.plan_status, query.status)
         && a != b
     {
-        return Err(ApiError::validation(
-            &["query", "status"],
+        return Err(ServiceError::invalid_listing(
+            "status",
             "plan_status and status name the same filter; they must agree",
             "value_error.conflict",
         ));
@@ -419,34 +429,30 @@ pub async fn list(store: &dyn Store, tenant: Uuid, query: ListPlansQuery) -> Api
     })
 }
 
-pub async fn summary(
+pub(crate) async fn summary(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
-) -> ApiResult<MigrationSummary> {
+) -> ServiceResult<MigrationSummary> {
     // The summary is stored apart: this never loads the transformation map.
     store
         .get_plan_summary(tenant, plan_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Migration plan", plan_id))
+        .ok_or_else(|| ServiceError::not_found("Migration plan", plan_id))
 }
 
 fn encode_offset(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("anchors:{offset}"))
 }
 
-fn decode_offset(token: &str) -> ApiResult<usize> {
+fn decode_offset(token: &str) -> ServiceResult<usize> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("anchors:").and_then(|n| n.parse().ok()))
         .ok_or_else(|| {
-            ApiError::validation(
-                &["query", "next_token"],
-                "invalid pagination token",
-                "value_error",
-            )
+            ServiceError::invalid_listing("next_token", "invalid pagination token", "value_error")
         })
 }
 
@@ -507,7 +513,7 @@ fn take_anchors(
 
 /// The plan as returned over HTTP: whole when it fits the response limit, else
 /// with its first page of anchors (and their policies) and `anchors_next_token`.
-pub fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationPlan {
+pub(crate) fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationPlan {
     // The skeleton is the plan without its anchors: moved out, not cloned. Anchors
     // are measured one by one until the budget is spent, so a 100 MB plan costs
     // ~5 MB of measuring, not a serialisation of the whole.
@@ -534,13 +540,13 @@ pub fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationP
     plan
 }
 
-pub async fn anchors_page(
+pub(crate) async fn anchors_page(
     store: &dyn Store,
     config: &Config,
     tenant: Uuid,
     plan_id: Uuid,
     query: PageQuery,
-) -> ApiResult<AnchorPage> {
+) -> ServiceResult<AnchorPage> {
     let limit = checked_limit(query.limit, 100, 1000)?;
     let offset = match &query.next_token {
         Some(token) => decode_offset(token)?,
@@ -562,184 +568,32 @@ pub async fn anchors_page(
     })
 }
 
-/// Custom-condition characters one `PUT .../policies` may carry. Compiling CEL
-/// costs about 5 µs a character (optimised): this keeps a request under ~0.3 s of
-/// CPU, where a 6 MB body of conditions would take half a minute.
-pub const MAX_CONDITION_CHARS_PER_REQUEST: usize = 65_536;
-
-/// Session ages a scope filter may name: ten years, far beyond any session, and
-/// far from the overflow of date arithmetic.
-pub const MAX_SESSION_AGE_DAYS: i64 = 3_650;
-
+/// Every problem of `policies` for `plan` (`planning::policy`), located inside
+/// the submitted document's `policies`.
 fn check_policies(
     plan: &MigrationPlan,
     policies: &BTreeMap<String, AnchorMigrationPolicy>,
-) -> ApiResult<()> {
-    let mut problems = Vec::new();
-    let mut condition_chars = 0usize;
-    for (hash, policy) in policies {
-        let base = ["body", "policies", hash.as_str()];
-        if plan.transformation_map.anchor_by_hash(hash).is_none() {
-            problems.push(ErrorDetail::new(
-                &base,
-                "unknown anchor content hash",
-                "value_error.unknown_anchor",
-            ));
-            continue;
+) -> ServiceResult<()> {
+    planning::policy::validate_policies(&plan.transformation_map, policies).map_err(|issues| {
+        ServiceError::Invalid {
+            input: Input::Document,
+            issues: issues
+                .into_iter()
+                .map(|issue| Issue::from_validation(&["policies"], issue))
+                .collect(),
         }
-        if &policy.anchor_content_hash != hash {
-            problems.push(ErrorDetail::new(
-                &[base[0], base[1], base[2], "anchor_content_hash"],
-                "must equal the policy's key",
-                "value_error.mismatch",
-            ));
-        }
-        // Only an edited step's policy chooses where its sessions go; relocating
-        // needs an anchor to relocate to.
-        if let Some(behavior) = policy.edited_step_behavior {
-            let behavior_at = [base[0], base[1], base[2], "edited_step_behavior"];
-            match plan.transformation_map.edited_by_key(hash) {
-                None => problems.push(ErrorDetail::new(
-                    &behavior_at,
-                    "only the policy of an edited step (transformation_map.edited_steps) has an edited_step_behavior",
-                    "value_error.not_edited_step",
-                )),
-                Some(edited)
-                    if behavior == planning::EditedStepBehavior::RelocateToNearestAnchor
-                        && edited.nearest_anchor_hash.is_none() =>
-                {
-                    problems.push(ErrorDetail::new(
-                        &behavior_at,
-                        format!(
-                            "edited step '{}' has no nearest anchor to relocate its sessions to",
-                            edited.step.anchor_name
-                        ),
-                        "value_error.no_nearest_anchor",
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        let filter = &policy.scope_filter;
-        for (field, value) in [
-            ("max_session_age_days", filter.max_session_age_days),
-            ("min_session_age_days", filter.min_session_age_days),
-        ] {
-            if value.is_some_and(|v| v < 0) {
-                problems.push(ErrorDetail::new(
-                    &[base[0], base[1], base[2], "scope_filter", field],
-                    "must be zero or positive",
-                    "greater_than_equal",
-                ));
-            } else if value.is_some_and(|v| v > MAX_SESSION_AGE_DAYS) {
-                problems.push(ErrorDetail::new(
-                    &[base[0], base[1], base[2], "scope_filter", field],
-                    format!("must be at most {MAX_SESSION_AGE_DAYS} days"),
-                    "less_than_equal",
-                ));
-            }
-        }
-        if let (Some(min), Some(max)) = (filter.min_session_age_days, filter.max_session_age_days)
-            && min > max
-        {
-            problems.push(ErrorDetail::new(
-                &[
-                    base[0],
-                    base[1],
-                    base[2],
-                    "scope_filter",
-                    "min_session_age_days",
-                ],
-                "must not exceed max_session_age_days (no session could match)",
-                "value_error.range",
-            ));
-        }
-        let conditions_at = [
-            base[0],
-            base[1],
-            base[2],
-            "scope_filter",
-            "custom_conditions",
-        ];
-        if filter.custom_conditions.len() > MAX_CUSTOM_CONDITIONS {
-            problems.push(ErrorDetail::new(
-                &conditions_at,
-                format!(
-                    "{} custom conditions; the limit (max custom conditions) is {MAX_CUSTOM_CONDITIONS}",
-                    filter.custom_conditions.len()
-                ),
-                "value_error.cel.limit",
-            ));
-            continue;
-        }
-        if condition_chars > MAX_CONDITION_CHARS_PER_REQUEST {
-            // Already reported: compile nothing more.
-            continue;
-        }
-        // A condition over the length limit is refused before it is parsed:
-        // it costs no more than one at the limit.
-        condition_chars += filter
-            .custom_conditions
-            .iter()
-            .map(|c| c.chars().count().min(MAX_EXPRESSION_CHARS + 1))
-            .sum::<usize>();
-        if condition_chars > MAX_CONDITION_CHARS_PER_REQUEST {
-            problems.push(ErrorDetail::new(
-                &conditions_at,
-                format!(
-                    "the custom conditions of this request exceed {MAX_CONDITION_CHARS_PER_REQUEST} characters in total (limit: max condition characters per request); send the policies in several requests"
-                ),
-                "value_error.cel.limit",
-            ));
-            continue;
-        }
-        if let Err(invalid) = CompiledScope::compile(filter) {
-            for condition in invalid {
-                problems.push(ErrorDetail::located(
-                    vec![
-                        base[0].into(),
-                        base[1].into(),
-                        base[2].into(),
-                        "scope_filter".into(),
-                        "custom_conditions".into(),
-                        LocPart::Index(condition.index),
-                    ],
-                    condition.error.to_string(),
-                    // `value_error.cel` (syntax), `.cel.limit` (over a limit of
-                    // planning::conditions: the message names it) or
-                    // `.cel.not_boolean`.
-                    condition.error.kind(),
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(problems))
-    }
+    })
 }
 
-fn require_status(plan: &MigrationPlan, wanted: PlanStatus, verb: &str) -> ApiResult<()> {
-    if plan.status != wanted {
-        return Err(ApiError::Conflict(format!(
-            "Plan is {}; only {} plans can be {verb}",
-            plan.status.as_str(),
-            wanted.as_str()
-        )));
-    }
-    Ok(())
-}
-
-pub async fn update_policies(
+pub(crate) async fn update_policies(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
     request: UpdatePoliciesRequest,
-) -> ApiResult<MigrationPlan> {
+) -> ServiceResult<MigrationPlan> {
     let plan = load(store, tenant, plan_id).await?;
     check_policies(&plan, &request.policies)?;
-    require_status(&plan, PlanStatus::Pending, "edited")?;
+    lifecycle::check(plan.status, &PlanCommand::EditPolicies)?;
     let mut merged = plan.anchor_policies.clone();
     for (hash, mut policy) in request.policies {
         if let Some(anchor) = plan.transformation_map.anchor_by_hash(&hash) {
@@ -753,24 +607,30 @@ pub async fn update_policies(
         .map_err(conflict_as("Plan changed concurrently; reload it"))
 }
 
-fn conflict_as(message: &'static str) -> impl Fn(StoreError) -> ApiError {
+fn conflict_as(message: &'static str) -> impl Fn(StoreError) -> ServiceError {
     move |e| match e {
-        StoreError::Conflict(_) => ApiError::Conflict(message.into()),
+        StoreError::Conflict(_) => ServiceError::Conflict(message.into()),
         other => other.into(),
     }
 }
 
-pub async fn approve(
+pub(crate) async fn approve(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
     request: ApprovePlanRequest,
     now: DateTime<Utc>,
-) -> ApiResult<MigrationPlan> {
+) -> ServiceResult<MigrationPlan> {
     let plan = load(store, tenant, plan_id).await?;
-    require_status(&plan, PlanStatus::Pending, "approved")?;
+    let change = lifecycle::transition(
+        plan.status,
+        PlanCommand::Approve {
+            by: request.approved_by,
+        },
+        now,
+    )?;
     if plan.expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::Conflict(
+        return Err(ServiceError::Conflict(
             "Plan expired; generate a new one".into(),
         ));
     }
@@ -778,12 +638,8 @@ pub async fn approve(
         .transition_plan(&PlanTransition {
             tenant,
             plan_id,
-            from: PlanStatus::Pending,
             expected_revision: plan.revision,
-            to: PlanStatus::Approved,
-            at: now,
-            by: request.approved_by,
-            reason: None,
+            change,
         })
         .await
         .map_err(conflict_as(
@@ -791,25 +647,28 @@ pub async fn approve(
         ))
 }
 
-pub async fn reject(
+pub(crate) async fn reject(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
     request: RejectPlanRequest,
     now: DateTime<Utc>,
-) -> ApiResult<MigrationPlan> {
+) -> ServiceResult<MigrationPlan> {
     let plan = load(store, tenant, plan_id).await?;
-    require_status(&plan, PlanStatus::Pending, "rejected")?;
+    let change = lifecycle::transition(
+        plan.status,
+        PlanCommand::Reject {
+            by: request.rejected_by,
+            reason: request.reason,
+        },
+        now,
+    )?;
     store
         .transition_plan(&PlanTransition {
             tenant,
             plan_id,
-            from: PlanStatus::Pending,
             expected_revision: plan.revision,
-            to: PlanStatus::Rejected,
-            at: now,
-            by: request.rejected_by,
-            reason: request.reason,
+            change,
         })
         .await
         .map_err(conflict_as(

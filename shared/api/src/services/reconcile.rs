@@ -5,9 +5,9 @@
 //! and applies the outcome in one conditional write with its audit event and the
 //! plan counters, so a retried or concurrent call applies a migration once.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
 
 use chrono::{DateTime, Utc};
 use planning::reconcile::{
@@ -20,48 +20,29 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult, ErrorDetail};
+use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 use crate::services::plans::{PageQuery, checked_limit, load_header, plans_of};
 
-/// Entries kept per map before it is cleared; bounds a Lambda's memory.
+/// Entries each cache keeps (approximately); bounds a Lambda's memory, and a
+/// Lambda instance mostly serves a handful of scenarios.
 const CACHE_ENTRIES: usize = 64;
 
-/// A small map that forgets everything when full: entries are cheap to reload,
-/// and a Lambda instance mostly serves a handful of scenarios.
-struct BoundedMap<K, V> {
-    entries: Mutex<HashMap<K, V>>,
-}
-
-impl<K, V> Default for BoundedMap<K, V> {
-    fn default() -> Self {
-        BoundedMap {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash, V: Clone> BoundedMap<K, V> {
-    fn get(&self, key: &K) -> Option<V> {
-        self.entries.lock().ok().and_then(|m| m.get(key).cloned())
-    }
-
-    fn insert(&self, key: K, value: V) {
-        if let Ok(mut m) = self.entries.lock() {
-            if m.len() >= CACHE_ENTRIES {
-                m.clear();
-            }
-            m.insert(key, value);
-        }
-    }
-}
-
 /// Deployed plans and scenario versions, prepared for decisions, per process.
-#[derive(Default)]
 pub struct PlanCache {
-    plans: BoundedMap<(Uuid, Uuid), Arc<PreparedPlan>>,
-    scenarios: BoundedMap<(Uuid, Uuid, i64), Arc<PreparedScenario>>,
+    plans: Cache<(Uuid, Uuid), Arc<PreparedPlan>>,
+    scenarios: Cache<(Uuid, Uuid, i64), Arc<PreparedScenario>>,
     /// (tenant, scenario, from_version) → the activated plan leaving that version.
-    successors: BoundedMap<(Uuid, Uuid, i64), Uuid>,
+    successors: Cache<(Uuid, Uuid, i64), Uuid>,
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        PlanCache {
+            plans: Cache::new(CACHE_ENTRIES),
+            scenarios: Cache::new(CACHE_ENTRIES),
+            successors: Cache::new(CACHE_ENTRIES),
+        }
+    }
 }
 
 impl PlanCache {
@@ -71,7 +52,7 @@ impl PlanCache {
         tenant: Uuid,
         scenario_id: Uuid,
         version: i64,
-    ) -> ApiResult<Option<Arc<PreparedScenario>>> {
+    ) -> ServiceResult<Option<Arc<PreparedScenario>>> {
         let key = (tenant, scenario_id, version);
         if let Some(found) = self.scenarios.get(&key) {
             return Ok(Some(found));
@@ -92,7 +73,7 @@ impl PlanCache {
         store: &dyn Store,
         tenant: Uuid,
         plan_id: Uuid,
-    ) -> ApiResult<Option<Arc<PreparedPlan>>> {
+    ) -> ServiceResult<Option<Arc<PreparedPlan>>> {
         if let Some(found) = self.plans.get(&(tenant, plan_id)) {
             return Ok(Some(found));
         }
@@ -116,7 +97,7 @@ impl PlanCache {
         tenant: Uuid,
         scenario_id: Uuid,
         from_version: i64,
-    ) -> ApiResult<Option<Uuid>> {
+    ) -> ServiceResult<Option<Uuid>> {
         let key = (tenant, scenario_id, from_version);
         if let Some(id) = self.successors.get(&key) {
             return Ok(Some(id));
@@ -147,18 +128,18 @@ async fn load_context(
     cache: &PlanCache,
     store: &dyn Store,
     session: &Session,
-) -> ApiResult<Loaded> {
+) -> ServiceResult<Loaded> {
     let tenant = session.tenant_id;
     let scenario_id = session.active_scenario_id;
     let current_version = store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))?
+        .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))?
         .version;
     let current = cache
         .scenario(store, tenant, scenario_id, current_version)
         .await?
-        .ok_or_else(|| ApiError::Unexpected("current scenario version vanished".into()))?;
+        .ok_or_else(|| ServiceError::Unexpected("current scenario version vanished".into()))?;
     let mut links = Vec::new();
     let mut session_version = None;
     if session.active_scenario_version < current_version && session.pinned_version.is_none() {
@@ -290,15 +271,15 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
 /// Extraction candidates must say what they are: a confidence is a number in
 /// [0, 1]; an object with `value` plus `confidence`/`source` that is not a valid
 /// candidate is refused rather than taken as a plain (object) value.
-fn check_known_fields(request: &ReconcileRequest) -> ApiResult<()> {
+fn check_known_fields(request: &ReconcileRequest) -> ServiceResult<()> {
     let mut problems = Vec::new();
     for (name, field) in &request.known_fields {
-        let at = ["body", "known_fields", name.as_str(), "confidence"];
+        let at = ["known_fields", name.as_str(), "confidence"];
         match field {
             KnownField::Candidate {
                 confidence: Some(c),
                 ..
-            } if !(0.0..=1.0).contains(c) => problems.push(ErrorDetail::new(
+            } if !(0.0..=1.0).contains(c) => problems.push(Issue::new(
                 &at,
                 "confidence must be a number from 0 to 1",
                 "value_error.number.range",
@@ -307,8 +288,8 @@ fn check_known_fields(request: &ReconcileRequest) -> ApiResult<()> {
                 if m.contains_key("value")
                     && (m.contains_key("confidence") || m.contains_key("source")) =>
             {
-                problems.push(ErrorDetail::new(
-                    &at[..3],
+                problems.push(Issue::new(
+                    &at[..2],
                     "a candidate is {value, source?: string, confidence?: number from 0 to 1}",
                     "value_error.candidate",
                 ))
@@ -319,7 +300,10 @@ fn check_known_fields(request: &ReconcileRequest) -> ApiResult<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Validation(problems))
+        Err(ServiceError::Invalid {
+            input: Input::Document,
+            issues: problems,
+        })
     }
 }
 
@@ -340,14 +324,14 @@ pub async fn reconcile(
     session_id: &str,
     request: ReconcileRequest,
     now: DateTime<Utc>,
-) -> ApiResult<Reconciled> {
+) -> ServiceResult<Reconciled> {
     check_known_fields(&request)?;
     let mut lost_a_race = false;
     for _ in 0..RECONCILE_ATTEMPTS {
         let mut session = store
             .get_session(tenant, session_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("Session", session_id))?;
+            .ok_or_else(|| ServiceError::not_found("Session", session_id))?;
         let stale_flag = match &session.pending_migration {
             Some(flag) => cache
                 .plan(store, tenant, flag.migration_plan_id)
@@ -437,7 +421,7 @@ pub async fn reconcile(
         }
         lost_a_race = true;
     }
-    Err(ApiError::Conflict(
+    Err(ServiceError::Conflict(
         "Session is being written concurrently; retry the reconcile".into(),
     ))
 }
@@ -456,7 +440,7 @@ pub async fn events(
     tenant: Uuid,
     plan_id: Uuid,
     query: PageQuery,
-) -> ApiResult<EventList> {
+) -> ServiceResult<EventList> {
     let limit = checked_limit(query.limit, 50, 100)?;
     load_header(store, tenant, plan_id).await?;
     let EventPage { events, next_token } = store

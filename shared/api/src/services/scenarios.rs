@@ -7,21 +7,21 @@ use planning::{ScenarioInput, ScenarioVersion};
 use store::{Store, StoreError};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult, ErrorDetail};
+use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 
-/// Validate a submitted definition, locating problems under `prefix`.
-pub fn validated(input: &ScenarioInput, prefix: &[&str]) -> ApiResult<()> {
-    validate_scenario(input).map_err(|issues| {
-        ApiError::Validation(
-            issues
-                .into_iter()
-                .map(|issue| ErrorDetail::from_issue(prefix, issue))
-                .collect(),
-        )
+/// Validate a submitted definition, locating problems under `prefix` inside
+/// the submitted document.
+pub(crate) fn validated(input: &ScenarioInput, prefix: &[&str]) -> ServiceResult<()> {
+    validate_scenario(input).map_err(|issues| ServiceError::Invalid {
+        input: Input::Document,
+        issues: issues
+            .into_iter()
+            .map(|issue| Issue::from_validation(prefix, issue))
+            .collect(),
     })
 }
 
-pub fn version_from_input(
+pub(crate) fn version_from_input(
     tenant: Uuid,
     scenario_id: Uuid,
     input: ScenarioInput,
@@ -47,12 +47,12 @@ pub async fn create(
     scenario_id: Uuid,
     input: ScenarioInput,
     now: DateTime<Utc>,
-) -> ApiResult<ScenarioVersion> {
-    validated(&input, &["body"])?;
+) -> ServiceResult<ScenarioVersion> {
+    validated(&input, &[])?;
     let version = version_from_input(tenant, scenario_id, input, now);
     match store.create_scenario(&version).await {
         Ok(()) => Ok(version),
-        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(
+        Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(
             "Scenario already exists; new versions arrive through a deployed migration plan".into(),
         )),
         Err(e) => Err(e.into()),
@@ -63,11 +63,11 @@ pub async fn current(
     store: &dyn Store,
     tenant: Uuid,
     scenario_id: Uuid,
-) -> ApiResult<ScenarioVersion> {
+) -> ServiceResult<ScenarioVersion> {
     store
         .get_current_scenario(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Scenario", scenario_id))
+        .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))
 }
 
 pub async fn version(
@@ -75,12 +75,12 @@ pub async fn version(
     tenant: Uuid,
     scenario_id: Uuid,
     version: i64,
-) -> ApiResult<ScenarioVersion> {
+) -> ServiceResult<ScenarioVersion> {
     store
         .get_scenario_version(tenant, scenario_id, version)
         .await?
         .ok_or_else(|| {
-            ApiError::NotFound(format!(
+            ServiceError::NotFound(format!(
                 "Scenario {scenario_id} version {version} not found"
             ))
         })

@@ -5,7 +5,7 @@ use planning::{Session, SessionInput};
 use store::{SessionPrecondition, SessionWrite, Store, WrittenSession};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{ServiceError, ServiceResult};
 
 /// Record where a session is (`PUT /sessions/{id}`), under the session
 /// concurrency contract (`store::Store::write_session`): the runtime's fields are
@@ -20,10 +20,10 @@ pub async fn record(
     input: SessionInput,
     precondition: SessionPrecondition,
     now: DateTime<Utc>,
-) -> ApiResult<WrittenSession> {
+) -> ServiceResult<WrittenSession> {
     if input.channel.trim().is_empty() {
-        return Err(ApiError::validation(
-            &["body", "channel"],
+        return Err(ServiceError::invalid_document(
+            &["channel"],
             "must not be empty",
             "string_too_short",
         ));
@@ -34,15 +34,15 @@ pub async fn record(
         .as_ref()
         .is_some_and(|id| *id != session_id)
     {
-        return Err(ApiError::validation(
-            &["body", "session_id"],
+        return Err(ServiceError::invalid_document(
+            &["session_id"],
             "does not match the session id in the path",
             "value_error.mismatch",
         ));
     }
     if input.tenant_id.is_some_and(|t| t != tenant) {
-        return Err(ApiError::validation(
-            &["body", "tenant_id"],
+        return Err(ServiceError::invalid_document(
+            &["tenant_id"],
             "does not match the X-Tenant-ID header",
             "value_error.mismatch",
         ));
@@ -55,15 +55,15 @@ pub async fn record(
         )
         .await?;
     let Some(scenario) = scenario else {
-        return Err(ApiError::validation(
-            &["body", "active_scenario_version"],
+        return Err(ServiceError::invalid_document(
+            &["active_scenario_version"],
             "unknown scenario version for this tenant",
             "value_error.unknown_version",
         ));
     };
     if !scenario.steps.iter().any(|s| s.id == input.active_step_id) {
-        return Err(ApiError::validation(
-            &["body", "active_step_id"],
+        return Err(ServiceError::invalid_document(
+            &["active_step_id"],
             "step does not exist in that scenario version",
             "value_error.unknown_step",
         ));
@@ -95,9 +95,9 @@ pub async fn record(
         .await?)
 }
 
-pub async fn get(store: &dyn Store, tenant: Uuid, session_id: &str) -> ApiResult<Session> {
+pub async fn get(store: &dyn Store, tenant: Uuid, session_id: &str) -> ServiceResult<Session> {
     store
         .get_session(tenant, session_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Session", session_id))
+        .ok_or_else(|| ServiceError::not_found("Session", session_id))
 }

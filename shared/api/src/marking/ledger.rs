@@ -1,0 +1,97 @@
+//! Recording marked pages in the ledger, and finishing a deployment once every
+//! chain is done.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use planning::MigrationPlan;
+use planning::lifecycle::{self, PlanCommand};
+use store::{MarkedPage, PlanTransition, Store, StoreError, StoreResult};
+use uuid::Uuid;
+
+use super::page::PageOutcome;
+use super::protocol::MarkMessage;
+
+/// Record a marked page in the ledger and move its chain on (idempotent, and
+/// only from where the chain stands) and, when it completes the last chain,
+/// finish the deployment. `false`: not recorded — the page was recorded before,
+/// or another walk of the chain is ahead; the caller must not continue the chain.
+pub async fn record_page(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+    message: &MarkMessage,
+    outcome: &PageOutcome,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut by_anchor = BTreeMap::new();
+    if outcome.marked > 0 {
+        by_anchor.insert(message.chain.flag_hash(), outcome.marked);
+    }
+    // `deployed_at` and the chain's lease are when the page was recorded, not
+    // when its marking started (`now`, the flags' `marked_at`).
+    let recorded_at = Utc::now().max(now);
+    let recorded = store
+        .record_marking_page(&MarkedPage {
+            tenant: plan.tenant_id,
+            plan_id: plan.id,
+            page_id: message.page_id(),
+            chain_step: message.chain.step_id,
+            chain_shard: message.chain.shard,
+            cursor: message.cursor.clone(),
+            next_cursor: outcome.next_cursor.clone(),
+            sessions_marked: outcome.marked,
+            by_anchor,
+            at: recorded_at,
+        })
+        .await?;
+    if recorded && outcome.next_cursor.is_none() {
+        finish_if_complete(store, plan.tenant_id, plan.id, recorded_at).await?;
+    }
+    Ok(recorded)
+}
+
+/// Move a deploying plan to `deployed` once every chain is done. Safe to call
+/// any number of times, concurrently.
+pub async fn finish_if_complete(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<MigrationPlan>> {
+    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    if stats.marking_started_at.is_none() || stats.chains_done < stats.chains_total {
+        return Ok(None);
+    }
+    // The counters say so; the chains themselves have the last word (two
+    // starters racing after a crash may have registered more chains than counted).
+    if store
+        .list_chains(tenant, plan_id)
+        .await?
+        .iter()
+        .any(|c| !c.done)
+    {
+        return Ok(None);
+    }
+    // Status and revision only: the header, not the plan's body.
+    let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
+        return Ok(None);
+    };
+    // Only a deploying plan finishes (`planning::lifecycle`).
+    let Ok(change) = lifecycle::transition(plan.status, PlanCommand::FinishDeploying, now) else {
+        return Ok(None);
+    };
+    match store
+        .transition_plan(&PlanTransition {
+            tenant,
+            plan_id,
+            expected_revision: plan.revision,
+            change,
+        })
+        .await
+    {
+        Ok(plan) => Ok(Some(plan)),
+        // Another worker finished it first.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

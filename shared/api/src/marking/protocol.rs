@@ -1,0 +1,82 @@
+//! What travels through the marking queue: chains, messages and page ids.
+
+use planning::MigrationPlan;
+use planning::eligibility::marked_steps;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One V1 step whose sessions a deployment marks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub step_id: Uuid,
+    /// The step-index shard this chain walks (`0..shards`).
+    #[serde(default)]
+    pub shard: u32,
+    /// The plan's shard count, recorded on its chains when marking started.
+    #[serde(default = "one_shard")]
+    pub shards: u32,
+    /// The anchor whose policy applies: the step's own anchor, or a deleted
+    /// step's nearest anchor. `None` for a deleted step with no anchor at all
+    /// (its sessions are still flagged, and reconcile exits them gracefully).
+    pub anchor_content_hash: Option<String>,
+}
+
+fn one_shard() -> u32 {
+    1
+}
+
+impl Chain {
+    pub(crate) fn flag_hash(&self) -> String {
+        self.anchor_content_hash.clone().unwrap_or_default()
+    }
+
+    /// This step's chain in every one of `shards` shards.
+    pub fn sharded(self, shards: u32) -> impl Iterator<Item = Chain> {
+        let shards = shards.max(1);
+        (0..shards).map(move |shard| Chain {
+            shard,
+            shards,
+            ..self.clone()
+        })
+    }
+}
+
+/// A queue message: mark one page of one chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkMessage {
+    pub tenant_id: Uuid,
+    pub plan_id: Uuid,
+    pub chain: Chain,
+    /// Index cursor of the page; `None` is the chain's first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+impl MarkMessage {
+    /// The ledger key: the same page always has the same id. Cursors are
+    /// bound to their shard's query, so the shard keeps the first pages of a
+    /// step's shards apart.
+    pub fn page_id(&self) -> String {
+        format!(
+            "{}#{}#{}",
+            self.chain.step_id,
+            self.chain.shard,
+            self.cursor.as_deref().unwrap_or("start")
+        )
+    }
+}
+
+/// The steps a plan marks (every anchor and every deleted step of V1), each
+/// as its chain in shard 0 of 1: [`Chain::sharded`] gives the chains per shard.
+pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
+    marked_steps(&plan.transformation_map)
+        .into_iter()
+        .map(|step| Chain {
+            step_id: step.step_id,
+            shard: 0,
+            shards: 1,
+            anchor_content_hash: step.anchor_content_hash,
+        })
+        .collect()
+}

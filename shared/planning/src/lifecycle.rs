@@ -1,0 +1,429 @@
+//! The plan lifecycle: which status changes are legal, and what each one writes.
+//!
+//! ```text
+//!  pending ──approve──▶ approved ──deploy──▶ deploying ──finish──▶ deployed
+//!     │  ╲                 │  ╲
+//!     │   reject            │   (scenario moved / a sibling deployed) ──▶ superseded
+//!     │     ╲               │
+//!     │      ▶ rejected     └──(expires_at passed)──▶ expired
+//!     └──(expires_at passed)──▶ expired,  (a sibling deployed) ──▶ superseded
+//! ```
+//!
+//! The services ask [`transition`] whether a command is legal for the plan's
+//! current status and get a [`StatusChange`] back; both store backends apply
+//! that change — [`StatusChange::apply`] in memory, [`StatusChange::stamped_fields`]
+//! for an update expression — so the side fields of a transition (who approved,
+//! when it was deployed, …) are decided here once, not once per backend.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{MigrationPlan, PlanStatus};
+
+/// What a caller wants to do with a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanCommand {
+    /// An operator approves a pending plan.
+    Approve { by: Option<String> },
+    /// An operator rejects a pending plan, optionally saying why.
+    Reject {
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    /// An operator changes a pending plan's anchor policies (no status change).
+    EditPolicies,
+    /// Deploy starts: an approved plan becomes `deploying` (the store's
+    /// activation also moves the scenario to the plan's target version).
+    Deploy,
+    /// Every session of the plan is marked: `deploying` becomes `deployed`.
+    FinishDeploying,
+    /// The plan can never deploy: its scenario moved on, or a sibling plan from
+    /// the same version deployed.
+    Supersede { reason: Option<String> },
+    /// A pending or approved plan was read after its `expires_at`.
+    Expire,
+}
+
+impl PlanCommand {
+    /// The past participle the refusal message uses ("only pending plans can be approved").
+    fn verb(&self) -> &'static str {
+        match self {
+            PlanCommand::Approve { .. } => "approved",
+            PlanCommand::Reject { .. } => "rejected",
+            PlanCommand::EditPolicies => "edited",
+            PlanCommand::Deploy => "deployed",
+            PlanCommand::FinishDeploying => "finished",
+            PlanCommand::Supersede { .. } => "superseded",
+            PlanCommand::Expire => "expired",
+        }
+    }
+
+    /// The statuses the command applies to; the first is the one messages name.
+    fn allowed_from(&self) -> &'static [PlanStatus] {
+        match self {
+            PlanCommand::Approve { .. }
+            | PlanCommand::Reject { .. }
+            | PlanCommand::EditPolicies => &[PlanStatus::Pending],
+            PlanCommand::Deploy => &[PlanStatus::Approved],
+            PlanCommand::FinishDeploying => &[PlanStatus::Deploying],
+            PlanCommand::Supersede { .. } | PlanCommand::Expire => {
+                &[PlanStatus::Pending, PlanStatus::Approved]
+            }
+        }
+    }
+
+    /// The status the command leads to (`None`: it changes no status).
+    fn target(&self) -> Option<PlanStatus> {
+        match self {
+            PlanCommand::Approve { .. } => Some(PlanStatus::Approved),
+            PlanCommand::Reject { .. } => Some(PlanStatus::Rejected),
+            PlanCommand::EditPolicies => None,
+            PlanCommand::Deploy => Some(PlanStatus::Deploying),
+            PlanCommand::FinishDeploying => Some(PlanStatus::Deployed),
+            PlanCommand::Supersede { .. } => Some(PlanStatus::Superseded),
+            PlanCommand::Expire => Some(PlanStatus::Expired),
+        }
+    }
+}
+
+/// A command the plan's status does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Plan is {}; only {} plans can be {}", .status.as_str(), .allowed.as_str(), .verb)]
+pub struct LifecycleError {
+    /// The plan's current status.
+    pub status: PlanStatus,
+    /// The status the command needs (the first one, when several are allowed).
+    pub allowed: PlanStatus,
+    pub verb: &'static str,
+}
+
+/// Whether `command` is legal for a plan in `status` (for commands that change
+/// no status, such as [`PlanCommand::EditPolicies`]).
+pub fn check(status: PlanStatus, command: &PlanCommand) -> Result<(), LifecycleError> {
+    let allowed = command.allowed_from();
+    if allowed.contains(&status) {
+        Ok(())
+    } else {
+        Err(LifecycleError {
+            status,
+            allowed: allowed[0],
+            verb: command.verb(),
+        })
+    }
+}
+
+/// The status change `command` makes to a plan in `status` at `at`, or why it
+/// is not allowed. [`PlanCommand::EditPolicies`] is refused here (it changes no
+/// status): use [`check`] for it.
+pub fn transition(
+    status: PlanStatus,
+    command: PlanCommand,
+    at: DateTime<Utc>,
+) -> Result<StatusChange, LifecycleError> {
+    check(status, &command)?;
+    let Some(to) = command.target() else {
+        return Err(LifecycleError {
+            status,
+            allowed: status,
+            verb: "changed by a status transition",
+        });
+    };
+    let stamp = match command {
+        PlanCommand::Approve { by } => Stamp::Approved { by },
+        PlanCommand::Reject { by, reason } => Stamp::Rejected { by, reason },
+        PlanCommand::FinishDeploying => Stamp::Deployed,
+        PlanCommand::Supersede { .. }
+        | PlanCommand::Expire
+        | PlanCommand::Deploy
+        | PlanCommand::EditPolicies => Stamp::Unstamped,
+    };
+    Ok(StatusChange {
+        from: status,
+        to,
+        at,
+        stamp,
+    })
+}
+
+/// A legal status change and the side fields it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub from: PlanStatus,
+    pub to: PlanStatus,
+    pub at: DateTime<Utc>,
+    pub stamp: Stamp,
+}
+
+/// The side fields a status change writes besides `status` and `revision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamp {
+    /// `approved_at` = the change's time, `approved_by` = who (removed when unknown).
+    Approved { by: Option<String> },
+    /// `rejected_at`, `rejected_by`, `rejection_reason`.
+    Rejected {
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    /// `deployed_at`.
+    Deployed,
+    /// Nothing besides the status.
+    Unstamped,
+}
+
+/// One side field of a status change, for backends that write fields by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedField {
+    /// The attribute name, as in the serialized [`MigrationPlan`].
+    pub name: &'static str,
+    /// `None`: remove the attribute (e.g. an approval without an approver).
+    pub value: Option<StampValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StampValue {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+impl StatusChange {
+    /// Leaving a live status frees the plan's version pair for a new plan.
+    pub fn frees_version_pair(&self) -> bool {
+        self.from.is_live() && !self.to.is_live()
+    }
+
+    /// Leaving `deploying` takes the plan off the resume sweep's list.
+    pub fn leaves_deploying(&self) -> bool {
+        self.from == PlanStatus::Deploying && self.to != PlanStatus::Deploying
+    }
+
+    /// The side fields this change sets or removes, in a stable order.
+    pub fn stamped_fields(&self) -> Vec<StampedField> {
+        let time = || Some(StampValue::Time(self.at));
+        let text = |v: &Option<String>| v.clone().map(StampValue::Text);
+        let field = |name, value| StampedField { name, value };
+        match &self.stamp {
+            Stamp::Approved { by } => {
+                vec![field("approved_at", time()), field("approved_by", text(by))]
+            }
+            Stamp::Rejected { by, reason } => vec![
+                field("rejected_at", time()),
+                field("rejected_by", text(by)),
+                field("rejection_reason", text(reason)),
+            ],
+            Stamp::Deployed => vec![field("deployed_at", time())],
+            Stamp::Unstamped => Vec::new(),
+        }
+    }
+
+    /// The plan as it is after the change: new status, the revision bumped,
+    /// the side fields written.
+    pub fn apply(&self, plan: &mut MigrationPlan) {
+        plan.status = self.to;
+        plan.revision += 1;
+        match &self.stamp {
+            Stamp::Approved { by } => {
+                plan.approved_at = Some(self.at);
+                plan.approved_by = by.clone();
+            }
+            Stamp::Rejected { by, reason } => {
+                plan.rejected_at = Some(self.at);
+                plan.rejected_by = by.clone();
+                plan.rejection_reason = reason.clone();
+            }
+            Stamp::Deployed => plan.deployed_at = Some(self.at),
+            Stamp::Unstamped => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [PlanStatus; 7] = [
+        PlanStatus::Pending,
+        PlanStatus::Approved,
+        PlanStatus::Deploying,
+        PlanStatus::Deployed,
+        PlanStatus::Rejected,
+        PlanStatus::Superseded,
+        PlanStatus::Expired,
+    ];
+
+    fn commands() -> Vec<PlanCommand> {
+        vec![
+            PlanCommand::Approve {
+                by: Some("ana".into()),
+            },
+            PlanCommand::Reject {
+                by: None,
+                reason: Some("no".into()),
+            },
+            PlanCommand::Deploy,
+            PlanCommand::FinishDeploying,
+            PlanCommand::Supersede { reason: None },
+            PlanCommand::Expire,
+        ]
+    }
+
+    fn plan_in(status: PlanStatus) -> MigrationPlan {
+        MigrationPlan {
+            id: crate::testkit::uuid_n(1),
+            tenant_id: crate::testkit::uuid_n(2),
+            scenario_id: crate::testkit::uuid_n(3),
+            scenario_name: "Onboarding".into(),
+            from_version: 1,
+            to_version: 2,
+            scenario_checksum_v1: "a".into(),
+            scenario_checksum_v2: "b".into(),
+            transformation_map: Default::default(),
+            anchor_policies: Default::default(),
+            summary: Default::default(),
+            status,
+            created_at: now(),
+            created_by: None,
+            // A stale approver that an approval without one must remove.
+            approved_at: None,
+            approved_by: Some("someone earlier".into()),
+            rejected_at: None,
+            rejected_by: None,
+            rejection_reason: None,
+            deployed_at: None,
+            expires_at: None,
+            revision: 4,
+            anchors_next_token: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// The whole table: every (status, command) pair is either the one legal
+    /// edge of the diagram above or refused.
+    #[test]
+    fn only_the_diagrams_edges_are_legal() {
+        use PlanStatus::*;
+        let legal = [
+            (Pending, Approved),
+            (Pending, Rejected),
+            (Pending, Superseded),
+            (Pending, Expired),
+            (Approved, Deploying),
+            (Approved, Superseded),
+            (Approved, Expired),
+            (Deploying, Deployed),
+        ];
+        let mut seen = Vec::new();
+        for status in ALL {
+            for command in commands() {
+                match transition(status, command.clone(), now()) {
+                    Ok(change) => {
+                        assert_eq!(change.from, status);
+                        seen.push((status, change.to));
+                    }
+                    Err(e) => assert_eq!(e.status, status, "{command:?}"),
+                }
+            }
+        }
+        assert_eq!(seen.len(), legal.len(), "{seen:?}");
+        for edge in legal {
+            assert!(seen.contains(&edge), "{edge:?} missing from {seen:?}");
+        }
+        // Terminal states accept nothing.
+        for status in [Deployed, Rejected, Superseded, Expired] {
+            assert!(seen.iter().all(|(from, _)| *from != status));
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_the_plan_is_and_what_was_needed() {
+        let e = transition(
+            PlanStatus::Approved,
+            PlanCommand::Approve { by: None },
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Plan is approved; only pending plans can be approved"
+        );
+        let e = transition(PlanStatus::Pending, PlanCommand::Deploy, now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Plan is pending; only approved plans can be deployed"
+        );
+        let e = check(PlanStatus::Deploying, &PlanCommand::EditPolicies).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Plan is deploying; only pending plans can be edited"
+        );
+        assert!(check(PlanStatus::Pending, &PlanCommand::EditPolicies).is_ok());
+        assert!(transition(PlanStatus::Pending, PlanCommand::EditPolicies, now()).is_err());
+    }
+
+    /// `apply` and `stamped_fields` describe the same writes: a backend that
+    /// writes fields by name ends where one that applies in memory does.
+    #[test]
+    fn apply_and_stamped_fields_agree() {
+        for (status, command) in [
+            (
+                PlanStatus::Pending,
+                PlanCommand::Approve {
+                    by: Some("ana".into()),
+                },
+            ),
+            (PlanStatus::Pending, PlanCommand::Approve { by: None }),
+            (
+                PlanStatus::Pending,
+                PlanCommand::Reject {
+                    by: Some("bo".into()),
+                    reason: None,
+                },
+            ),
+            (PlanStatus::Deploying, PlanCommand::FinishDeploying),
+            (PlanStatus::Approved, PlanCommand::Expire),
+        ] {
+            let change = transition(status, command, now()).unwrap();
+            let mut plan = plan_in(status);
+            let before = serde_json::to_value(&plan).unwrap();
+            change.apply(&mut plan);
+            let after = serde_json::to_value(&plan).unwrap();
+            assert_eq!(after["status"], change.to.as_str());
+            assert_eq!(after["revision"], before["revision"].as_u64().unwrap() + 1);
+            let mut by_name = before.clone();
+            by_name["status"] = after["status"].clone();
+            by_name["revision"] = after["revision"].clone();
+            for field in change.stamped_fields() {
+                by_name[field.name] = match field.value {
+                    Some(StampValue::Time(t)) => serde_json::to_value(t).unwrap(),
+                    Some(StampValue::Text(s)) => serde_json::Value::String(s),
+                    None => serde_json::Value::Null,
+                };
+            }
+            assert_eq!(by_name, after, "{change:?}");
+        }
+    }
+
+    #[test]
+    fn only_leaving_the_live_states_frees_the_version_pair() {
+        let t = now();
+        let deploy = transition(PlanStatus::Approved, PlanCommand::Deploy, t).unwrap();
+        assert!(!deploy.frees_version_pair() && !deploy.leaves_deploying());
+        let finish = transition(PlanStatus::Deploying, PlanCommand::FinishDeploying, t).unwrap();
+        assert!(!finish.frees_version_pair() && finish.leaves_deploying());
+        let reject = transition(
+            PlanStatus::Pending,
+            PlanCommand::Reject {
+                by: None,
+                reason: None,
+            },
+            t,
+        )
+        .unwrap();
+        assert!(reject.frees_version_pair());
+        let expire = transition(PlanStatus::Approved, PlanCommand::Expire, t).unwrap();
+        assert!(expire.frees_version_pair());
+    }
+}

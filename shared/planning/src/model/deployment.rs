@@ -1,0 +1,63 @@
+//! Deployment results and progress.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::PlanStatus;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentResult {
+    pub plan_id: Uuid,
+    pub status: PlanStatus,
+    pub sessions_marked: u64,
+    pub sessions_by_anchor: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MigrationsByScenario {
+    pub clean_graft: u64,
+    pub gap_fill: u64,
+    pub re_route: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentStatus {
+    pub plan_id: Uuid,
+    pub status: PlanStatus,
+    pub sessions_marked: u64,
+    /// Migrations applied to sessions this deploy marked: never more than
+    /// `sessions_marked`.
+    pub migrations_applied: u64,
+    pub migrations_pending: u64,
+    /// Migrations applied to sessions that carried no flag: late arrivals, sessions
+    /// recorded after the deploy, or reconciled before marking reached them.
+    #[serde(default)]
+    pub migrations_applied_unflagged: u64,
+    pub migrations_by_scenario: MigrationsByScenario,
+    pub checkpoint_blocks: u64,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_migration_at: Option<DateTime<Utc>>,
+    /// Marking pages that exhausted their deliveries (sent to the dead-letter
+    /// queue). While it is non-zero and the plan is `deploying`, marking waits
+    /// for those pages to be re-driven; it never decreases (a history count).
+    #[serde(default)]
+    pub pages_failed: u64,
+    /// When marking last made progress (a page recorded, a chain started or
+    /// resumed); a `deploying` plan whose progress is older than the lease is
+    /// resumed by the next deploy call or sweep.
+    #[serde(default)]
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// Marking chains resumed after they stalled (a process died, a store error).
+    #[serde(default)]
+    pub resumptions: u64,
+}

@@ -1,0 +1,25 @@
+//! Domain types with the JSON names of the SPEC and the seed API.
+//!
+//! Inputs (`ScenarioInput` and everything a client posts) reject unknown fields;
+//! stored/output types are lenient on read so that older items keep deserialising.
+//!
+//! One submodule per aggregate; every type is re-exported here, so
+//! `planning::model::X` (and `planning::X`) name them all.
+
+mod deployment;
+mod plan;
+mod policy;
+mod reconcile;
+mod scenario;
+mod session;
+mod summary;
+mod transformation;
+
+pub use deployment::*;
+pub use plan::*;
+pub use policy::*;
+pub use reconcile::*;
+pub use scenario::*;
+pub use session::*;
+pub use summary::*;
+pub use transformation::*;

@@ -1,0 +1,129 @@
+//! Migration plans: their status, the offline computation, the stored plan and its list item.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AnchorMigrationPolicy, MigrationSummary, TransformationMap};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Pending,
+    Approved,
+    Deploying,
+    Deployed,
+    Rejected,
+    Superseded,
+    /// A pending or approved plan read after its `expires_at`: it can no longer
+    /// be approved or deployed, and it frees its version pair for a new plan.
+    Expired,
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Approved => "approved",
+            PlanStatus::Deploying => "deploying",
+            PlanStatus::Deployed => "deployed",
+            PlanStatus::Rejected => "rejected",
+            PlanStatus::Superseded => "superseded",
+            PlanStatus::Expired => "expired",
+        }
+    }
+
+    /// A live plan blocks another plan for the same version pair.
+    pub fn is_live(self) -> bool {
+        !matches!(
+            self,
+            PlanStatus::Rejected | PlanStatus::Superseded | PlanStatus::Expired
+        )
+    }
+}
+
+/// The offline part of a plan: what `migrations plan` prints and what the API
+/// stores inside a `MigrationPlan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanComputation {
+    pub scenario_checksum_v1: String,
+    pub scenario_checksum_v2: String,
+    pub transformation_map: TransformationMap,
+    pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
+    pub summary: MigrationSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MigrationPlan {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub scenario_id: Uuid,
+    pub scenario_name: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub scenario_checksum_v1: String,
+    pub scenario_checksum_v2: String,
+    pub transformation_map: TransformationMap,
+    pub anchor_policies: BTreeMap<String, AnchorMigrationPolicy>,
+    pub summary: MigrationSummary,
+    pub status: PlanStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    #[serde(default)]
+    pub rejected_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub rejected_by: Option<String>,
+    #[serde(default)]
+    pub rejection_reason: Option<String>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: u64,
+    /// Present when the plan was too large to return whole: the anchors above are
+    /// the first page, `GET /migration-plans/{id}/anchors` returns the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchors_next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MigrationPlanSummaryItem {
+    pub id: Uuid,
+    pub scenario_id: Uuid,
+    pub scenario_name: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub status: PlanStatus,
+    pub total_anchors: u64,
+    pub estimated_sessions_affected: u64,
+    pub warning_count: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MigrationPlanSummaryItem {
+    pub fn of(plan: &MigrationPlan) -> Self {
+        MigrationPlanSummaryItem {
+            id: plan.id,
+            scenario_id: plan.scenario_id,
+            scenario_name: plan.scenario_name.clone(),
+            from_version: plan.from_version,
+            to_version: plan.to_version,
+            status: plan.status,
+            total_anchors: plan.summary.total_anchors,
+            estimated_sessions_affected: plan.summary.estimated_sessions_affected,
+            warning_count: plan.summary.warnings.len() as u64,
+            created_at: plan.created_at,
+        }
+    }
+}

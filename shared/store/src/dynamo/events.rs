@@ -1,0 +1,135 @@
+//! Audit events and the session counts.
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+use planning::MigrationScenario;
+use uuid::Uuid;
+
+use super::DynamoStore;
+use super::expr::Expr;
+use super::items::{TTL, get_s, get_time, s, ttl_av};
+use super::keys::{events_pk, key, page_of, plan_pk, token_item};
+use super::ops::{bad_item, sdk_error};
+use crate::codec::{from_json, time_key, to_json};
+use crate::semantics::event_query_id;
+use crate::{AuditEvent, EventPage, EventQuery, StoreResult};
+
+impl DynamoStore {
+    pub(super) async fn last_event_time(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let out = self
+            .client
+            .query()
+            .table_name(self.main())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(events_pk(tenant, plan_id)))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        match out.items.unwrap_or_default().first() {
+            Some(item) => Ok(Some(get_time(item, "at")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The audit event Put and the stats ADD of one applied migration.
+    pub(super) fn applied_items(
+        &self,
+        t: Uuid,
+        event: &AuditEvent,
+        was_flagged: bool,
+    ) -> StoreResult<Vec<TransactWriteItem>> {
+        let body = String::from_utf8(to_json(event)?).map_err(|_| bad_item("event"))?;
+        let mut item = key(
+            events_pk(t, event.plan_id),
+            &format!("{}#{}", time_key(&event.at), event.event_id),
+        );
+        item.insert("at".into(), s(time_key(&event.at)));
+        item.insert("body".into(), s(body));
+        item.insert(TTL.into(), ttl_av(event.at, self.retention.event_days));
+        let mut expr = Expr::default();
+        expr.add("migrations_applied", 1);
+        if was_flagged {
+            expr.add("flagged_applied", 1);
+        }
+        if let Some(scenario) = event.migration_scenario {
+            expr.add(scenario_counter(scenario), 1);
+        }
+        if event.blocked_by_checkpoint {
+            expr.add("checkpoint_blocks", 1);
+        }
+        Ok(vec![
+            self.tx_put(self.main(), item, Some("attribute_not_exists(pk)"))?,
+            self.tx_update(
+                self.main(),
+                key(plan_pk(t, event.plan_id), "STATS"),
+                &expr,
+                None,
+            )?,
+        ])
+    }
+}
+
+pub(super) fn scenario_counter(scenario: MigrationScenario) -> &'static str {
+    scenario.as_str()
+}
+
+pub(super) async fn session_counts(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+) -> StoreResult<crate::StepCounts> {
+    if let Some(catch_up) = &db.counts_catch_up
+        && let Err(e) = catch_up.catch_up().await
+    {
+        // The counters still answer, as fresh as their `counted_at` says.
+        tracing::warn!(error = %e, "could not read the sessions stream before counting");
+    }
+    crate::dynamo_counts::read_counts(&db.client, db.main(), tenant, scenario_id, version).await
+}
+
+pub(super) async fn put_recount(db: &DynamoStore, recount: &crate::Recount) -> StoreResult<()> {
+    crate::dynamo_counts::put_recount(&db.client, db.main(), recount).await
+}
+
+pub(super) async fn get_recount(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+) -> StoreResult<Option<crate::Recount>> {
+    crate::dynamo_counts::get_recount(&db.client, db.main(), tenant, scenario_id, version).await
+}
+
+pub(super) async fn list_events(db: &DynamoStore, q: &EventQuery) -> StoreResult<EventPage> {
+    const KEY: [&str; 2] = ["pk", "sk"];
+    let query_id = event_query_id(q);
+    let pk = events_pk(q.tenant, q.plan_id);
+    let start = q
+        .next_token
+        .as_deref()
+        .map(|token| token_item(token, &query_id, &KEY, |k| k.get("pk") == Some(&pk)))
+        .transpose()?;
+    let query = db
+        .client
+        .query()
+        .table_name(db.main())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk.clone()))
+        .consistent_read(true)
+        .limit(i32::try_from(q.limit.saturating_add(1)).unwrap_or(i32::MAX));
+    let items = db
+        .query_some(query, start, q.limit.saturating_add(1))
+        .await?;
+    let (events, next_token) = page_of(items, q.limit, &KEY, &query_id, |item| {
+        from_json::<AuditEvent>(get_s(item, "body")?.as_bytes())
+    })?;
+    Ok(EventPage { events, next_token })
+}

@@ -1,0 +1,233 @@
+//! Marking: the plan counters, the chains, the ledger and the deploying registry.
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::DynamoStore;
+use super::expr::Expr;
+use super::items::{
+    ANCHOR_PREFIX, TTL, chain_from, chain_item, get_uuid, n, s, stats_from, ttl_av,
+};
+use super::keys::{CHAIN_PREFIX, DEPLOYING_PK, chain_sk, key, plan_pk};
+use super::ops::{retrying, sdk_error};
+use crate::codec::time_key;
+use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Store, StoreError, StoreResult};
+
+pub(super) async fn get_plan_stats(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> StoreResult<PlanStats> {
+    let item = db
+        .get_item(db.main(), key(plan_pk(tenant, plan_id), "STATS"))
+        .await?;
+    let mut stats = match item {
+        Some(item) => stats_from(&item)?,
+        None => PlanStats::default(),
+    };
+    stats.last_migration_at = db.last_event_time(tenant, plan_id).await?;
+    Ok(stats)
+}
+
+pub(super) async fn start_marking(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+    chains: &[ChainStart],
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let pk = plan_pk(tenant, plan_id);
+    // The stats item alone: `get_plan_stats` also queries the events.
+    let stats = db.get_item(db.main(), key(pk.clone(), "STATS")).await?;
+    if stats.is_some_and(|item| item.contains_key("marking_started_at")) {
+        return Ok(false);
+    }
+    // Each chain at most once: a second starter (a resume racing the first)
+    // keeps the chains already registered, and their progress.
+    let items = chains
+        .iter()
+        .map(|chain| chain_item(pk.clone(), chain, at))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let puts: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let request = db
+                .client
+                .put_item()
+                .table_name(db.main())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)");
+            async move {
+                match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+                    Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .collect();
+    stream::iter(puts)
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    // The total is what is registered, whoever registered it.
+    let registered = db.list_chains(tenant, plan_id).await?.len() as u64;
+    let request = db
+        .client
+        .update_item()
+        .table_name(db.main())
+        .set_key(Some(key(pk, "STATS")))
+        .update_expression(
+            "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at",
+        )
+        .condition_expression("attribute_not_exists(marking_started_at)")
+        .expression_attribute_values(":n", n(registered))
+        .expression_attribute_values(":at", s(time_key(&at)));
+    match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn list_chains(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> StoreResult<Vec<ChainState>> {
+    let query = db
+        .client
+        .query()
+        .table_name(db.main())
+        .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+        .expression_attribute_values(":pk", s(plan_pk(tenant, plan_id)))
+        .expression_attribute_values(":c", s(CHAIN_PREFIX))
+        .consistent_read(true);
+    db.query_all(query).await?.iter().map(chain_from).collect()
+}
+
+pub(super) async fn claim_chain(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+    step_id: Uuid,
+    shard: u32,
+    seen_updated_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let pk = plan_pk(tenant, plan_id);
+    let mut chain = Expr::default();
+    chain.set("updated_at", s(time_key(&at)));
+    chain.add("resumptions", 1);
+    let (done, updated) = (chain.name("done"), chain.name("updated_at"));
+    let (no, seen) = (
+        chain.value(Av::Bool(false)),
+        chain.value(s(time_key(&seen_updated_at))),
+    );
+    let condition = format!("{done} = {no} AND {updated} = {seen}");
+    let mut stats = Expr::default();
+    stats.add("resumptions", 1);
+    stats.set("last_progress_at", s(time_key(&at)));
+    let items = vec![
+        db.tx_update(
+            db.main(),
+            key(pk.clone(), &chain_sk(step_id, shard)),
+            &chain,
+            Some(condition),
+        )?,
+        db.tx_update(db.main(), key(pk, "STATS"), &stats, None)?,
+    ];
+    match db.transact(items).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.failed_at(0) => Ok(false),
+        Err(e) => Err(e.into_store("claim chain")),
+    }
+}
+
+pub(super) async fn list_deploying(
+    db: &DynamoStore,
+    limit: usize,
+) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    let query = db
+        .client
+        .query()
+        .table_name(db.main())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(DEPLOYING_PK))
+        .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+    let items = db.query_some(query, None, limit).await?;
+    items
+        .iter()
+        .map(|item| Ok((get_uuid(item, "tenant_id")?, get_uuid(item, "plan_id")?)))
+        .collect()
+}
+
+pub(super) async fn record_marking_page(db: &DynamoStore, page: &MarkedPage) -> StoreResult<bool> {
+    let pk = plan_pk(page.tenant, page.plan_id);
+    let mut ledger = key(pk.clone(), &format!("LEDGER#{}", page.page_id));
+    ledger.insert(TTL.into(), ttl_av(page.at, db.retention.ledger_days));
+    let mut chain = Expr::default();
+    chain.set_or_remove("cursor", page.next_cursor.clone().map(s));
+    chain.set("done", Av::Bool(page.completes_chain()));
+    chain.set("updated_at", s(time_key(&page.at)));
+    let (done, cursor) = (chain.name("done"), chain.name("cursor"));
+    let no = chain.value(Av::Bool(false));
+    let at_cursor = match &page.cursor {
+        Some(c) => {
+            let v = chain.value(s(c.clone()));
+            format!("{cursor} = {v}")
+        }
+        None => format!("attribute_not_exists({cursor})"),
+    };
+    let chain_condition = format!("attribute_exists(pk) AND {done} = {no} AND {at_cursor}");
+    let mut expr = Expr::default();
+    expr.add("sessions_marked", page.sessions_marked);
+    expr.add("pages_recorded", 1);
+    if page.completes_chain() {
+        expr.add("chains_done", 1);
+    }
+    for (hash, count) in &page.by_anchor {
+        expr.add(&format!("{ANCHOR_PREFIX}{hash}"), *count);
+    }
+    expr.set("last_progress_at", s(time_key(&page.at)));
+    let items = vec![
+        db.tx_put(db.main(), ledger, Some("attribute_not_exists(pk)"))?,
+        db.tx_update(
+            db.main(),
+            key(pk.clone(), &chain_sk(page.chain_step, page.chain_shard)),
+            &chain,
+            Some(chain_condition),
+        )?,
+        db.tx_update(db.main(), key(pk, "STATS"), &expr, None)?,
+    ];
+    match db.transact(items).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(false),
+        Err(e) => Err(e.into_store("record page")),
+    }
+}
+
+pub(super) async fn record_failed_page(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+    page_id: &str,
+) -> StoreResult<bool> {
+    let pk = plan_pk(tenant, plan_id);
+    let mut expr = Expr::default();
+    expr.add("pages_failed", 1);
+    let items = vec![
+        db.tx_put(
+            db.main(),
+            key(pk.clone(), &format!("FAILED#{page_id}")),
+            Some("attribute_not_exists(pk)"),
+        )?,
+        db.tx_update(db.main(), key(pk, "STATS"), &expr, None)?,
+    ];
+    match db.transact(items).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.failed_at(0) => Ok(false),
+        Err(e) => Err(e.into_store("record failed page")),
+    }
+}

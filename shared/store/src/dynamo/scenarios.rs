@@ -1,0 +1,70 @@
+//! Scenarios: the head (current version) and the versions.
+
+use planning::ScenarioVersion;
+use uuid::Uuid;
+
+use super::DynamoStore;
+use super::body::BodyRef;
+use super::items::{get_n, n};
+use super::keys::{key, scenario_pk, version_sk};
+use crate::{Store, StoreResult};
+
+pub(super) async fn create_scenario(
+    db: &DynamoStore,
+    scenario: &ScenarioVersion,
+) -> StoreResult<()> {
+    let t = scenario.tenant_id;
+    let body = db.store_body(t, scenario).await?;
+    let pk = scenario_pk(t, scenario.id);
+    let mut head = key(pk.clone(), "HEAD");
+    head.insert("current_version".into(), n(scenario.version));
+    let mut version = key(pk, &version_sk(scenario.version));
+    version.insert("version".into(), n(scenario.version));
+    body.write_into(&mut version, "body");
+    let items = vec![
+        db.tx_put(db.main(), head, Some("attribute_not_exists(pk)"))?,
+        db.tx_put(db.main(), version, None)?,
+    ];
+    if let Err(e) = db.transact(items).await {
+        db.delete_body(t, &body).await;
+        return Err(e.into_store("scenario already exists"));
+    }
+    Ok(())
+}
+
+pub(super) async fn get_current_scenario(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+) -> StoreResult<Option<ScenarioVersion>> {
+    let head = db
+        .get_item(db.main(), key(scenario_pk(tenant, scenario_id), "HEAD"))
+        .await?;
+    match head {
+        Some(head) => {
+            let v = get_n(&head, "current_version")?;
+            db.get_scenario_version(tenant, scenario_id, v).await
+        }
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn get_scenario_version(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+) -> StoreResult<Option<ScenarioVersion>> {
+    let item = db
+        .get_item(
+            db.main(),
+            key(scenario_pk(tenant, scenario_id), &version_sk(version)),
+        )
+        .await?;
+    match item {
+        Some(item) => Ok(Some(
+            db.load_body(tenant, &BodyRef::read(&item, "body")?).await?,
+        )),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,302 @@
+//! Sessions: the runtime's writes, the step index, marking and reconcile writes.
+
+use std::collections::HashMap;
+
+use planning::{PendingMigration, Session};
+use uuid::Uuid;
+
+use super::expr::{Expr, revision_condition};
+use super::items::{indexed_session_from, json_text, n, pending_av, s, session_from, session_item};
+use super::keys::{page_of, session_pk, token_item};
+use super::ops::{retry_delays, retrying, sdk_error};
+use super::{DynamoStore, STEPS_INDEX, step_key};
+use crate::codec::time_key;
+use crate::semantics::{session_matches, step_query_id};
+use crate::session_rules::merge_runtime_write;
+use crate::{
+    SessionChange, SessionExpectation, SessionMark, SessionPage, SessionPosition, SessionWrite,
+    SessionWriteError, StepQuery, Store, StoreError, StoreResult, WrittenSession,
+};
+
+pub(super) async fn put_session(db: &DynamoStore, session: &Session) -> StoreResult<()> {
+    let request = db
+        .client
+        .put_item()
+        .table_name(&db.tables.sessions)
+        .set_item(Some(session_item(session, db.step_shards)?));
+    retrying(|| request.clone().send())
+        .await
+        .map_err(sdk_error)?;
+    Ok(())
+}
+
+/// Read, decide with the shared rules, then put conditioned on the revision
+/// read (or on absence): a write that lost a race is decided again on what
+/// won, so the runtime never overwrites a flag set meanwhile.
+pub(super) async fn write_session(
+    db: &DynamoStore,
+    write: &SessionWrite,
+) -> Result<WrittenSession, SessionWriteError> {
+    let (tenant, id) = (write.session.tenant_id, write.session.session_id.as_str());
+    let mut delays = retry_delays();
+    loop {
+        let stored = db.get_session(tenant, id).await?;
+        let next = merge_runtime_write(stored.as_ref(), write)?;
+        let mut expr = Expr::default();
+        let condition = match &stored {
+            None => {
+                let pk = expr.name("pk");
+                format!("attribute_not_exists({pk})")
+            }
+            Some(old) => revision_condition(&mut expr, old.revision),
+        };
+        let request = db
+            .client
+            .put_item()
+            .table_name(&db.tables.sessions)
+            .set_item(Some(session_item(&next, db.step_shards)?))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values());
+        match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+            Ok(_) => {
+                return Ok(WrittenSession {
+                    session: next,
+                    created: stored.is_none(),
+                });
+            }
+            // Lost the race: decide again on what won.
+            Err(StoreError::Conflict(message)) => match delays.next() {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(StoreError::Conflict(message).into()),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(super) async fn get_session(
+    db: &DynamoStore,
+    tenant: Uuid,
+    session_id: &str,
+) -> StoreResult<Option<Session>> {
+    let item = db
+        .get_item(
+            &db.tables.sessions,
+            HashMap::from([("pk".to_owned(), s(session_pk(tenant, session_id)))]),
+        )
+        .await?;
+    item.as_ref().map(session_from).transpose()
+}
+
+pub(super) async fn sessions_at_step(db: &DynamoStore, q: &StepQuery) -> StoreResult<SessionPage> {
+    const KEY: [&str; 3] = ["pk", "step_key", "session_id"];
+    let query_id = step_query_id(q);
+    let sk = step_key(q.tenant, q.scenario_id, q.version, q.step_id, q.shard);
+    let start = q
+        .cursor
+        .as_deref()
+        .map(|token| token_item(token, &query_id, &KEY, |k| k.get("step_key") == Some(&sk)))
+        .transpose()?;
+    let query = db
+        .client
+        .query()
+        .table_name(&db.tables.sessions)
+        .index_name(STEPS_INDEX)
+        .key_condition_expression("step_key = :k")
+        .expression_attribute_values(":k", s(sk.clone()))
+        .limit(i32::try_from(q.limit.saturating_add(1)).unwrap_or(i32::MAX));
+    let items = db
+        .query_some(query, start, q.limit.saturating_add(1))
+        .await?;
+    let (sessions, next_cursor) = page_of(items, q.limit, &KEY, &query_id, |item| {
+        indexed_session_from(item, q)
+    })?;
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+pub(super) async fn count_sessions_at_step(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    version: i64,
+    step_id: Uuid,
+) -> StoreResult<u64> {
+    // Every shard of the step.
+    let mut total = 0;
+    for shard in 0..db.step_shards {
+        let query = db
+            .client
+            .query()
+            .table_name(&db.tables.sessions)
+            .index_name(STEPS_INDEX)
+            .key_condition_expression("step_key = :k")
+            .expression_attribute_values(
+                ":k",
+                s(step_key(tenant, scenario_id, version, step_id, shard)),
+            );
+        total += db.count_all(query).await?;
+    }
+    Ok(total)
+}
+
+pub(super) async fn mark_session(
+    db: &DynamoStore,
+    tenant: Uuid,
+    session_id: &str,
+    expected: &SessionPosition,
+    pending: &PendingMigration,
+) -> StoreResult<bool> {
+    let request = db
+        .client
+        .update_item()
+        .table_name(&db.tables.sessions)
+        .key("pk", s(session_pk(tenant, session_id)))
+        .update_expression(
+            "SET pending_migration = :pm, revision = if_not_exists(revision, :zero) + :one",
+        )
+        .condition_expression(
+            "attribute_exists(pk) AND active_scenario_id = :sid \
+             AND active_scenario_version = :v AND active_step_id = :step \
+             AND attribute_not_exists(pending_migration) \
+             AND attribute_not_exists(pinned_version)",
+        )
+        .expression_attribute_values(":pm", pending_av(pending)?)
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":sid", s(expected.scenario_id.to_string()))
+        .expression_attribute_values(":v", n(expected.version))
+        .expression_attribute_values(":step", s(expected.step_id.to_string()));
+    match retrying(|| request.clone().send()).await {
+        Ok(_) => Ok(true),
+        Err(e) => match sdk_error(e) {
+            StoreError::Conflict(_) => Ok(false),
+            other => Err(other),
+        },
+    }
+}
+
+pub(super) async fn mark_sessions(
+    db: &DynamoStore,
+    tenant: Uuid,
+    marks: &[SessionMark],
+    concurrency: usize,
+) -> StoreResult<Vec<bool>> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    // Built up front: a mapping closure returning borrowed futures defeats the
+    // compiler's `Send` inference for this future.
+    let writes: Vec<_> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let write = db.mark_session(tenant, &m.session_id, &m.expected, &m.pending);
+            async move { write.await.map(|marked| (i, marked)) }
+        })
+        .collect();
+    // Unordered: one slow write must not hold the other slots idle (`buffered`
+    // starts no new write until the oldest one finishes); results are put
+    // back in input order.
+    let done: Vec<(usize, bool)> = stream::iter(writes)
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut marked = vec![false; marks.len()];
+    for (i, m) in done {
+        marked[i] = m;
+    }
+    Ok(marked)
+}
+
+pub(super) async fn apply_session_change(
+    db: &DynamoStore,
+    change: &SessionChange,
+) -> StoreResult<bool> {
+    let t = change.tenant;
+    let pk = session_pk(t, &change.session_id);
+    let Some(item) = db
+        .get_item(
+            &db.tables.sessions,
+            HashMap::from([("pk".to_owned(), s(pk.clone()))]),
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
+    let current = session_from(&item)?;
+    if current.revision != change.expected_revision || !session_matches(&current, &change.expect) {
+        return Ok(false);
+    }
+
+    let mut expr = Expr::default();
+    expr.set("updated_at", s(time_key(&change.at)));
+    expr.set("revision", n(change.expected_revision + 1));
+    if let Some(pos) = &change.new_position {
+        expr.set("active_scenario_version", n(pos.version));
+        expr.set("active_step_id", s(pos.step_id.to_string()));
+        expr.set("scenario_checksum", s(pos.checksum.clone()));
+        expr.set(
+            "step_key",
+            s(step_key(
+                t,
+                current.active_scenario_id,
+                pos.version,
+                pos.step_id,
+                crate::step_shard(&change.session_id, db.step_shards),
+            )),
+        );
+    }
+    if let Some(pin) = change.pin_version {
+        expr.set("pinned_version", n(pin));
+    }
+    if change.clear_flag {
+        expr.set_or_remove("pending_migration", None);
+    }
+    if !change.set_variables.is_empty() {
+        let vars = expr.name("variables");
+        for (name, value) in &change.set_variables {
+            let (k, v) = (expr.name(name), expr.value(json_text(value)?));
+            expr.set.push(format!("{vars}.{k} = {v}"));
+        }
+    }
+    let sid = expr.value(s(current.active_scenario_id.to_string()));
+    let at_revision = revision_condition(&mut expr, change.expected_revision);
+    let mut condition =
+        format!("attribute_exists(pk) AND active_scenario_id = {sid} AND {at_revision}");
+    match &change.expect {
+        SessionExpectation::FlaggedBy(plan_id) => {
+            let (pm, id) = (
+                expr.name("pending_migration"),
+                expr.value(s(plan_id.to_string())),
+            );
+            condition.push_str(&format!(" AND {pm}.migration_plan_id = {id}"));
+        }
+        SessionExpectation::UnflaggedAt { version } => {
+            let (pm, pin, ver) = (
+                expr.name("pending_migration"),
+                expr.name("pinned_version"),
+                expr.name("active_scenario_version"),
+            );
+            let v = expr.value(n(*version));
+            condition.push_str(&format!(
+                " AND attribute_not_exists({pm}) AND attribute_not_exists({pin}) AND {ver} = {v}"
+            ));
+        }
+    }
+    let mut items = vec![db.tx_update(
+        &db.tables.sessions,
+        HashMap::from([("pk".to_owned(), s(pk))]),
+        &expr,
+        Some(condition),
+    )?];
+    if let Some(applied) = &change.applied {
+        items.extend(db.applied_items(t, &applied.event, applied.was_flagged)?);
+    }
+    match db.transact(items).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.failed_at(0) => Ok(false),
+        Err(e) => Err(e.into_store("apply session change")),
+    }
+}

@@ -1,0 +1,159 @@
+//! Plan counters, marking chains, the ledger and the deploying registry.
+
+use uuid::Uuid;
+
+use chrono::{DateTime, Utc};
+
+use super::keys::{
+    DEPLOYING_PREFIX, chain_key, chains_prefix, failed_key, ledger_key, prefix_end, stats_key,
+};
+use super::retention::expire_at;
+use super::values::{decode_value, load, save};
+use super::{KvRead, KvWrite};
+use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Retention, StoreError, StoreResult};
+
+pub(super) fn load_stats(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<PlanStats> {
+    Ok(load(kv, &stats_key(t, pid))?.unwrap_or_default())
+}
+
+pub(super) fn start_marking(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    chains: &[ChainStart],
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut stats = load_stats(kv, t, pid)?;
+    if stats.marking_started_at.is_some() {
+        return Ok(false);
+    }
+    for chain in chains {
+        let state = ChainState {
+            step_id: chain.step_id,
+            shard: chain.shard,
+            shards: chain.shards,
+            anchor_content_hash: chain.anchor_content_hash.clone(),
+            cursor: None,
+            done: false,
+            updated_at: at,
+            resumptions: 0,
+        };
+        save(kv, &chain_key(t, pid, chain.step_id, chain.shard), &state)?;
+    }
+    stats.chains_total = chains.len() as u64;
+    stats.marking_started_at = Some(at);
+    stats.last_progress_at = Some(at);
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}
+
+pub(super) fn list_chains(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<Vec<ChainState>> {
+    let prefix = chains_prefix(t, pid);
+    kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)?
+        .iter()
+        .map(|(_, bytes)| decode_value(bytes))
+        .collect()
+}
+
+pub(super) fn claim_chain(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    (step, shard): (Uuid, u32),
+    seen: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let key = chain_key(t, pid, step, shard);
+    let Some(mut chain) = load::<ChainState>(kv, &key)? else {
+        return Ok(false);
+    };
+    if chain.done || chain.updated_at != seen {
+        return Ok(false);
+    }
+    chain.updated_at = at;
+    chain.resumptions += 1;
+    save(kv, &key, &chain)?;
+    let mut stats = load_stats(kv, t, pid)?;
+    stats.resumptions += 1;
+    stats.last_progress_at = Some(at);
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}
+
+pub(super) fn list_deploying(kv: &dyn KvRead, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    let mut plans = Vec::new();
+    for (key, _) in kv.range(
+        DEPLOYING_PREFIX,
+        &prefix_end(DEPLOYING_PREFIX),
+        false,
+        limit,
+    )? {
+        let rest = &key[DEPLOYING_PREFIX.len()..];
+        let (t, p) = rest
+            .split_once('/')
+            .ok_or_else(|| StoreError::Unexpected(format!("malformed registry key {key}")))?;
+        let parse = |v: &str| {
+            Uuid::parse_str(v)
+                .map_err(|_| StoreError::Unexpected(format!("malformed registry key {key}")))
+        };
+        plans.push((parse(t)?, parse(p)?));
+    }
+    Ok(plans)
+}
+
+pub(super) fn record_marking_page(
+    kv: &mut dyn KvWrite,
+    page: &MarkedPage,
+    retention: Retention,
+) -> StoreResult<bool> {
+    let ledger = ledger_key(page.tenant, page.plan_id, &page.page_id);
+    if kv.get(&ledger)?.is_some() {
+        return Ok(false);
+    }
+    let chain_key = chain_key(page.tenant, page.plan_id, page.chain_step, page.chain_shard);
+    let Some(mut chain) = load::<ChainState>(kv, &chain_key)? else {
+        return Ok(false);
+    };
+    if chain.done || chain.cursor != page.cursor {
+        return Ok(false);
+    }
+    chain.cursor = page.next_cursor.clone();
+    chain.done = page.completes_chain();
+    chain.updated_at = page.at;
+    save(kv, &chain_key, &chain)?;
+    kv.put(&ledger, Vec::new())?;
+    expire_at(
+        kv,
+        &ledger,
+        Retention::until(page.at, retention.ledger_days),
+    )?;
+    let mut stats = load_stats(kv, page.tenant, page.plan_id)?;
+    stats.sessions_marked += page.sessions_marked;
+    for (hash, n) in &page.by_anchor {
+        *stats.sessions_by_anchor.entry(hash.clone()).or_default() += n;
+    }
+    stats.pages_recorded += 1;
+    if page.completes_chain() {
+        stats.chains_done += 1;
+    }
+    stats.last_progress_at = Some(stats.last_progress_at.map_or(page.at, |t| t.max(page.at)));
+    save(kv, &stats_key(page.tenant, page.plan_id), &stats)?;
+    Ok(true)
+}
+
+pub(super) fn record_failed_page(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    pid: Uuid,
+    page: &str,
+) -> StoreResult<bool> {
+    let key = failed_key(t, pid, page);
+    if kv.get(&key)?.is_some() {
+        return Ok(false);
+    }
+    kv.put(&key, Vec::new())?;
+    let mut stats = load_stats(kv, t, pid)?;
+    stats.pages_failed += 1;
+    save(kv, &stats_key(t, pid), &stats)?;
+    Ok(true)
+}

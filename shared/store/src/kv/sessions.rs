@@ -1,0 +1,189 @@
+//! Sessions (with their step-index entries and counts) and the audit events of reconcile.
+
+use planning::{PendingMigration, Session};
+use uuid::Uuid;
+
+use crate::codec::{decode_token, encode_token, time_key};
+
+use super::keys::{
+    events_prefix, prefix_end, session_key, stats_key, step_entry_key, step_shard_prefix,
+};
+use super::marking::load_stats;
+use super::retention::expire_at;
+use super::values::{decode_value, load, save};
+use super::{KvRead, KvWrite};
+use crate::semantics::{
+    apply_session_fields, count_migration, event_query_id, session_matches, step_query_id,
+};
+use crate::session_rules::merge_runtime_write;
+use crate::{
+    EventPage, EventQuery, Retention, SessionChange, SessionPage, SessionPosition, SessionWrite,
+    SessionWriteError, StepQuery, StoreError, StoreResult, WrittenSession,
+};
+
+pub(super) fn put_session(kv: &mut dyn KvWrite, session: &Session, shards: u32) -> StoreResult<()> {
+    let key = session_key(session.tenant_id, &session.session_id);
+    let old = load::<Session>(kv, &key)?;
+    if let Some(old) = &old {
+        kv.delete(&step_entry_key(old, shards))?;
+    }
+    // Session counts move in this same transaction (crate::counts).
+    crate::counts::kv_move(
+        kv,
+        old.as_ref().map(crate::counts::CountKey::of),
+        Some(crate::counts::CountKey::of(session)),
+    )?;
+    save(kv, &key, session)?;
+    kv.put(&step_entry_key(session, shards), Vec::new())
+}
+
+/// The runtime's write: the contract's merge, applied in this one transaction.
+pub(super) fn write_session(
+    kv: &mut dyn KvWrite,
+    write: &SessionWrite,
+    shards: u32,
+) -> Result<WrittenSession, SessionWriteError> {
+    let key = session_key(write.session.tenant_id, &write.session.session_id);
+    let stored = load::<Session>(kv, &key)?;
+    let next = merge_runtime_write(stored.as_ref(), write)?;
+    put_session(kv, &next, shards)?;
+    Ok(WrittenSession {
+        session: next,
+        created: stored.is_none(),
+    })
+}
+
+/// Where a forward range resumes: just after the key in `token`, which must be
+/// under `prefix` and issued for `query_id`; the prefix itself without a token.
+pub(super) fn resume_after(
+    token: Option<&str>,
+    query_id: &str,
+    prefix: &str,
+) -> StoreResult<String> {
+    match token {
+        Some(token) => {
+            let key = decode_token(token, query_id)?;
+            if !key.starts_with(prefix) {
+                return Err(StoreError::InvalidToken);
+            }
+            Ok(format!("{key}\u{0}"))
+        }
+        None => Ok(prefix.to_owned()),
+    }
+}
+
+pub(super) fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<SessionPage> {
+    let prefix = step_shard_prefix(q.tenant, q.scenario_id, q.version, q.step_id, q.shard);
+    let start = resume_after(q.cursor.as_deref(), &step_query_id(q), &prefix)?;
+    let mut entries = kv.range(
+        &start,
+        &prefix_end(&prefix),
+        false,
+        q.limit.saturating_add(1),
+    )?;
+    let more = entries.len() > q.limit;
+    entries.truncate(q.limit);
+    let mut sessions = Vec::with_capacity(entries.len());
+    for (key, _) in &entries {
+        let session_id = &key[prefix.len()..];
+        if let Some(s) = load::<Session>(kv, &session_key(q.tenant, session_id))? {
+            sessions.push(s);
+        }
+    }
+    let next_cursor = match (more, entries.last()) {
+        (true, Some((key, _))) => Some(encode_token(key, &step_query_id(q))),
+        _ => None,
+    };
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+pub(super) fn mark_session(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    session_id: &str,
+    expected: &SessionPosition,
+    pending: &PendingMigration,
+) -> StoreResult<bool> {
+    let key = session_key(t, session_id);
+    let Some(mut session) = load::<Session>(kv, &key)? else {
+        return Ok(false);
+    };
+    let eligible = session.active_scenario_id == expected.scenario_id
+        && session.active_scenario_version == expected.version
+        && session.active_step_id == expected.step_id
+        && session.pending_migration.is_none()
+        && session.pinned_version.is_none();
+    if !eligible {
+        return Ok(false);
+    }
+    session.pending_migration = Some(pending.clone());
+    session.revision += 1;
+    save(kv, &key, &session)?;
+    Ok(true)
+}
+
+pub(super) fn apply_session_change(
+    kv: &mut dyn KvWrite,
+    change: &SessionChange,
+    retention: Retention,
+    shards: u32,
+) -> StoreResult<bool> {
+    let key = session_key(change.tenant, &change.session_id);
+    let Some(mut session) = load::<Session>(kv, &key)? else {
+        return Ok(false);
+    };
+    if session.revision != change.expected_revision || !session_matches(&session, &change.expect) {
+        return Ok(false);
+    }
+    kv.delete(&step_entry_key(&session, shards))?;
+    let counted_before = crate::counts::CountKey::of(&session);
+    apply_session_fields(&mut session, change);
+    crate::counts::kv_move(
+        kv,
+        Some(counted_before),
+        Some(crate::counts::CountKey::of(&session)),
+    )?;
+    save(kv, &key, &session)?;
+    kv.put(&step_entry_key(&session, shards), Vec::new())?;
+    if let Some(applied) = &change.applied {
+        let e = &applied.event;
+        let event_key = format!(
+            "{}{}/{}",
+            events_prefix(change.tenant, e.plan_id),
+            time_key(&e.at),
+            e.event_id
+        );
+        save(kv, &event_key, e)?;
+        expire_at(kv, &event_key, Retention::until(e.at, retention.event_days))?;
+        let mut stats = load_stats(kv, change.tenant, e.plan_id)?;
+        count_migration(&mut stats, applied);
+        save(kv, &stats_key(change.tenant, e.plan_id), &stats)?;
+    }
+    Ok(true)
+}
+
+pub(super) fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {
+    let query_id = event_query_id(q);
+    let prefix = events_prefix(q.tenant, q.plan_id);
+    let start = resume_after(q.next_token.as_deref(), &query_id, &prefix)?;
+    let mut entries = kv.range(
+        &start,
+        &prefix_end(&prefix),
+        false,
+        q.limit.saturating_add(1),
+    )?;
+    let more = entries.len() > q.limit;
+    entries.truncate(q.limit);
+    let events = entries
+        .iter()
+        .map(|(_, bytes)| decode_value(bytes))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let next_token = match (more, entries.last()) {
+        (true, Some((key, _))) => Some(encode_token(key, &query_id)),
+        _ => None,
+    };
+    Ok(EventPage { events, next_token })
+}
