@@ -13,7 +13,7 @@
 //!    FNV-1a rule), 90 % of them at one step ("Collect email"), the rest spread
 //!    over the two others.
 //! 2. **Count** them from the table's change stream with the code of the
-//!    `count-sessions` Lambda (`store::dynamo_stream`, as `migrations serve
+//!    `count-sessions` Lambda (`store::dynamo::stream`, as `migrations serve
 //!    --store dynamodb` runs it): records/s until the stream is drained, and the
 //!    counter writes that took (a hot step is one write per batch, not per session).
 //! 3. **Plan generation** end to end through the HTTP router (`POST
@@ -42,7 +42,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use store::Store;
 use store::dynamo::DynamoStore;
-use store::dynamo_stream::{StreamPoller, streams_client};
+use store::dynamo::stream::{StreamPoller, streams_client};
 use tower::ServiceExt;
 use uuid::Uuid;
 

@@ -158,10 +158,7 @@ fn watch_routes() -> BTreeMap<RouteKey, String> {
 }
 
 fn state() -> api::AppState {
-    api::AppState::new(
-        Arc::new(store::memory::MemoryStore::new()),
-        api::Config::default(),
-    )
+    api::AppState::new(Arc::new(store::MemoryStore::new()), api::Config::default())
 }
 
 /// The router each Lambda serves, by binary name (what the template and the

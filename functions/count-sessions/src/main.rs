@@ -1,6 +1,6 @@
 //! The session-counting Lambda: consumes the sessions table's stream
 //! (`NEW_AND_OLD_IMAGES`) and keeps the per-step session counts that plan
-//! generation, the summary and deploy read (`store::dynamo_counts` has the
+//! generation, the summary and deploy read (`store::dynamo::counts` has the
 //! design). Each invocation holds records of one stream shard; the event source
 //! mapping runs with a tumbling window so that every event names its shard
 //! (`shardId`), which keys the shard's checkpoint. The window's state is not
@@ -16,7 +16,7 @@ use aws_lambda_events::event::dynamodb::{EventRecord, TimeWindowEvent, TimeWindo
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_dynamo::AttributeValue;
 use store::counts::{ChangeRecord, CountKey};
-use store::dynamo_counts::CountsApplier;
+use store::dynamo::counts::CountsApplier;
 
 fn text<'a>(image: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
     match image.get(name)? {

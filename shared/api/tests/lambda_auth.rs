@@ -43,7 +43,7 @@ fn config(env: &[(&str, &str)]) -> Config {
 }
 
 fn state(config: Config) -> AppState {
-    AppState::new(Arc::new(store::memory::MemoryStore::new()), config)
+    AppState::new(Arc::new(store::MemoryStore::new()), config)
 }
 
 fn iam_state() -> AppState {

@@ -250,10 +250,7 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn serve_app() -> axum::Router {
-    let state = AppState::new(
-        Arc::new(store::memory::MemoryStore::new()),
-        Config::default(),
-    );
+    let state = AppState::new(Arc::new(store::MemoryStore::new()), Config::default());
     api::app(state)
 }
 
@@ -281,7 +278,7 @@ async fn secrets_stay_out_of_the_lambda_logs() {
         _ => None,
     })
     .unwrap();
-    let state = AppState::new(Arc::new(store::memory::MemoryStore::new()), config);
+    let state = AppState::new(Arc::new(store::MemoryStore::new()), config);
     // Scenarios and plans through the full router, sessions through the Lambda's.
     let mut setup = Client::new(api::app(state.clone()));
     exercise(&mut setup, "wa-2").await;

@@ -1,6 +1,6 @@
 //! `migrations serve --store dynamodb`: the session counts come from the
 //! sessions table's stream, read here with the DynamoDB Streams API and applied
-//! with the same code as the `count-sessions` Lambda (`store::dynamo_counts`).
+//! with the same code as the `count-sessions` Lambda (`store::dynamo::counts`).
 //! DynamoDB Local serves Streams on its DynamoDB endpoint, so without
 //! `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` the DynamoDB endpoint is used.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::TableNames;
-use store::dynamo_stream::{SharedPoller, StreamPoller};
+use store::dynamo::stream::{SharedPoller, StreamPoller};
 
 /// How often the stream is read (records are applied as soon as a pass sees them).
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -20,7 +20,7 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 pub fn stream_poller(sdk: &aws_config::SdkConfig, tables: &TableNames) -> Arc<SharedPoller> {
     let poller = SharedPoller::new(StreamPoller::new(
         aws_sdk_dynamodb::Client::new(sdk),
-        store::dynamo_stream::streams_client(sdk),
+        store::dynamo::stream::streams_client(sdk),
         tables,
     ));
     tokio::spawn(poller.clone().run(POLL_EVERY));

@@ -13,7 +13,7 @@
 //!   items straight into it, so the counts come from the table's change stream:
 //!   each record becomes deltas (−1 at the old position, +1 at the new), a batch
 //!   is aggregated ([`aggregate`]) and applied to counter items in the main table
-//!   exactly once ([`crate::dynamo_counts`]). As fresh as the stream consumer.
+//!   exactly once ([`crate::dynamo::counts`]). As fresh as the stream consumer.
 //!
 //! This module holds the pure part: positions, deltas, aggregation, sequence
 //! numbers, and the key-value counters.

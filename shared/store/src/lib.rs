@@ -27,20 +27,17 @@ use uuid::Uuid;
 mod codec;
 pub mod counts;
 pub mod dynamo;
-pub use dynamo::counts as dynamo_counts;
-#[cfg(feature = "stream-poll")]
-pub use dynamo::stream as dynamo_stream;
 /// The redb file store: `migrations serve --store embedded` and the tests (`local` feature).
 #[cfg(feature = "local")]
-pub mod embedded;
-pub mod kv;
-pub mod memory;
+mod embedded;
+mod kv;
+mod memory;
 mod semantics;
 mod session_rules;
 /// Fresh DynamoDB Local tables and the backend-matrix macro, for tests and benchmarks.
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod types;
+mod types;
 
 pub use counts::{Recount, StepCounts};
 #[cfg(feature = "local")]

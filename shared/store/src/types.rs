@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use planning::lifecycle::StatusChange;
 use planning::{
-    MigrationPlan, MigrationPlanSummaryItem, MigrationScenario, PlanStatus, ReconciliationAction,
-    ScenarioVersion,
+    MigrationPlanSummaryItem, MigrationScenario, PlanStatus, ReconciliationAction, ScenarioVersion,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -329,13 +328,6 @@ pub struct EventQuery {
 pub struct EventPage {
     pub events: Vec<AuditEvent>,
     pub next_token: Option<String>,
-}
-
-/// Convenience for services that need the plan and its target together.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanWithTarget {
-    pub plan: MigrationPlan,
-    pub target: ScenarioVersion,
 }
 
 /// How long what a deployment leaves behind is kept. DynamoDB deletes it through

@@ -27,7 +27,7 @@ struct Harness {
 struct DynamoParts {
     client: aws_sdk_dynamodb::Client,
     tables: store::TableNames,
-    poller: tokio::sync::Mutex<store::dynamo_stream::StreamPoller>,
+    poller: tokio::sync::Mutex<store::dynamo::stream::StreamPoller>,
 }
 
 struct TempFile(std::path::PathBuf);
@@ -77,9 +77,9 @@ async fn embedded() -> Option<Harness> {
 async fn dynamodb() -> Option<Harness> {
     let fresh = store::testing::fresh_dynamo_tables("fm").await?;
     // DynamoDB Local serves Streams on the DynamoDB endpoint.
-    let streams = store::dynamo_stream::streams_client(&fresh.sdk);
+    let streams = store::dynamo::stream::streams_client(&fresh.sdk);
     let poller =
-        store::dynamo_stream::StreamPoller::new(fresh.client.clone(), streams, &fresh.tables);
+        store::dynamo::stream::StreamPoller::new(fresh.client.clone(), streams, &fresh.tables);
     Some(Harness {
         store: Arc::new(fresh.store()),
         dynamo: Some(DynamoParts {
@@ -378,7 +378,7 @@ async fn dynamodb_duplicate_deliveries_count_once() {
             .endpoint_url(endpoint)
             .build(),
     );
-    let arn = store::dynamo_counts::ensure_stream(&d.client, &d.tables.sessions)
+    let arn = store::dynamo::counts::ensure_stream(&d.client, &d.tables.sessions)
         .await
         .unwrap();
     let description = streams
@@ -415,7 +415,7 @@ async fn dynamodb_duplicate_deliveries_count_once() {
             records.extend(
                 out.records()
                     .iter()
-                    .filter_map(store::dynamo_stream::change_record),
+                    .filter_map(store::dynamo::stream::change_record),
             );
             iterator = out.next_shard_iterator;
         }
@@ -424,7 +424,8 @@ async fn dynamodb_duplicate_deliveries_count_once() {
     let total: usize = by_shard.iter().map(|(_, r)| r.len()).sum();
     assert_eq!(total, 40, "one record per session written");
 
-    let applier = store::dynamo_counts::CountsApplier::new(d.client.clone(), d.tables.main.clone());
+    let applier =
+        store::dynamo::counts::CountsApplier::new(d.client.clone(), d.tables.main.clone());
     for (shard, records) in &by_shard {
         let half = records.len() / 2;
         // First batch, then the same batch again (a retry after a timeout).

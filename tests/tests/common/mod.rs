@@ -46,11 +46,12 @@ pub fn test_config() -> Config {
 /// A DynamoDB store whose session counts follow the sessions table's stream,
 /// read up to its end before each counts read (as `migrations serve` does).
 pub fn dynamo_store_counting(fresh: store::testing::FreshTables) -> store::DynamoStore {
-    let poller = store::dynamo_stream::SharedPoller::new(store::dynamo_stream::StreamPoller::new(
-        fresh.client.clone(),
-        store::dynamo_stream::streams_client(&fresh.sdk),
-        &fresh.tables,
-    ));
+    let poller =
+        store::dynamo::stream::SharedPoller::new(store::dynamo::stream::StreamPoller::new(
+            fresh.client.clone(),
+            store::dynamo::stream::streams_client(&fresh.sdk),
+            &fresh.tables,
+        ));
     fresh.store().with_counts_catch_up(poller)
 }
 
@@ -206,7 +207,7 @@ pub async fn fresh_store(
         Backend::Memory => Some((Arc::new(store::MemoryStore::new()), None)),
         Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = store::embedded::EmbeddedStore::open(dir.path().join("migrations.redb"))
+            let store = store::EmbeddedStore::open(dir.path().join("migrations.redb"))
                 .expect("open embedded store");
             Some((Arc::new(store), Some(dir)))
         }

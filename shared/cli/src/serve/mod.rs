@@ -117,7 +117,7 @@ async fn open_store(
 ) -> Result<Arc<dyn Store>, String> {
     Ok(match args.store {
         StoreKind::Memory => Arc::new(
-            store::memory::MemoryStore::new()
+            store::MemoryStore::new()
                 .with_retention(config.retention())
                 .with_step_index_shards(config.step_index_shards),
         ),
@@ -126,7 +126,7 @@ async fn open_store(
                 .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
             let path = args.data_dir.join("migrations.redb");
             Arc::new(
-                store::embedded::EmbeddedStore::open(&path)
+                store::EmbeddedStore::open(&path)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?
                     .with_retention(config.retention())
                     .with_step_index_shards(config.step_index_shards),

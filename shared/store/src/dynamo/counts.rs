@@ -201,7 +201,7 @@ pub(crate) async fn get_recount(
 }
 
 /// Something that applies the stream's pending records to the counters
-/// ([`crate::dynamo_stream`]'s poller), run before a counts read.
+/// ([`crate::dynamo::stream`]'s poller), run before a counts read.
 #[async_trait::async_trait]
 pub trait CatchUp: Send + Sync {
     async fn catch_up(&self) -> StoreResult<()>;

@@ -92,11 +92,11 @@ pub(super) async fn session_counts(
         // The counters still answer, as fresh as their `counted_at` says.
         tracing::warn!(error = %e, "could not read the sessions stream before counting");
     }
-    crate::dynamo_counts::read_counts(&db.client, db.main(), tenant, scenario_id, version).await
+    crate::dynamo::counts::read_counts(&db.client, db.main(), tenant, scenario_id, version).await
 }
 
 pub(super) async fn put_recount(db: &DynamoStore, recount: &crate::Recount) -> StoreResult<()> {
-    crate::dynamo_counts::put_recount(&db.client, db.main(), recount).await
+    crate::dynamo::counts::put_recount(&db.client, db.main(), recount).await
 }
 
 pub(super) async fn get_recount(
@@ -105,7 +105,7 @@ pub(super) async fn get_recount(
     scenario_id: Uuid,
     version: i64,
 ) -> StoreResult<Option<crate::Recount>> {
-    crate::dynamo_counts::get_recount(&db.client, db.main(), tenant, scenario_id, version).await
+    crate::dynamo::counts::get_recount(&db.client, db.main(), tenant, scenario_id, version).await
 }
 
 pub(super) async fn list_events(db: &DynamoStore, q: &EventQuery) -> StoreResult<EventPage> {

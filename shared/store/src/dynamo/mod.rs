@@ -67,7 +67,7 @@ pub struct DynamoStore {
     retention: Retention,
     step_shards: u32,
     /// Run before each session-counts read (see [`DynamoStore::with_counts_catch_up`]).
-    counts_catch_up: Option<std::sync::Arc<dyn crate::dynamo_counts::CatchUp>>,
+    counts_catch_up: Option<std::sync::Arc<dyn crate::dynamo::counts::CatchUp>>,
 }
 
 impl DynamoStore {
@@ -87,7 +87,7 @@ impl DynamoStore {
     /// the `count-sessions` function has applied.
     pub fn with_counts_catch_up(
         mut self,
-        catch_up: std::sync::Arc<dyn crate::dynamo_counts::CatchUp>,
+        catch_up: std::sync::Arc<dyn crate::dynamo::counts::CatchUp>,
     ) -> Self {
         self.counts_catch_up = Some(catch_up);
         self
