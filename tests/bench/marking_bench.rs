@@ -50,10 +50,11 @@ use planning::Session;
 use serde_json::{Value, json};
 use store::Store;
 use store::dynamo::{DynamoStore, TableNames};
-use tower::ServiceExt;
 use uuid::Uuid;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+#[path = "router_call.rs"]
+mod router_call;
+use router_call::{Error, call};
 
 struct Args {
     sizes: Vec<usize>,
@@ -587,30 +588,6 @@ impl Raw<'_> {
         );
         Ok(rate)
     }
-}
-
-async fn call(
-    app: &axum::Router,
-    tenant: Uuid,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(u16, Value), Error> {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-tenant-id", tenant.to_string())
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        ))?;
-    let response = app.clone().oneshot(request).await?;
-    let status = response.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, value))
 }
 
 fn expect(reply: &(u16, Value), status: u16) -> Result<(), Error> {

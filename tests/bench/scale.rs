@@ -43,10 +43,11 @@ use serde_json::{Value, json};
 use store::Store;
 use store::dynamo::DynamoStore;
 use store::dynamo::stream::{StreamPoller, streams_client};
-use tower::ServiceExt;
 use uuid::Uuid;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+#[path = "router_call.rs"]
+mod router_call;
+use router_call::{Error, call};
 
 struct Args {
     sessions: usize,
@@ -445,32 +446,6 @@ fn scenarios() -> (Value, Value, [Uuid; 3]) {
         step(2, "Collect email", &[3], &[]), step(3, "Done", &[], &[]),
     ]});
     (v1, v2, [id(1), id(2), id(3)])
-}
-
-async fn call(
-    app: &axum::Router,
-    tenant: Uuid,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(u16, Value), Error> {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-tenant-id", tenant.to_string())
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        ))?;
-    let response = app.clone().oneshot(request).await?;
-    let status = response.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
 }
 
 fn expect(reply: &(u16, Value), status: u16) -> Result<(), Error> {

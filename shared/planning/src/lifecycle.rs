@@ -37,8 +37,9 @@ pub enum PlanCommand {
     /// Every session of the plan is marked: `deploying` becomes `deployed`.
     FinishDeploying,
     /// The plan can never deploy: its scenario moved on, or a sibling plan from
-    /// the same version deployed.
-    Supersede { reason: Option<String> },
+    /// the same version deployed. (No reason is stored: the plan's events and
+    /// the scenario's current version say why.)
+    Supersede,
     /// A pending or approved plan was read after its `expires_at`.
     Expire,
 }
@@ -52,7 +53,7 @@ impl PlanCommand {
             PlanCommand::EditPolicies => "edited",
             PlanCommand::Deploy => "deployed",
             PlanCommand::FinishDeploying => "finished",
-            PlanCommand::Supersede { .. } => "superseded",
+            PlanCommand::Supersede => "superseded",
             PlanCommand::Expire => "expired",
         }
     }
@@ -65,7 +66,7 @@ impl PlanCommand {
             | PlanCommand::EditPolicies => &[PlanStatus::Pending],
             PlanCommand::Deploy => &[PlanStatus::Approved],
             PlanCommand::FinishDeploying => &[PlanStatus::Deploying],
-            PlanCommand::Supersede { .. } | PlanCommand::Expire => {
+            PlanCommand::Supersede | PlanCommand::Expire => {
                 &[PlanStatus::Pending, PlanStatus::Approved]
             }
         }
@@ -79,7 +80,7 @@ impl PlanCommand {
             PlanCommand::EditPolicies => None,
             PlanCommand::Deploy => Some(PlanStatus::Deploying),
             PlanCommand::FinishDeploying => Some(PlanStatus::Deployed),
-            PlanCommand::Supersede { .. } => Some(PlanStatus::Superseded),
+            PlanCommand::Supersede => Some(PlanStatus::Superseded),
             PlanCommand::Expire => Some(PlanStatus::Expired),
         }
     }
@@ -131,7 +132,7 @@ pub fn transition(
         PlanCommand::Approve { by } => Stamp::Approved { by },
         PlanCommand::Reject { by, reason } => Stamp::Rejected { by, reason },
         PlanCommand::FinishDeploying => Stamp::Deployed,
-        PlanCommand::Supersede { .. }
+        PlanCommand::Supersede
         | PlanCommand::Expire
         | PlanCommand::Deploy
         | PlanCommand::EditPolicies => Stamp::Unstamped,
@@ -260,7 +261,7 @@ mod tests {
             },
             PlanCommand::Deploy,
             PlanCommand::FinishDeploying,
-            PlanCommand::Supersede { reason: None },
+            PlanCommand::Supersede,
             PlanCommand::Expire,
         ]
     }

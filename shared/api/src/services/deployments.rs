@@ -81,11 +81,8 @@ async fn supersede(
     plan: &MigrationPlan,
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
-    let command = PlanCommand::Supersede {
-        reason: Some("scenario moved to another version".into()),
-    };
     // A plan no longer pending or approved has nothing left to supersede.
-    let Ok(change) = lifecycle::transition(plan.status, command, now) else {
+    let Ok(change) = lifecycle::transition(plan.status, PlanCommand::Supersede, now) else {
         return Ok(());
     };
     let change = PlanTransition {
