@@ -13,10 +13,10 @@
 //! (`tests/bench/marking_shards.sh` runs it on its own emulators.)
 //!
 //! For each size it
-//! 1. seeds that many sessions at one step of scenario R (never deployed) and,
-//!    for each `--shards` value s, as many at the same step of a scenario S_s
-//!    written by a store with s shards (their `step_key`s carry the shard),
-//!    same table, through `Store::put_session`;
+//! 1. seeds that many sessions (or `--raw-sessions`) at one step of scenario R
+//!    (never deployed) and, for each `--shards` value s, as many at the same
+//!    step of a scenario S_s, their `step_key`s sharded s ways, same table,
+//!    with `BatchWriteItem` as a runtime writes them (`runtime_items.rs`);
 //! 2. raw pass over R's sessions at each total concurrency the product passes
 //!    reach (`--concurrency` × s: s chains, each page with `MARK_CONCURRENCY`
 //!    writes in flight): one `UpdateItem` per session with the marking's own
@@ -46,7 +46,6 @@ use api::{AppState, Config};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use chrono::Utc;
 use futures::StreamExt;
-use planning::Session;
 use serde_json::{Value, json};
 use store::Store;
 use store::dynamo::{DynamoStore, TableNames};
@@ -54,7 +53,10 @@ use uuid::Uuid;
 
 #[path = "router_call.rs"]
 mod router_call;
+#[path = "runtime_items.rs"]
+mod runtime_items;
 use router_call::{Error, call};
+use runtime_items::RuntimeSession;
 
 struct Args {
     sizes: Vec<usize>,
@@ -63,6 +65,10 @@ struct Args {
     seed_concurrency: usize,
     shards: Vec<u32>,
     workers: usize,
+    /// Sessions of the raw passes when fewer than `--sessions`: a rate needs
+    /// no million writes, and at 10⁶ each raw pass would take as long as a
+    /// product pass on the emulator.
+    raw_sessions: Option<usize>,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args, Error> {
@@ -73,6 +79,7 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
         seed_concurrency: 32,
         shards: vec![1],
         workers: 1,
+        raw_sessions: None,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -94,6 +101,7 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
                     .collect::<Result<_, _>>()?
             }
             "--workers" => args.workers = value.parse()?,
+            "--raw-sessions" => args.raw_sessions = Some(value.replace('_', "").parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -223,7 +231,7 @@ async fn run_size(
         populations.push((shards, Uuid::new_v4()));
     }
     let started = Instant::now();
-    let (raw_store, raw_app) = app_for(1);
+    let (_, raw_app) = app_for(1);
     expect(
         &call(
             &raw_app,
@@ -235,17 +243,18 @@ async fn run_size(
         .await?,
         201,
     )?;
+    let raw_n = args.raw_sessions.unwrap_or(n).min(n);
     seed(
-        &raw_store,
-        tenant,
-        raw_scenario,
-        anchor_step,
-        n,
+        dynamo,
+        &tables,
+        (tenant, raw_scenario, anchor_step),
+        1,
+        raw_n,
         args.seed_concurrency,
     )
     .await?;
     for &(shards, scenario) in &populations {
-        let (store, app) = app_for(shards);
+        let (_, app) = app_for(shards);
         expect(
             &call(
                 &app,
@@ -258,19 +267,19 @@ async fn run_size(
             201,
         )?;
         seed(
-            &store,
-            tenant,
-            scenario,
-            anchor_step,
+            dynamo,
+            &tables,
+            (tenant, scenario, anchor_step),
+            shards,
             n,
             args.seed_concurrency,
         )
         .await?;
     }
     let seeded = started.elapsed();
-    let puts = n * (1 + populations.len());
+    let puts = raw_n + n * populations.len();
     println!(
-        "seeded {puts} sessions in {:.1} s ({:.0} PutItem/s)",
+        "seeded {puts} sessions in {:.1} s ({:.0} items/s, BatchWriteItem)",
         seeded.as_secs_f64(),
         puts as f64 / seeded.as_secs_f64()
     );
@@ -280,7 +289,7 @@ async fn run_size(
         tenant,
         scenario: raw_scenario,
         step: anchor_step,
-        n,
+        n: raw_n,
     };
     let mut concurrencies: Vec<usize> = args
         .shards
@@ -467,53 +476,34 @@ fn scenarios() -> (Value, Value, Uuid) {
     (v1, v2, id(2))
 }
 
-fn session(tenant: Uuid, scenario: Uuid, step: Uuid, i: usize) -> Session {
-    let now = Utc::now();
-    Session {
-        session_id: session_id(scenario, i),
-        tenant_id: tenant,
-        channel: ["whatsapp", "web"][i % 2].into(),
-        customer_id: Some(format!("cust-{i}")),
-        active_scenario_id: scenario,
-        active_scenario_version: 1,
-        active_step_id: step,
-        scenario_checksum: None,
-        step_history: vec![],
-        variables: [("email".to_owned(), json!(format!("c{i}@example.com")))]
-            .into_iter()
-            .collect(),
-        pending_migration: None,
-        pinned_version: None,
-        created_at: now,
-        updated_at: now,
-        revision: 0,
-    }
-}
-
 fn session_id(scenario: Uuid, i: usize) -> String {
     format!("{}-{i:07}", scenario.simple())
 }
 
+/// Seeds `n` sessions of `scenario` at `step` as a runtime writes them, their
+/// step keys sharded `shards` ways.
 async fn seed(
-    store: &Arc<dyn Store>,
-    tenant: Uuid,
-    scenario: Uuid,
-    step: Uuid,
+    client: &aws_sdk_dynamodb::Client,
+    tables: &TableNames,
+    (tenant, scenario, step): (Uuid, Uuid, Uuid),
+    shards: u32,
     n: usize,
     concurrency: usize,
 ) -> Result<(), Error> {
-    let puts = (0..n).map(|i| {
-        let store = store.clone();
-        async move { store.put_session(&session(tenant, scenario, step, i)).await }
-    });
-    let failures = futures::stream::iter(puts)
-        .buffer_unordered(concurrency)
-        .filter(|r| std::future::ready(r.is_err()))
-        .count()
-        .await;
-    if failures > 0 {
-        return Err(format!("{failures} session writes failed").into());
-    }
+    runtime_items::seed(client, &tables.sessions, n, concurrency, |i| {
+        let session_id = session_id(scenario, i);
+        RuntimeSession {
+            tenant,
+            scenario,
+            session_id: &session_id,
+            step,
+            shards,
+            ordinal: i,
+            checksum: None,
+        }
+        .item()
+    })
+    .await?;
     Ok(())
 }
 
@@ -626,6 +616,7 @@ async fn worker(args: &[String]) -> Result<(), Error> {
         seed_concurrency: 0,
         shards: vec![shards],
         workers: 1,
+        raw_sessions: None,
     };
     let config = bench_config(&tables, url, &parsed, shards);
     let sdk = api::aws::sdk_config().await;

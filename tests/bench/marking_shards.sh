@@ -5,7 +5,7 @@
 # A benchmark, not a test: it prints figures and ratios (tests/bench/marking_bench.rs).
 #
 #   tests/bench/marking_shards.sh                      # 100,000 sessions, shards 1 and 8, 2 workers
-#   SESSIONS=1000000 SHARDS=1,8,16 WORKERS=4 tests/bench/marking_shards.sh
+#   SESSIONS=1000000 RAW_SESSIONS=100000 SHARDS=8 WORKERS=4 tests/bench/marking_shards.sh
 #   PROFILE=release tests/bench/marking_shards.sh      # the figures in the README use this when noted
 #
 # Everything it starts (emulators, worker processes) stops when it exits.
@@ -20,6 +20,8 @@ WORKERS="${WORKERS:-2}"
 CONCURRENCY="${CONCURRENCY:-16}"
 PAGE_SIZE="${PAGE_SIZE:-500}"
 PROFILE="${PROFILE:-dev}"
+# Sessions of the raw baseline passes (default: as many as SESSIONS); a rate needs no 10⁶ writes.
+RAW_SESSIONS="${RAW_SESSIONS:-$SESSIONS}"
 
 profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
@@ -38,4 +40,5 @@ target_dir="target/debug"
 [ "$PROFILE" = release ] && target_dir="target/release"
 "$target_dir/examples/marking_bench" \
     --sessions "$SESSIONS" --shards "$SHARDS" --workers "$WORKERS" \
-    --concurrency "$CONCURRENCY" --page-size "$PAGE_SIZE" --seed-concurrency 64
+    --concurrency "$CONCURRENCY" --page-size "$PAGE_SIZE" --seed-concurrency 16 \
+    --raw-sessions "$RAW_SESSIONS"

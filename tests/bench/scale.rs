@@ -36,8 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::{AppState, Config};
-use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
-use chrono::{SecondsFormat, Utc};
+use aws_sdk_dynamodb::types::WriteRequest;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use store::Store;
@@ -47,7 +46,10 @@ use uuid::Uuid;
 
 #[path = "router_call.rs"]
 mod router_call;
+#[path = "runtime_items.rs"]
+mod runtime_items;
 use router_call::{Error, call};
+use runtime_items::RuntimeSession;
 
 struct Args {
     sessions: usize,
@@ -145,23 +147,15 @@ async fn main() -> Result<(), Error> {
         checksum,
         shards: args.shards,
     };
-    let started = Instant::now();
-    let batches = (0..args.sessions).step_by(25).map(|first| {
-        let items: Vec<WriteRequest> = (first..(first + 25).min(args.sessions))
-            .map(|i| population.item(i))
-            .collect::<Result<_, _>>()
-            .expect("items build");
-        batch_write(&dynamo, &tables.sessions, items)
-    });
-    let failures = futures::stream::iter(batches)
-        .buffer_unordered(args.seed_concurrency.max(1))
-        .filter(|r| std::future::ready(r.is_err()))
-        .count()
-        .await;
-    if failures > 0 {
-        return Err(format!("{failures} batches failed").into());
-    }
-    let seeded = started.elapsed().as_secs_f64();
+    let seeded = runtime_items::seed(
+        &dynamo,
+        &tables.sessions,
+        args.sessions,
+        args.seed_concurrency,
+        |i| population.item(i),
+    )
+    .await?;
+    let seeded = seeded.as_secs_f64();
     println!(
         "seeded {} sessions in {seeded:.1} s ({:.0} items/s, BatchWriteItem, concurrency {})",
         args.sessions,
@@ -356,73 +350,19 @@ impl Population {
         }
     }
 
-    /// The item a runtime writes (README "Step index shards": `step_key` with
-    /// the FNV-1a shard of the session id).
     fn item(&self, i: usize) -> Result<WriteRequest, Error> {
-        let id = self.session_id(i);
-        let t = self.tenant;
-        let step = self.step_of(i);
-        let shard = store::step_shard(&id, self.shards);
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
-        let s = |v: String| Av::S(v);
-        let mut item = HashMap::from([
-            ("pk".to_owned(), s(format!("{t}#{id}"))),
-            ("session_id".to_owned(), s(id.clone())),
-            ("tenant_id".to_owned(), s(t.to_string())),
-            ("channel".to_owned(), s(["whatsapp", "web"][i % 2].into())),
-            ("customer_id".to_owned(), s(format!("cust-{i}"))),
-            (
-                "active_scenario_id".to_owned(),
-                s(self.scenario.to_string()),
-            ),
-            ("active_scenario_version".to_owned(), Av::N("1".into())),
-            ("active_step_id".to_owned(), s(step.to_string())),
-            (
-                "step_key".to_owned(),
-                s(format!("{t}#{}#1#{step}#{shard}", self.scenario)),
-            ),
-            ("step_history".to_owned(), s("[]".into())),
-            (
-                "variables".to_owned(),
-                Av::M(HashMap::from([(
-                    "email".to_owned(),
-                    s(format!("\"c{i}@example.com\"")),
-                )])),
-            ),
-            ("created_at".to_owned(), s(now.clone())),
-            ("updated_at".to_owned(), s(now)),
-            ("revision".to_owned(), Av::N("1".into())),
-        ]);
-        if let Some(checksum) = &self.checksum {
-            item.insert("scenario_checksum".to_owned(), s(checksum.clone()));
+        let session_id = self.session_id(i);
+        RuntimeSession {
+            tenant: self.tenant,
+            scenario: self.scenario,
+            session_id: &session_id,
+            step: self.step_of(i),
+            shards: self.shards,
+            ordinal: i,
+            checksum: self.checksum.as_deref(),
         }
-        Ok(WriteRequest::builder()
-            .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-            .build())
+        .item()
     }
-}
-
-/// One `BatchWriteItem`, retrying what comes back unprocessed.
-async fn batch_write(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    mut items: Vec<WriteRequest>,
-) -> Result<(), Error> {
-    for attempt in 0..20u32 {
-        let out = client
-            .batch_write_item()
-            .request_items(table, items)
-            .send()
-            .await?;
-        match out.unprocessed_items.and_then(|mut u| u.remove(table)) {
-            Some(rest) if !rest.is_empty() => {
-                items = rest;
-                tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
-            }
-            _ => return Ok(()),
-        }
-    }
-    Err("BatchWriteItem: items still unprocessed after 20 attempts".into())
 }
 
 /// V1 Welcome → Collect email → Done; V2 inserts "Check age" (collects `age`)
