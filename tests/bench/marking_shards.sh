@@ -26,7 +26,10 @@ RAW_SESSIONS="${RAW_SESSIONS:-$SESSIONS}"
 profile_flag=()
 [ "$PROFILE" = release ] && profile_flag=(--release)
 
-cargo build "${profile_flag[@]}" -p e2e --example marking_bench
+# MARKING_BENCH_BIN: run that binary instead of building (a copy pinned while the tree is edited).
+if [ -z "${MARKING_BENCH_BIN:-}" ]; then
+    cargo build "${profile_flag[@]}" -p e2e --example marking_bench
+fi
 
 STATE="$(mktemp -d /tmp/marking-shards.XXXXXX)"
 cleanup() { fm_stop_services "$STATE"; rm -rf "$STATE"; }
@@ -38,7 +41,7 @@ source "$STATE/env.sh"
 
 target_dir="target/debug"
 [ "$PROFILE" = release ] && target_dir="target/release"
-"$target_dir/examples/marking_bench" \
+"${MARKING_BENCH_BIN:-$target_dir/examples/marking_bench}" \
     --sessions "$SESSIONS" --shards "$SHARDS" --workers "$WORKERS" \
     --concurrency "$CONCURRENCY" --page-size "$PAGE_SIZE" --seed-concurrency 16 \
     --raw-sessions "$RAW_SESSIONS"

@@ -179,6 +179,7 @@ pub fn document() -> Value {
     });
     add_tenant_header(&mut doc);
     add_returned_session_fields(&mut doc);
+    add_plan_paging_token(&mut doc);
     add_examples(&mut doc);
     add_links(&mut doc);
     doc
@@ -224,6 +225,26 @@ fn add_returned_session_fields(doc: &mut Value) {
             json!({"description": "Set by the server (as GET returns it): accepted and ignored."}),
         );
     }
+}
+
+/// The plan routes answer with [`crate::services::plans::PlanResponse`]: the
+/// plan plus, when it was too large to return whole, the token of its next
+/// anchors. The token is listed in the `MigrationPlan` schema, where clients
+/// have always found it, rather than in a second schema for the same object.
+fn add_plan_paging_token(doc: &mut Value) {
+    let Some(properties) = doc
+        .pointer_mut("/components/schemas/MigrationPlan/properties")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    properties.insert(
+        "anchors_next_token".to_string(),
+        json!({
+            "description": "Present when the plan was too large to return whole: the anchors above are\nthe first page, `GET /migration-plans/{id}/anchors` returns the rest.",
+            "type": ["string", "null"]
+        }),
+    );
 }
 
 fn add_tenant_header(doc: &mut Value) {

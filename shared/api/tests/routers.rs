@@ -400,3 +400,43 @@ async fn deployments_router_deploys_and_refuses() {
         (json!(plan_id), json!("deployed"))
     );
 }
+
+#[tokio::test]
+async fn a_plan_too_large_to_return_whole_carries_the_token_of_its_next_anchors() {
+    let store: Arc<dyn store::Store> = Arc::new(store::MemoryStore::new());
+    let roomy = AppState::new(store.clone(), Config::default());
+    let plan_id = pending_plan(&roomy).await;
+    let path = format!("/migration-plans/{plan_id}");
+    let (status, whole) = call(&api::finish(api::plans_router(), roomy), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert!(whole.get("anchors_next_token").is_none(), "{whole}");
+    let anchors = whole["transformation_map"]["anchors"]
+        .as_array()
+        .expect("anchors");
+    assert!(anchors.len() >= 2, "{whole}");
+
+    // The same plan through a server whose responses hold almost nothing: the
+    // first anchor, the plan's other fields, and the token beside them.
+    let cramped = AppState::new(
+        store,
+        Config {
+            max_response_bytes: 1,
+            ..Config::default()
+        },
+    );
+    let plans = api::finish(api::plans_router(), cramped);
+    let (status, paged) = call(&plans, "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{paged}");
+    assert_eq!(paged["id"], whole["id"]);
+    assert_eq!(paged["transformation_map"]["anchors"], json!([anchors[0]]));
+    let token = paged["anchors_next_token"].as_str().expect("a token");
+    let (status, page) = call(
+        &plans,
+        "GET",
+        &format!("{path}/anchors?next_token={token}&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["anchors"][0], anchors[1], "{page}");
+}

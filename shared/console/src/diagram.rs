@@ -728,7 +728,6 @@ mod tests {
             deployed_at: None,
             expires_at: None,
             revision: 1,
-            anchors_next_token: None,
         }
     }
 

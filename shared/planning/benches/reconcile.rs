@@ -118,7 +118,6 @@ fn fixture() -> Fixture {
         deployed_at: Some(now()),
         expires_at: None,
         revision: 1,
-        anchors_next_token: None,
     };
     Fixture {
         v1: PreparedScenario::new(v1),

@@ -291,7 +291,6 @@ mod tests {
             deployed_at: None,
             expires_at: None,
             revision: 4,
-            anchors_next_token: None,
         }
     }
 

@@ -54,7 +54,6 @@ fn deployed(v1: &ScenarioInput, v2: &ScenarioInput, computed: PlanComputation) -
         deployed_at: Some(now()),
         expires_at: None,
         revision: 1,
-        anchors_next_token: None,
     }
 }
 

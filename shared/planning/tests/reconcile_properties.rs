@@ -345,7 +345,6 @@ fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> Migrati
         deployed_at: Some(now()),
         expires_at: None,
         revision: 1,
-        anchors_next_token: None,
     }
 }
 

@@ -286,7 +286,6 @@ fn plan(
         deployed_at: None,
         expires_at: Some(created_at + Duration::days(30)),
         revision: 0,
-        anchors_next_token: None,
     }
 }
 

@@ -245,7 +245,6 @@ pub(crate) async fn generate(
         deployed_at: None,
         expires_at: Some(now + Duration::days(config.plan_ttl_days)),
         revision: 1,
-        anchors_next_token: None,
     };
     let mut created = store.create_plan(&plan, &target).await;
     if matches!(created, Err(StoreError::Conflict(_)))
@@ -511,9 +510,24 @@ fn take_anchors(
     (anchors, policies, next)
 }
 
+/// A plan as the HTTP API returns it: the stored plan, whole when it fits the
+/// response limit, else with its first page of anchors and the token of the
+/// next. The token is paging, not part of the plan, so it lives here and not in
+/// the planning model (the OpenAPI document lists it under `MigrationPlan`, see
+/// `openapi::add_plan_paging_token`).
+#[derive(Debug, Serialize)]
+pub struct PlanResponse {
+    #[serde(flatten)]
+    pub plan: MigrationPlan,
+    /// Present when the plan was too large to return whole: the anchors above are
+    /// the first page, `GET /migration-plans/{id}/anchors` returns the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchors_next_token: Option<String>,
+}
+
 /// The plan as returned over HTTP: whole when it fits the response limit, else
 /// with its first page of anchors (and their policies) and `anchors_next_token`.
-pub(crate) fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> MigrationPlan {
+pub(crate) fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> PlanResponse {
     // The skeleton is the plan without its anchors: moved out, not cloned. Anchors
     // are measured one by one until the budget is spent, so a 100 MB plan costs
     // ~5 MB of measuring, not a serialisation of the whole.
@@ -525,7 +539,10 @@ pub(crate) fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> Mig
         // Everything fits: the plan goes whole.
         plan.transformation_map.anchors = all;
         plan.anchor_policies = all_policies;
-        return plan;
+        return PlanResponse {
+            plan,
+            anchors_next_token: None,
+        };
     }
     // Edited steps are not paged with the anchors: their policies always come along.
     policies.extend(
@@ -536,8 +553,10 @@ pub(crate) fn fit_for_response(mut plan: MigrationPlan, max_bytes: usize) -> Mig
     );
     plan.transformation_map.anchors = anchors;
     plan.anchor_policies = policies;
-    plan.anchors_next_token = next.map(encode_offset);
-    plan
+    PlanResponse {
+        plan,
+        anchors_next_token: next.map(encode_offset),
+    }
 }
 
 pub(crate) async fn anchors_page(

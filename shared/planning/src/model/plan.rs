@@ -90,10 +90,6 @@ pub struct MigrationPlan {
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: u64,
-    /// Present when the plan was too large to return whole: the anchors above are
-    /// the first page, `GET /migration-plans/{id}/anchors` returns the rest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchors_next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,7 +207,6 @@ impl PlanSpec {
             deployed_at: Some(now()),
             expires_at: None,
             revision: 1,
-            anchors_next_token: None,
         })
     }
 }

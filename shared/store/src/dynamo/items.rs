@@ -262,7 +262,6 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         deployed_at: opt_parse_time(stored.deployed_at.as_deref(), "deployed_at")?,
         expires_at: opt_parse_time(stored.expires_at.as_deref(), "expires_at")?,
         revision: stored.revision,
-        anchors_next_token: None,
     })
 }
 

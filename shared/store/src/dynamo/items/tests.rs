@@ -327,7 +327,6 @@ fn rich_plan() -> MigrationPlan {
         deployed_at: Some(at(4)),
         expires_at: Some(at(5)),
         revision: 6,
-        anchors_next_token: None,
     };
     plan.summary.total_anchors = 5;
     plan.summary.estimated_sessions_affected = 1234;

@@ -108,7 +108,6 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         deployed_at: opt_time(item, "deployed_at")?,
         expires_at: opt_time(item, "expires_at")?,
         revision: get_n(item, "revision")?,
-        anchors_next_token: None,
     })
 }
 
