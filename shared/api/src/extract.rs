@@ -334,6 +334,14 @@ fn named_field(message: &str) -> Option<String> {
 /// The pydantic v2 error type (what FastAPI answers today) for a serde error
 /// message: `missing`, `extra_forbidden`, `uuid_parsing`, `int_parsing`, ….
 /// serde says what it expected; pydantic names the same thing.
+///
+/// Why the message and not a typed error: serde gives a format's error type
+/// only its constructors (`missing_field`, `invalid_type(Unexpected, &dyn
+/// Expected)`, …) and `serde_json::Error` keeps just the text and a category,
+/// so a typed kind would take a wrapper around every `Deserializer`, `Visitor`
+/// and access method of serde_json. The texts are serde's own `de::Error`
+/// messages, stable since serde 1.0; `serde_messages_map_to_pydantic_v2_types`
+/// pins each type (README, "Architecture").
 pub(crate) fn error_kind(message: &str) -> &'static str {
     let text = message
         .rfind(" at line ")
