@@ -353,3 +353,31 @@ fn a_mutated_definition_is_reported() {
         );
     }
 }
+
+/// Least privilege on the step index: only the functions that page sessions at
+/// a step (inline marking in deployments, the marking worker, which also runs
+/// recounts) may query it. Plan generation, the summary and the console read
+/// the session counters in the main table, never the index.
+#[test]
+fn only_the_marking_roles_may_query_the_step_index() {
+    let template = template();
+    let resources = template
+        .get("Resources")
+        .and_then(Yaml::as_mapping)
+        .expect("Resources");
+    let index_suffix = format!("/index/{}", store::dynamo::STEPS_INDEX);
+    let mut roles = BTreeSet::new();
+    for (name, resource) in resources {
+        if resource.get("Type").and_then(Yaml::as_str) != Some("AWS::IAM::Role") {
+            continue;
+        }
+        let policies = serde_yaml::to_string(&resource["Properties"]["Policies"]).expect("yaml");
+        if policies.contains(&index_suffix) {
+            roles.insert(text(name, "role name"));
+        }
+    }
+    assert_eq!(
+        roles,
+        BTreeSet::from(["DeploymentsRole".to_owned(), "MarkSessionsRole".to_owned()])
+    );
+}
