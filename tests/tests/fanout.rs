@@ -68,6 +68,8 @@ store::backend_matrix! {
     tests: [
         same_message_delivered_twice_counts_once,
         lambda_batch_reports_only_the_failing_message,
+        a_batch_walks_its_chains_in_process_within_its_budget,
+        a_page_failing_mid_walk_goes_back_to_the_queue_alone,
     ],
 }
 
@@ -509,6 +511,10 @@ async fn fixture(rig: Rig, config: Config, faults: Faults, duplicate: bool) -> O
 
 /// A served app whose marking queue only collects messages: the test delivers them.
 async fn manual_fixture(backend: Backend, faults: Faults) -> Option<Fixture> {
+    manual_fixture_with(backend, faults, fan_out_config()).await
+}
+
+async fn manual_fixture_with(backend: Backend, faults: Faults, config: Config) -> Option<Fixture> {
     let faults = Arc::new(faults);
     let (inner, dir) = fresh_store(backend).await?;
     let store = Arc::new(FaultyStore {
@@ -516,7 +522,7 @@ async fn manual_fixture(backend: Backend, faults: Faults) -> Option<Fixture> {
         faults: faults.clone(),
     });
     let manual = Arc::new(ManualQueue::default());
-    let state = AppState::new(store, fan_out_config()).with_queue(manual.clone());
+    let state = AppState::new(store, config).with_queue(manual.clone());
     Some(Fixture {
         app: serve_state(state, dir).await,
         faults,
@@ -1270,6 +1276,122 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
         .call("GET", &format!("/sessions/{}", session_id(1, 0)), None)
         .await;
     assert!(welcome.body.get("pending_migration").is_none());
+}
+
+/// Delivers `messages` to the worker as one SQS batch; returns the ids
+/// (`m0`, `m1`, …) of those left for redelivery.
+async fn deliver_batch(state: &AppState, messages: &[MarkMessage]) -> Vec<String> {
+    let bodies: Vec<(String, String)> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("m{i}"), serde_json::to_string(m).expect("json")))
+        .collect();
+    let deliveries: Vec<api::worker::Delivery<'_>> = bodies
+        .iter()
+        .map(|(id, body)| api::worker::Delivery {
+            id,
+            body,
+            attempt: 1,
+        })
+        .collect();
+    api::worker::process_batch(state, &deliveries).await
+}
+
+/// Pages of 10, so the anchor's chains are several pages long.
+fn long_chains_config(budget_ms: u64) -> Config {
+    Config {
+        mark_page_size: 10,
+        mark_chain_budget_ms: budget_ms,
+        ..fan_out_config()
+    }
+}
+
+/// With a budget, one batch of the chains' first pages walks every chain to its
+/// end in process: nothing goes back to the queue. With none, each batch marks
+/// one page per chain and hands the next to the queue. Either way every
+/// eligible session is flagged once and counted once.
+async fn a_batch_walks_its_chains_in_process_within_its_budget(backend: Backend) {
+    for budget_ms in [0, 600_000] {
+        let Some(fx) =
+            manual_fixture_with(backend, Faults::default(), long_chains_config(budget_ms)).await
+        else {
+            return;
+        };
+        let manual = fx.manual.clone().expect("manual queue");
+        let deployment = prepare(&fx.app, small_population()).await;
+        let reply = deploy(&fx.app, &deployment.plan_id).await;
+        assert_eq!(reply.status, 202, "{:?}", reply.body);
+        let mut pending = manual.take().await;
+        let chains = pending.len();
+        let (mut batches, mut delivered, mut handed_back) = (0, 0, 0);
+        while !pending.is_empty() {
+            let failed = deliver_batch(&fx.app.state, &pending).await;
+            assert!(failed.is_empty(), "budget {budget_ms}: {failed:?}");
+            batches += 1;
+            delivered += pending.len();
+            pending = manual.take().await;
+            handed_back += pending.len();
+        }
+        if budget_ms == 0 {
+            // One page per message: every page but each chain's first came
+            // back through the queue, and the chains are several pages long.
+            assert_eq!(handed_back, delivered - chains);
+            assert!(delivered > 2 * chains, "{delivered} pages, {chains} chains");
+        } else {
+            // The same chains, walked to their ends by the first batch.
+            assert_eq!((batches, handed_back), (1, 0), "{chains} chains");
+        }
+        wait_deployed(&fx.app, &deployment.plan_id).await;
+        assert_marked_exactly(&fx.app, &deployment).await;
+    }
+}
+
+/// The second page of a walk fails half-written: the message that started the
+/// walk is done (its page is recorded) and the failed page goes back to the
+/// queue as a message of its own, which marks it exactly once.
+async fn a_page_failing_mid_walk_goes_back_to_the_queue_alone(backend: Backend) {
+    let faults = Faults::default();
+    let Some(fx) = manual_fixture_with(backend, faults, long_chains_config(600_000)).await else {
+        return;
+    };
+    let manual = fx.manual.clone().expect("manual queue");
+    let deployment = prepare(&fx.app, small_population()).await;
+    let reply = deploy(&fx.app, &deployment.plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let firsts = manual.take().await;
+    let (walked, rest): (Vec<_>, Vec<_>) = firsts
+        .into_iter()
+        .partition(|m| m.chain.step_id == step(2) && m.chain.shard == 0);
+    assert_eq!(walked.len(), 1, "one chain of the anchor's shard 0");
+
+    fx.faults.fail_nth_mark.store(2, Ordering::SeqCst);
+    let failed = deliver_batch(&fx.app.state, &walked).await;
+    assert!(
+        failed.is_empty(),
+        "the walk's first page is recorded: {failed:?}"
+    );
+    let handed_back = manual.take().await;
+    assert_eq!(handed_back.len(), 1, "{handed_back:?}");
+    assert_eq!(handed_back[0].chain, walked[0].chain);
+    assert!(
+        handed_back[0].cursor.is_some(),
+        "the second page, not the first"
+    );
+    // Only the first page (10 sessions, some excluded by the scope filter) is
+    // recorded; the half-written second one is not counted.
+    let marked = status(&fx.app, &deployment.plan_id).await["sessions_marked"]
+        .as_u64()
+        .expect("sessions_marked");
+    assert!((1..=10).contains(&marked), "{marked}");
+
+    let mut pending: Vec<MarkMessage> = handed_back.into_iter().chain(rest).collect();
+    while !pending.is_empty() {
+        let failed = deliver_batch(&fx.app.state, &pending).await;
+        assert!(failed.is_empty(), "{failed:?}");
+        pending = manual.take().await;
+    }
+    wait_deployed(&fx.app, &deployment.plan_id).await;
+    assert_marked_exactly(&fx.app, &deployment).await;
 }
 
 /// A store error in the middle of an inline deploy (the k-th page write fails

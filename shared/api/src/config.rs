@@ -23,6 +23,14 @@ pub struct Config {
     pub step_index_shards: u32,
     /// Concurrent conditional writes while marking one page (`MARK_CONCURRENCY`).
     pub mark_concurrency: usize,
+    /// Milliseconds a queue worker goes on walking a chain in process, page after
+    /// page, before it hands the chain's next page to the queue
+    /// (`MARK_CHAIN_BUDGET_MS`; 0: one page per message). Counted from the start of
+    /// the delivered batch, so keep it well under the worker's timeout. Each hop
+    /// through the queue costs a send and a receive (on Lambda up to the event
+    /// source mapping's batching window), which a chain of 2,000 pages would pay
+    /// 2,000 times; within the budget the next page is already read ahead.
+    pub mark_chain_budget_ms: u64,
     /// Deliveries of a marking message before it counts as failed; match the
     /// queue's redrive `maxReceiveCount` (`MARK_MAX_RECEIVES`).
     pub mark_max_receives: u32,
@@ -83,6 +91,7 @@ impl Default for Config {
             mark_page_size: 500,
             step_index_shards: store::DEFAULT_STEP_INDEX_SHARDS,
             mark_concurrency: 16,
+            mark_chain_budget_ms: 20_000,
             mark_max_receives: 5,
             count_concurrency: 16,
             plan_ttl_days: 30,
@@ -150,6 +159,12 @@ impl Config {
                 n => n,
             },
             mark_concurrency: number(&lookup, "MARK_CONCURRENCY", defaults.mark_concurrency, 1)?,
+            mark_chain_budget_ms: number(
+                &lookup,
+                "MARK_CHAIN_BUDGET_MS",
+                defaults.mark_chain_budget_ms,
+                0,
+            )?,
             mark_max_receives: number(&lookup, "MARK_MAX_RECEIVES", defaults.mark_max_receives, 1)?,
             count_concurrency: number(&lookup, "COUNT_CONCURRENCY", defaults.count_concurrency, 1)?,
             plan_ttl_days: number(&lookup, "PLAN_TTL_DAYS", defaults.plan_ttl_days, 1)?,

@@ -1,5 +1,8 @@
-//! The marking worker: one queue message = one page of one chain.
-//! Shared by the SQS Lambda, `migrations serve --queue sqs` and the in-process queue.
+//! The marking worker: one queue message = one page of one chain, and — for a
+//! batch from SQS — the pages after it while the batch's time budget lasts
+//! (`MARK_CHAIN_BUDGET_MS`, [`process_batch`]), so a long chain does not pay a
+//! queue hop per page. Shared by the SQS Lambda, `migrations serve --queue sqs`
+//! and the in-process queue (one page per message: it interleaves chains).
 //!
 //! Each failure is classified ([`classify`]): a retryable one (throttling, a
 //! store or queue outage, a lost conditional write) leaves the message for
@@ -8,6 +11,7 @@
 //! dead-letter queue.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -110,13 +114,30 @@ impl WorkerCounters {
 /// Process one message body. `attempt` is the delivery count (1 for the first);
 /// on the last allowed attempt a failure is recorded against the plan so that it
 /// shows in `deployment-status` while the message moves to the dead-letter queue.
+/// One page: its continuation goes to the queue.
 pub async fn process_body(state: &AppState, body: &str, attempt: u32) -> MessageOutcome {
-    let outcome = handle_body(state, body, attempt).await;
+    process_body_until(state, body, attempt, Instant::now()).await
+}
+
+/// Like [`process_body`], walking the message's chain on in process, page after
+/// page, until `deadline`; only then does the next page go to the queue.
+pub async fn process_body_until(
+    state: &AppState,
+    body: &str,
+    attempt: u32,
+    deadline: Instant,
+) -> MessageOutcome {
+    let outcome = handle_body(state, body, attempt, deadline).await;
     state.worker_counters().count(&outcome);
     outcome
 }
 
-async fn handle_body(state: &AppState, body: &str, attempt: u32) -> MessageOutcome {
+async fn handle_body(
+    state: &AppState,
+    body: &str,
+    attempt: u32,
+    deadline: Instant,
+) -> MessageOutcome {
     // The queue also carries exact session recounts (crate::recount).
     if let Some(recount) = crate::recount::RecountMessage::parse(body) {
         return crate::recount::process(state, &recount, attempt).await;
@@ -132,7 +153,7 @@ async fn handle_body(state: &AppState, body: &str, attempt: u32) -> MessageOutco
             return MessageOutcome::Malformed;
         }
     };
-    let Err(error) = process(state, &message).await else {
+    let Err(error) = process(state, &message, deadline).await else {
         return MessageOutcome::Done;
     };
     let ids = (message.tenant_id, message.plan_id, message.page_id());
@@ -196,6 +217,10 @@ pub struct Delivery<'a> {
 pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec<String> {
     use futures::StreamExt;
     use tracing::Instrument;
+    // One budget for the whole batch, from its start: messages that start late
+    // (PAGES_IN_FLIGHT at a time) do their own page only, so a batch ends within
+    // the budget plus one page per message.
+    let deadline = Instant::now() + Duration::from_millis(state.config().mark_chain_budget_ms);
     // Built up front: a mapping closure returning borrowed futures defeats the
     // compiler's `Send` inference for the stream.
     let work: Vec<_> = deliveries
@@ -204,7 +229,7 @@ pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec
             let span =
                 tracing::info_span!("marking_message", message_id = %d.id, attempt = d.attempt);
             async move {
-                let outcome = process_body(state, d.body, d.attempt)
+                let outcome = process_body_until(state, d.body, d.attempt, deadline)
                     .instrument(span)
                     .await;
                 (d.id, outcome)
@@ -269,9 +294,38 @@ pub async fn handle_sqs_event(state: &AppState, event: &SqsEvent) -> SqsBatchRes
     response
 }
 
-async fn process(state: &AppState, message: &MarkMessage) -> MarkingResult<()> {
+/// Mark the message's page and, while `deadline` is ahead, the pages after it
+/// (each read ahead while the one before is written); then hand the chain's next
+/// page to the queue. Every page is recorded in the ledger before the next is
+/// taken, exactly as if each had come as its own message.
+async fn process(state: &AppState, message: &MarkMessage, deadline: Instant) -> MarkingResult<()> {
+    let mut next = mark_page(state, message).await?;
+    while let Some(page) = next {
+        if Instant::now() >= deadline {
+            return hand_to_queue(state, page).await;
+        }
+        next = match mark_page(state, &page).await {
+            Ok(after) => after,
+            // This message's own page is recorded: redelivering it would only
+            // find it recorded and end the walk. The page that failed goes back
+            // to the queue as its own message, with the queue's retries (and
+            // dead-letter accounting) from its first attempt.
+            Err(error) if classify(&error) == Disposition::Retry => {
+                tracing::warn!(
+                    tenant = %page.tenant_id, plan_id = %page.plan_id, page = %page.page_id(), %error,
+                    "marking page failed while walking its chain; handed to the queue"
+                );
+                return hand_to_queue(state, page).await;
+            }
+            Err(error) => return Err(error),
+        };
+    }
+    Ok(())
+}
+
+async fn mark_page(state: &AppState, message: &MarkMessage) -> MarkingResult<Option<MarkMessage>> {
     let config = state.config();
-    let continuation = marking::process_message(
+    marking::process_message(
         state.store(),
         state.marking_plans(),
         message,
@@ -279,10 +333,11 @@ async fn process(state: &AppState, message: &MarkMessage) -> MarkingResult<()> {
         config.mark_concurrency,
         Utc::now(),
     )
-    .await?;
-    if let Some(next) = continuation {
-        let queue = state.queue().ok_or(QueueError::NotConfigured)?;
-        queue.enqueue(vec![next]).await?;
-    }
+    .await
+}
+
+async fn hand_to_queue(state: &AppState, next: MarkMessage) -> MarkingResult<()> {
+    let queue = state.queue().ok_or(QueueError::NotConfigured)?;
+    queue.enqueue(vec![next]).await?;
     Ok(())
 }
