@@ -196,8 +196,12 @@ async fn handle_body(
     }
 }
 
-/// Pages of one batch processed at once; each page already writes with
-/// `MARK_CONCURRENCY` conditional updates in flight.
+/// Pages of one batch processed at once when each message is one page
+/// (`MARK_CHAIN_BUDGET_MS` = 0); each page already writes with
+/// `MARK_CONCURRENCY` conditional updates in flight. With a chain budget every
+/// message of the batch (at most the event source mapping's `BatchSize`, 10)
+/// walks at once instead: a message waiting behind another's walk would hold
+/// its chain still for the whole budget.
 pub const PAGES_IN_FLIGHT: usize = 2;
 
 /// One delivered message of a batch.
@@ -210,17 +214,23 @@ pub struct Delivery<'a> {
     pub attempt: u32,
 }
 
-/// Process a batch, each message on its own (in a span tagged with its id), at
-/// most [`PAGES_IN_FLIGHT`] at once. Returns the ids of the messages to redeliver;
+/// Process a batch, each message on its own (in a span tagged with its id): all
+/// at once, each walking its chain until the batch's budget is spent, or
+/// [`PAGES_IN_FLIGHT`] at a time without a budget. Returns the ids of the messages to redeliver;
 /// one failing message never fails the others. One log line per batch says what
 /// became of its messages.
 pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec<String> {
     use futures::StreamExt;
     use tracing::Instrument;
-    // One budget for the whole batch, from its start: messages that start late
-    // (PAGES_IN_FLIGHT at a time) do their own page only, so a batch ends within
-    // the budget plus one page per message.
-    let deadline = Instant::now() + Duration::from_millis(state.config().mark_chain_budget_ms);
+    // One budget for the whole batch, from its start: a batch ends within the
+    // budget plus the page each walk is in.
+    let budget = state.config().mark_chain_budget_ms;
+    let deadline = Instant::now() + Duration::from_millis(budget);
+    let in_flight = if budget > 0 {
+        deliveries.len().max(1)
+    } else {
+        PAGES_IN_FLIGHT
+    };
     // Built up front: a mapping closure returning borrowed futures defeats the
     // compiler's `Send` inference for the stream.
     let work: Vec<_> = deliveries
@@ -237,7 +247,7 @@ pub async fn process_batch(state: &AppState, deliveries: &[Delivery<'_>]) -> Vec
         })
         .collect();
     let outcomes: Vec<(&str, MessageOutcome)> = futures::stream::iter(work)
-        .buffer_unordered(PAGES_IN_FLIGHT)
+        .buffer_unordered(in_flight)
         .collect()
         .await;
     let tally = |wanted: MessageOutcome| outcomes.iter().filter(|(_, o)| *o == wanted).count();
