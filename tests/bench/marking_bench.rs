@@ -209,29 +209,25 @@ async fn run_size(
     let tenant = Uuid::new_v4();
     let raw_scenario = Uuid::new_v4();
     let (v1, v2, anchor_step) = scenarios();
-    // One app (and store) per shard count: the store writes step keys with its
+    // One app per shard count: its store writes step keys with its
     // own count, and deploy registers that many chains per step.
     let app_for = |shards: u32| {
         let store: Arc<dyn Store> = Arc::new(
             DynamoStore::new(dynamo.clone(), tables.clone()).with_step_index_shards(shards),
         );
         // The driver never processes messages: the queue only receives deploy's.
-        let state = AppState::new(
-            store.clone(),
-            bench_config(&tables, &queue_url, args, shards),
-        )
-        .with_queue(Arc::new(api::aws::SqsQueue::new(
-            sqs.clone(),
-            queue_url.clone(),
-        )));
-        (store, api::app(state))
+        let state =
+            AppState::new(store, bench_config(&tables, &queue_url, args, shards)).with_queue(
+                Arc::new(api::aws::SqsQueue::new(sqs.clone(), queue_url.clone())),
+            );
+        api::app(state)
     };
     let mut populations = Vec::new();
     for &shards in &args.shards {
         populations.push((shards, Uuid::new_v4()));
     }
     let started = Instant::now();
-    let (_, raw_app) = app_for(1);
+    let raw_app = app_for(1);
     expect(
         &call(
             &raw_app,
@@ -254,7 +250,7 @@ async fn run_size(
     )
     .await?;
     for &(shards, scenario) in &populations {
-        let (_, app) = app_for(shards);
+        let app = app_for(shards);
         expect(
             &call(
                 &app,
@@ -305,7 +301,7 @@ async fn run_size(
 
     let mut products = Vec::new();
     for &(shards, scenario) in &populations {
-        let (_, app) = app_for(shards);
+        let app = app_for(shards);
         products.push((
             shards,
             product_pass(

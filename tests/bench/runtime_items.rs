@@ -47,7 +47,13 @@ impl RuntimeSession<'_> {
             ("active_step_id".to_owned(), s(self.step.to_string())),
             (
                 "step_key".to_owned(),
-                s(format!("{t}#{}#1#{}#{shard}", self.scenario, self.step)),
+                s(store::dynamo::step_key(
+                    t,
+                    self.scenario,
+                    1,
+                    self.step,
+                    shard,
+                )),
             ),
             ("step_history".to_owned(), s("[]".into())),
             (

@@ -1197,11 +1197,7 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
     let Some(fx) = manual_fixture(backend, Faults::default()).await else {
         return;
     };
-    let manual = fx.manual.clone().expect("manual queue");
-    let deployment = prepare(&fx.app, small_population()).await;
-    let reply = deploy(&fx.app, &deployment.plan_id).await;
-    assert_eq!(reply.status, 202, "{:?}", reply.body);
-    let firsts = manual.take().await;
+    let (deployment, firsts) = deploy_to_manual_queue(&fx).await;
     // Each step is marked by one chain per shard of the step index: the first
     // page of the chain (step, shard) that holds a given session.
     let shards = fx.app.state.store().step_index_shards();
@@ -1278,6 +1274,16 @@ async fn lambda_batch_reports_only_the_failing_message(backend: Backend) {
     assert!(welcome.body.get("pending_migration").is_none());
 }
 
+/// Deploys the small population on a manual-queue fixture (fan-out, 202);
+/// returns the deployment and the chains' first pages deploy enqueued.
+async fn deploy_to_manual_queue(fx: &Fixture) -> (Deployment, Vec<MarkMessage>) {
+    let manual = fx.manual.as_ref().expect("manual queue");
+    let deployment = prepare(&fx.app, small_population()).await;
+    let reply = deploy(&fx.app, &deployment.plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    (deployment, manual.take().await)
+}
+
 /// Delivers `messages` to the worker as one SQS batch; returns the ids
 /// (`m0`, `m1`, …) of those left for redelivery.
 async fn deliver_batch(state: &AppState, messages: &[MarkMessage]) -> Vec<String> {
@@ -1318,10 +1324,7 @@ async fn a_batch_walks_its_chains_in_process_within_its_budget(backend: Backend)
             return;
         };
         let manual = fx.manual.clone().expect("manual queue");
-        let deployment = prepare(&fx.app, small_population()).await;
-        let reply = deploy(&fx.app, &deployment.plan_id).await;
-        assert_eq!(reply.status, 202, "{:?}", reply.body);
-        let mut pending = manual.take().await;
+        let (deployment, mut pending) = deploy_to_manual_queue(&fx).await;
         let chains = pending.len();
         let (mut batches, mut delivered, mut handed_back) = (0, 0, 0);
         while !pending.is_empty() {
@@ -1355,10 +1358,7 @@ async fn a_page_failing_mid_walk_goes_back_to_the_queue_alone(backend: Backend) 
         return;
     };
     let manual = fx.manual.clone().expect("manual queue");
-    let deployment = prepare(&fx.app, small_population()).await;
-    let reply = deploy(&fx.app, &deployment.plan_id).await;
-    assert_eq!(reply.status, 202, "{:?}", reply.body);
-    let firsts = manual.take().await;
+    let (deployment, firsts) = deploy_to_manual_queue(&fx).await;
     let (walked, rest): (Vec<_>, Vec<_>) = firsts
         .into_iter()
         .partition(|m| m.chain.step_id == step(2) && m.chain.shard == 0);

@@ -208,10 +208,7 @@ fn operations_mut(doc: &mut Value) -> Vec<(String, String, &mut Value)> {
 /// server-set fields are accepted and ignored. They are parsed as "anything"
 /// (never serialised back), which the derive leaves out of the schema.
 fn add_returned_session_fields(doc: &mut Value) {
-    let Some(properties) = doc
-        .pointer_mut("/components/schemas/SessionInput/properties")
-        .and_then(Value::as_object_mut)
-    else {
+    let Some(properties) = schema_properties_mut(doc, "SessionInput") else {
         return;
     };
     for field in [
@@ -227,15 +224,22 @@ fn add_returned_session_fields(doc: &mut Value) {
     }
 }
 
+/// The `properties` of the component schema `name`, to add what the derive
+/// cannot express.
+fn schema_properties_mut<'a>(
+    doc: &'a mut Value,
+    name: &str,
+) -> Option<&'a mut serde_json::Map<String, Value>> {
+    doc.pointer_mut(&format!("/components/schemas/{name}/properties"))
+        .and_then(Value::as_object_mut)
+}
+
 /// The plan routes answer with [`crate::services::plans::PlanResponse`]: the
 /// plan plus, when it was too large to return whole, the token of its next
 /// anchors. The token is listed in the `MigrationPlan` schema, where clients
 /// have always found it, rather than in a second schema for the same object.
 fn add_plan_paging_token(doc: &mut Value) {
-    let Some(properties) = doc
-        .pointer_mut("/components/schemas/MigrationPlan/properties")
-        .and_then(Value::as_object_mut)
-    else {
+    let Some(properties) = schema_properties_mut(doc, "MigrationPlan") else {
         return;
     };
     properties.insert(
