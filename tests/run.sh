@@ -42,6 +42,13 @@ MAX_BOOTSTRAP_BYTES=10000000
 # skipping when Chromium or chromedriver is missing (install_tools installs them).
 export FOCAL_REQUIRE_BROWSER=1
 
+# A clean checkout (CI) gains nothing from incremental compilation, and its caches take
+# gigabytes of the disk the release build needs later.
+if [ -n "${CI:-}" ] && [ -z "${CARGO_INCREMENTAL:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
 RUN_START=$SECONDS
 CURRENT_STEP=""
 STATE_DIR=""
@@ -145,7 +152,7 @@ fuzz_api() {
     local dir port pid rc=0 i
     dir="$(mktemp -d "$FM_CACHE/fuzz.XXXXXX")"
     port="$(fm_free_port)"
-    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/migrations" serve --port "$port" --store embedded \
+    "$TARGET_DIR/debug/migrations" serve --port "$port" --store embedded \
         --data-dir "$dir/data" >"$dir/serve.log" 2>&1 &
     pid=$!
     for i in $(seq 1 100); do
@@ -172,12 +179,32 @@ fuzz_api() {
     return "$rc"
 }
 
+# Free space on the disk that holds the build outputs, in MB (for the log and the CI case).
+free_mb() {
+    mkdir -p "$TARGET_DIR"
+    df -Pm "$TARGET_DIR" | awk 'NR == 2 { print $4 }'
+}
+
+# In CI the debug outputs (test binaries, ~6 GB on a clean checkout) are not used after the
+# tests and the fuzzing, while the arm64 release build needs ~1 GB more: a CI disk ran out
+# there once. Locally they are kept, so that the next run reuses them.
+free_debug_outputs() {
+    if [ -z "${CI:-}" ]; then
+        echo "kept target/debug (not CI); $(free_mb) MB free"
+        return 0
+    fi
+    local before
+    before="$(free_mb)"
+    rm -rf "$TARGET_DIR/debug"
+    echo "CI: removed target/debug: $before MB free before, $(free_mb) MB after"
+}
+
 build_lambdas() {
     local pkgs=() p
     for p in "${LAMBDA_PACKAGES[@]}"; do pkgs+=(-p "$p"); done
     # cargo-lambda and its zig linker (python -m ziglang) come from the venv.
     PATH="$FM_VENV/bin:$PATH" cargo lambda build --release --arm64 "${pkgs[@]}"
-    local dir="${CARGO_TARGET_DIR:-$ROOT/target}/lambda" too_big=0 size
+    local dir="$TARGET_DIR/lambda" too_big=0 size
     printf '%-16s %12s\n' function bytes
     for p in "${LAMBDA_PACKAGES[@]}"; do
         [ -f "$dir/$p/bootstrap" ] || fm_die "missing $dir/$p/bootstrap" || return 1
@@ -191,6 +218,7 @@ build_lambdas() {
     [ "$too_big" -eq 0 ]
 }
 
+echo "disk: $(free_mb) MB free for $TARGET_DIR"
 step --here "install local tools into .cache/" install_tools
 step --here "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
@@ -208,6 +236,7 @@ step "cfn-lint infra/template.yaml" cfn_lint
 # database can be fetched (or FM_ADVISORY_DB points to a clone), else reported as skipped.
 step "cargo deny check" "$FM_VENV/bin/python" tests/services/cargo_deny.py
 if [ "$QUICK" -eq 0 ]; then
+    step "free the debug outputs before the release build (CI only)" free_debug_outputs
     step "cargo lambda build --release --arm64 (${#LAMBDA_PACKAGES[@]} functions, each under 10 MB)" build_lambdas
 else
     printf '\n==== skipped (--quick): cargo lambda build --release --arm64 ====\n'
