@@ -121,8 +121,19 @@ fn bench_config(tables: &TableNames, queue_url: &str, args: &Args, shards: u32) 
         // feed from the table's stream; every probed chain counts one, so a
         // threshold of 0 fans out whatever they say.)
         inline_mark_threshold: 0,
+        mark_worker_messages: worker_messages(),
         ..Config::default()
     }
+}
+
+/// Chains one worker process holds at once: `MARK_WORKER_MESSAGES` as the
+/// product reads it (the script sets it; the worker processes inherit it).
+fn worker_messages() -> usize {
+    std::env::var("MARK_WORKER_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(Config::default().mark_worker_messages)
 }
 
 #[tokio::main]
@@ -145,8 +156,12 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
     println!(
-        "marking bench: page size {}, MARK_CONCURRENCY {} per page, {} worker process(es), shards {:?}",
-        args.page_size, args.concurrency, args.workers, args.shards
+        "marking bench: page size {}, MARK_CONCURRENCY {} per page, {} worker process(es) holding up to {} chain(s) each, shards {:?}",
+        args.page_size,
+        args.concurrency,
+        args.workers,
+        worker_messages(),
+        args.shards
     );
     let mut rows = Vec::new();
     for &n in &args.sizes {

@@ -20,6 +20,9 @@ WORKERS="${WORKERS:-2}"
 CONCURRENCY="${CONCURRENCY:-16}"
 PAGE_SIZE="${PAGE_SIZE:-500}"
 PROFILE="${PROFILE:-dev}"
+# Chains each worker process holds at once (the product's MARK_WORKER_MESSAGES, default 4);
+# 2 × 4 workers = the 8 chains of 8 shards, one per slot, as Lambda runs one per invocation.
+export MARK_WORKER_MESSAGES="${MARK_WORKER_MESSAGES:-2}"
 # Sessions of the raw baseline passes (default: as many as SESSIONS); a rate needs no 10⁶ writes.
 RAW_SESSIONS="${RAW_SESSIONS:-$SESSIONS}"
 

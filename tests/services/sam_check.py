@@ -111,6 +111,11 @@ def check_case(expanded, label, overrides, want_auth, want_mode):
         reserved = functions.get(target, {}).get("Properties", {}).get("ReservedConcurrentExecutions")
         if maximum is not None and reserved is not None and int(reserved) < int(maximum):
             problems.append(f"{name}: SQS MaximumConcurrency {maximum} above {target}'s reserved {reserved}")
+        # The marking worker walks one chain per invocation, so that a deployment's chains
+        # spread over invocations (README, "A million sessions").
+        batch = mapping["Properties"].get("BatchSize")
+        if target == "MarkSessionsFunction" and str(batch) != "1":
+            problems.append(f"{name}: marking BatchSize {batch!r}, expected 1 (one chain per invocation)")
 
     stages = _of_type(stack, "AWS::ApiGatewayV2::Stage")
     if len(stages) != 1:

@@ -73,6 +73,55 @@ store::backend_matrix! {
     ],
 }
 
+/// A worker polling SQS holds no more chains at once than `MARK_WORKER_MESSAGES`:
+/// it asks the queue only for what it has room for, so a deployment's chains
+/// spread over the workers (taking ten at a time, one poll would take them all).
+/// Each chain is walked for the whole budget, so every chain in hand marks at
+/// once: the peak of concurrent page writes is the number of chains held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_worker_holds_no_more_chains_than_its_slots() {
+    let config = Config {
+        mark_page_size: 50,
+        mark_worker_messages: 2,
+        mark_chain_budget_ms: 60_000,
+        ..fan_out_config()
+    };
+    let faults = Faults {
+        mark_delay: Duration::from_millis(20),
+        ..Faults::default()
+    };
+    let Some(fx) = fixture(Rig::DynamoSqs, config, faults, false).await else {
+        return;
+    };
+    let population = Population {
+        welcome: 40,
+        anchor: 200,
+        confirm: 40,
+        done: 20,
+    };
+    let deployment = prepare(&fx.app, population).await;
+    let reply = deploy(&fx.app, &deployment.plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    wait_deployed(&fx.app, &deployment.plan_id).await;
+    // assert_marked_exactly checks one chain per (step, shard) with sessions.
+    assert_marked_exactly(&fx.app, &deployment).await;
+    let plan_uuid: Uuid = deployment.plan_id.parse().expect("plan id");
+    let chains = fx
+        .app
+        .state
+        .store()
+        .get_plan_stats(fx.app.tenant, plan_uuid)
+        .await
+        .expect("stats")
+        .chains_total;
+    assert!(chains >= 4, "enough chains to exceed the slots: {chains}");
+    let peak = fx.faults.marking_peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} chains marked at once by a worker with 2 slots ({chains} chains)"
+    );
+}
+
 /// Deploy decides inline vs fan-out without counting every session: exactly
 /// the threshold (spread over four steps and many small pages) is marked inline,
 /// one more fans out.
@@ -130,6 +179,11 @@ struct Faults {
     /// Counts down on every `mark_sessions` call; the call that takes it from 1
     /// to 0 writes half its page and fails (the k-th write of a deploy fails).
     fail_nth_mark: AtomicU32,
+    /// Every `mark_sessions` call takes this long more (walks overlap visibly).
+    mark_delay: Duration,
+    /// `mark_sessions` calls in progress, and the most there ever were at once.
+    marking_now: AtomicU32,
+    marking_peak: AtomicU32,
 }
 
 impl Default for Faults {
@@ -141,6 +195,9 @@ impl Default for Faults {
             gate: Semaphore::new(Semaphore::MAX_PERMITS / 2),
             rendezvous: None,
             fail_nth_mark: AtomicU32::new(0),
+            mark_delay: Duration::ZERO,
+            marking_now: AtomicU32::new(0),
+            marking_peak: AtomicU32::new(0),
         }
     }
 }
@@ -350,6 +407,31 @@ impl Store for FaultyStore {
         marks: &[SessionMark],
         concurrency: usize,
     ) -> StoreResult<Vec<bool>> {
+        let now = self.faults.marking_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.faults.marking_peak.fetch_max(now, Ordering::SeqCst);
+        let marked = self.faulty_mark_sessions(tenant, marks, concurrency).await;
+        self.faults.marking_now.fetch_sub(1, Ordering::SeqCst);
+        marked
+    }
+    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
+        self.inner.apply_session_change(change).await
+    }
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
+        self.inner.list_events(query).await
+    }
+    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.inner.sweep_expired(now, limit).await
+    }
+}
+
+impl FaultyStore {
+    async fn faulty_mark_sessions(
+        &self,
+        tenant: Uuid,
+        marks: &[SessionMark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        tokio::time::sleep(self.faults.mark_delay).await;
         self.faults
             .gate
             .acquire()
@@ -387,15 +469,6 @@ impl Store for FaultyStore {
             return Err(StoreError::Throttled("injected: slow down".into()));
         }
         self.inner.mark_sessions(tenant, marks, concurrency).await
-    }
-    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
-        self.inner.apply_session_change(change).await
-    }
-    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
-        self.inner.list_events(query).await
-    }
-    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        self.inner.sweep_expired(now, limit).await
     }
 }
 

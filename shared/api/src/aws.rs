@@ -6,8 +6,6 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-#[cfg(feature = "local")]
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use store::dynamo::{DynamoStore, TableNames};
 
@@ -167,15 +165,34 @@ where
 }
 
 #[cfg(feature = "local")]
-/// Poll SQS and run the worker on each message, the way the Lambda event source
-/// mapping would (`migrations serve --queue sqs`). Runs until the task is dropped.
+/// Poll SQS and run the worker the way the template's event source mapping does
+/// (`BatchSize` 1; `migrations serve --queue sqs`): each message is a batch of its
+/// own, walking its chain for `MARK_CHAIN_BUDGET_MS`, and at most
+/// `MARK_WORKER_MESSAGES` are held at once. The poller asks SQS only for as many
+/// messages as it has room for: had it taken ten, the chains of a deployment
+/// would all land on the first process to poll while the others idled.
+/// Runs until the task is dropped, and its messages' tasks with it (their
+/// messages come back after the visibility timeout).
 pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: String) {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let slots = state.config().mark_worker_messages.max(1);
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        while let Some(ended) = running.try_join_next() {
+            log_panicked(ended);
+        }
+        if running.len() >= slots {
+            if let Some(ended) = running.join_next().await {
+                log_panicked(ended);
+            }
+            continue;
+        }
+        // SQS returns at most 10 per receive.
+        let room = i32::try_from((slots - running.len()).min(10)).unwrap_or(10);
         let received = client
             .receive_message()
             .queue_url(&url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(room)
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -188,93 +205,74 @@ pub async fn poll_queue(state: AppState, client: aws_sdk_sqs::Client, url: Strin
                 continue;
             }
         };
-        let deliveries: Vec<crate::worker::Delivery<'_>> = messages
-            .iter()
-            .map(|m| crate::worker::Delivery {
-                id: m.message_id().unwrap_or(""),
-                body: m.body().unwrap_or(""),
-                attempt: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-            })
-            .collect();
-        // The event source mapping's contract: messages reported as failed stay
-        // on the queue (and come back after the visibility timeout); the rest are deleted.
-        let failed = crate::worker::process_batch(&state, &deliveries).await;
-        retry_later(&client, &url, &messages, &deliveries, &failed).await;
-        let done: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.iter().any(|id| Some(id.as_str()) == m.message_id()))
-            .filter_map(|(index, m)| {
-                let handle = m.receipt_handle()?;
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if done.is_empty() {
-            continue;
+        for message in messages {
+            let (state, client, url) = (state.clone(), client.clone(), url.clone());
+            running.spawn(async move { handle_message(&state, &client, &url, message).await });
         }
-        // Deleting overlaps the next receive; a delete that fails only means a
-        // redelivery, which the ledger makes harmless.
-        let delete = client
-            .delete_message_batch()
-            .queue_url(&url)
-            .set_entries(Some(done))
-            .send();
-        tokio::spawn(async move {
-            match delete.await {
-                Ok(output) if !output.failed().is_empty() => {
-                    tracing::warn!(failed = output.failed().len(), "SQS refused some deletes");
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
-                }
-            }
-        });
     }
 }
 
 #[cfg(feature = "local")]
-/// Failed messages come back after an exponential backoff (1 s, 2 s, 4 s, … up
-/// to 60 s) instead of the queue's whole visibility timeout. Best effort: if this
-/// fails, the visibility timeout still brings them back.
-async fn retry_later(
+/// A message whose task panicked was neither deleted nor retried early: the
+/// visibility timeout brings it back, as it would for a crashed Lambda.
+fn log_panicked(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        tracing::error!(error = %e, "marking message task failed; the queue redelivers it");
+    }
+}
+
+#[cfg(feature = "local")]
+/// One message, one batch: the event source mapping's contract — a message
+/// reported as failed stays on the queue (here it comes back after a backoff),
+/// the rest are deleted. A delete that fails only means a redelivery, which the
+/// ledger makes harmless.
+async fn handle_message(
+    state: &AppState,
     client: &aws_sdk_sqs::Client,
     url: &str,
-    messages: &[aws_sdk_sqs::types::Message],
-    deliveries: &[crate::worker::Delivery<'_>],
-    failed: &[String],
+    message: aws_sdk_sqs::types::Message,
 ) {
-    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
-    let entries: Vec<_> = messages
-        .iter()
-        .zip(deliveries)
-        .enumerate()
-        .filter(|(_, (_, d))| failed.iter().any(|id| id == d.id))
-        .filter_map(|(index, (m, d))| {
-            let backoff = 1i32 << d.attempt.saturating_sub(1).min(6);
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(index.to_string())
-                .receipt_handle(m.receipt_handle()?)
-                .visibility_timeout(backoff.min(60))
-                .build()
-                .ok()
-        })
-        .collect();
-    if entries.is_empty() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let attempt = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let delivery = crate::worker::Delivery {
+        id: message.message_id().unwrap_or(""),
+        body: message.body().unwrap_or(""),
+        attempt,
+    };
+    let failed = crate::worker::process_batch(state, std::slice::from_ref(&delivery)).await;
+    let Some(handle) = message.receipt_handle() else {
         return;
+    };
+    if failed.is_empty() {
+        let deleted = client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(handle)
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS delete failed");
+        }
+    } else {
+        retry_later(client, url, handle, attempt).await;
     }
+}
+
+#[cfg(feature = "local")]
+/// A failed message comes back after an exponential backoff (1 s, 2 s, 4 s, … up
+/// to 60 s) instead of the queue's whole visibility timeout. Best effort: if this
+/// fails, the visibility timeout still brings it back.
+async fn retry_later(client: &aws_sdk_sqs::Client, url: &str, receipt_handle: &str, attempt: u32) {
+    let backoff = 1i32 << attempt.saturating_sub(1).min(6);
     let changed = client
-        .change_message_visibility_batch()
+        .change_message_visibility()
         .queue_url(url)
-        .set_entries(Some(entries))
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(backoff.min(60))
         .send()
         .await;
     if let Err(e) = changed {

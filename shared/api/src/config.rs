@@ -31,6 +31,13 @@ pub struct Config {
     /// source mapping's batching window), which a chain of 2,000 pages would pay
     /// 2,000 times; within the budget the next page is already read ahead.
     pub mark_chain_budget_ms: u64,
+    /// Marking messages — chains, each walked for `mark_chain_budget_ms` — that one
+    /// `migrations serve --queue sqs` worker holds at once (`MARK_WORKER_MESSAGES`).
+    /// It receives only as many as it has room for, so the chains of a deployment
+    /// spread over the worker processes instead of all landing on the first one
+    /// that polls. On Lambda the event source mapping's `BatchSize` (1 in the
+    /// template) plays this part.
+    pub mark_worker_messages: usize,
     /// Deliveries of a marking message before it counts as failed; match the
     /// queue's redrive `maxReceiveCount` (`MARK_MAX_RECEIVES`).
     pub mark_max_receives: u32,
@@ -92,6 +99,7 @@ impl Default for Config {
             step_index_shards: store::DEFAULT_STEP_INDEX_SHARDS,
             mark_concurrency: 16,
             mark_chain_budget_ms: 20_000,
+            mark_worker_messages: 4,
             mark_max_receives: 5,
             count_concurrency: 16,
             plan_ttl_days: 30,
@@ -164,6 +172,12 @@ impl Config {
                 "MARK_CHAIN_BUDGET_MS",
                 defaults.mark_chain_budget_ms,
                 0,
+            )?,
+            mark_worker_messages: number(
+                &lookup,
+                "MARK_WORKER_MESSAGES",
+                defaults.mark_worker_messages,
+                1,
             )?,
             mark_max_receives: number(&lookup, "MARK_MAX_RECEIVES", defaults.mark_max_receives, 1)?,
             count_concurrency: number(&lookup, "COUNT_CONCURRENCY", defaults.count_concurrency, 1)?,

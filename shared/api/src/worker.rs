@@ -199,9 +199,10 @@ async fn handle_body(
 /// Pages of one batch processed at once when each message is one page
 /// (`MARK_CHAIN_BUDGET_MS` = 0); each page already writes with
 /// `MARK_CONCURRENCY` conditional updates in flight. With a chain budget every
-/// message of the batch (at most the event source mapping's `BatchSize`, 10)
-/// walks at once instead: a message waiting behind another's walk would hold
-/// its chain still for the whole budget.
+/// message of the batch walks at once instead: a message waiting behind
+/// another's walk would hold its chain still for the whole budget. (The
+/// template's event source mapping and `aws::poll_queue` deliver one message
+/// per batch, so that chains spread over workers; a larger batch still works.)
 pub const PAGES_IN_FLIGHT: usize = 2;
 
 /// One delivered message of a batch.
