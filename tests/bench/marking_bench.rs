@@ -126,14 +126,16 @@ fn bench_config(tables: &TableNames, queue_url: &str, args: &Args, shards: u32) 
     }
 }
 
-/// Chains one worker process holds at once: `MARK_WORKER_MESSAGES` as the
-/// product reads it (the script sets it; the worker processes inherit it).
+/// Chains one worker process holds at once: `MARK_WORKER_MESSAGES`, read by the
+/// product's own parser (the script sets it; the worker processes inherit it).
 fn worker_messages() -> usize {
-    std::env::var("MARK_WORKER_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(Config::default().mark_worker_messages)
+    Config::from_lookup(|name| {
+        (name == "MARK_WORKER_MESSAGES")
+            .then(|| std::env::var(name).ok())
+            .flatten()
+    })
+    .expect("MARK_WORKER_MESSAGES")
+    .mark_worker_messages
 }
 
 #[tokio::main]
