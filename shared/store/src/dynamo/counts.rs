@@ -4,7 +4,7 @@
 //! # Why a stream
 //!
 //! The sessions table is shared with the conversation runtime, which writes
-//! items straight into it (SPEC §9): no write path of ours sees every session
+//! items straight into it (docs/runtime.md): no write path of ours sees every session
 //! move. The table's stream does. Each record carries the item before and after,
 //! so it becomes "−1 where it was, +1 where it is" ([`crate::counts`]).
 //!

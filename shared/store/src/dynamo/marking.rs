@@ -10,7 +10,9 @@ use super::items::{
     ANCHOR_PREFIX, TTL, chain_from, chain_item, get_uuid, n, s, stats_from, ttl_av,
 };
 use super::keys::{CHAIN_PREFIX, DEPLOYING_PK, chain_sk, key, plan_pk};
-use super::ops::{retrying, sdk_error};
+use super::ops::{
+    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retrying, sdk_error, written_by,
+};
 use crate::codec::time_key;
 use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Store, StoreError, StoreResult};
 
@@ -73,18 +75,30 @@ pub(super) async fn start_marking(
         .await?;
     // The total is what is registered, whoever registered it.
     let registered = db.list_chains(tenant, plan_id).await?.len() as u64;
+    let write_id = new_write_id();
     let request = db
         .client
         .update_item()
         .table_name(db.main())
         .set_key(Some(key(pk, "STATS")))
         .update_expression(
-            "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at",
+            "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at, #w = :w",
         )
         .condition_expression("attribute_not_exists(marking_started_at)")
+        .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
+        .expression_attribute_names("#w", WRITE_ID)
+        .expression_attribute_values(":w", s(write_id.clone()))
         .expression_attribute_values(":n", n(registered))
         .expression_attribute_values(":at", s(time_key(&at)));
-    match retrying(|| request.clone().send()).await.map_err(sdk_error) {
+    let result = retrying(|| request.clone().send()).await;
+    // Our own start, applied with its answer lost: this call started marking
+    // and must hand out the chains (else they wait for the sweep's lease).
+    if let Err(e) = &result
+        && written_by(found_item(e), &write_id)
+    {
+        return Ok(true);
+    }
+    match result.map_err(sdk_error) {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_)) => Ok(false),
         Err(e) => Err(e),
@@ -118,6 +132,8 @@ pub(super) async fn claim_chain(
 ) -> StoreResult<bool> {
     let pk = plan_pk(tenant, plan_id);
     let mut chain = Expr::default();
+    let write_id = new_write_id();
+    chain.set(WRITE_ID, s(write_id.clone()));
     chain.set("updated_at", s(time_key(&at)));
     chain.add("resumptions", 1);
     let (done, updated) = (chain.name("done"), chain.name("updated_at"));
@@ -140,6 +156,7 @@ pub(super) async fn claim_chain(
     ];
     match db.transact(items).await {
         Ok(()) => Ok(true),
+        Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) => Ok(false),
         Err(e) => Err(e.into_store("claim chain")),
     }
@@ -167,6 +184,8 @@ pub(super) async fn record_marking_page(db: &DynamoStore, page: &MarkedPage) -> 
     let pk = plan_pk(page.tenant, page.plan_id);
     let mut ledger = key(pk.clone(), &format!("LEDGER#{}", page.page_id));
     ledger.insert(TTL.into(), ttl_av(page.at, db.retention.ledger_days));
+    let write_id = new_write_id();
+    ledger.insert(WRITE_ID.into(), s(write_id.clone()));
     let mut chain = Expr::default();
     chain.set_or_remove("cursor", page.next_cursor.clone().map(s));
     chain.set("done", Av::Bool(page.completes_chain()));
@@ -201,8 +220,11 @@ pub(super) async fn record_marking_page(db: &DynamoStore, page: &MarkedPage) -> 
         )?,
         db.tx_update(db.main(), key(pk, "STATS"), &expr, None)?,
     ];
-    match db.transact(items).await {
+    match db.transact_same_write(items).await {
         Ok(()) => Ok(true),
+        // Recorded by this very call on an attempt whose answer was lost: the
+        // caller goes on with the chain (else it would stall until its lease ran out).
+        Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(false),
         Err(e) => Err(e.into_store("record page")),
     }
@@ -217,16 +239,16 @@ pub(super) async fn record_failed_page(
     let pk = plan_pk(tenant, plan_id);
     let mut expr = Expr::default();
     expr.add("pages_failed", 1);
+    let write_id = new_write_id();
+    let mut failed = key(pk.clone(), &format!("FAILED#{page_id}"));
+    failed.insert(WRITE_ID.into(), s(write_id.clone()));
     let items = vec![
-        db.tx_put(
-            db.main(),
-            key(pk.clone(), &format!("FAILED#{page_id}")),
-            Some("attribute_not_exists(pk)"),
-        )?,
+        db.tx_put(db.main(), failed, Some("attribute_not_exists(pk)"))?,
         db.tx_update(db.main(), key(pk, "STATS"), &expr, None)?,
     ];
     match db.transact(items).await {
         Ok(()) => Ok(true),
+        Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) => Ok(false),
         Err(e) => Err(e.into_store("record failed page")),
     }

@@ -1,8 +1,7 @@
 //! DynamoDB store.
 //!
-//! The key design (every item and access pattern) is in `shared/store/KEY_DESIGN.md`,
-//! included here:
-#![doc = include_str!("../../KEY_DESIGN.md")]
+//! The key design (every item and access pattern) is in docs/design.md, "The
+//! storage key design".
 //!
 //! # Modules
 //!

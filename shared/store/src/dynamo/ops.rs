@@ -5,8 +5,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, Select, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, Select, TransactWriteItem, Update, WriteRequest,
+};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 
 use super::expr::Expr;
@@ -80,22 +84,160 @@ where
         .await
 }
 
+/// The attribute a conditional write stamps with its own random id, so that a
+/// retry of it can tell its own earlier success from someone else's write.
+///
+/// Why: when DynamoDB applied a write but the answer was lost on the way back,
+/// the SDK (or our own loop, or a redelivered message) sends it again, and the
+/// retry fails the very condition the first attempt made false. With
+/// `ReturnValuesOnConditionCheckFailure = ALL_OLD` the failure carries the
+/// item as it stands; if it carries this write's id, the write is ours and
+/// succeeded. No extra read, and exact: ids are random per logical write.
+pub(super) const WRITE_ID: &str = "write_id";
+
+/// A fresh id for one logical conditional write ([`WRITE_ID`]).
+pub(super) fn new_write_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether `item` (what a failed condition found) was written by the write `write_id`.
+pub(super) fn written_by(item: Option<&Item>, write_id: &str) -> bool {
+    item.and_then(|item| item.get(WRITE_ID))
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|id| id == write_id)
+}
+
+/// The item a single-item conditional write found when its condition failed
+/// (sent with `ReturnValuesOnConditionCheckFailure = ALL_OLD`).
+pub(super) trait ConditionFailure {
+    fn found_item(&self) -> Option<&Item>;
+}
+
+impl ConditionFailure for UpdateItemError {
+    fn found_item(&self) -> Option<&Item> {
+        match self {
+            UpdateItemError::ConditionalCheckFailedException(e) => e.item(),
+            _ => None,
+        }
+    }
+}
+
+impl ConditionFailure for PutItemError {
+    fn found_item(&self) -> Option<&Item> {
+        match self {
+            PutItemError::ConditionalCheckFailedException(e) => e.item(),
+            _ => None,
+        }
+    }
+}
+
+/// The item a failed condition found, if the error is a condition failure.
+pub(super) fn found_item<E: ConditionFailure, R>(err: &SdkError<E, R>) -> Option<&Item> {
+    err.as_service_error()
+        .and_then(ConditionFailure::found_item)
+}
+
+/// Every conditional single-item write asks for the item it found on failure.
+pub(super) const ALL_OLD_ON_FAILURE: ReturnValuesOnConditionCheckFailure =
+    ReturnValuesOnConditionCheckFailure::AllOld;
+
+/// One item of a cancelled transaction: its cancellation code, and the item
+/// its condition found (conditions are sent with `ALL_OLD` on failure).
+pub(super) struct Cancelled {
+    code: String,
+    item: Option<Item>,
+}
+
+/// Whether a request failed on the way rather than on its merits: no answer
+/// (connection, timeout), throttled, or a server error. Such a write may or may
+/// not have been applied.
+pub(super) fn transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) | SdkError::TimeoutError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => matches!(
+            err.code(),
+            Some(
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            )
+        ),
+        _ => false,
+    }
+}
+
+/// How a write that recognises its own success ([`WRITE_ID`]) is retried once
+/// the SDK's own attempts are used up: 8 more rounds, 50 ms doubling to 2 s, with jitter.
+pub fn same_write_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(8)
+        .with_jitter()
+}
+
+/// Run a single-item write that recognises its own earlier success (it
+/// carries a write id, checked on condition failure), retrying while it
+/// collides with a transaction and — with the same id — while it fails on
+/// the way. Sending it again is safe precisely because a replay of an applied
+/// write is recognised, so one lost answer does not fail the caller's larger
+/// operation (a marking page, a runtime write).
+pub(super) async fn retrying_same_write<T, E, R, Fut>(
+    op: impl FnMut() -> Fut,
+) -> Result<T, SdkError<E, R>>
+where
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata,
+{
+    op.retry(same_write_backoff())
+        .when(|e: &SdkError<E, R>| transient(e) || e.code() == Some("TransactionConflictException"))
+        .await
+}
+
 /// Why a transaction did not commit.
 pub(super) enum TxError {
-    /// Cancelled because conditions failed: per-item cancellation codes.
-    Failed(Vec<String>),
+    /// Cancelled because conditions failed: per-item reasons.
+    Failed(Vec<Cancelled>),
     Store(StoreError),
 }
 
 impl TxError {
     /// Whether the condition of item `i` of the transaction failed.
     pub(super) fn failed_at(&self, i: usize) -> bool {
-        matches!(self, TxError::Failed(codes) if codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed"))
+        matches!(self, TxError::Failed(reasons) if reasons.get(i).is_some_and(|r| r.code == "ConditionalCheckFailed"))
+    }
+
+    /// The item the failed condition of item `i` found.
+    pub(super) fn found_at(&self, i: usize) -> Option<&Item> {
+        match self {
+            TxError::Failed(reasons) => reasons.get(i).and_then(|r| r.item.as_ref()),
+            TxError::Store(_) => None,
+        }
+    }
+
+    /// Whether the condition of item `i` failed on what the write `write_id`
+    /// itself wrote: the transaction committed on an earlier attempt whose
+    /// answer was lost (transactions are all-or-nothing, so one item of ours
+    /// means all of them).
+    pub(super) fn own_write_at(&self, i: usize, write_id: &str) -> bool {
+        self.failed_at(i) && written_by(self.found_at(i), write_id)
+    }
+
+    /// Whether DynamoDB answered that the transaction was cancelled, so that
+    /// surely nothing of it was written (any other error may follow a commit
+    /// whose answer was lost).
+    pub(super) fn cancelled(&self) -> bool {
+        matches!(self, TxError::Failed(_))
     }
 
     pub(super) fn into_store(self, what: &str) -> StoreError {
         match self {
-            TxError::Failed(codes) => {
+            TxError::Failed(reasons) => {
+                let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
                 StoreError::Conflict(format!("{what}: condition failed ({})", codes.join(",")))
             }
             TxError::Store(e) => e,
@@ -107,6 +249,8 @@ impl TxError {
 /// failed with (returned once the retries are used up).
 pub(super) struct TxFailure {
     retry: bool,
+    /// Failed on the way ([`transient`]): it may have committed.
+    transient: bool,
     error: TxError,
 }
 
@@ -114,30 +258,47 @@ fn tx_failure<R>(err: SdkError<TransactWriteItemsError, R>) -> TxFailure
 where
     R: std::fmt::Debug,
 {
-    let codes: Option<Vec<String>> = match err.as_service_error() {
+    let on_the_way = transient(&err);
+    let mut failure = tx_failure_of(err);
+    failure.transient = on_the_way;
+    failure
+}
+
+fn tx_failure_of<R>(err: SdkError<TransactWriteItemsError, R>) -> TxFailure
+where
+    R: std::fmt::Debug,
+{
+    let reasons: Option<Vec<Cancelled>> = match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
             e.cancellation_reasons()
                 .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
+                .map(|r| Cancelled {
+                    code: r.code().unwrap_or("None").to_owned(),
+                    item: r.item().cloned(),
+                })
                 .collect(),
         ),
         _ => None,
     };
-    let Some(codes) = codes else {
+    let Some(reasons) = reasons else {
         return TxFailure {
             retry: err.code() == Some("TransactionConflictException"),
+            transient: false,
             error: TxError::Store(sdk_error(err)),
         };
     };
-    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+    if reasons.iter().any(|r| r.code == "ConditionalCheckFailed") {
         return TxFailure {
             retry: false,
-            error: TxError::Failed(codes),
+            transient: false,
+            error: TxError::Failed(reasons),
         };
     }
-    if codes.iter().any(|c| c == "TransactionConflict") {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
+    if codes.contains(&"TransactionConflict") {
         return TxFailure {
             retry: true,
+            transient: false,
             error: TxError::Store(StoreError::Conflict(
                 "transaction conflict persisted".into(),
             )),
@@ -149,6 +310,7 @@ where
         .any(|c| c.contains("Throughput") || c.contains("Throttl"));
     TxFailure {
         retry: false,
+        transient: false,
         error: TxError::Store(if throttled {
             StoreError::Throttled(message)
         } else {
@@ -301,6 +463,30 @@ impl DynamoStore {
             .map_err(|failed| failed.error)
     }
 
+    /// [`Self::transact`] for a transaction that recognises its own commit (an
+    /// item of it carries a [`WRITE_ID`] and a condition its replay would fail):
+    /// also retried, as it is, while it fails on the way.
+    pub(super) async fn transact_same_write(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), TxError> {
+        let (client, items) = (&self.client, &items);
+        let attempt = move || async move {
+            client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(tx_failure)
+        };
+        attempt
+            .retry(same_write_backoff())
+            .when(|failed: &TxFailure| failed.retry || failed.transient)
+            .await
+            .map_err(|failed| failed.error)
+    }
+
     pub(super) fn tx_put(
         &self,
         table: &str,
@@ -311,6 +497,7 @@ impl DynamoStore {
             Put::builder()
                 .table_name(table)
                 .set_item(Some(item))
+                .set_return_values_on_condition_check_failure(condition.map(|_| ALL_OLD_ON_FAILURE))
                 .set_condition_expression(condition.map(str::to_owned))
                 .build(),
         )?;
@@ -329,6 +516,9 @@ impl DynamoStore {
                 .table_name(table)
                 .set_key(Some(key))
                 .update_expression(expr.update_expression())
+                .set_return_values_on_condition_check_failure(
+                    condition.as_ref().map(|_| ALL_OLD_ON_FAILURE),
+                )
                 .set_condition_expression(condition)
                 .set_expression_attribute_names(expr.names())
                 .set_expression_attribute_values(expr.values())

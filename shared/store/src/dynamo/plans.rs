@@ -15,7 +15,10 @@ use super::keys::{
     CHAIN_PREFIX, blob_pk, deploying_key, key, page_of, plan_pk, plans_gsi_pk, scenario_pk,
     slot_pk, token_item, version_sk,
 };
-use super::ops::{bad_item, built, retrying, sdk_error};
+use super::ops::{
+    ALL_OLD_ON_FAILURE, WRITE_ID, bad_item, built, found_item, new_write_id, retrying, sdk_error,
+    written_by,
+};
 use super::tables::PLANS_INDEX;
 use super::{DynamoStore, Item};
 use crate::codec::time_key;
@@ -167,13 +170,22 @@ pub(super) async fn create_plan(
     slot.insert("plan_id".into(), s(plan.id.to_string()));
     let mut head = plan_head_item(plan, &body, &policies, &tgt)?;
     summary.write_into(&mut head, "sum");
+    let write_id = new_write_id();
+    head.insert(WRITE_ID.into(), s(write_id.clone()));
     let items = vec![
         db.tx_put(db.main(), slot, Some("attribute_not_exists(pk)"))?,
         db.tx_put(db.main(), head, Some("attribute_not_exists(pk)"))?,
     ];
     if let Err(e) = db.transact(items).await {
-        for b in [&body, &policies, &tgt, &summary] {
-            db.delete_body(t, b).await;
+        if e.own_write_at(1, &write_id) {
+            return Ok(());
+        }
+        // The bodies go only when the transaction surely did not commit: after
+        // an error with no answer it may have, and its head would point at them.
+        if e.cancelled() {
+            for b in [&body, &policies, &tgt, &summary] {
+                db.delete_body(t, b).await;
+            }
         }
         return Err(e.into_store("a live plan exists for this version pair"));
     }
@@ -297,6 +309,8 @@ pub(super) async fn update_plan_policies(
     let mut expr = Expr::default();
     new.write_expr(&mut expr, "pol");
     expr.set("revision", n(expected_revision + 1));
+    let write_id = new_write_id();
+    expr.set(WRITE_ID, s(write_id.clone()));
     let (st, rev) = (expr.name("status"), expr.name("revision"));
     let (pending, expected) = (
         expr.value(s(status_str(PlanStatus::Pending))),
@@ -309,22 +323,30 @@ pub(super) async fn update_plan_policies(
         .set_key(Some(key(plan_pk(tenant, plan_id), "HEAD")))
         .update_expression(expr.update_expression())
         .condition_expression(format!("{st} = {pending} AND {rev} = {expected}"))
+        .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
         .set_expression_attribute_names(expr.names())
         .set_expression_attribute_values(expr.values())
         .return_values(ReturnValue::AllNew);
-    match retrying(|| request.clone().send()).await {
-        Ok(out) => {
-            db.delete_body(tenant, &old).await;
-            let head = out.attributes.ok_or_else(|| bad_item("plan head"))?;
-            let mut plan = db.load_plan_without_policies(tenant, &head).await?;
-            plan.anchor_policies = policies.clone();
-            Ok(plan)
-        }
+    let head = match retrying(|| request.clone().send()).await {
+        Ok(out) => out.attributes.ok_or_else(|| bad_item("plan head"))?,
+        // Our own update, applied with its answer lost: the head found is ours.
+        Err(e) if written_by(found_item(&e), &write_id) => found_item(&e)
+            .cloned()
+            .ok_or_else(|| bad_item("plan head"))?,
         Err(e) => {
-            db.delete_body(tenant, &new).await;
-            Err(sdk_error(e))
+            // Only a failed condition surely left the head alone; after an
+            // error with no answer the head may point at the new body.
+            let error = sdk_error(e);
+            if matches!(error, StoreError::Conflict(_)) {
+                db.delete_body(tenant, &new).await;
+            }
+            return Err(error);
         }
-    }
+    };
+    db.delete_body(tenant, &old).await;
+    let mut plan = db.load_plan_without_policies(tenant, &head).await?;
+    plan.anchor_policies = policies.clone();
+    Ok(plan)
 }
 
 pub(super) async fn transition_plan(
@@ -335,6 +357,10 @@ pub(super) async fn transition_plan(
     let mut expr = Expr::default();
     expr.set("status", s(status_str(change.to)));
     expr.set("revision", n(transition.expected_revision + 1));
+    // A retry after a lost answer recognises its own transition by this id
+    // (a 409 for a transition that happened would send the operator astray).
+    let write_id = new_write_id();
+    expr.set(WRITE_ID, s(write_id.clone()));
     // The side fields `planning::lifecycle` stamps (a missing value removes the attribute).
     for field in change.stamped_fields() {
         let value = field.value.map(|value| match value {
@@ -363,13 +389,17 @@ pub(super) async fn transition_plan(
             .set_key(Some(head_key))
             .update_expression(expr.update_expression())
             .condition_expression(condition)
+            .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .return_values(ReturnValue::AllNew);
-        let out = retrying(|| request.clone().send())
-            .await
-            .map_err(sdk_error)?;
-        let head = out.attributes.ok_or_else(|| bad_item("plan head"))?;
+        let head = match retrying(|| request.clone().send()).await {
+            Ok(out) => out.attributes.ok_or_else(|| bad_item("plan head"))?,
+            Err(e) if written_by(found_item(&e), &write_id) => found_item(&e)
+                .cloned()
+                .ok_or_else(|| bad_item("plan head"))?,
+            Err(e) => return Err(sdk_error(e)),
+        };
         return db.load_plan(t, &head).await;
     }
 
@@ -423,9 +453,11 @@ pub(super) async fn transition_plan(
         )?;
         items.push(TransactWriteItem::builder().delete(delete).build());
     }
-    db.transact(items)
-        .await
-        .map_err(|e| e.into_store("plan changed concurrently"))?;
+    match db.transact(items).await {
+        Ok(()) => {}
+        Err(e) if e.own_write_at(0, &write_id) => {}
+        Err(e) => return Err(e.into_store("plan changed concurrently")),
+    }
     if change.to == PlanStatus::Deployed {
         db.expire_plan_parts(t, transition.plan_id, &head, change.at)
             .await;
@@ -453,6 +485,8 @@ pub(super) async fn activate_plan(
     let mut plan_expr = Expr::default();
     plan_expr.set("status", s(status_str(PlanStatus::Deploying)));
     plan_expr.set("revision", n(a.expected_revision + 1));
+    let write_id = new_write_id();
+    plan_expr.set(WRITE_ID, s(write_id.clone()));
     let (st, rev) = (plan_expr.name("status"), plan_expr.name("revision"));
     let (approved, expected) = (
         plan_expr.value(s(status_str(PlanStatus::Approved))),
@@ -487,8 +521,13 @@ pub(super) async fn activate_plan(
         db.tx_put(db.main(), version, None)?,
         db.tx_put(db.main(), registry, None)?,
     ];
-    if let Err(e) = db.transact(items).await {
-        db.delete_body(t, &body).await;
+    if let Err(e) = db.transact(items).await
+        && !e.own_write_at(0, &write_id)
+    {
+        // Only a cancelled transaction surely wrote nothing that points at the body.
+        if e.cancelled() {
+            db.delete_body(t, &body).await;
+        }
         return Err(if e.failed_at(0) {
             ActivationError::PlanChanged
         } else if e.failed_at(1) {

@@ -5,8 +5,9 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::body::BodyRef;
-use super::items::{get_n, n};
+use super::items::{get_n, n, s};
 use super::keys::{key, scenario_pk, version_sk};
+use super::ops::{WRITE_ID, new_write_id};
 use crate::{Store, StoreResult};
 
 pub(super) async fn create_scenario(
@@ -18,6 +19,8 @@ pub(super) async fn create_scenario(
     let pk = scenario_pk(t, scenario.id);
     let mut head = key(pk.clone(), "HEAD");
     head.insert("current_version".into(), n(scenario.version));
+    let write_id = new_write_id();
+    head.insert(WRITE_ID.into(), s(write_id.clone()));
     let mut version = key(pk, &version_sk(scenario.version));
     version.insert("version".into(), n(scenario.version));
     body.write_into(&mut version, "body");
@@ -26,7 +29,14 @@ pub(super) async fn create_scenario(
         db.tx_put(db.main(), version, None)?,
     ];
     if let Err(e) = db.transact(items).await {
-        db.delete_body(t, &body).await;
+        // Created by this very call on an attempt whose answer was lost.
+        if e.own_write_at(0, &write_id) {
+            return Ok(());
+        }
+        // Only a cancelled transaction surely left no version pointing at the body.
+        if e.cancelled() {
+            db.delete_body(t, &body).await;
+        }
         return Err(e.into_store("scenario already exists"));
     }
     Ok(())

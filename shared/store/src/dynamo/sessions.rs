@@ -8,7 +8,10 @@ use uuid::Uuid;
 use super::expr::{Expr, revision_condition};
 use super::items::{indexed_session_from, json_text, n, pending_av, s, session_from, session_item};
 use super::keys::{page_of, session_pk, token_item};
-use super::ops::{retry_delays, retrying, sdk_error};
+use super::ops::{
+    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retry_delays, retrying,
+    retrying_same_write, sdk_error, written_by,
+};
 use super::{DynamoStore, STEPS_INDEX, step_key};
 use crate::codec::time_key;
 use crate::semantics::{session_matches, step_query_id};
@@ -40,7 +43,13 @@ pub(super) async fn write_session(
     let (tenant, id) = (write.session.tenant_id, write.session.session_id.as_str());
     let mut delays = retry_delays();
     loop {
-        let stored = db.get_session(tenant, id).await?;
+        let stored_item = db
+            .get_item(
+                &db.tables.sessions,
+                HashMap::from([("pk".to_owned(), s(session_pk(tenant, id)))]),
+            )
+            .await?;
+        let stored = stored_item.as_ref().map(session_from).transpose()?;
         let next = merge_runtime_write(stored.as_ref(), write)?;
         let mut expr = Expr::default();
         let condition = match &stored {
@@ -50,21 +59,36 @@ pub(super) async fn write_session(
             }
             Some(old) => revision_condition(&mut expr, old.revision),
         };
+        // A retry after a lost answer finds this very item: the write is ours
+        // and done, not a race lost (else the runtime's own write would come
+        // back as a 412 on its own ETag).
+        let write_id = new_write_id();
+        let mut item = session_item(&next, db.step_shards)?;
+        item.insert(WRITE_ID.into(), s(write_id.clone()));
+        if let Some(old) = &stored_item {
+            keep_mark_ids(old, &mut item, stored.as_ref(), &next);
+        }
         let request = db
             .client
             .put_item()
             .table_name(&db.tables.sessions)
-            .set_item(Some(session_item(&next, db.step_shards)?))
+            .set_item(Some(item))
             .condition_expression(condition)
+            .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values());
-        match retrying(|| request.clone().send()).await.map_err(sdk_error) {
-            Ok(_) => {
-                return Ok(WrittenSession {
-                    session: next,
-                    created: stored.is_none(),
-                });
-            }
+        let written = WrittenSession {
+            session: next,
+            created: stored.is_none(),
+        };
+        let result = retrying_same_write(|| request.clone().send()).await;
+        if let Err(e) = &result
+            && written_by(found_item(e), &write_id)
+        {
+            return Ok(written);
+        }
+        match result.map_err(sdk_error) {
+            Ok(_) => return Ok(written),
             // Lost the race: decide again on what won.
             Err(StoreError::Conflict(message)) => match delays.next() {
                 Some(delay) => tokio::time::sleep(delay).await,
@@ -150,14 +174,18 @@ pub(super) async fn mark_session(
     expected: &SessionPosition,
     pending: &PendingMigration,
 ) -> StoreResult<bool> {
+    let mark_id = new_write_id();
     let request = db
         .client
         .update_item()
         .table_name(&db.tables.sessions)
         .key("pk", s(session_pk(tenant, session_id)))
         .update_expression(
-            "SET pending_migration = :pm, revision = if_not_exists(revision, :zero) + :one",
+            "SET pending_migration = :pm, mark_id = :mark, \
+             revision = if_not_exists(revision, :zero) + :one",
         )
+        .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
+        .expression_attribute_values(":mark", s(mark_id.clone()))
         .condition_expression(
             "attribute_exists(pk) AND active_scenario_id = :sid \
              AND active_scenario_version = :v AND active_step_id = :step \
@@ -170,14 +198,51 @@ pub(super) async fn mark_session(
         .expression_attribute_values(":sid", s(expected.scenario_id.to_string()))
         .expression_attribute_values(":v", n(expected.version))
         .expression_attribute_values(":step", s(expected.step_id.to_string()));
-    match retrying(|| request.clone().send()).await {
+    match retrying_same_write(|| request.clone().send()).await {
         Ok(_) => Ok(true),
+        // Our own earlier attempt, applied with its answer lost: the flag it
+        // set is still there, or a reconcile has applied it meanwhile (and kept
+        // its mark id as `applied_mark_id`). Either way this call marked it.
+        Err(e) if found_item(&e).is_some_and(|item| marked_by(item, &mark_id)) => Ok(true),
         Err(e) => match sdk_error(e) {
             StoreError::Conflict(_) => Ok(false),
             other => Err(other),
         },
     }
 }
+
+/// Whether the session item carries (or carried, until a reconcile applied it)
+/// the flag set by the mark `mark_id`.
+fn marked_by(item: &super::Item, mark_id: &str) -> bool {
+    [MARK_ID, APPLIED_MARK_ID].iter().any(|attr| {
+        item.get(*attr)
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|id| id == mark_id)
+    })
+}
+
+/// A runtime write replaces the whole item: it keeps the mark ids that only
+/// the store knows, so that a retried mark still recognises its flag after a
+/// runtime write came in between ([`marked_by`]).
+fn keep_mark_ids(
+    old: &super::Item,
+    new: &mut super::Item,
+    stored: Option<&Session>,
+    next: &Session,
+) {
+    let same_flag = stored.is_some_and(|s| s.pending_migration == next.pending_migration);
+    if same_flag && let Some(id) = old.get(MARK_ID) {
+        new.insert(MARK_ID.into(), id.clone());
+    }
+    if let Some(id) = old.get(APPLIED_MARK_ID) {
+        new.insert(APPLIED_MARK_ID.into(), id.clone());
+    }
+}
+
+/// The id of the mark that set the session's current flag.
+const MARK_ID: &str = "mark_id";
+/// The id of the mark whose flag the last flagged reconcile applied (and cleared).
+const APPLIED_MARK_ID: &str = "applied_mark_id";
 
 pub(super) async fn mark_sessions(
     db: &DynamoStore,
@@ -253,7 +318,17 @@ pub(super) async fn apply_session_change(
     }
     if change.clear_flag {
         expr.set_or_remove("pending_migration", None);
+        // Keep which mark's flag this was, so that a retry of that mark whose
+        // answer was lost still recognises it ([`mark_session`]).
+        let (applied, mark) = (expr.name(APPLIED_MARK_ID), expr.name(MARK_ID));
+        let none = expr.value(s(String::new()));
+        expr.set
+            .push(format!("{applied} = if_not_exists({mark}, {none})"));
+        expr.set_or_remove(MARK_ID, None);
     }
+    // A retry of this transaction after a lost answer finds its own id.
+    let write_id = new_write_id();
+    expr.set(WRITE_ID, s(write_id.clone()));
     if !change.set_variables.is_empty() {
         let vars = expr.name("variables");
         for (name, value) in &change.set_variables {
@@ -294,8 +369,9 @@ pub(super) async fn apply_session_change(
     if let Some(applied) = &change.applied {
         items.extend(db.applied_items(t, &applied.event, applied.was_flagged)?);
     }
-    match db.transact(items).await {
+    match db.transact_same_write(items).await {
         Ok(()) => Ok(true),
+        Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) => Ok(false),
         Err(e) => Err(e.into_store("apply session change")),
     }

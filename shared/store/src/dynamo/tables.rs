@@ -28,7 +28,7 @@ use crate::{StoreError, StoreResult};
 pub(super) const PLANS_INDEX: &str = "gsi1";
 /// The write-sharded step index. It replaced `by_step` (projection ALL, key
 /// without shard): a GSI's projection cannot change in place, so it is a new
-/// index (README, "Step index shards", for the migration).
+/// index (docs/operations.md, "Migrating an existing deployment").
 pub const STEPS_INDEX: &str = "by_step_shard";
 
 /// Non-key attributes the step index projects: what marking and the scope

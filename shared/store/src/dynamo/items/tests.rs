@@ -129,8 +129,8 @@ fn session_keeps_its_stored_form() {
     }
 }
 
-/// Items a runtime writes (SPEC §9) may lack what this store always writes,
-/// or carry NULLs: both mappings read them the same.
+/// Items a runtime writes straight into the table (docs/runtime.md) may lack
+/// what this store always writes, or carry NULLs: both mappings read them the same.
 #[test]
 fn session_reads_runtime_items_like_before() {
     let full = session_item(&rich_session(), 1).expect("encode");
