@@ -1,6 +1,6 @@
-//! Marking throughput benchmark (SPEC §11, issue 12): sessions at one anchor
-//! through deploy → SQS → worker(s) → DynamoDB, with 1 and with N shards of the
-//! step index, against the raw conditional-update throughput of the same
+//! Marking throughput benchmark (target: ratio ≥ 0.8; docs/benchmarks.md):
+//! sessions at one anchor through deploy → SQS → worker(s) → DynamoDB, with 1 and
+//! with N shards of the step index, against the raw conditional-update throughput of the same
 //! DynamoDB endpoint at the same total concurrency. A benchmark, not a test: it
 //! prints figures and ratios.
 //!

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Marking throughput with 1 vs N shards of the step index (issue 12), on its own DynamoDB
+# Marking throughput with 1 vs N shards of the step index, on its own DynamoDB
 # Local + moto SQS: deploy → deployed sessions/s per shard count, against the raw conditional
 # UpdateItem rate of the same endpoint at the same total concurrency (MARK_CONCURRENCY x shards).
 # A benchmark, not a test: it prints figures and ratios (tests/bench/marking_bench.rs).
 #
 #   tests/bench/marking_shards.sh                      # 100,000 sessions, shards 1 and 8, 2 workers
 #   SESSIONS=1000000 RAW_SESSIONS=100000 SHARDS=8 WORKERS=4 tests/bench/marking_shards.sh
-#   PROFILE=release tests/bench/marking_shards.sh      # the figures in the README use this when noted
+#   PROFILE=release tests/bench/marking_shards.sh      # docs/benchmarks.md's figures, where noted
 #
 # Everything it starts (emulators, worker processes) stops when it exits.
 set -euo pipefail

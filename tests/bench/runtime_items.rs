@@ -1,5 +1,5 @@
 //! Sessions written the way a conversation runtime writes them, for the emulator
-//! benchmarks (`scale`, `marking_bench`): the item format the README documents
+//! benchmarks (`scale`, `marking_bench`): the item format docs/runtime.md documents
 //! (`step_key` with the FNV-1a shard of the session id), in `BatchWriteItem`s of
 //! 25. At 10⁶ sessions this is what makes seeding minutes rather than hours
 //! (one `PutItem` per session through the store ran at ~400/s here).
@@ -27,7 +27,8 @@ pub struct RuntimeSession<'a> {
 }
 
 impl RuntimeSession<'_> {
-    /// The item a runtime writes (README "Step index shards").
+    /// The item a runtime writes (docs/runtime.md, "Writing session items straight
+    /// into the table").
     pub fn item(&self) -> Result<WriteRequest, Error> {
         let (t, id, i) = (self.tenant, self.session_id, self.ordinal);
         let shard = store::step_shard(id, self.shards);

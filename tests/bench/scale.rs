@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 12): a tenant with a million sessions in flight, on
+//! Scale benchmark: a tenant with a million sessions in flight, on
 //! DynamoDB Local and the local SQS (moto). A benchmark, not a test: it prints
 //! figures; nothing here is timed against a limit.
 //!
@@ -9,7 +9,7 @@
 //!
 //! 1. **Seed** `--sessions` items straight into the sessions table with
 //!    `BatchWriteItem`, as a conversation runtime would (the item format the
-//!    README documents, `step_key` with its shard computed by the runtime's
+//!    docs/runtime.md documents, `step_key` with its shard computed by the runtime's
 //!    FNV-1a rule), 90 % of them at one step ("Collect email"), the rest spread
 //!    over the two others.
 //! 2. **Count** them from the table's change stream with the code of the

@@ -1,4 +1,4 @@
-"""Supply-chain check of the dependency tree with cargo-deny (issue 16), for ./tests/run.sh.
+"""Supply-chain check of the dependency tree with cargo-deny (docs/security.md), for ./tests/run.sh.
 
     python3 tests/services/cargo_deny.py
 

@@ -5,7 +5,7 @@ succeeds (the part `sam deploy` runs in CloudFormation) and lints the plain Clou
 produces. Local CodeUri paths are swapped for a placeholder S3 location first, as
 `sam package` would do.
 
-Then the security checks of issue 16, on the expanded template rendered (cfn_eval.py) for
+Then the security checks (docs/security.md), on the expanded template rendered (cfn_eval.py) for
 the default parameters, for a JWT issuer, and for the demo parameter: no route without
 authorization (NONE) unless AllowAnonymousDemoAccess=true; AWS_IAM without a JWT issuer and
 JWT with one; every function told its AUTH_MODE (header only for the demo); stage throttling
@@ -29,7 +29,7 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cfn_eval import render  # noqa: E402
 
-# Routes whose stage throttling must be tighter than the default (issue 16).
+# Routes whose stage throttling must be tighter than the default (docs/security.md, "Abuse limits").
 EXPENSIVE_ROUTES = (
     "POST /scenarios/{scenario_id}/migration-plan",
     "POST /migration-plans/{plan_id}/deploy",
@@ -112,7 +112,7 @@ def check_case(expanded, label, overrides, want_auth, want_mode):
         if maximum is not None and reserved is not None and int(reserved) < int(maximum):
             problems.append(f"{name}: SQS MaximumConcurrency {maximum} above {target}'s reserved {reserved}")
         # The marking worker walks one chain per invocation, so that a deployment's chains
-        # spread over invocations (README, "A million sessions").
+        # spread over invocations (docs/design.md, "One chain per worker slot").
         batch = mapping["Properties"].get("BatchSize")
         if target == "MarkSessionsFunction" and str(batch) != "1":
             problems.append(f"{name}: marking BatchSize {batch!r}, expected 1 (one chain per invocation)")

@@ -1,7 +1,7 @@
-//! Hostile policy conditions over HTTP (issue 11): each bomb is a 422 naming the
-//! limit it breaks, the server keeps answering, and a condition that passes the
-//! save but exceeds the evaluation budget is not taken at reconcile, with the
-//! reason saying so.
+//! Hostile policy conditions over HTTP (docs/api.md, "Hostile input"): each
+//! bomb is a 422 naming the limit it breaks, the server keeps answering, and a
+//! condition that passes the save but exceeds the evaluation budget is not
+//! taken at reconcile, with the reason saying so.
 
 mod common;
 

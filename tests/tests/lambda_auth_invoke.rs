@@ -1,5 +1,5 @@
 //! The function binaries as deployed read `AUTH_MODE`, `TENANT_CLAIM` and
-//! `IAM_TENANT_BINDINGS` at cold start and bind tenants to identities (issue 16):
+//! `IAM_TENANT_BINDINGS` at cold start and bind tenants to identities (docs/security.md):
 //! each binary is invoked once through a stand-in of the Lambda Runtime API on
 //! loopback with the sample events of `infra/events/` (IAM, JWT and no
 //! authorizer), against fresh DynamoDB Local tables.

@@ -248,7 +248,7 @@ async fn mark_sessions_drops_the_sample_message_naming_a_missing_plan() {
     };
     assert_eq!(kind, "response", "{payload}");
     // The sample names a plan that does not exist in the fresh table: a
-    // permanent failure (issue 13), so the message is not reported for
+    // permanent failure (`api::worker::classify`), so the message is not reported for
     // redelivery — SQS deletes it after this one receive instead of cycling it
     // to the dead-letter queue — and the batch itself does not fail.
     assert_eq!(

@@ -1,4 +1,4 @@
-//! What a client of the original FastAPI service relies on (issue 14), over HTTP
+//! What a client of the original FastAPI service relies on (docs/api.md), over HTTP
 //! on the embedded store and on DynamoDB Local: unknown query parameters are
 //! ignored (unknown body fields stay 422); the summary lists every anchor; a 404
 //! names the id; 422 errors carry pydantic v2 types with integer list indices.
@@ -98,7 +98,8 @@ async fn unknown_query_parameters_are_ignored(app: TestApp) {
         .await;
     assert_eq!(reply.status, 422);
     assert_eq!(reply.body["detail"][0]["type"], "enum");
-    // Unknown *body* fields stay 422 (SPEC §6).
+    // Unknown *body* fields stay 422: request models reject unknown fields
+    // (docs/api.md).
     let reply = app
         .call(
             "POST",

@@ -146,7 +146,7 @@ async fn deployed_plans_ledger_and_events_carry_their_ttl() {
 
 /// On the embedded store: once the sweep has deleted expired deployed plans, a
 /// session still flagged by one of them is relocated by content hash into the
-/// current version (SPEC §8's broken chain), not stranded.
+/// current version (a broken chain: the plans from its version are gone), not stranded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_plans_were_deleted_is_relocated_by_content_hash() {
     let app = spawn_app(Backend::Embedded, test_config())

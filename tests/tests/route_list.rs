@@ -1,4 +1,4 @@
-//! One route list (issue 14). The HTTP routes are written down in four places:
+//! One route list. The HTTP routes are written down in four places:
 //! the axum routers (one per Lambda), the OpenAPI document, the SAM template's
 //! API Gateway routes (infra/template.yaml) and the cargo-lambda watch router
 //! (`[workspace.metadata.lambda.watch.router]` in Cargo.toml). This test fails

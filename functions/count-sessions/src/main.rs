@@ -7,8 +7,8 @@
 //! used: each batch is applied at once, and the answer carries an empty state.
 //!
 //! A failure (DynamoDB unavailable, throttled past the retries) fails the
-//! invocation: Lambda retries the batch (bisected), and the checkpoint makes a
-//! retry count nothing twice.
+//! invocation: Lambda retries the whole batch (the template sets no bisecting),
+//! and the checkpoint makes a retry count nothing twice.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Who may act for which tenant (issue 16): the trust model of the deployed API.
+//! Who may act for which tenant (docs/security.md): the trust model of the deployed API.
 //!
 //! Every request names its tenant in `X-Tenant-ID`. How far that header is
 //! trusted depends on `AUTH_MODE`, which the SAM template always sets:

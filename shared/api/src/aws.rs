@@ -52,8 +52,8 @@ pub async fn lambda_state(config: Config) -> AppState {
 
 /// One cheap request per client, in parallel, during the cold start: it opens the
 /// pooled connection (TCP + TLS handshake) and resolves credentials, which the
-/// first API request would otherwise pay for (README "Cold start" has the
-/// measurement). The outcome does not matter — a failure is logged and the
+/// first API request would otherwise pay for (docs/benchmarks.md, "Cold start",
+/// has the measurement). The outcome does not matter — a failure is logged and the
 /// request path connects on its own — and it gives up after [`WARM_UP_LIMIT`], so
 /// an unreachable endpoint delays the cold start by that much at most.
 pub async fn warm_up(

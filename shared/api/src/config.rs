@@ -19,7 +19,7 @@ pub struct Config {
     /// the `{shard}` of every `step_key` (a hash of the session id, see
     /// [`store::step_shard`]) and the number of parallel marking chains per step.
     /// Runtimes writing into the table must use the same value; changing it
-    /// needs `migrations backfill-step-keys` (README, "Step index shards").
+    /// needs `migrations backfill-step-keys` (docs/operations.md, "Step index shards").
     pub step_index_shards: u32,
     /// Concurrent conditional writes while marking one page (`MARK_CONCURRENCY`).
     pub mark_concurrency: usize,

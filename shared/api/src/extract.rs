@@ -341,7 +341,7 @@ fn named_field(message: &str) -> Option<String> {
 /// so a typed kind would take a wrapper around every `Deserializer`, `Visitor`
 /// and access method of serde_json. The texts are serde's own `de::Error`
 /// messages, stable since serde 1.0; `serde_messages_map_to_pydantic_v2_types`
-/// pins each type (README, "Architecture").
+/// pins each type (docs/design.md, "Error types read from serde's messages").
 pub(crate) fn error_kind(message: &str) -> &'static str {
     let text = message
         .rfind(" at line ")

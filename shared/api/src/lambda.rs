@@ -1,5 +1,5 @@
 //! The Lambda adapter: one endpoint group's router under `lambda_http`, with the
-//! tenant binding of `crate::auth` in front of every route (issue 16).
+//! tenant binding of `crate::auth` in front of every route (docs/security.md).
 
 use std::sync::Arc;
 

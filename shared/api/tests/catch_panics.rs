@@ -1,4 +1,5 @@
-//! A panicking handler answers 500 and the server goes on serving (issue 11).
+//! A panicking handler answers 500 and the server goes on serving (docs/api.md,
+//! "Hostile input").
 //!
 //! The routers under test are wrapped with `api::routes::catch_panics`, the
 //! function `routes::finish` applies to every endpoint group (local server and

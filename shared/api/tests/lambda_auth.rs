@@ -1,4 +1,4 @@
-//! Tenants bound to identities on AWS (issue 16): API Gateway v2 events with the
+//! Tenants bound to identities on AWS (docs/security.md): API Gateway v2 events with the
 //! request contexts an IAM (`requestContext.authorizer.iam`) or JWT
 //! (`requestContext.authorizer.jwt`) authorizer produces, through the same router
 //! and middleware the Lambdas run (`api::lambda::http_app`, and the deployments
@@ -250,7 +250,7 @@ async fn iam_mode_never_falls_back_to_the_header() {
 
 #[tokio::test]
 async fn the_openapi_document_needs_no_tenant_in_any_mode() {
-    // Issue 14: the scenarios function serves `GET /openapi.json`; it reads no
+    // The scenarios function serves `GET /openapi.json`; it reads no
     // tenant's data, so the tenant binding lets it through (API Gateway's route
     // authorization still applies). The tenant routes stay bound.
     let token = jwt(json!({"sub": "u-1", "custom:tenant_id": ACME}));

@@ -1,4 +1,4 @@
-//! Data in logs (issue 16): session variables, known fields and customer ids
+//! Data in logs (docs/security.md): session variables, known fields and customer ids
 //! never appear in the logs, nor in the `detail` of an error answer.
 //!
 //! Every event of this test binary is captured (at TRACE, above what a Lambda

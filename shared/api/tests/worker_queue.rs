@@ -1,4 +1,4 @@
-//! The marking worker classifies failures (issue 13): a message naming a plan
+//! The marking worker classifies failures (`api::worker::classify`): a message naming a plan
 //! that is gone is dropped after one receive — deleted, never in the
 //! dead-letter queue, counted — while a store outage leaves the message for
 //! redelivery until it is dead-lettered. On the local SQS (moto) with the

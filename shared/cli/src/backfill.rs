@@ -1,5 +1,5 @@
 //! `migrations backfill-step-keys`: the one-off migration to the sharded step
-//! index (README, "Step index shards").
+//! index (docs/operations.md, "Migrating an existing deployment").
 //!
 //! DynamoDB: pages through the sessions table and rewrites every `step_key`
 //! that is not `{t}#{scenario}#{version}#{step}#{shard}` for `STEP_INDEX_SHARDS`

@@ -31,7 +31,7 @@ enum Command {
     /// Compute the migration plan between two scenario versions (ScenarioInput JSON files).
     Plan(plan::PlanArgs),
     /// One-off migration to the sharded step index: rewrite every session's
-    /// `step_key` for STEP_INDEX_SHARDS shards (resumable; see the README).
+    /// `step_key` for STEP_INDEX_SHARDS shards (resumable; see docs/operations.md).
     BackfillStepKeys(backfill::BackfillArgs),
     /// Session counts of one scenario version on DynamoDB (the counters and the
     /// latest exact recount); `--recount` queues an exact recount.

@@ -1,5 +1,5 @@
 //! `GET /health`, `GET /openapi.json` and `migrations openapi` on the real
-//! process (issue 14).
+//! process.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -102,7 +102,7 @@ async fn openapi_is_served_without_a_tenant_and_printed_by_the_command() {
     assert!(output.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, served, "the command prints what the server serves");
-    // Every group is in it, with the statuses the README promises.
+    // Every group is in it, with the statuses docs/api.md promises.
     let paths = &printed["paths"];
     let deploy = &paths["/migration-plans/{plan_id}/deploy"]["post"]["responses"];
     for status in ["200", "202", "404", "409", "422"] {

@@ -1,4 +1,4 @@
-//! `migrations plan` as a process: formats, SPEC §5 field names, exit codes.
+//! `migrations plan` as a process: formats, the plan's JSON field names, exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 // The operator console. Plain JavaScript, no dependencies: every page is built
-// from the public API (the same routes the README documents), with the tenant the
+// from the public API (the same routes docs/api.md documents), with the tenant the
 // operator entered. All text from the API goes into the page as text nodes
 // (textContent), never as HTML.
 'use strict';
@@ -712,7 +712,7 @@ async function progressPage(planId) {
       h('dl', { class: 'numbers', id: 'progress-numbers' }, numbers.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v ?? 0))))),
       h('p', { class: 'muted' }, `Deployed at: ${fmtTime(st.deployed_at)} · last marking progress: ${fmtTime(st.last_progress_at)} · last migration: ${fmtTime(st.last_migration_at)}`),
       (st.pages_failed || 0) > 0 && st.status === 'deploying'
-        ? notice('error', `${plural(st.pages_failed, 'marking page')} failed: re-drive the dead-letter queue (README “Marking fan-out”).`) : null,
+        ? notice('error', `${plural(st.pages_failed, 'marking page')} failed: re-drive the dead-letter queue (docs/operations.md, “Marking fan-out”).`) : null,
       done ? h('button', { type: 'button', onclick: () => { clearTimeout(timer); poll(); } }, 'Refresh counts') : null);
     if (st.status === 'deploying' || st.status === 'approved') {
       timer = setTimeout(poll, POLL_MS);

@@ -1,7 +1,8 @@
-//! SPEC §11 plan-generation targets, on generated conversation-like scenarios:
-//! 200 steps with 5 edited steps (< 1 ms), 10,000 steps with 10 edited steps (< 100 ms).
-//! The `…_in_place` groups edit steps in place (same ids, other content: issue 17)
-//! on top of the structural edits.
+//! The plan-generation targets, on generated conversation-like scenarios:
+//! 200 steps with 5 edited steps (< 1 ms), 10,000 steps with 10 edited steps (< 100 ms);
+//! the figures are in docs/benchmarks.md.
+//! The `…_in_place` groups edit steps in place (same ids, other content: edited steps,
+//! docs/design.md) on top of the structural edits.
 //!
 //! `cargo bench -p planning --bench plan`
 

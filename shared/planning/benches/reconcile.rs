@@ -1,4 +1,5 @@
-//! One reconcile decision on a 200-step scenario (SPEC §11: median under 50 µs).
+//! One reconcile decision on a 200-step scenario (target: median under 50 µs;
+//! figures in docs/benchmarks.md).
 //!
 //! V1 is a generated conversation; V2 adds, upstream of the late steps, a field to
 //! collect, a required action and an age gate that can send minors elsewhere. The

@@ -8,7 +8,7 @@
 //!
 //! Arguments: output directory, steps (default 10,000), edited steps (default 10).
 //! V1 gets `steps - edits` steps so that V2 (which may gain up to `edits` steps) stays
-//! within the SPEC's 10,000-step limit.
+//! within the validation limit of 10,000 steps.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Marking eligibility (SPEC §6): which V1 steps a deployment walks, and which
+//! Marking eligibility: which V1 steps a deployment walks, and which
 //! sessions found there it flags with `pending_migration`.
 //!
 //! The marking worker reads the sessions of a step page by page and writes the

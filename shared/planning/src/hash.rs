@@ -1,4 +1,4 @@
-//! Step content hash (anchor identity) and scenario checksum, SPEC §3.
+//! Step content hash (anchor identity) and scenario checksum.
 //!
 //! Both must stay byte-compatible with the original Python implementation, which
 //! hashed `json.dumps(obj, sort_keys=True)`: runtimes already store these values.

@@ -1,4 +1,5 @@
-//! Validation of a scenario definition (SPEC §2): every problem, each with its location.
+//! Validation of a scenario definition (the limits: docs/design.md, "Scenario
+//! validation limits"): every problem, each with its location.
 //!
 //! Locations are relative to the scenario object and serialise FastAPI-style
 //! (`["steps", 3, "transitions", 0, "to_step_id"]`), so the HTTP layer only prefixes

@@ -1,7 +1,8 @@
-//! Issue 17: a step edited in place (same id, other content) keeps its sessions,
-//! and the review says "edited", not "deleted + new".
+//! A step edited in place (same id, other content) keeps its sessions, and the
+//! review says "edited", not "deleted + new".
 //!
-//! SPEC §4 ("Edited steps") and §8, end to end through the public API: the diff,
+//! The rules of docs/design.md ("Edited steps are the same step"), end to end
+//! through the public API: the diff,
 //! the plan and its summary, the renderings, and the reconcile decision on plans
 //! computed by `compute_plan`, with sessions flagged the way marking flags them
 //! (a chain per anchor and per deleted node, flag = the chain's anchor hash).
@@ -164,7 +165,7 @@ fn landed_on(d: &Decision) -> Option<Uuid> {
 }
 
 // ---------------------------------------------------------------------------
-// The issue's example
+// The worked example: the terms step reworded in place
 // ---------------------------------------------------------------------------
 
 /// Welcome → Explain terms → Sign up → Done.

@@ -1,12 +1,12 @@
-//! Property tests of the diff and the plan (SPEC §4–§5).
+//! Property tests of the diff and the plan.
 //!
 //! Two kinds of input:
 //! - conversation-like scenarios from `testkit::conversation` with `k` realistic edits;
 //! - arbitrary small graphs: cycles, self-loops, unreachable steps, duplicated content
 //!   (names drawn from a small pool), ids shared across versions or not.
 //!
-//! Besides the invariants of the issue, the diff's regions are checked against a
-//! brute-force reading of the SPEC (one BFS per anchor), which the real algorithm
+//! Besides the plan's invariants, the diff's regions are checked against a
+//! brute-force reading of their definition (one BFS per anchor), which the real algorithm
 //! avoids for cost reasons.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -168,7 +168,7 @@ fn shuffled(s: &ScenarioInput, seed: u64) -> ScenarioInput {
 }
 
 // ---------------------------------------------------------------------------
-// Brute-force reference of the regions (SPEC §4, read literally)
+// Brute-force reference of the regions (their definition, read literally)
 // ---------------------------------------------------------------------------
 
 struct Ref<'a> {
@@ -591,7 +591,7 @@ proptest! {
     }
 
     /// The regions, forks, transition changes and scenarios equal a brute-force reading
-    /// of the SPEC that walks the graph once per anchor.
+    /// of their definition that walks the graph once per anchor.
     #[test]
     fn regions_match_the_brute_force_definition((v1, v2) in any_valid_pair()) {
         let out = diff_scenarios(&v1, &v2);

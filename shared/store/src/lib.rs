@@ -91,7 +91,8 @@ pub const MAX_STEP_INDEX_SHARDS: u32 = 256;
 /// bytes, modulo `shards` (offset basis `0x811C9DC5`; for each byte, XOR it in,
 /// then multiply by `0x01000193` modulo 2³²). Stable across processes, releases
 /// and languages, so that a runtime writing items straight into the sessions
-/// table computes the same `step_key` (README, "Step index shards").
+/// table computes the same `step_key` (docs/runtime.md, "Writing session items
+/// straight into the table").
 /// `shards` of 0 counts as 1.
 pub fn step_shard(session_id: &str, shards: u32) -> u32 {
     fnv1a32(session_id.as_bytes()) % shards.max(1)

@@ -1,5 +1,5 @@
-//! What a runtime's session write costs in the step index (issue 12: "runtime
-//! session writes cost one index write, not two item-sized ones"), measured on
+//! What a runtime's session write costs in the step index (the requirement: a
+//! runtime session write costs one index write, not two item-sized ones), measured on
 //! DynamoDB Local with `ReturnConsumedCapacity=INDEXES`, which applies
 //! DynamoDB's rules: an index item is written only when a write changes an
 //! attribute the index holds, and costs by the size of the *projected* item.
@@ -31,7 +31,8 @@ fn step_key(step: &str) -> Av {
     Av::S(format!("t#scenario#1#{step}#{shard}"))
 }
 
-/// The item a runtime writes (README "Step index shards"), at `step`.
+/// The item a runtime writes (docs/runtime.md, "Writing session items straight
+/// into the table"), at `step`.
 fn runtime_item(step: &str, turns: usize) -> HashMap<String, Av> {
     HashMap::from([
         ("pk".to_owned(), Av::S("t#s-1".into())),

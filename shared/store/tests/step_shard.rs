@@ -1,11 +1,12 @@
 //! The step-index shard hash: runtimes in other languages compute it too
-//! (README, "Step index shards"), so it must never change, always land in
-//! range, and spread session ids evenly enough that no shard runs hot.
+//! (docs/runtime.md, "Writing session items straight into the table"), so it
+//! must never change, always land in range, and spread session ids evenly
+//! enough that no shard runs hot.
 
 use proptest::prelude::*;
 use store::step_shard;
 
-/// Published FNV-1a (32-bit) vectors and the README's example: a change to
+/// Published FNV-1a (32-bit) vectors and the documented example: a change to
 /// the hash would silently move every runtime-written session to another
 /// shard, so these are fixed forever.
 #[test]
@@ -15,7 +16,7 @@ fn known_values_never_change() {
     assert_eq!(step_shard("", u32::MAX), 0x811C_9DC5);
     assert_eq!(step_shard("a", u32::MAX), 0xE40C_292C);
     assert_eq!(step_shard("foobar", u32::MAX), 0xBF9C_F968);
-    // The README's example.
+    // The example of docs/runtime.md.
     assert_eq!(step_shard("3f2b8a1e-0c1d-4c3e-9a4b-7d5e6f708192", 8), 2);
     assert_eq!(step_shard("sess-000", 8), 6);
 }

@@ -1,4 +1,4 @@
-//! The graph diff of SPEC §4: anchors, the changes around each anchor, the migration
+//! The graph diff: anchors, the changes around each anchor, the migration
 //! scenario of each anchor, deleted and new steps.
 //!
 //! # Cost
@@ -18,8 +18,9 @@
 //! exact moved pairs from whichever side is smaller — the anchors upstream of those
 //! `t`, or the anchors they lost or gained.
 //!
-//! Regions are compared by content hash, as the SPEC defines them: a step is inserted
-//! in a region when no step with its hash lies in the other version's region. With
+//! Regions are compared by content hash, as they are defined (docs/design.md,
+//! "Regions, read literally"): a step is inserted in a region when no step with
+//! its hash lies in the other version's region. With
 //! unique hashes that is exactly the candidate sets above; for duplicated content the
 //! candidates are checked against every step sharing the hash.
 //!
@@ -86,7 +87,7 @@ pub struct DiffOutput {
     pub omitted_region_entries: u64,
 }
 
-/// The SPEC §4 diff of `v1` (current) against `v2` (proposed). Never panics, whatever
+/// The diff of `v1` (current) against `v2` (proposed). Never panics, whatever
 /// the input; on invalid input (dangling transitions, repeated ids) the result is
 /// still well-formed but only meaningful for the valid part.
 pub fn diff_scenarios(v1: &ScenarioInput, v2: &ScenarioInput) -> DiffOutput {
@@ -119,10 +120,11 @@ pub(crate) struct Analysis<'a> {
 }
 
 /// Above this many region entries in a whole map, each region list is cut to
-/// [`TRUNCATED_REGION_ITEMS`]. Regions are exact by definition (SPEC §4), but one
-/// realistic edit — a "start over" transition from the end back to the entry — puts
-/// every step upstream of every other, and a 10,000-step scenario would then list
-/// 10⁸ entries (tens of GB). Migration scenarios are still decided on full regions.
+/// [`TRUNCATED_REGION_ITEMS`]. Regions are exact by definition (every reachable
+/// step, compared by content hash), but one realistic edit — a "start over"
+/// transition from the end back to the entry — puts every step upstream of every
+/// other, and a 10,000-step scenario would then list 10⁸ entries (tens of GB).
+/// Migration scenarios are still decided on full regions.
 pub const MAX_REGION_ENTRIES: usize = 2_000_000;
 pub const TRUNCATED_REGION_ITEMS: usize = 50;
 

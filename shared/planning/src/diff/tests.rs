@@ -1,4 +1,5 @@
-//! One test per diff rule of SPEC §4, on small hand-written scenarios.
+//! One test per diff rule (anchors, regions, forks, transition changes, deleted
+//! and new steps), on small hand-written scenarios.
 
 use std::collections::HashMap;
 

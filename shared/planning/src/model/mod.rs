@@ -1,4 +1,5 @@
-//! Domain types with the JSON names of the SPEC and the seed API.
+//! Domain types, with the JSON names clients of the original FastAPI service
+//! already use (docs/api.md says where this API differs).
 //!
 //! Inputs (`ScenarioInput` and everything a client posts) reject unknown fields;
 //! stored/output types are lenient on read so that older items keep deserialising.

@@ -1,4 +1,4 @@
-//! The offline part of a migration plan (SPEC §5): transformation map, default
+//! The offline part of a migration plan: transformation map, default
 //! policies, checksums and the operator summary with its warnings.
 //!
 //! [`compute_plan`] works in two steps: the graph work (the diff, the warnings as

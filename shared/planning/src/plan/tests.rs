@@ -1,4 +1,5 @@
-//! Plan, policies and summary rules of SPEC §5.
+//! Plan, policy and summary rules: the transformation map, default policies,
+//! policy validation, and the summary's counts and warnings.
 
 use super::fields::display_name;
 use super::*;

@@ -1,4 +1,4 @@
-//! The checkpoint invariant (SPEC §8): no customer is ever moved back past an
+//! The checkpoint invariant: no customer is ever moved back past an
 //! irreversible step they already passed.
 //!
 //! Step ids in `step_history` belong to whatever version the session was on when it
@@ -30,8 +30,8 @@ struct LastCheckpoint<'a> {
 pub(crate) struct CheckpointGuard<'a> {
     current: &'a PreparedScenario,
     last: Option<LastCheckpoint<'a>>,
-    /// Earlier checkpoints of the history, located in the target version. Only the
-    /// last one is required by the SPEC; the earlier ones cost one lookup each and
+    /// Earlier checkpoints of the history, located in the target version. The
+    /// invariant names only the last one; the earlier ones cost one lookup each and
     /// close the gap where a new version reorders two checkpoints.
     earlier: Vec<usize>,
 }

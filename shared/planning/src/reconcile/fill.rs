@@ -1,6 +1,6 @@
 //! Filling the fields a migration needs from what is already known.
 //!
-//! Order (SPEC §8): the runtime's `known_fields` first, then the session's
+//! Order: the runtime's `known_fields` first, then the session's
 //! variables. An extraction candidate is used only at confidence ≥ 0.85 and is
 //! listed for confirmation below 0.95. A candidate without a confidence is a value
 //! the runtime vouches for (a profile field sent in the long form) and is used as

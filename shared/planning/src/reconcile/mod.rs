@@ -1,4 +1,4 @@
-//! The just-in-time reconcile decision (SPEC §8), as a pure function.
+//! The just-in-time reconcile decision, as a pure function.
 //!
 //! The endpoint loads the session, the current scenario version and the deployed
 //! plans, calls [`decide`], and applies the returned [`Decision`]: one conditional
@@ -101,8 +101,8 @@
 //!
 //! `exit_scenario` moves the session to the entry step of the current version, so
 //! that the stored session is valid and a retry answers `continue`; the runtime
-//! says the restart message and starts over (SPEC §8 asks every outcome but
-//! `collect` to set version, step and checksum).
+//! says the restart message and starts over (every migration outcome but
+//! `collect` sets version, step and checksum).
 //!
 //! # Checkpoints
 //!

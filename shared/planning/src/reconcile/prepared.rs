@@ -103,7 +103,7 @@ impl PreparedScenario {
         self.def.version
     }
 
-    /// The scenario checksum (SPEC §3) a migrated session stores.
+    /// The scenario checksum (`crate::hash::scenario_checksum`) a migrated session stores.
     pub fn checksum(&self) -> &str {
         &self.checksum
     }
@@ -140,7 +140,8 @@ impl PreparedScenario {
     /// Where a step of another version with `hash` (and, in that version, `id`)
     /// lives in this one: the same id when its content is unchanged, otherwise the
     /// only step with that content; when no step has that content, the step with
-    /// the same id — the same step, edited in place (SPEC §4). Several candidates
+    /// the same id — the same step, edited in place (docs/design.md, "Edited steps
+    /// are the same step"). Several candidates
     /// and none with the id are ambiguous: no answer rather than a guess.
     pub(crate) fn relocate(&self, id: Uuid, hash: &str) -> Option<usize> {
         let candidates = self.steps_with_hash(hash);

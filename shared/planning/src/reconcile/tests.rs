@@ -1,5 +1,7 @@
-//! One test (at least) per rule of SPEC §8. Plans are written by hand so that each
-//! test controls exactly the transformation map the decision sees.
+//! One test (at least) per reconcile rule (the numbered rules and the
+//! checkpoint invariant of `reconcile`'s module documentation). Plans are
+//! written by hand so that each test controls exactly the transformation map
+//! the decision sees.
 
 use std::collections::BTreeMap;
 
@@ -1511,7 +1513,7 @@ fn computed_re_route_plan_blocks_a_customer_who_already_paid() {
 }
 
 // ---------------------------------------------------------------------------
-// Conditions over a limit (issue 11)
+// Conditions over a limit (docs/design.md, "Conditions are bounded")
 // ---------------------------------------------------------------------------
 
 /// A list literal of `n` numbers: a condition that does a lot of work.
