@@ -35,7 +35,7 @@ cd "$ROOT"
 # shellcheck source=tests/services/lib.sh
 source "$ROOT/tests/services/lib.sh"
 
-# Binaries of the Lambda functions; each must stay under 10 MB (SPEC §11, decimal).
+# Binaries of the Lambda functions; each must stay under 10 MB (decimal; docs/design.md).
 LAMBDA_PACKAGES=(scenarios sessions plans deployments mark-sessions count-sessions console-fn)
 MAX_BOOTSTRAP_BYTES=10000000
 # The operator console's browser test (tests/tests/console_browser.rs) fails instead of
@@ -222,13 +222,15 @@ echo "disk: $(free_mb) MB free for $TARGET_DIR"
 step --here "install local tools into .cache/" install_tools
 step --here "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
+# No module cycle inside any crate (the layering ARCHITECTURE.md describes).
+step "no module cycles (tests/services/module_cycles.py)" python3 tests/services/module_cycles.py
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves, so
 # build them first — together with the test targets, so that dependencies are compiled once
 # with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
 step "cargo build --workspace --bins --tests --examples" cargo build --workspace --bins --tests --examples
 step "cargo test --workspace" cargo test --workspace
-# Contract fuzzing (issue 14): every operation of the generated OpenAPI document, with
+# Contract fuzzing: every operation of the generated OpenAPI document, with
 # positive and negative data and the stateful links of the plan lifecycle.
 step "schemathesis contract fuzzing against migrations serve (~3 min)" fuzz_api
 step "cfn-lint infra/template.yaml" cfn_lint

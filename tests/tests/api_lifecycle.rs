@@ -1,8 +1,6 @@
 //! The seed's migration API end to end over HTTP, on the embedded store and on DynamoDB Local.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -3,9 +3,7 @@
 //! Local: the pages and assets (no tenant, strict security headers), and
 //! `GET /migration-plans/{plan_id}/diagram` (tenant-bound, SVG, located 422s).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

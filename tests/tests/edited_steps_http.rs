@@ -2,9 +2,7 @@
 //! plan reports it as edited (not deleted + new), its sessions stay on it after
 //! reconcile, and an operator can choose the old behaviour per edited step.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -1,4 +1,4 @@
-//! Deploy fan-out (SPEC §7.3) end to end: a deployment above the inline threshold
+//! Deploy fan-out end to end: a deployment above the inline threshold
 //! answers 202, pages of sessions travel through a queue to the marking worker,
 //! and every eligible session is flagged exactly once — on the embedded store
 //! with the in-process queue, and on DynamoDB Local with SQS from moto (the
@@ -11,20 +11,18 @@
 //!
 //! Waits poll the deployment status; the only deadline is a hang guard.
 
-mod common;
-
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use api::marking::{MarkMessage, MarkingQueue};
 use api::queue::QueueResult;
 use api::worker::{MessageOutcome, SqsEvent};
 use api::{AppState, Config};
 use async_trait::async_trait;
-use common::*;
 use futures::StreamExt;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioVersion, Session};
 use serde_json::{Value, json};
@@ -1501,7 +1499,7 @@ async fn inline_deploy_failing_mid_marking_finishes_after_resume(rig: Rig) {
             let again = deploy(&fx.app, &deployment.plan_id).await;
             assert!(matches!(again.status, 200 | 202), "{:?}", again.body);
         } else {
-            let report = api::services::deployments::sweep(&fx.app.state, chrono::Utc::now())
+            let report = api::services::deployments::sweep(fx.app.state.deps(), chrono::Utc::now())
                 .await
                 .expect("sweep");
             assert_eq!(report.plans_deploying, 1, "trial {trial}");

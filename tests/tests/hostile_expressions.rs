@@ -3,9 +3,7 @@
 //! condition that passes the save but exceeds the evaluation budget is not
 //! taken at reconcile, with the reason saying so.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,9 +3,7 @@
 //! requests each get a 4xx JSON answer, the server keeps serving, and nothing
 //! observable changes (everything is read before and after).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -6,8 +6,6 @@
 //! The binaries are built by `tests/run.sh` before the test suite runs
 //! (`cargo build` of the five function packages).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;

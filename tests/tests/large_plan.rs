@@ -2,9 +2,7 @@
 //! transformation map) stores, reads back, and comes over HTTP in pages that
 //! each stay under the 6 MB Lambda payload limit.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use uuid::Uuid;
 

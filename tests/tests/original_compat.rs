@@ -4,9 +4,7 @@
 //! names the id; 422 errors carry pydantic v2 types with integer list indices.
 //! Plus `GET /openapi.json` and `GET /health` without a tenant.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -2,10 +2,8 @@
 //! as `expired`, cannot be approved or deployed (409), and no longer block their
 //! version pair (a new plan for the pair is 201).
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration, Utc};
-use common::*;
 use planning::PlanStatus;
 use serde_json::json;
 use store::PlanTransition;

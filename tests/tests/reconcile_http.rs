@@ -2,9 +2,7 @@
 //! the migration is applied once, counted once, audited, and never moves a customer
 //! back past a checkpoint.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,9 +3,7 @@
 //! real reconcile then does, and writes nothing — the session, its revision, the
 //! audit events and the plan counters are unchanged after any number of previews.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,13 +3,11 @@
 //! by, computed from the configured periods; sessions and scenario versions never do.
 //! (The embedded and in-memory stores' sweep is in the store contract suite.)
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
-use common::*;
 use serde_json::json;
 use store::Retention;
 use uuid::Uuid;

@@ -3,10 +3,8 @@
 //! both stores — on DynamoDB Local the counts come from the sessions table's
 //! stream. The exact recount runs as a queue message on the worker and agrees.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -3,11 +3,9 @@
 //! no move back to an older version, flags cleared across scenarios — and races of
 //! the runtime's writes against marking and reconcile, with real concurrent clients.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -5,14 +5,12 @@
 //! one chain per (step, shard) that holds sessions, each with the plan's
 //! shard count.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use api::{AppState, Config};
-use common::*;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -11,7 +11,7 @@ use store::dynamo::{DynamoStore, TableNames};
 
 use crate::config::Config;
 use crate::marking::MarkMessage;
-use crate::queue::{MarkingQueue, QueueError, QueueResult};
+use crate::marking::queue::{MarkingQueue, QueueError, QueueResult};
 use crate::state::AppState;
 
 /// The shared SDK configuration. Endpoints come from the SDK's own

@@ -7,7 +7,7 @@ use serde::Serialize;
 use store::StoreError;
 
 use crate::marking::MarkingError;
-use crate::queue::QueueError;
+use crate::marking::queue::QueueError;
 use crate::services::error::{Input, ServiceError};
 
 /// One entry of a 422 `detail` list.

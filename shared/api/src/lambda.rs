@@ -150,7 +150,17 @@ pub fn http_app(group: fn() -> Router<AppState>, state: AppState) -> Router {
         claim: state.config().tenant_claim.clone(),
     });
     let routes = group().layer(middleware::from_fn_with_state(guard, bind_tenant));
-    crate::routes::finish(routes, state)
+    // API Gateway's request id for the router's logs and `x-request-id`.
+    crate::routes::finish(routes, state).layer(middleware::map_request(
+        |mut request: Request| async move {
+            if let Some(id) = api_gateway_request_id(&request) {
+                request
+                    .extensions_mut()
+                    .insert(crate::routes::PlatformRequestId(id));
+            }
+            request
+        },
+    ))
 }
 
 /// Say once per cold start how tenants are authorised.
@@ -203,7 +213,7 @@ pub async fn deployments_invocation(
 
     let LambdaEvent { payload, context } = event;
     if is_scheduled_event(&payload) {
-        let report = crate::services::deployments::sweep(state, chrono::Utc::now())
+        let report = crate::services::deployments::sweep(state.deps(), chrono::Utc::now())
             .await
             .map_err(|e| lambda_http::Error::from(e.to_string()))?;
         tracing::info!(?report, "scheduled deployment sweep");

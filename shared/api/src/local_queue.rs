@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::marking::MarkMessage;
-use crate::queue::{MarkingQueue, QueueError, QueueResult};
+use crate::marking::queue::{MarkingQueue, QueueError, QueueResult};
 use crate::state::AppState;
 use crate::worker::{self, MessageOutcome};
 

@@ -6,16 +6,15 @@ use store::Store;
 
 use crate::config::Config;
 use crate::marking::PlanContexts;
-use crate::queue::MarkingQueue;
+use crate::marking::outcome::{WorkerCounters, WorkerCounts};
+use crate::marking::queue::MarkingQueue;
+use crate::services::Deps;
 use crate::services::reconcile::PlanCache;
-use crate::worker::WorkerCounters;
 
 #[derive(Clone)]
 pub struct AppState {
-    store: Arc<dyn Store>,
-    config: Arc<Config>,
-    /// Where fan-out marking messages go; `None` marks every deployment inline.
-    queue: Option<Arc<dyn MarkingQueue>>,
+    /// The store, the configuration and the queue: what the services take.
+    deps: Deps,
     plan_cache: Arc<PlanCache>,
     /// The deploying plans the marking worker serves, with their read-ahead pages.
     marking_plans: Arc<PlanContexts>,
@@ -29,10 +28,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
         AppState {
-            store,
             plan_permits: Arc::new(tokio::sync::Semaphore::new(config.plan_concurrency.max(1))),
-            config: Arc::new(config),
-            queue: None,
+            deps: Deps::new(store, config),
             plan_cache: Arc::default(),
             marking_plans: Arc::default(),
             worker_counters: Arc::default(),
@@ -40,20 +37,25 @@ impl AppState {
     }
 
     pub fn with_queue(mut self, queue: Arc<dyn MarkingQueue>) -> Self {
-        self.queue = Some(queue);
+        self.deps.set_queue(queue);
         self
     }
 
+    /// What the services take.
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
     pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+        self.deps.store()
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        self.deps.config()
     }
 
     pub(crate) fn queue(&self) -> Option<&Arc<dyn MarkingQueue>> {
-        self.queue.as_ref()
+        self.deps.queue()
     }
 
     pub(crate) fn plan_cache(&self) -> &PlanCache {
@@ -69,7 +71,7 @@ impl AppState {
     }
 
     /// What this process's marking worker did so far (messages done, dropped, retried).
-    pub fn worker_counts(&self) -> crate::worker::WorkerCounts {
+    pub fn worker_counts(&self) -> WorkerCounts {
         self.worker_counters.snapshot()
     }
 

@@ -5,8 +5,7 @@
 //! function `routes::finish` applies to every endpoint group (local server and
 //! Lambdas alike).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::logs::capture_logs;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,42 +29,6 @@ fn app() -> Router {
             .route("/boom", get(boom))
             .route("/fine", get(fine)),
     )
-}
-
-/// Everything logged by this test binary. A global subscriber, not a
-/// thread-local one: tracing caches per call site whether anyone listens, and
-/// the other test logging on another thread would hide events from a scoped one.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-fn capture_logs() -> Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
-    }
 }
 
 #[tokio::test]

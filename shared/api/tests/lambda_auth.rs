@@ -4,10 +4,8 @@
 //! and middleware the Lambdas run (`api::lambda::http_app`, and the deployments
 //! function's `deployments_invocation`), on an in-memory store.
 
-#![cfg(feature = "lambda")]
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::logs::capture_logs;
+use std::sync::Arc;
 
 use api::{AppState, Config};
 use http_body_util::BodyExt;
@@ -418,40 +416,4 @@ async fn the_deployments_function_binds_tenants_and_still_sweeps() {
     }))
     .await;
     assert_eq!(sweep["plans_deploying"], 0, "{sweep}");
-}
-
-/// Everything logged by this test binary (one global subscriber: tracing caches
-/// per call site whether anyone listens).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
 }

@@ -7,8 +7,8 @@
 //! — with a distinctive secret in `variables`, `known_fields` and `customer_id`,
 //! on the happy path and on error paths (422s whose bodies carry the secret).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::logs::capture_logs;
+use std::sync::Arc;
 
 use api::{AppState, Config};
 use axum::body::Body;
@@ -376,40 +376,4 @@ async fn session_ids_stay_out_of_reconcile_logs() {
         "the repositioning was not logged:\n{text}"
     );
     assert_clean("the logs", &text);
-}
-
-/// Everything logged by this test binary, at every level. A global subscriber,
-/// not a thread-local one: tracing caches per call site whether anyone listens.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
 }

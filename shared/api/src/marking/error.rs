@@ -4,7 +4,7 @@ use planning::PlanStatus;
 use store::StoreError;
 use uuid::Uuid;
 
-use crate::queue::QueueError;
+use super::queue::QueueError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MarkingError {

@@ -33,4 +33,7 @@ pub(crate) use protocol::chains_of;
 pub use protocol::{Chain, MarkMessage};
 
 /// Kept here too: `api::marking::MarkingQueue` is where callers found it.
-pub use crate::queue::MarkingQueue;
+pub mod outcome;
+pub mod queue;
+
+pub use queue::MarkingQueue;

@@ -41,6 +41,11 @@ impl Chain {
     }
 }
 
+/// Why a queue body is not a marking message.
+#[derive(Debug, thiserror::Error)]
+#[error("not a marking message: {0}")]
+pub struct NotAMarkMessage(#[from] serde_json::Error);
+
 /// A queue message: mark one page of one chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,4 +84,18 @@ pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
             anchor_content_hash: step.anchor_content_hash,
         })
         .collect()
+}
+
+impl MarkMessage {
+    /// Read a queue body: a JSON object with exactly this message's fields
+    /// (the worker's own format; a body in any other shape is not ours).
+    pub fn parse(body: &str) -> Result<Self, NotAMarkMessage> {
+        let value: serde_json::Value = serde_json::from_str(body)?;
+        if !value.is_object() {
+            return Err(NotAMarkMessage(serde::de::Error::custom(
+                "expected a JSON object",
+            )));
+        }
+        Ok(serde_json::from_value(value)?)
+    }
 }

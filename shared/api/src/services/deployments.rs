@@ -12,10 +12,10 @@ use store::{
 };
 use uuid::Uuid;
 
+use super::Deps;
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
 use crate::services::error::{ServiceError, ServiceResult};
 use crate::services::plans::{load, load_header, plans_of};
-use crate::state::AppState;
 
 /// A deployment answer: `finished` is false while marking fans out (HTTP 202).
 pub(crate) struct DeployOutcome {
@@ -34,7 +34,7 @@ fn result_of(plan: &MigrationPlan, stats: &PlanStats) -> DeploymentResult {
 }
 
 pub(crate) async fn deploy(
-    state: &AppState,
+    state: &Deps,
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
@@ -124,7 +124,7 @@ async fn supersede_siblings(
 /// Marking from the start: right after activation, or when a deploy died
 /// between activation and the start of marking.
 async fn mark(
-    state: &AppState,
+    state: &Deps,
     plan: MigrationPlan,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeployOutcome> {
@@ -177,7 +177,7 @@ async fn mark(
 /// there is one. Recording is conditional on the chain's position, so a walk
 /// that was only slow, not dead, and its resumption never both count a page.
 pub(crate) async fn resume(
-    state: &AppState,
+    state: &Deps,
     plan: MigrationPlan,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeployOutcome> {
@@ -259,7 +259,7 @@ const SWEEP_EXPIRED: usize = 10_000;
 /// Resume every deploying plan that needs it, across tenants: what the
 /// periodic schedule (EventBridge on AWS, a timer in `migrations serve`) runs.
 /// One plan's failure is logged and does not stop the others.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ServiceResult<SweepReport> {
+pub async fn sweep(state: &Deps, now: DateTime<Utc>) -> ServiceResult<SweepReport> {
     let store = state.store();
     let mut report = SweepReport {
         items_expired: store.sweep_expired(now, SWEEP_EXPIRED).await?,
@@ -291,7 +291,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> ServiceResult<SweepR
 /// (`migrations serve`; on AWS an EventBridge schedule invokes [`sweep`]). The
 /// first sweep runs at start-up, so a deploy cut short by a crash resumes as
 /// soon as the process is back and the lease has run out.
-pub async fn sweep_forever(state: AppState) {
+pub async fn sweep_forever(state: Deps) {
     let period = std::time::Duration::from_secs(state.config().deploy_sweep_seconds.max(1));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -319,7 +319,7 @@ async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ServiceResu
 /// Walk chains from the given positions: inline in this call, or as queue
 /// messages when `fan_out` and a queue is configured.
 async fn dispatch(
-    state: &AppState,
+    state: &Deps,
     plan: &MigrationPlan,
     work: Vec<(Chain, Option<String>)>,
     fan_out: bool,

@@ -8,7 +8,7 @@ use planning::validate::{LocPart, ValidationIssue};
 use store::{ActivationError, SessionWriteError, StoreError};
 
 use crate::marking::MarkingError;
-use crate::queue::QueueError;
+use crate::marking::queue::QueueError;
 
 /// Which input of a use case a problem is in. The router names it in HTTP
 /// terms (the request document is the body, listing options the query).

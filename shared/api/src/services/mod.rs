@@ -6,3 +6,47 @@ pub mod plans;
 pub(crate) mod reconcile;
 pub(crate) mod scenarios;
 pub(crate) mod sessions;
+
+use std::sync::Arc;
+
+use store::Store;
+
+use crate::config::Config;
+use crate::marking::MarkingQueue;
+
+/// What the services need of the process: the store, the configuration and
+/// the marking queue — nothing of HTTP, of the caches or of the worker, so
+/// that a service can be called (and tested) from anywhere.
+#[derive(Clone)]
+pub struct Deps {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    /// Where fan-out marking messages go; `None` marks every deployment inline.
+    queue: Option<Arc<dyn MarkingQueue>>,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        Deps {
+            store,
+            config: Arc::new(config),
+            queue: None,
+        }
+    }
+
+    pub(crate) fn set_queue(&mut self, queue: Arc<dyn MarkingQueue>) {
+        self.queue = Some(queue);
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn queue(&self) -> Option<&Arc<dyn MarkingQueue>> {
+        self.queue.as_ref()
+    }
+}

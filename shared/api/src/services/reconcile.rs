@@ -428,7 +428,7 @@ pub async fn reconcile(
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct EventList {
-    #[schema(value_type = Vec<crate::openapi::AuditEventSchema>)]
+    #[schema(value_type = Vec<AuditEventSchema>)]
     pub events: Vec<AuditEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -452,4 +452,28 @@ pub async fn events(
         })
         .await?;
     Ok(EventList { events, next_token })
+}
+
+/// One applied migration (the store's `AuditEvent`, as `GET …/events` returns
+/// it); a test of the OpenAPI document (`audit_event_schema_matches_the_store_type`) keeps the two in step.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
+#[allow(dead_code)]
+pub struct AuditEventSchema {
+    event_id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    plan_id: uuid::Uuid,
+    session_id: String,
+    scenario_id: uuid::Uuid,
+    from_version: i64,
+    to_version: i64,
+    migration_scenario: Option<planning::MigrationScenario>,
+    action: planning::ReconciliationAction,
+    step_before: uuid::Uuid,
+    step_after: uuid::Uuid,
+    /// field → where its value came from (`known_fields`, `extraction`, `variables`).
+    fields_filled: std::collections::BTreeMap<String, String>,
+    fields_asked: Vec<String>,
+    blocked_by_checkpoint: bool,
+    at: chrono::DateTime<chrono::Utc>,
 }

@@ -191,7 +191,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
 
     // Deploys always finish: what the EventBridge schedule does on AWS.
-    tokio::spawn(api::services::deployments::sweep_forever(state.clone()));
+    tokio::spawn(api::services::deployments::sweep_forever(
+        state.deps().clone(),
+    ));
 
     // Before the address is printed: a SIGTERM right after it must drain, not kill.
     let signals = Signals::install()?;

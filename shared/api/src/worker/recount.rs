@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use store::{Recount, Store, StoreResult};
 use uuid::Uuid;
 
+use super::MessageOutcome;
 use crate::state::AppState;
-use crate::worker::MessageOutcome;
 
 /// A recount request as it travels through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

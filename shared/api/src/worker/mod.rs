@@ -10,31 +10,18 @@
 //! logged with its ids, counted and deleted, so it never cycles to the
 //! dead-letter queue.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod recount;
+
+pub use crate::marking::outcome::{MessageOutcome, WorkerCounters, WorkerCounts};
+
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::extract::parse_json;
+use crate::marking::queue::QueueError;
 use crate::marking::{self, MarkMessage, MarkingError, MarkingResult};
-use crate::queue::QueueError;
 use crate::state::AppState;
-
-/// What happened to one message.
-#[derive(Debug, PartialEq, Eq)]
-pub enum MessageOutcome {
-    /// Marked and recorded (or already recorded, or its plan has finished
-    /// deploying meanwhile): delete the message.
-    Done,
-    /// Not a marking message at all: retrying cannot help, so it is dropped
-    /// (and logged) instead of cycling to the dead-letter queue.
-    Malformed,
-    /// A permanent failure (its plan is gone, its cursor was never issued):
-    /// dropped (logged, counted), not redelivered.
-    Dropped,
-    /// Failed; the queue should redeliver it.
-    Retry,
-}
 
 /// What the worker does with a failed message: the classification table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,54 +47,6 @@ pub fn classify(error: &MarkingError) -> Disposition {
         MarkingError::PlanNotDeploying { .. } => Disposition::Finished,
         e if e.is_permanent() => Disposition::Drop,
         _ => Disposition::Retry,
-    }
-}
-
-/// What this process's worker did with the messages it handled, for the
-/// batch log line and for tests.
-#[derive(Debug, Default)]
-pub struct WorkerCounters {
-    done: AtomicU64,
-    malformed: AtomicU64,
-    dropped: AtomicU64,
-    finished: AtomicU64,
-    retried: AtomicU64,
-}
-
-/// A snapshot of [`WorkerCounters`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerCounts {
-    /// Marked and recorded (or already recorded).
-    pub done: u64,
-    /// Not a marking or recount message: deleted.
-    pub malformed: u64,
-    /// A permanent failure: deleted.
-    pub dropped: u64,
-    /// The plan no longer deploys: deleted (included in `done`).
-    pub finished: u64,
-    /// Left for redelivery.
-    pub retried: u64,
-}
-
-impl WorkerCounters {
-    fn count(&self, outcome: &MessageOutcome) {
-        let counter = match outcome {
-            MessageOutcome::Done => &self.done,
-            MessageOutcome::Malformed => &self.malformed,
-            MessageOutcome::Dropped => &self.dropped,
-            MessageOutcome::Retry => &self.retried,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> WorkerCounts {
-        WorkerCounts {
-            done: self.done.load(Ordering::Relaxed),
-            malformed: self.malformed.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            finished: self.finished.load(Ordering::Relaxed),
-            retried: self.retried.load(Ordering::Relaxed),
-        }
     }
 }
 
@@ -138,11 +77,11 @@ async fn handle_body(
     attempt: u32,
     deadline: Instant,
 ) -> MessageOutcome {
-    // The queue also carries exact session recounts (crate::recount).
-    if let Some(recount) = crate::recount::RecountMessage::parse(body) {
-        return crate::recount::process(state, &recount, attempt).await;
+    // The queue also carries exact session recounts (see `recount`).
+    if let Some(recount) = recount::RecountMessage::parse(body) {
+        return recount::process(state, &recount, attempt).await;
     }
-    let message: MarkMessage = match parse_json(body.as_bytes()) {
+    let message = match MarkMessage::parse(body) {
         Ok(m) => m,
         Err(_) => {
             tracing::warn!(

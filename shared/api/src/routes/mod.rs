@@ -1,5 +1,7 @@
 //! Axum routers, one per endpoint group. Handlers only parse, call a service and map.
 
+pub mod openapi;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -108,6 +110,12 @@ async fn with_request_id(request: Request, next: Next) -> Response {
     response
 }
 
+/// The id the hosting platform gave this request (API Gateway's
+/// `apigw-requestid` on Lambda), inserted into the request's extensions by the
+/// adapter that serves the router; used when the client sent no `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct PlatformRequestId(pub String);
+
 fn request_id(request: &Request) -> String {
     let sent = request
         .headers()
@@ -121,8 +129,14 @@ fn request_id(request: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_string);
-    #[cfg(feature = "lambda")]
-    let sent = sent.or_else(|| crate::lambda::api_gateway_request_id(request));
+    // An adapter that knows the platform's own id for the request (the Lambda
+    // adapter: API Gateway's) hands it over as an extension.
+    let sent = sent.or_else(|| {
+        request
+            .extensions()
+            .get::<PlatformRequestId>()
+            .map(|id| id.0.clone())
+    });
     sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
@@ -605,7 +619,7 @@ pub(crate) async fn deploy_plan(
     Tenant(tenant): Tenant,
     Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
-    let outcome = deployments::deploy(&state, tenant, plan_id, Utc::now()).await?;
+    let outcome = deployments::deploy(state.deps(), tenant, plan_id, Utc::now()).await?;
     let status = if outcome.finished {
         StatusCode::OK
     } else {

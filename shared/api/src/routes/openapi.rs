@@ -47,30 +47,6 @@ pub struct Health {
     pub detail: Option<String>,
 }
 
-/// One applied migration (the store's `AuditEvent`, as `GET …/events` returns
-/// it); `tests::audit_event_schema_matches_the_store_type` keeps the two in step.
-#[derive(Serialize, ToSchema)]
-#[schema(as = AuditEvent)]
-#[allow(dead_code)]
-pub struct AuditEventSchema {
-    event_id: uuid::Uuid,
-    tenant_id: uuid::Uuid,
-    plan_id: uuid::Uuid,
-    session_id: String,
-    scenario_id: uuid::Uuid,
-    from_version: i64,
-    to_version: i64,
-    migration_scenario: Option<planning::MigrationScenario>,
-    action: planning::ReconciliationAction,
-    step_before: uuid::Uuid,
-    step_after: uuid::Uuid,
-    /// field → where its value came from (`known_fields`, `extraction`, `variables`).
-    fields_filled: std::collections::BTreeMap<String, String>,
-    fields_asked: Vec<String>,
-    blocked_by_checkpoint: bool,
-    at: chrono::DateTime<chrono::Utc>,
-}
-
 /// 404: the object does not exist for this tenant (another tenant's objects are 404 too).
 #[derive(ToResponse)]
 #[response(description = "Not found for this tenant; the detail names the id")]
@@ -158,7 +134,7 @@ fn plan_diagram() {}
         plan_diagram,
     ),
     components(
-        schemas(ErrorMessage, HttpValidationError, Health, AuditEventSchema, DiagramSide),
+        schemas(ErrorMessage, HttpValidationError, Health, crate::services::reconcile::AuditEventSchema, DiagramSide),
         responses(NotFound, Conflict, PayloadTooLarge, ValidationFailed),
     ),
     tags(

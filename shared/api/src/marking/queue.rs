@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::marking::MarkMessage;
+use super::MarkMessage;
 
 /// Why a marking message could not be queued. The SDK's error stays the
 /// `source`, so a log line shows the whole chain; callers decide on

@@ -1,0 +1,9 @@
+//! The `migrations` binary's integration tests as one test binary: each module
+//! runs the real binary as a process (serve, health, plan, slow clients,
+//! kill -9 mid-deploy).
+
+mod health;
+mod kill_deploy;
+mod plan;
+mod serve;
+mod slow_clients;

@@ -1,0 +1,26 @@
+//! The end-to-end suite as one test binary (one link of the AWS SDK instead of
+//! one per file): each module is one area, run against the embedded store and
+//! DynamoDB Local + the local SQS (see `common`).
+
+mod common;
+
+mod ambiguous_writes;
+mod api_lifecycle;
+mod console_browser;
+mod console_http;
+mod edited_steps_http;
+mod fanout;
+mod hostile_expressions;
+mod hostile_input;
+mod lambda_auth_invoke;
+mod lambda_invoke;
+mod large_plan;
+mod original_compat;
+mod plan_expiry;
+mod reconcile_http;
+mod reconcile_preview_http;
+mod retention;
+mod route_list;
+mod session_counts_http;
+mod session_integrity;
+mod sharded_marking;
