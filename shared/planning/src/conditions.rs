@@ -28,38 +28,15 @@ use std::sync::{Arc, LazyLock, Once};
 use cel::{Context, Env, IdedExpr, Value};
 
 mod ast;
+mod error;
+mod limits;
 mod prescan;
 
-pub use ast::{MAX_REGEX_BYTES, REGEX_STEPS};
-
-/// Longest accepted source, in characters. Real conditions are a few dozen
-/// characters; 4,096 leaves room for long allow-lists (`x in [...]`) while
-/// bounding everything that grows with the source (parse time, tree size, the
-/// position in a syntax error).
-pub const MAX_EXPRESSION_CHARS: usize = 4_096;
-/// Deepest nesting of brackets (parentheses, lists, maps, call arguments,
-/// indexes) and conditionals (`a ? b : c ? …`). The parser recurses about ten
-/// functions deep per level (~6 KB of stack optimised).
-pub const MAX_NESTING: usize = 32;
-/// Most operators on one path of the expression: a chain such as `a + b + …`,
-/// `a == b == …`, `a.b.c…` or `a[0][0]…` is a tree as deep as it is long for
-/// the parser and the evaluator (~1.5 KB of stack per link). `&&` and `||`
-/// do not count: they are balanced. Brackets count with their contents.
-pub const MAX_DEPTH: usize = 128;
-/// Most operator and bracket characters (`+-*/%<>=!.([{?`, and the word `in`)
-/// in the raw source, string literals included: a bound on any chain that does
-/// not depend on reading the source exactly as the parser does.
-pub const MAX_OPERATORS: usize = 1_024;
-/// Most comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) inside
-/// one another's body: `items.exists(i, i.tags.exists(t, t == 'x'))` is 2.
-pub const MAX_COMPREHENSION_NESTING: usize = 2;
-/// Work one evaluation may do: each comprehension charges its number of
-/// elements times the nodes of its body (up front), each `+` the size of its
-/// result (an element of a list or map, or 64 characters of a string, is one
-/// step), each `matches()` [`REGEX_STEPS`] plus its text's size. Everything
-/// else is bounded by the source length. About 10 ms of loops, or 100 ms of
-/// regular expressions.
-pub const MAX_EVALUATION_STEPS: u64 = 100_000;
+pub use error::ConditionError;
+pub use limits::{
+    MAX_COMPREHENSION_NESTING, MAX_DEPTH, MAX_EVALUATION_STEPS, MAX_EXPRESSION_CHARS, MAX_NESTING,
+    MAX_OPERATORS, MAX_REGEX_BYTES, REGEX_STEPS,
+};
 
 /// Error messages quote values and source lines: keep reasons and 422 bodies short.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -84,57 +61,6 @@ impl std::fmt::Debug for Condition {
         f.debug_struct("Condition")
             .field("source", &self.source)
             .finish()
-    }
-}
-
-/// Why a condition could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConditionError {
-    #[error("not a valid CEL expression: {0}")]
-    Syntax(String),
-    #[error("could not evaluate: {0}")]
-    Evaluation(String),
-    #[error("evaluates to {0}, not a boolean")]
-    NotBoolean(String),
-    /// Over one of the limits of this module; the message names it.
-    #[error("{what} is {actual}; the limit ({limit_name}) is {limit}")]
-    Limit {
-        what: &'static str,
-        limit_name: &'static str,
-        actual: u64,
-        limit: u64,
-    },
-    #[error(
-        "evaluation budget exceeded: more than {MAX_EVALUATION_STEPS} steps (limit: max evaluation steps)"
-    )]
-    BudgetExceeded,
-    /// A construct this module refuses (a `matches()` pattern that is not a literal).
-    #[error("not supported: {0}")]
-    Unsupported(String),
-    /// The `cel` crate panicked on this expression.
-    #[error("the CEL engine failed on this expression")]
-    Internal,
-}
-
-impl ConditionError {
-    /// The `type` of a 422 entry about this error.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ConditionError::Limit { .. } | ConditionError::BudgetExceeded => {
-                "value_error.cel.limit"
-            }
-            ConditionError::NotBoolean(_) => "value_error.cel.not_boolean",
-            _ => "value_error.cel",
-        }
-    }
-
-    fn limit(what: &'static str, limit_name: &'static str, actual: usize, limit: usize) -> Self {
-        ConditionError::Limit {
-            what,
-            limit_name,
-            actual: actual as u64,
-            limit: limit as u64,
-        }
     }
 }
 

@@ -9,20 +9,14 @@ use cel::common::types::{CelInt, DYN_TYPE, INT_TYPE};
 use cel::common::value::CowVal;
 use cel::{Env, IdedExpr};
 
+use super::error::ConditionError;
+use super::limits::{MAX_REGEX_BYTES, REGEX_STEPS};
+
 /// The evaluator's extra functions. Their names start with `@`, which no CEL
 /// identifier can: a condition cannot call them itself.
 pub(crate) const CHARGE_RANGE: &str = "@charge_range";
 pub(crate) const CHARGE_SIZE: &str = "@charge_size";
 pub(crate) const CHARGE_FIXED: &str = "@charge_fixed";
-
-/// Most bytes a `matches()` pattern may compile to (the `regex` crate's
-/// `size_limit`; its default is 10 MiB). `cel` compiles the pattern at every
-/// call: within this limit a compile takes at most ~10 ms (`\w{10}` is ~1 MiB
-/// of Unicode classes; `\w{1000}` would take 80 ms to fail).
-pub const MAX_REGEX_BYTES: usize = 1 << 20;
-/// Steps each `matches()` call costs (charged before it runs): ten calls use
-/// the whole budget.
-pub const REGEX_STEPS: u64 = 10_000;
 
 /// Registers the budget functions on `env`.
 pub(crate) fn add_budget_functions(env: &mut Env) {
@@ -189,8 +183,7 @@ fn matches_operands(call: &CallExpr) -> Option<(&IdedExpr, &IdedExpr)> {
 /// Every `matches()` pattern is a string literal that compiles within
 /// [`MAX_REGEX_BYTES`]: the evaluator compiles it at each call, so a pattern from
 /// a variable, or a huge one, would cost tens of milliseconds per session.
-pub(crate) fn check_regexes(e: &IdedExpr) -> Result<(), super::ConditionError> {
-    use super::ConditionError;
+pub(crate) fn check_regexes(e: &IdedExpr) -> Result<(), ConditionError> {
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match &e.expr {

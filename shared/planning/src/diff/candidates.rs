@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::graph::{BitSet, Dir};
 use crate::model::TransitionChange;
 
-use super::Analysis;
+use super::analysis::Analysis;
 use super::transitions::{sorted_conditions, transition_changes};
 
 /// Candidate region entries of one anchor, before the content-hash check.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::graph::{Dir, Graph};
 use crate::model::DeletedNode;
 
-use super::Analysis;
+use super::analysis::Analysis;
 
 impl Analysis<'_> {
     /// Deleted steps with their nearest anchor (or edited step), edited steps as

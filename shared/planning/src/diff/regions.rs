@@ -1,6 +1,6 @@
 //! Regions in their output form: the migration scenario of each anchor decided on
 //! the full regions, then the lists sorted, capped when the whole map is too big
-//! (see [`super::MAX_REGION_ENTRIES`]) and materialised, forks included.
+//! (see [`super::analysis::MAX_REGION_ENTRIES`]) and materialised, forks included.
 
 use std::collections::HashMap;
 
@@ -10,9 +10,9 @@ use crate::model::{
     RegionChanges, TransitionChange,
 };
 
+use super::analysis::{Analysis, TRUNCATED_REGION_ITEMS};
 use super::attributes::attribute_changes;
 use super::candidates::Candidates;
-use super::{Analysis, TRUNCATED_REGION_ITEMS};
 
 /// A region as step indices, sorted in output order.
 struct RegionIdx {

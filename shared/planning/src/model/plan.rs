@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AnchorMigrationPolicy, MigrationSummary, TransformationMap};
+use super::policy::AnchorMigrationPolicy;
+use super::summary::MigrationSummary;
+use super::transformation::TransformationMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

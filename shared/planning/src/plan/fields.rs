@@ -8,8 +8,7 @@ use uuid::Uuid;
 use crate::diff::Analysis;
 use crate::model::{AnchorTransformation, FieldCollectionInfo, MigrationScenario};
 
-use super::EXAMPLES;
-use super::findings::{Finding, FindingKind};
+use super::findings::{EXAMPLES, Finding, FindingKind};
 
 /// Python's `str.title()` after `_`/`-` → space, as the original's display names.
 pub(super) fn display_name(field: &str) -> String {

@@ -9,8 +9,11 @@ use crate::diff::Analysis;
 use crate::graph::{BitSet, Dir};
 use crate::model::{MigrationWarning, Severity, StepAttribute, TransformationMap};
 
-use super::EXAMPLES;
 use super::cel_validity::is_valid_cel;
+
+/// How many anchor or step names a warning message quotes before "and N more"
+/// (the field reasons of `fields` are cut to the same number).
+pub(super) const EXAMPLES: usize = 3;
 
 #[derive(Debug, Clone)]
 pub(super) struct Finding {

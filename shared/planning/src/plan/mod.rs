@@ -42,9 +42,6 @@ use findings::{
 /// Sessions of the from-version per V1 step id. Empty when counts are unknown (offline).
 pub type SessionCounts = BTreeMap<Uuid, u64>;
 
-/// How many anchor or step names a warning message quotes before "and N more".
-const EXAMPLES: usize = 3;
-
 /// The plan between `v1` (current) and `v2` (proposed) with the given session counts.
 /// Expects validated scenarios; on invalid ones it still returns, never panics.
 pub fn compute_plan(

@@ -9,7 +9,7 @@
 
 use crate::model::StepVisit;
 
-use super::ReconcileContext;
+use super::context::ReconcileContext;
 use super::prepared::PreparedScenario;
 
 /// Why a move was refused; becomes `checkpoint_warning`.

@@ -14,8 +14,8 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use super::ReconcileContext;
 use super::checkpoint::{Block, CheckpointGuard};
+use super::context::ReconcileContext;
 use super::fill::{Fills, Sources};
 use super::prepared::BranchCondition;
 use crate::conditions::ConditionError;

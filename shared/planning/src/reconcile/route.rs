@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::model::{AnchorTransformation, EditedStepBehavior, MigrationScenario};
 use crate::scope::{Inclusion, check_scope};
 
-use super::ReconcileContext;
+use super::context::ReconcileContext;
 use super::prepared::{PreparedPlan, PreparedScenario};
 
 /// The anchor to act on and everything the links asked for, in final-version terms.

@@ -1,177 +1,14 @@
-//! Property tests of the diff and the plan.
-//!
-//! Two kinds of input:
-//! - conversation-like scenarios from `testkit::conversation` with `k` realistic edits;
-//! - arbitrary small graphs: cycles, self-loops, unreachable steps, duplicated content
-//!   (names drawn from a small pool), ids shared across versions or not.
-//!
-//! Besides the plan's invariants, the diff's regions are checked against a
-//! brute-force reading of their definition (one BFS per anchor), which the real algorithm
-//! avoids for cost reasons.
+//! The brute-force reference of the regions (their definition, read literally:
+//! one BFS per anchor), and the coverage check every diff must pass.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use planning::diff::{DiffOutput, diff_scenarios};
+use planning::diff::DiffOutput;
 use planning::hash::step_content_hash;
-use planning::model::{
-    MigrationScenario, ScenarioInput, StepInput, TransitionChangeType, TransitionInput,
-};
-use planning::plan::{SessionCounts, compute_plan};
-use planning::testkit::{self, EditKind, Rng, conversation, edit, step, uuid_n};
-use proptest::prelude::*;
+use planning::model::{MigrationScenario, ScenarioInput, StepInput, TransitionInput};
 use uuid::Uuid;
 
-// ---------------------------------------------------------------------------
-// Generators
-// ---------------------------------------------------------------------------
-
-const NAMES: &[&str] = &["Welcome", "Ask", "Confirm", "Pay", "Note", "Done", "Help"];
-const CONDITIONS: &[&str] = &["", "age >= 18", "country == 'FR'", "customer is upset"];
-
-#[derive(Debug, Clone)]
-struct StepSpec {
-    name: usize,
-    id: u64,
-    edges: Vec<(usize, usize, i64)>,
-    checkpoint: bool,
-    field: Option<usize>,
-}
-
-fn step_spec() -> impl Strategy<Value = StepSpec> {
-    (
-        0..NAMES.len(),
-        0u64..24,
-        prop::collection::vec((0usize..16, 0..CONDITIONS.len(), -1i64..3), 0..4),
-        prop::bool::weighted(0.15),
-        prop::option::weighted(0.3, 0usize..3),
-    )
-        .prop_map(|(name, id, edges, checkpoint, field)| StepSpec {
-            name,
-            id,
-            edges,
-            checkpoint,
-            field,
-        })
-}
-
-/// A graph of up to 11 steps. With `valid`, ids are unique and every transition
-/// resolves; otherwise ids may repeat, targets dangle and the entry may be unknown.
-fn build(specs: &[StepSpec], entry: usize, valid: bool, version: i64) -> ScenarioInput {
-    let mut used = HashSet::new();
-    let ids: Vec<Uuid> = specs
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let id = uuid_n(s.id);
-            if valid && !used.insert(id) {
-                uuid_n(1000 + k as u64)
-            } else {
-                id
-            }
-        })
-        .collect();
-    let steps: Vec<StepInput> = specs
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let mut b = step(NAMES[s.name]).id(ids[k]);
-            if s.checkpoint {
-                b = b.checkpoint("irreversible");
-            }
-            if let Some(f) = s.field {
-                b = b.collects(&[["email", "age", "phone"][f]]);
-            }
-            for &(to, cond, prio) in &s.edges {
-                let target = if valid {
-                    ids[to % ids.len()]
-                } else if to < ids.len() {
-                    ids[to]
-                } else {
-                    uuid_n(5000 + to as u64)
-                };
-                b = b.branch_id(target, CONDITIONS[cond], &[], prio);
-            }
-            b.build()
-        })
-        .collect();
-    let entry_step_id = match steps.get(entry % steps.len().max(1)) {
-        Some(s) if valid || entry < 12 => s.id,
-        _ => uuid_n(9999),
-    };
-    ScenarioInput {
-        name: "Arbitrary".into(),
-        description: None,
-        version,
-        entry_step_id,
-        steps,
-    }
-}
-
-fn arb_graph(valid: bool, version: i64) -> impl Strategy<Value = ScenarioInput> {
-    (prop::collection::vec(step_spec(), 0..11), 0usize..16)
-        .prop_map(move |(specs, entry)| build(&specs, entry, valid, version))
-}
-
-/// V1 and a V2 that is either edited from V1 or drawn independently (sharing the name
-/// and id pools, so they overlap partially).
-fn arb_pair(valid: bool) -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
-    let edited = (
-        arb_graph(valid, 1),
-        prop::collection::vec((0usize..5, any::<u64>()), 0..4),
-    )
-        .prop_map(|(v1, edits)| {
-            let mut v2 = v1.clone();
-            v2.version = 2;
-            for (n, (kind, seed)) in edits.into_iter().enumerate() {
-                let kind = [
-                    EditKind::Insert,
-                    EditKind::Delete,
-                    EditKind::ChangeCondition,
-                    EditKind::AddBranch,
-                    EditKind::EditContent,
-                ][kind];
-                testkit::apply_edit(&mut v2, kind, &mut Rng::new(seed), n);
-            }
-            (v1, v2)
-        });
-    let independent = (arb_graph(valid, 1), arb_graph(valid, 2));
-    prop_oneof![edited, independent]
-}
-
-fn conversation_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
-    (1usize..90, any::<u64>(), 0usize..7, any::<u64>(), 0usize..4).prop_map(
-        |(n, seed, k, edit_seed, in_place)| {
-            let v1 = conversation(n, seed);
-            let mut v2 = edit(&v1, k, edit_seed);
-            // Some steps edited in place on top of the structural edits.
-            let mut rng = Rng::new(edit_seed ^ 0x5eed);
-            for e in 0..in_place {
-                testkit::apply_edit(&mut v2, EditKind::EditContent, &mut rng, 100 + e);
-            }
-            (v1, v2)
-        },
-    )
-}
-
-fn any_valid_pair() -> impl Strategy<Value = (ScenarioInput, ScenarioInput)> {
-    prop_oneof![conversation_pair(), arb_pair(true)]
-}
-
-fn shuffled(s: &ScenarioInput, seed: u64) -> ScenarioInput {
-    let mut out = s.clone();
-    let mut rng = Rng::new(seed);
-    for i in (1..out.steps.len()).rev() {
-        let j = rng.below(i + 1);
-        out.steps.swap(i, j);
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Brute-force reference of the regions (their definition, read literally)
-// ---------------------------------------------------------------------------
-
-struct Ref<'a> {
+pub(super) struct Ref<'a> {
     s: &'a ScenarioInput,
     index: HashMap<Uuid, usize>,
     /// Match keys: the content hash, except that an edited V2 step carries the
@@ -232,7 +69,7 @@ impl<'a> Ref<'a> {
     }
 }
 
-fn sorted_conditions(s: &StepInput) -> Vec<&str> {
+pub(super) fn sorted_conditions(s: &StepInput) -> Vec<&str> {
     let mut c: Vec<&str> = s
         .transitions
         .iter()
@@ -244,7 +81,7 @@ fn sorted_conditions(s: &StepInput) -> Vec<&str> {
 
 /// Check every anchor's (and edited step's) regions against the literal
 /// definitions, where an edited pair compares as one step.
-fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
+pub(super) fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
     let map = &out.transformation_map;
     let edited_keys: HashMap<Uuid, String> = map
         .edited_steps
@@ -448,7 +285,7 @@ fn check_against_reference(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOut
     }
 }
 
-fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
+pub(super) fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
     let map = &out.transformation_map;
     let mut from_v1: Vec<Uuid> = map.anchors.iter().map(|a| a.anchor_node_id_v1).collect();
     from_v1.extend(map.deleted_nodes.iter().map(|d| d.node_id_v1));
@@ -550,124 +387,6 @@ fn check_coverage(v1: &ScenarioInput, v2: &ScenarioInput, out: &DiffOutput) {
             assert!(
                 anchor_v2.contains(&(d.nearest_anchor_hash.as_deref(), d.nearest_anchor_id_v2))
             );
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Properties
-// ---------------------------------------------------------------------------
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
-    /// A scenario diffed against itself: only clean grafts, nothing changed anywhere.
-    #[test]
-    fn self_diff_gives_clean_grafts_without_changes(
-        v in prop_oneof![arb_graph(true, 1), (1usize..120, any::<u64>()).prop_map(|(n, s)| conversation(n, s))]
-    ) {
-        let out = diff_scenarios(&v, &v);
-        prop_assert_eq!(out.transformation_map.anchors.len(), v.steps.len());
-        for a in &out.transformation_map.anchors {
-            prop_assert_eq!(a.migration_scenario, MigrationScenario::CleanGraft);
-            prop_assert!(a.upstream_changes.is_empty(), "{:?}", a.upstream_changes);
-            prop_assert!(a.downstream_changes.is_empty(), "{:?}", a.downstream_changes);
-            prop_assert_eq!(a.anchor_node_id_v1, a.anchor_node_id_v2);
-        }
-        prop_assert!(out.transformation_map.deleted_nodes.is_empty());
-        prop_assert!(out.transformation_map.new_node_ids.is_empty());
-        prop_assert!(out.ambiguous.is_empty());
-        let plan = compute_plan(&v, &v, &SessionCounts::new());
-        prop_assert_eq!(plan.summary.anchors_with_clean_graft, v.steps.len() as u64);
-        prop_assert!(plan.summary.fields_to_collect.is_empty());
-    }
-
-    /// Every V1 step is an anchor or deleted, every V2 step an anchor or new, exactly
-    /// once; anchors carry their real hash; nearest anchors are real anchors.
-    #[test]
-    fn every_step_is_accounted_for((v1, v2) in any_valid_pair()) {
-        let out = diff_scenarios(&v1, &v2);
-        check_coverage(&v1, &v2, &out);
-    }
-
-    /// The regions, forks, transition changes and scenarios equal a brute-force reading
-    /// of their definition that walks the graph once per anchor.
-    #[test]
-    fn regions_match_the_brute_force_definition((v1, v2) in any_valid_pair()) {
-        let out = diff_scenarios(&v1, &v2);
-        check_against_reference(&v1, &v2, &out);
-    }
-
-    /// The same input gives byte-identical JSON, also when both step lists are shuffled.
-    #[test]
-    fn output_is_deterministic_and_ignores_step_list_order(
-        (v1, v2) in any_valid_pair(),
-        seed in any::<u64>(),
-    ) {
-        let mut counts = SessionCounts::new();
-        for (k, s) in v1.steps.iter().enumerate() {
-            counts.insert(s.id, k as u64 % 3);
-        }
-        let first = serde_json::to_string(&compute_plan(&v1, &v2, &counts)).unwrap();
-        let again = serde_json::to_string(&compute_plan(&v1, &v2, &counts)).unwrap();
-        prop_assert_eq!(&first, &again);
-        let shuffled_plan = compute_plan(&shuffled(&v1, seed), &shuffled(&v2, !seed), &counts);
-        let third = serde_json::to_string(&shuffled_plan).unwrap();
-        prop_assert_eq!(&first, &third);
-    }
-
-    /// Nothing panics on arbitrary graphs — cycles, self-loops, unreachable steps,
-    /// duplicated content, and also invalid ones (repeated ids, dangling transitions,
-    /// unknown entry) — in the diff, the plan or the renderings.
-    #[test]
-    fn nothing_panics_on_arbitrary_graphs((v1, v2) in arb_pair(false)) {
-        let mut counts = SessionCounts::new();
-        for s in &v1.steps {
-            counts.insert(s.id, 1);
-        }
-        let plan = compute_plan(&v1, &v2, &counts);
-        let _ = planning::render::text(&plan, &v1, &v2);
-        let _ = planning::render::mermaid(&plan, &v2);
-        let _ = planning::validate::validate_scenario(&v1);
-    }
-
-    /// Summary counters agree with the map, and there is one default policy per hash.
-    #[test]
-    fn summary_agrees_with_the_map((v1, v2) in any_valid_pair()) {
-        let mut counts = SessionCounts::new();
-        for (k, s) in v1.steps.iter().enumerate() {
-            counts.insert(s.id, 1 + k as u64 % 2);
-        }
-        let plan = compute_plan(&v1, &v2, &counts);
-        let map = &plan.transformation_map;
-        let s = &plan.summary;
-        prop_assert_eq!(s.total_anchors, map.anchors.len() as u64);
-        prop_assert_eq!(
-            s.anchors_with_clean_graft + s.anchors_with_gap_fill + s.anchors_with_re_route,
-            s.total_anchors
-        );
-        prop_assert_eq!(s.nodes_deleted, map.deleted_nodes.iter().filter(|d| !d.edited).count() as u64);
-        prop_assert_eq!(s.steps_edited, map.edited_steps.len() as u64);
-        let hashes: BTreeSet<&String> = map.targets().map(|a| &a.anchor_content_hash).collect();
-        let keys: BTreeSet<&String> = plan.anchor_policies.keys().collect();
-        prop_assert_eq!(hashes, keys);
-        let total: u64 = v1.steps.iter().map(|st| counts[&st.id]).sum();
-        prop_assert_eq!(s.estimated_sessions_affected, total);
-        let relocated: u64 = map
-            .deleted_nodes
-            .iter()
-            .filter(|d| d.nearest_anchor_hash.is_none())
-            .map(|d| counts[&d.node_id_v1])
-            .sum();
-        prop_assert_eq!(s.sessions_by_anchor.values().sum::<u64>(), total - relocated);
-        for t in map.anchors.iter().flat_map(|a| {
-            a.upstream_changes.modified_transitions.iter().chain(&a.downstream_changes.modified_transitions)
-        }) {
-            match t.change_type {
-                TransitionChangeType::Added => prop_assert!(t.to_step_id_v1.is_none() && t.to_step_id_v2.is_some()),
-                TransitionChangeType::Removed => prop_assert!(t.to_step_id_v1.is_some() && t.to_step_id_v2.is_none()),
-                TransitionChangeType::Modified => prop_assert!(t.to_step_id_v1.is_some() && t.to_step_id_v2.is_some()),
-            }
         }
     }
 }

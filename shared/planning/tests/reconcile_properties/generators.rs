@@ -1,27 +1,21 @@
-//! Invariants of the reconcile decision over random scenarios, plans and sessions.
-//!
-//! Plans here are random too (anchors, scenarios, inserted steps, forks, policies
-//! drawn from the real graphs, but not computed by the diff): the decision has to
-//! be safe whatever plan it is handed, so a looser plan is a stronger test.
-//! Graphs have cycles; histories are random walks through the session's version.
+//! Generators, seeded so that a failing case reproduces from its seed: random
+//! scenarios with cycles, mutated next versions, plans drawn from the real graphs
+//! (not computed by the diff), sessions that walked randomly, known fields.
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use proptest::prelude::*;
+use chrono::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
 use planning::hash::step_content_hash;
 use planning::model::*;
-use planning::plan::{SessionCounts, compute_plan};
-use planning::reconcile::{
-    Decision, PlanLink, PreparedPlan, PreparedScenario, ReconcileContext, decide,
-};
 use planning::testkit::Rng;
 
-const FIELDS: &[&str] = &["email", "age", "country", "phone", "order_id"];
-const CONDITIONS: &[(&str, &[&str])] = &[
+use crate::support::now;
+
+pub(super) const FIELDS: &[&str] = &["email", "age", "country", "phone", "order_id"];
+pub(super) const CONDITIONS: &[(&str, &[&str])] = &[
     ("age >= 18", &["age"]),
     ("age < 18", &["age"]),
     ("country == 'FR'", &["country"]),
@@ -30,17 +24,7 @@ const CONDITIONS: &[(&str, &[&str])] = &[
     ("customer seems upset", &[]),
 ];
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 6, 1, 9, 0, 0)
-        .single()
-        .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------
-// Generators (seeded, so a failing case reproduces from its seed)
-// ---------------------------------------------------------------------------
-
-fn new_step(rng: &mut Rng, tag: &str) -> StepInput {
+pub(super) fn new_step(rng: &mut Rng, tag: &str) -> StepInput {
     let checkpoint = rng.one_in(5);
     let required = rng.one_in(8);
     StepInput {
@@ -63,7 +47,7 @@ fn new_step(rng: &mut Rng, tag: &str) -> StepInput {
     }
 }
 
-fn transition(rng: &mut Rng, to: Uuid) -> TransitionInput {
+pub(super) fn transition(rng: &mut Rng, to: Uuid) -> TransitionInput {
     let (text, fields) = CONDITIONS[rng.below(CONDITIONS.len())];
     TransitionInput {
         to_step_id: to,
@@ -74,7 +58,7 @@ fn transition(rng: &mut Rng, to: Uuid) -> TransitionInput {
 }
 
 /// A mostly-forward graph with forks and some back edges (cycles).
-fn random_scenario(rng: &mut Rng, n: usize) -> ScenarioInput {
+pub(super) fn random_scenario(rng: &mut Rng, n: usize) -> ScenarioInput {
     let mut steps: Vec<StepInput> = (0..n).map(|i| new_step(rng, &format!("{i}"))).collect();
     let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
     for i in 0..n {
@@ -117,7 +101,7 @@ fn random_scenario(rng: &mut Rng, n: usize) -> ScenarioInput {
 }
 
 /// The next version: deletions, insertions, content edits, id changes, rewiring.
-fn mutate(rng: &mut Rng, base: &ScenarioInput, version: i64) -> ScenarioInput {
+pub(super) fn mutate(rng: &mut Rng, base: &ScenarioInput, version: i64) -> ScenarioInput {
     let mut s = base.clone();
     s.version = version;
     let edits = 1 + rng.below(5);
@@ -205,7 +189,7 @@ fn mutate(rng: &mut Rng, base: &ScenarioInput, version: i64) -> ScenarioInput {
     s
 }
 
-fn can_reach(def: &ScenarioInput, to: Uuid, from: Uuid) -> bool {
+pub(super) fn can_reach(def: &ScenarioInput, to: Uuid, from: Uuid) -> bool {
     let mut seen: HashSet<Uuid> = HashSet::new();
     let succ = |id: Uuid| -> Vec<Uuid> {
         def.steps
@@ -227,7 +211,7 @@ fn can_reach(def: &ScenarioInput, to: Uuid, from: Uuid) -> bool {
 }
 
 /// A plan between two versions, drawn from their graphs but not computed by the diff.
-fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
+pub(super) fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
     let hash2: Vec<String> = v2.steps.iter().map(step_content_hash).collect();
     let mut anchors = Vec::new();
     let mut deleted_nodes = Vec::new();
@@ -349,7 +333,11 @@ fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput) -> Migrati
 }
 
 /// A session that walked randomly through `def` from its entry.
-fn random_session(rng: &mut Rng, def: &ScenarioInput, plan: Option<&MigrationPlan>) -> Session {
+pub(super) fn random_session(
+    rng: &mut Rng,
+    def: &ScenarioInput,
+    plan: Option<&MigrationPlan>,
+) -> Session {
     let by_id = |id: Uuid| def.steps.iter().find(|s| s.id == id);
     let mut at = def.entry_step_id;
     let mut history = Vec::new();
@@ -418,7 +406,7 @@ fn random_session(rng: &mut Rng, def: &ScenarioInput, plan: Option<&MigrationPla
     }
 }
 
-fn random_known(rng: &mut Rng) -> BTreeMap<String, KnownField> {
+pub(super) fn random_known(rng: &mut Rng) -> BTreeMap<String, KnownField> {
     let mut k = BTreeMap::new();
     for f in FIELDS {
         match rng.below(5) {
@@ -442,313 +430,10 @@ fn random_known(rng: &mut Rng) -> BTreeMap<String, KnownField> {
     k
 }
 
-fn value_for(rng: &mut Rng, field: &str) -> serde_json::Value {
+pub(super) fn value_for(rng: &mut Rng, field: &str) -> serde_json::Value {
     match field {
         "age" => json!([10, 17, 18, 40][rng.below(4)]),
         "country" => json!(["FR", "DE"][rng.below(2)]),
         _ => json!(format!("{field}-{}", rng.below(100))),
     }
-}
-
-// ---------------------------------------------------------------------------
-// A generated world
-// ---------------------------------------------------------------------------
-
-struct World {
-    versions: Vec<PreparedScenario>,
-    plans: Vec<PreparedPlan>,
-    session: Session,
-    known: BTreeMap<String, KnownField>,
-}
-
-impl World {
-    /// `links` plans from version 1 to version `links + 1`; the session is on v1.
-    fn generate(seed: u64, size: usize, links: usize) -> World {
-        Self::build(seed, size, links, false)
-    }
-
-    /// The same, with plans computed by the real diff (`compute_plan`) and random
-    /// policies on top.
-    fn generate_computed(seed: u64, size: usize, links: usize) -> World {
-        Self::build(seed, size, links, true)
-    }
-
-    fn build(seed: u64, size: usize, links: usize, computed: bool) -> World {
-        let mut rng = Rng::new(seed);
-        let mut defs = vec![random_scenario(&mut rng, size)];
-        for v in 0..links {
-            let next = mutate(&mut rng, &defs[v], v as i64 + 2);
-            defs.push(next);
-        }
-        let plans: Vec<MigrationPlan> = (0..links)
-            .map(|i| {
-                let mut plan = random_plan(&mut rng, &defs[i], &defs[i + 1]);
-                if computed {
-                    let real = compute_plan(&defs[i], &defs[i + 1], &SessionCounts::new());
-                    plan.transformation_map = real.transformation_map;
-                    plan.anchor_policies = real.anchor_policies;
-                    for p in plan.anchor_policies.values_mut() {
-                        p.update_downstream = !rng.one_in(10);
-                        if rng.one_in(8) {
-                            p.force_scenario = Some(MigrationScenario::GapFill);
-                        }
-                        // Edited steps: sometimes the original behaviour.
-                        if p.edited_step_behavior.is_some() && rng.one_in(3) {
-                            p.edited_step_behavior =
-                                Some(EditedStepBehavior::RelocateToNearestAnchor);
-                        }
-                    }
-                }
-                plan
-            })
-            .collect();
-        let session = random_session(&mut rng, &defs[0], plans.first());
-        let known = random_known(&mut rng);
-        World {
-            versions: defs.into_iter().map(PreparedScenario::new).collect(),
-            plans: plans.into_iter().map(PreparedPlan::new).collect(),
-            session,
-            known,
-        }
-    }
-
-    fn chain(&self) -> Vec<PlanLink<'_>> {
-        self.plans
-            .iter()
-            .zip(&self.versions[1..])
-            .map(|(plan, to)| PlanLink { plan, to })
-            .collect()
-    }
-
-    fn decide(&self, session: &Session) -> Decision {
-        let chain = self.chain();
-        decide(&ReconcileContext {
-            session,
-            current: self.current(),
-            chain: &chain,
-            session_version: self.versions.first(),
-            known_fields: &self.known,
-            now: now(),
-        })
-    }
-
-    fn current(&self) -> &PreparedScenario {
-        &self.versions[self.versions.len() - 1]
-    }
-}
-
-/// What the endpoint writes.
-fn apply(s: &Session, d: &Decision) -> Session {
-    let mut s = s.clone();
-    if let Some(p) = &d.new_position {
-        s.active_scenario_version = p.version;
-        s.active_step_id = p.step_id;
-        s.scenario_checksum = Some(p.checksum.clone());
-    }
-    if let Some(v) = d.pin_version {
-        s.pinned_version = Some(v);
-    }
-    if d.clear_flag {
-        s.pending_migration = None;
-    }
-    s.variables.extend(d.set_variables.clone());
-    s
-}
-
-/// Where a visited step of the session's version is in the final version: its id,
-/// and every step with its content.
-fn locations(world: &World, visit: &StepVisit) -> Vec<Uuid> {
-    let final_def = world.current().definition();
-    let v1 = world.versions[0].definition();
-    let mut out: Vec<Uuid> = final_def
-        .steps
-        .iter()
-        .filter(|s| s.id == visit.step_id)
-        .map(|s| s.id)
-        .collect();
-    if let Some(original) = v1.steps.iter().find(|s| s.id == visit.step_id) {
-        let h = step_content_hash(original);
-        for s in &final_def.steps {
-            if step_content_hash(s) == h && !out.contains(&s.id) {
-                out.push(s.id);
-            }
-        }
-    }
-    out
-}
-
-/// The checkpoint invariant, checked from the outside.
-fn check_checkpoints(world: &World, d: &Decision) -> Result<(), TestCaseError> {
-    let s = &world.session;
-    let Some(position) = &d.new_position else {
-        return Ok(());
-    };
-    if d.result.action == ReconciliationAction::ExitScenario {
-        return Ok(());
-    }
-    let Some(last) = s.step_history.iter().rev().find(|v| v.is_checkpoint) else {
-        return Ok(());
-    };
-    let final_def = world.current().definition();
-    let target = position.step_id;
-    let at_last = locations(world, last);
-    prop_assert!(
-        !at_last.is_empty(),
-        "moved although checkpoint {} no longer exists: {d:?}",
-        last.step_name
-    );
-    for c in at_last {
-        if c == target {
-            prop_assert_eq!(
-                s.active_step_id,
-                last.step_id,
-                "landed back on checkpoint {} already passed",
-                last.step_name
-            );
-        } else {
-            prop_assert!(
-                !can_reach(final_def, c, target),
-                "target {target} reaches checkpoint {}: {d:?}",
-                last.step_name
-            );
-        }
-    }
-    for earlier in s.step_history.iter().filter(|v| v.is_checkpoint) {
-        for c in locations(world, earlier) {
-            if c != target {
-                prop_assert!(
-                    !can_reach(final_def, c, target),
-                    "reaches earlier checkpoint"
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
-
-    /// No teleport (nor in-place migration) ever lands where the customer would pass
-    /// a checkpoint again, across single plans and chains.
-    #[test]
-    fn no_landing_upstream_of_a_passed_checkpoint(seed in any::<u64>(), size in 3usize..30, links in 1usize..4) {
-        let world = World::generate(seed, size, links);
-        let d = world.decide(&world.session);
-        check_checkpoints(&world, &d)?;
-    }
-
-    /// Same inputs, same decision; applying it and deciding again changes nothing more.
-    #[test]
-    fn decide_is_deterministic_and_idempotent(seed in any::<u64>(), size in 3usize..30, links in 1usize..4) {
-        let world = World::generate(seed, size, links);
-        let d = world.decide(&world.session);
-        prop_assert_eq!(&d, &world.decide(&world.session));
-        let after = apply(&world.session, &d);
-        let again = world.decide(&after);
-        if d.result.action == ReconciliationAction::Collect {
-            // The flag stays and nothing new is known: the same question again.
-            prop_assert_eq!(again.result.action, ReconciliationAction::Collect);
-            prop_assert_eq!(&again.result.collect_fields, &d.result.collect_fields);
-            prop_assert!(again.set_variables.is_empty());
-        } else {
-            prop_assert_eq!(again.result.action, ReconciliationAction::Continue, "{:?} then {:?}", d, again);
-            prop_assert!(!again.applies_migration);
-            if d.writes_session() {
-                prop_assert!(!again.writes_session(), "{:?} then {:?}", d, again);
-            }
-        }
-    }
-
-    /// Both invariants again, on plans computed by the real diff.
-    #[test]
-    fn computed_plans_keep_the_invariants(seed in any::<u64>(), size in 3usize..30, links in 1usize..4) {
-        let world = World::generate_computed(seed, size, links);
-        let d = world.decide(&world.session);
-        check_checkpoints(&world, &d)?;
-        prop_assert_eq!(&d, &world.decide(&world.session));
-        let again = world.decide(&apply(&world.session, &d));
-        if d.result.action != ReconciliationAction::Collect {
-            prop_assert_eq!(again.result.action, ReconciliationAction::Continue);
-            prop_assert!(!again.applies_migration);
-        }
-        let final_def = world.current().definition();
-        for f in &d.result.collect_fields {
-            let needed = final_def.steps.iter().any(|s| {
-                s.collects_profile_fields.contains(f)
-                    || s.transitions.iter().any(|t| t.condition_fields.contains(f))
-            });
-            prop_assert!(needed, "asked for {f}, unused in version {}", final_def.version);
-        }
-    }
-
-    /// A composite migration only asks for fields the final version still uses.
-    #[test]
-    fn composite_never_asks_for_a_field_the_final_version_does_not_need(seed in any::<u64>(), size in 3usize..30, links in 2usize..5) {
-        let world = World::generate(seed, size, links);
-        let d = world.decide(&world.session);
-        let final_def = world.current().definition();
-        for f in &d.result.collect_fields {
-            let needed = final_def.steps.iter().any(|s| {
-                s.collects_profile_fields.contains(f)
-                    || s.transitions.iter().any(|t| t.condition_fields.contains(f))
-            });
-            prop_assert!(needed, "asked for {f}, unused in version {}", final_def.version);
-        }
-    }
-}
-
-/// The properties above are only as good as the cases they see: make sure the
-/// generator reaches every outcome, including moves of customers past checkpoints.
-#[test]
-fn generated_worlds_reach_every_outcome() {
-    let mut by_action: BTreeMap<String, usize> = BTreeMap::new();
-    let mut blocked = 0;
-    let mut moved_past_checkpoint = 0;
-    let mut composite_collect = 0;
-    let mut diversions = 0;
-    for seed in 0..4000u64 {
-        let links = 1 + (seed % 3) as usize;
-        let size = 3 + (seed % 25) as usize;
-        let world = if seed % 2 == 0 {
-            World::generate(seed, size, links)
-        } else {
-            World::generate_computed(seed, size, links)
-        };
-        let d = world.decide(&world.session);
-        *by_action
-            .entry(format!("{:?}", d.result.action))
-            .or_default() += 1;
-        if d.result.blocked_by_checkpoint {
-            blocked += 1;
-        }
-        if d.new_position.is_some() && world.session.step_history.iter().any(|v| v.is_checkpoint) {
-            moved_past_checkpoint += 1;
-        }
-        if d.result.teleport_reason.as_deref() == Some("re_route") {
-            diversions += 1;
-        }
-        if links > 1 && d.result.action == ReconciliationAction::Collect {
-            composite_collect += 1;
-        }
-    }
-    eprintln!(
-        "{by_action:?} blocked={blocked} moved_past_checkpoint={moved_past_checkpoint} composite_collect={composite_collect} diversions={diversions}"
-    );
-    for action in [
-        "Continue",
-        "Teleport",
-        "Collect",
-        "ExecuteAction",
-        "ExitScenario",
-    ] {
-        assert!(
-            by_action.get(action).copied().unwrap_or(0) >= 10,
-            "{action}: {by_action:?}"
-        );
-    }
-    assert!(blocked >= 50, "{blocked}");
-    assert!(moved_past_checkpoint >= 50, "{moved_past_checkpoint}");
-    assert!(composite_collect >= 20, "{composite_collect}");
-    assert!(diversions >= 10, "{diversions}");
 }
