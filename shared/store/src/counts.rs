@@ -6,17 +6,19 @@
 //! backend keeps counters instead and [`crate::Store::session_counts`] reads them
 //! in one range read / one Query: O(steps), whatever the number of sessions.
 //!
-//! - **Embedded and in-memory** ([`crate::kv`]): the counters are keys
+//! - **Embedded and in-memory**: the counters are keys
 //!   `{t}/COUNT/{scenario}/{v}/{step}` changed in the same transaction as every
-//!   session write that creates a session or moves it ([`kv_move`]). Exact.
+//!   session write that creates a session or moves it (`kv::counts`). Exact.
 //! - **DynamoDB**: the sessions table is shared with the runtime, which writes
 //!   items straight into it, so the counts come from the table's change stream:
 //!   each record becomes deltas (−1 at the old position, +1 at the new), a batch
 //!   is aggregated ([`aggregate`]) and applied to counter items in the main table
 //!   exactly once ([`crate::dynamo::counts`]). As fresh as the stream consumer.
 //!
-//! This module holds the pure part: positions, deltas, aggregation, sequence
-//! numbers, and the key-value counters.
+//! This module holds the part both kinds share, pure and free of any backend:
+//! positions, deltas, aggregation, sequence numbers. Each backend's counters
+//! live with the backend (`kv::counts`, [`crate::dynamo::counts`]), which
+//! depends on this module and never the other way round.
 
 use std::collections::BTreeMap;
 
@@ -24,10 +26,6 @@ use chrono::{DateTime, Utc};
 use planning::Session;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::codec::version_key;
-use crate::kv::{KvRead, KvWrite};
-use crate::{StoreError, StoreResult};
 
 /// The session counts of one scenario version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,149 +229,6 @@ pub fn shard_hash(shard_id: &str) -> u64 {
     shard_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-// ---------------------------------------------------------------------------
-// key-value counters (embedded and in-memory stores)
-// ---------------------------------------------------------------------------
-
-fn kv_version_prefix(t: Uuid, sid: Uuid, v: i64) -> String {
-    format!("{t}/COUNT/{sid}/{}/", version_key(v))
-}
-
-fn kv_counter_key(key: &CountKey) -> String {
-    format!(
-        "{}{}",
-        kv_version_prefix(key.tenant, key.scenario_id, key.version),
-        key.step_id
-    )
-}
-
-/// Set once every session of a key-value store is counted (new stores, and
-/// older files after [`kv_rebuild`]).
-#[cfg(feature = "local")]
-pub(crate) const KV_READY: &str = "COUNTS/READY";
-
-fn kv_add(kv: &mut dyn KvWrite, key: &CountKey, delta: i64) -> StoreResult<()> {
-    let counter = kv_counter_key(key);
-    let current: i64 = match kv.get(&counter)? {
-        Some(bytes) => std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| StoreError::Unexpected(format!("malformed counter {counter}")))?,
-        None => 0,
-    };
-    let next = current + delta;
-    if next <= 0 {
-        kv.delete(&counter)
-    } else {
-        kv.put(&counter, next.to_string().into_bytes())
-    }
-}
-
-/// A session moved from `old` to `new` (`None`: did not exist / no longer
-/// exists): adjust the counters, inside the caller's transaction.
-pub(crate) fn kv_move(
-    kv: &mut dyn KvWrite,
-    old: Option<CountKey>,
-    new: Option<CountKey>,
-) -> StoreResult<()> {
-    if old == new {
-        return Ok(());
-    }
-    if let Some(old) = old {
-        kv_add(kv, &old, -1)?;
-    }
-    if let Some(new) = new {
-        kv_add(kv, &new, 1)?;
-    }
-    Ok(())
-}
-
-/// The counters of one scenario version: one range read.
-pub(crate) fn kv_read(
-    kv: &dyn KvRead,
-    t: Uuid,
-    sid: Uuid,
-    v: i64,
-) -> StoreResult<BTreeMap<Uuid, u64>> {
-    let prefix = kv_version_prefix(t, sid, v);
-    let mut end = prefix.trim_end_matches('/').to_owned();
-    end.push('0');
-    let mut counts = BTreeMap::new();
-    for (key, value) in kv.range(&prefix, &end, false, usize::MAX)? {
-        let step = Uuid::parse_str(&key[prefix.len()..]).ok();
-        let n = std::str::from_utf8(&value)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok());
-        if let (Some(step), Some(n)) = (step, n)
-            && n > 0
-        {
-            counts.insert(step, n);
-        }
-    }
-    Ok(counts)
-}
-
-/// The counts of one scenario version, exact as of the read.
-pub(crate) fn kv_counts(kv: &dyn KvRead, t: Uuid, sid: Uuid, v: i64) -> StoreResult<StepCounts> {
-    Ok(StepCounts {
-        by_step: kv_read(kv, t, sid, v)?,
-        counted_at: Some(Utc::now()),
-    })
-}
-
-fn kv_recount_key(t: Uuid, sid: Uuid, v: i64) -> String {
-    format!("{t}/RECOUNT/{sid}/{}", version_key(v))
-}
-
-pub(crate) fn kv_put_recount(kv: &mut dyn KvWrite, recount: &Recount) -> StoreResult<()> {
-    let bytes = serde_json::to_vec(recount)
-        .map_err(|e| StoreError::Unexpected(format!("encode recount: {e}")))?;
-    kv.put(
-        &kv_recount_key(recount.tenant, recount.scenario_id, recount.version),
-        bytes,
-    )
-}
-
-pub(crate) fn kv_get_recount(
-    kv: &dyn KvRead,
-    t: Uuid,
-    sid: Uuid,
-    v: i64,
-) -> StoreResult<Option<Recount>> {
-    kv.get(&kv_recount_key(t, sid, v))?
-        .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Unexpected(format!("decode recount: {e}")))
-        })
-        .transpose()
-}
-
-/// Count every stored session once, for a store written before counters
-/// existed; a no-op once [`KV_READY`] is set. Reads the whole store once.
-#[cfg(feature = "local")]
-pub(crate) fn kv_rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
-    if kv.get(KV_READY)?.is_some() {
-        return Ok(false);
-    }
-    let mut totals: BTreeMap<CountKey, i64> = BTreeMap::new();
-    for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
-        // `{t}/SESS/{session}`: sessions under every tenant.
-        let Some((_, rest)) = key.split_once('/') else {
-            continue;
-        };
-        if !rest.starts_with("SESS/") {
-            continue;
-        }
-        let session: Session = crate::kv::decode_session(&value)?;
-        *totals.entry(CountKey::of(&session)).or_insert(0) += 1;
-    }
-    for (key, n) in totals {
-        kv.put(&kv_counter_key(&key), n.to_string().into_bytes())?;
-    }
-    kv.put(KV_READY, Vec::new())?;
-    Ok(true)
 }
 
 #[cfg(test)]

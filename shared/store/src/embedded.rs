@@ -19,15 +19,30 @@ const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("focal_migration
 pub type EmbeddedStore = KvStore<RedbKv>;
 
 impl EmbeddedStore {
-    /// Open (or create) the database file at `path`. Blocking: call it at startup.
+    /// Open (or create) the database file at `path`, with redb's default page
+    /// cache (1 GiB). Blocking: call it at startup.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
-        let db = Database::create(path.as_ref()).map_err(redb_err)?;
+        Self::open_with(&redb::Builder::new(), path.as_ref())
+    }
+
+    /// [`open`](Self::open) with a page cache of at most `cache_bytes` (cached
+    /// reads and pending writes together). redb fills its cache up to the limit
+    /// and keeps it, so a long-running server holds that much more memory.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> StoreResult<Self> {
+        Self::open_with(
+            redb::Builder::new().set_cache_size(cache_bytes),
+            path.as_ref(),
+        )
+    }
+
+    fn open_with(builder: &redb::Builder, path: &Path) -> StoreResult<Self> {
+        let db = builder.create(path).map_err(redb_err)?;
         // Create the table once so read transactions always find it.
         let txn = db.begin_write().map_err(redb_err)?;
         {
             let mut table = txn.open_table(DATA).map_err(redb_err)?;
             // A file written before session counts existed: count its sessions once.
-            crate::counts::kv_rebuild(&mut Writer(&mut table))?;
+            crate::kv::counts::rebuild(&mut Writer(&mut table))?;
         }
         txn.commit().map_err(redb_err)?;
         Ok(KvStore::with_backend(RedbKv { db: Arc::new(db) }))

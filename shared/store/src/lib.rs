@@ -30,11 +30,13 @@ pub mod dynamo;
 /// The redb file store: `migrations serve --store embedded` and the tests (`local` feature).
 #[cfg(feature = "local")]
 mod embedded;
+mod error;
 mod kv;
 mod memory;
 mod semantics;
 mod session_rules;
-/// Fresh DynamoDB Local tables and the backend-matrix macro, for tests and benchmarks.
+// Fresh DynamoDB Local tables and the backend-matrix macro, for tests and benchmarks
+// (documented in the module itself, whose doc links resolve there).
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod types;
@@ -45,26 +47,9 @@ pub use dynamo::create_tables;
 pub use dynamo::{DynamoStore, TableNames, retry_backoff};
 #[cfg(feature = "local")]
 pub use embedded::EmbeddedStore;
+pub use error::{StoreError, StoreResult};
 pub use memory::MemoryStore;
 pub use types::*;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A conditional write did not hold (state changed underneath, or the item exists).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The backend asked us to slow down; retrying later is safe.
-    #[error("throttled: {0}")]
-    Throttled(String),
-    /// A pagination token that this store did not issue (or issued for another query).
-    #[error("invalid pagination token")]
-    InvalidToken,
-    /// Anything else: a bug or an outage. Never shown to API clients verbatim.
-    #[error("storage failure: {0}")]
-    Unexpected(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A plan without its heavy parts (transformation map, summary, policies left
 /// empty): what [`Store::get_plan_header`] returns.

@@ -7,18 +7,27 @@
 //!   run can never pass by skipping everything;
 //! - fresh, uniquely named DynamoDB tables on DynamoDB Local
 //!   ([`fresh_dynamo_tables`]), so every test owns its data and tests run in
-//!   parallel against one emulator;
+//!   parallel against one emulator; and their deletion when the test is done
+//!   ([`FreshTables::drop_after`], [`drop_tables`]), because DynamoDB Local
+//!   slows down as tables pile up over a suite;
 //! - [`backend_matrix!`](crate::backend_matrix), which runs each test once per
 //!   backend.
 //!
 //! The emulators are the ones `tests/services/start.sh` starts; the SDK finds them
 //! through its own `AWS_ENDPOINT_URL_*` variables.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use backon::Retryable;
+use futures::FutureExt;
 use uuid::Uuid;
 
-use crate::{DynamoStore, StoreResult, TableNames, create_tables};
+use crate::dynamo::sdk_error;
+use crate::{DynamoStore, StoreResult, TableNames, create_tables, retry_backoff};
 
 /// The endpoint of DynamoDB Local (read by the SDK itself).
 pub const DYNAMODB_ENDPOINT: &str = "AWS_ENDPOINT_URL_DYNAMODB";
@@ -80,8 +89,32 @@ pub async fn create_fresh_tables(client: &Client, prefix: &str) -> StoreResult<T
     Ok(tables)
 }
 
+/// Delete both tables, as a test's last step: one emulator serves the whole
+/// suite, and DynamoDB Local slows down as tables pile up. A table already
+/// gone counts as deleted; a table still being created or updated is waited
+/// for ([`retry_backoff`]).
+pub async fn drop_tables(client: &Client, tables: &TableNames) -> StoreResult<()> {
+    for table in [&tables.main, &tables.sessions] {
+        let request = client.delete_table().table_name(table);
+        let deleted = (|| request.clone().send())
+            .retry(retry_backoff())
+            .when(|e| e.code() == Some("ResourceInUseException"))
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(sdk_error(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Fresh tables on DynamoDB Local with the client and SDK configuration that
-/// reach them.
+/// reach them. They are not deleted on drop: callers move the fields out, which
+/// a `Drop` impl would forbid, and deleting is a request a `Drop` cannot await.
+/// A test calls [`FreshTables::drop_tables`] last, or runs in
+/// [`FreshTables::drop_after`].
+#[derive(Clone)]
 pub struct FreshTables {
     pub sdk: SdkConfig,
     pub client: Client,
@@ -92,6 +125,34 @@ impl FreshTables {
     /// A plain [`DynamoStore`] over these tables (default shards, no retention).
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.client.clone(), self.tables.clone())
+    }
+
+    /// Delete these tables ([`drop_tables`]). Panics when they cannot be
+    /// deleted, as [`fresh_dynamo_tables`] does when they cannot be created.
+    pub async fn drop_tables(&self) {
+        drop_tables(&self.client, &self.tables)
+            .await
+            .expect("delete DynamoDB tables");
+    }
+
+    /// Await `test`, then delete these tables — also when `test` panics, whose
+    /// panic then carries on, so that a failing test leaves no tables behind
+    /// either.
+    pub async fn drop_after<T>(&self, test: impl Future<Output = T>) -> T {
+        match AssertUnwindSafe(test).catch_unwind().await {
+            Ok(value) => {
+                self.drop_tables().await;
+                value
+            }
+            Err(panic) => {
+                // The test's own failure is the one to report, not a second
+                // panic from the cleanup.
+                if let Err(e) = drop_tables(&self.client, &self.tables).await {
+                    eprintln!("could not delete {:?}: {e}", self.tables);
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 }
 

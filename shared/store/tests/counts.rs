@@ -25,8 +25,8 @@ struct Harness {
 
 #[cfg(feature = "stream-poll")]
 struct DynamoParts {
-    client: aws_sdk_dynamodb::Client,
-    tables: store::TableNames,
+    /// Deleted once the test is done.
+    fresh: store::testing::FreshTables,
     poller: tokio::sync::Mutex<store::dynamo::stream::StreamPoller>,
 }
 
@@ -83,8 +83,7 @@ async fn dynamodb() -> Option<Harness> {
     Some(Harness {
         store: Arc::new(fresh.store()),
         dynamo: Some(DynamoParts {
-            client: fresh.client,
-            tables: fresh.tables,
+            fresh,
             poller: tokio::sync::Mutex::new(poller),
         }),
         _file: None,
@@ -100,6 +99,7 @@ enum Backend {
 }
 
 /// Run `case` on a fresh harness of `backend`; skip when DynamoDB Local is absent.
+/// DynamoDB's tables are deleted afterwards, whether the case passed or failed.
 async fn on_fresh_store<F, Fut>(backend: Backend, case: F)
 where
     F: FnOnce(Harness) -> Fut,
@@ -111,9 +111,12 @@ where
         #[cfg(feature = "stream-poll")]
         Backend::Dynamo => dynamodb().await,
     };
-    if let Some(h) = harness {
-        case(h).await;
+    let Some(h) = harness else { return };
+    #[cfg(feature = "stream-poll")]
+    if let Some(fresh) = h.dynamo.as_ref().map(|d| d.fresh.clone()) {
+        return fresh.drop_after(case(h)).await;
     }
+    case(h).await;
 }
 
 store::backend_matrix! {
@@ -290,9 +293,15 @@ async fn counts_are_per_tenant_and_version(h: Harness) {
 #[cfg(feature = "stream-poll")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_counts_items_the_runtime_writes_itself() {
-    use aws_sdk_dynamodb::types::AttributeValue as Av;
     let Some(h) = dynamodb().await else { return };
-    let d = h.dynamo.as_ref().unwrap();
+    let fresh = &h.dynamo.as_ref().unwrap().fresh;
+    fresh.drop_after(runtime_writes_itself(&h)).await;
+}
+
+#[cfg(feature = "stream-poll")]
+async fn runtime_writes_itself(h: &Harness) {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let d = &h.dynamo.as_ref().unwrap().fresh;
     let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
     let put = |id: String, step_id: Uuid| {
         d.client
@@ -341,12 +350,12 @@ async fn dynamodb_counts_items_the_runtime_writes_itself() {
         .await
         .unwrap();
     assert_eq!(
-        counts_of(&h, t, s, 1).await,
+        counts_of(h, t, s, 1).await,
         BTreeMap::from([(step(1), 15), (step(2), 10)])
     );
     // Reading the stream again changes nothing.
     assert_eq!(
-        counts_of(&h, t, s, 1).await,
+        counts_of(h, t, s, 1).await,
         BTreeMap::from([(step(1), 15), (step(2), 10)])
     );
 }
@@ -357,9 +366,15 @@ async fn dynamodb_counts_items_the_runtime_writes_itself() {
 #[cfg(feature = "stream-poll")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_duplicate_deliveries_count_once() {
-    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
     let Some(h) = dynamodb().await else { return };
-    let d = h.dynamo.as_ref().unwrap();
+    let fresh = &h.dynamo.as_ref().unwrap().fresh;
+    fresh.drop_after(duplicate_deliveries(&h)).await;
+}
+
+#[cfg(feature = "stream-poll")]
+async fn duplicate_deliveries(h: &Harness) {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let d = &h.dynamo.as_ref().unwrap().fresh;
     let (t, s) = (Uuid::new_v4(), Uuid::new_v4());
     for i in 0..40 {
         let at = if i % 4 == 0 { step(2) } else { step(1) };
@@ -445,5 +460,5 @@ async fn dynamodb_duplicate_deliveries_count_once() {
     let direct = h.store.session_counts(t, s, 1).await.unwrap();
     assert_eq!(direct.by_step, expected);
     // The poller then finds everything applied already.
-    assert_eq!(counts_of(&h, t, s, 1).await, expected);
+    assert_eq!(counts_of(h, t, s, 1).await, expected);
 }

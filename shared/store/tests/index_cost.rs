@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use store::dynamo::STEPS_INDEX;
+use store::testing::FreshTables;
 
 /// A long conversation: its history alone is ~6 KB, six write units per copy.
 const HISTORY_BYTES: usize = 6_000;
@@ -184,12 +185,23 @@ async fn a_runtime_write_costs_one_small_index_write_at_most() {
     let Some(fresh) = store::testing::fresh_dynamo_tables("fm-cost").await else {
         return;
     };
+    fresh.drop_after(one_small_index_write(&fresh)).await;
+}
+
+async fn one_small_index_write(fresh: &FreshTables) {
     let client = &fresh.client;
     let [create, stay, moved] = runtime_writes(client, &fresh.tables.sessions, STEPS_INDEX).await;
 
     let all_table = format!("{}-all", fresh.tables.sessions);
     table_with_projection_all(client, &all_table).await;
     let [all_create, all_stay, all_moved] = runtime_writes(client, &all_table, "by_step").await;
+    // Measured: the comparison table goes now, the product's with the test.
+    client
+        .delete_table()
+        .table_name(&all_table)
+        .send()
+        .await
+        .expect("delete the comparison table");
     println!(
         "write units (table / step index), {HISTORY_BYTES}-byte history: \
          create {create:?} vs projection ALL {all_create:?}; \

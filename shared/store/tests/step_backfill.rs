@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use chrono::{TimeZone, Utc};
 use planning::Session;
 use store::dynamo::BackfillPage;
+use store::testing::FreshTables;
 use store::{StepQuery, Store};
 use uuid::Uuid;
 
@@ -126,7 +127,13 @@ async fn dynamodb_backfill_rewrites_old_keys_once() {
     let Some(fresh) = store::testing::fresh_dynamo_tables("fm").await else {
         return;
     };
-    let (client, tables) = (fresh.client, fresh.tables);
+    fresh
+        .drop_after(backfill_rewrites_old_keys_once(&fresh))
+        .await;
+}
+
+async fn backfill_rewrites_old_keys_once(fresh: &FreshTables) {
+    let (client, tables) = (&fresh.client, &fresh.tables);
     let shards = 8;
     let s = store::DynamoStore::new(client.clone(), tables.clone()).with_step_index_shards(shards);
     let (tenant, scenario, step) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -183,7 +190,7 @@ async fn dynamodb_backfill_rewrites_old_keys_once() {
         let mut pages = 0;
         loop {
             let (page, next) =
-                store::dynamo::backfill_step_keys(&client, &tables, shards, resume_after, 9, 4)
+                store::dynamo::backfill_step_keys(client, tables, shards, resume_after, 9, 4)
                     .await
                     .expect("backfill page");
             total += page;

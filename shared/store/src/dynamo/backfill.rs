@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
+use super::TableNames;
+use super::attr::{Item, bad_item, get_s, opt_n, opt_s, s};
 use super::expr::Expr;
-use super::items::{get_s, opt_n, opt_s, s};
-use super::ops::{bad_item, retrying, sdk_error};
-use super::{Item, TableNames, step_key};
+use super::keys::step_key;
+use super::ops::{retrying, sdk_error};
 use crate::{StoreError, StoreResult};
 
 /// What [`backfill_step_keys`] did to one page of the sessions table.

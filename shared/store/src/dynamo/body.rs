@@ -7,11 +7,11 @@ use planning::{MigrationSummary, TransformationMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::DynamoStore;
+use super::attr::{Item, bad_item, get_n, get_s, n, s};
 use super::expr::Expr;
-use super::items::{get_n, get_s, n, s};
 use super::keys::{blob_pk, key};
-use super::ops::{bad_item, built};
-use super::{DynamoStore, Item};
+use super::ops::built;
 use crate::codec::{compress_json, decompress_json};
 use crate::{StoreError, StoreResult};
 

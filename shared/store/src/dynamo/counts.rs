@@ -60,6 +60,9 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use super::CatchUp;
+use super::attr::Item;
+use super::keys::key;
 use super::ops::{built, retry_delays, sdk_error};
 #[cfg(any(feature = "local", feature = "stream-poll"))]
 pub use super::tables::ensure_stream;
@@ -68,8 +71,6 @@ use crate::counts::{
     ChangeRecord, Deltas, Recount, StepCounts, aggregate, sequence_key, shard_hash,
 };
 use crate::{StoreError, StoreResult};
-
-type Item = HashMap<String, Av>;
 
 /// Counter items per (version, step): the spread of a hot step's writes.
 pub const COUNTER_SHARDS: u64 = 4;
@@ -83,13 +84,6 @@ fn counts_pk(t: Uuid, sid: Uuid, v: i64) -> String {
 
 fn counter_sk(step: Uuid, shard: u64) -> String {
     format!("S#{step}#{shard}")
-}
-
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), Av::S(pk)),
-        ("sk".to_owned(), Av::S(sk.to_owned())),
-    ])
 }
 
 fn checkpoint_key(stream_shard: &str) -> Item {
@@ -198,13 +192,6 @@ pub(crate) async fn get_recount(
         Some(_) => Err(StoreError::Unexpected("malformed recount".into())),
         None => Ok(None),
     }
-}
-
-/// Something that applies the stream's pending records to the counters
-/// ([`crate::dynamo::stream`]'s poller), run before a counts read.
-#[async_trait::async_trait]
-pub trait CatchUp: Send + Sync {
-    async fn catch_up(&self) -> StoreResult<()>;
 }
 
 /// A stream shard's checkpoint.

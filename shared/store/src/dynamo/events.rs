@@ -6,10 +6,12 @@ use planning::MigrationScenario;
 use uuid::Uuid;
 
 use super::DynamoStore;
+use super::attr::{bad_item, get_s, get_time, s};
 use super::expr::Expr;
-use super::items::{TTL, get_s, get_time, s, ttl_av};
+use super::items::ttl_av;
 use super::keys::{events_pk, key, page_of, plan_pk, token_item};
-use super::ops::{bad_item, sdk_error};
+use super::ops::sdk_error;
+use super::tables::TTL;
 use crate::codec::{from_json, time_key, to_json};
 use crate::semantics::event_query_id;
 use crate::{AuditEvent, EventPage, EventQuery, StoreResult};

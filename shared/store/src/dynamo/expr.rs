@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::items::n;
+use super::attr::n;
 
 /// An update expression under construction, with placeholders for every name.
 #[derive(Default)]

@@ -12,60 +12,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::attr::{Item, bad_item, n, opt_n, parse_time};
 use super::body::BodyRef;
-use super::keys::{chain_sk, key, plan_pk, plans_gsi_pk, session_pk};
-use super::ops::bad_item;
-use super::{Item, session_step_key};
+use super::keys::{chain_sk, key, plan_pk, plans_gsi_pk, session_pk, session_step_key};
 use crate::codec::{from_json, time_key, to_json};
 use crate::{ChainStart, ChainState, PlanStats, Retention, StepQuery, StoreResult};
 
 pub(super) const ANCHOR_PREFIX: &str = "anchor#";
-
-pub(super) fn s(v: impl Into<String>) -> Av {
-    Av::S(v.into())
-}
-
-pub(super) fn n(v: impl ToString) -> Av {
-    Av::N(v.to_string())
-}
-
-pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
-    opt_s(item, name)?.ok_or_else(|| bad_item(name))
-}
-
-pub(super) fn opt_s<'a>(item: &'a Item, name: &str) -> StoreResult<Option<&'a str>> {
-    match item.get(name) {
-        None | Some(Av::Null(_)) => Ok(None),
-        Some(Av::S(v)) => Ok(Some(v.as_str())),
-        Some(_) => Err(bad_item(name)),
-    }
-}
-
-pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<T> {
-    opt_n(item, name)?.ok_or_else(|| bad_item(name))
-}
-
-pub(super) fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<Option<T>> {
-    match item.get(name) {
-        None | Some(Av::Null(_)) => Ok(None),
-        Some(Av::N(v)) => v.parse().map(Some).map_err(|_| bad_item(name)),
-        Some(_) => Err(bad_item(name)),
-    }
-}
-
-pub(super) fn get_uuid(item: &Item, name: &str) -> StoreResult<Uuid> {
-    Uuid::parse_str(get_s(item, name)?).map_err(|_| bad_item(name))
-}
-
-pub(super) fn parse_time(v: &str, name: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|_| bad_item(name))
-}
-
-pub(super) fn get_time(item: &Item, name: &str) -> StoreResult<DateTime<Utc>> {
-    parse_time(get_s(item, name)?, name)
-}
 
 pub(super) fn status_str(status: PlanStatus) -> &'static str {
     status.as_str()
@@ -75,8 +28,6 @@ pub(super) fn parse_status(v: &str) -> StoreResult<PlanStatus> {
     serde_json::from_value(serde_json::Value::String(v.to_owned())).map_err(|_| bad_item("status"))
 }
 
-pub(super) use super::tables::TTL;
-
 pub(super) fn ttl_av(at: DateTime<Utc>, days: u32) -> Av {
     n(Retention::until(at, days).timestamp())
 }
@@ -84,13 +35,15 @@ pub(super) fn ttl_av(at: DateTime<Utc>, days: u32) -> Av {
 // ---------------------------------------------------------------------------
 // Item structs, mapped by `serde_dynamo`.
 //
-// Each struct is the stored form of one item kind, field for field: the same
-// attribute names and types as the items the runtime writes (SPEC §9) and the
-// stream counter reads (`counts`). So the text of every value is exactly what
-// it always was, ids and times stay `String` (hyphenated ids, [`time_key`]
-// times) and JSON-text fields stay JSON text. An absent `Option` is left out
-// of the item, never written as NULL; on read, a missing or NULL attribute is
-// `None`. Attributes a struct does not name are ignored on read.
+// Each struct is the stored form of one item kind, field for field. Runtimes
+// write session items straight into the sessions table and read them back,
+// and the stream counter (`counts`) reads them, none of it through this code:
+// the attribute names and types are a format others depend on. So the text of
+// every value is exactly what it always was, ids and times stay `String`
+// (hyphenated ids, [`time_key`] times) and JSON-text fields stay JSON text.
+// An absent `Option` is left out of the item, never written as NULL; on read,
+// a missing or NULL attribute is `None`. Attributes a struct does not name
+// are ignored on read.
 
 /// An item struct from an item's attributes. Binary attributes (inline
 /// bodies) are left out: no item struct maps one, and they can be large.
@@ -266,8 +219,9 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
 }
 
 /// `pending_migration` as stored on a session: a map (M) of strings and one
-/// number, the ids as hyphenated text and `marked_at` as [`time_key`] text
-/// (what runtimes and the stream counter read, SPEC §9). Mapped by
+/// number, the ids as hyphenated text and `marked_at` as [`time_key`] text:
+/// runtimes read it from the session items they share with us, so its form is
+/// part of the item format they rely on. Mapped by
 /// `serde_dynamo`; the ids and the time stay `String` here so their text is
 /// exactly what it always was, whatever serializer options.
 #[derive(Serialize, Deserialize)]
@@ -352,7 +306,8 @@ fn variables_from(item: &Item) -> StoreResult<BTreeMap<String, serde_json::Value
     Ok(variables)
 }
 
-/// A session item (SPEC §9: the runtime writes these too). `step_history` is
+/// A session item. Runtimes write these straight into the table too, in the
+/// same format, so no attribute may change name or type. `step_history` is
 /// the visits as JSON text, `variables` a map of name → JSON text (read by
 /// [`variables_from`]). `step_history` and `revision` are always written,
 /// but read as empty/0 when missing: runtimes write items without them.

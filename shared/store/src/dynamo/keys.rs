@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use planning::Session;
 use uuid::Uuid;
 
-use super::Item;
-use super::items::{get_s, s};
-use super::ops::bad_item;
+use super::attr::{Item, bad_item, get_s, s};
 use crate::codec::{decode_token, encode_token, to_json, version_key};
 use crate::{StoreError, StoreResult};
 

@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
+use super::attr::{get_uuid, n, s};
 use super::expr::Expr;
-use super::items::{
-    ANCHOR_PREFIX, TTL, chain_from, chain_item, get_uuid, n, s, stats_from, ttl_av,
-};
+use super::items::{ANCHOR_PREFIX, chain_from, chain_item, stats_from, ttl_av};
 use super::keys::{CHAIN_PREFIX, DEPLOYING_PK, chain_sk, key, plan_pk};
 use super::ops::{
     ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retrying, sdk_error, written_by,
 };
+use super::tables::TTL;
 use crate::codec::time_key;
 use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Store, StoreError, StoreResult};
 

@@ -14,6 +14,7 @@
 //! counts), delegated to from `store`; [`counts`] and `stream`: the session
 //! counters fed by the sessions stream; `backfill`: the step-key migration.
 
+mod attr;
 mod backfill;
 mod body;
 pub mod counts;
@@ -31,15 +32,16 @@ mod store;
 pub mod stream;
 pub mod tables;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use crate::Retention;
+use crate::{Retention, StoreResult};
 
 pub use backfill::{BackfillPage, backfill_step_keys};
 pub use keys::{session_step_key, step_key};
+#[cfg(feature = "test-support")]
+pub(crate) use ops::sdk_error;
 pub use ops::{CONFLICT_RETRIES, retry_backoff};
 #[cfg(feature = "local")]
 pub use tables::create_tables;
@@ -47,8 +49,6 @@ pub use tables::{
     IndexDefinition, IndexProjection, KeyAttribute, MAIN_TABLE, SESSIONS_TABLE, STEPS_INDEX,
     TABLES, TableDefinition, TableRole,
 };
-
-type Item = HashMap<String, Av>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -66,7 +66,7 @@ pub struct DynamoStore {
     retention: Retention,
     step_shards: u32,
     /// Run before each session-counts read (see [`DynamoStore::with_counts_catch_up`]).
-    counts_catch_up: Option<std::sync::Arc<dyn crate::dynamo::counts::CatchUp>>,
+    counts_catch_up: Option<Arc<dyn CatchUp>>,
 }
 
 impl DynamoStore {
@@ -84,10 +84,7 @@ impl DynamoStore {
     /// before each [`Store::session_counts`](crate::Store::session_counts) read: `migrations serve` and the
     /// tests (read-your-writes locally). The Lambdas leave it off and read what
     /// the `count-sessions` function has applied.
-    pub fn with_counts_catch_up(
-        mut self,
-        catch_up: std::sync::Arc<dyn crate::dynamo::counts::CatchUp>,
-    ) -> Self {
+    pub fn with_counts_catch_up(mut self, catch_up: Arc<dyn CatchUp>) -> Self {
         self.counts_catch_up = Some(catch_up);
         self
     }
@@ -110,4 +107,14 @@ impl DynamoStore {
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }
+}
+
+/// Something that applies the stream's pending records to the counters
+/// ([`crate::dynamo::stream`]'s poller), run before a counts read. Declared
+/// here, next to the store that holds one, rather than in [`counts`] (which
+/// re-exports it): `counts` is built on the store's request helpers (`ops`),
+/// so defining the store must not need `counts`.
+#[async_trait::async_trait]
+pub trait CatchUp: Send + Sync {
+    async fn catch_up(&self) -> StoreResult<()>;
 }

@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::types::{
 };
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 
+use super::DynamoStore;
+use super::attr::Item;
 use super::expr::Expr;
-use super::{DynamoStore, Item};
 use crate::{StoreError, StoreResult};
 
 /// Retries of a request that lost a race ([`retry_backoff`]).
@@ -47,10 +48,6 @@ where
 
 pub(crate) fn built<T>(r: Result<T, BuildError>) -> StoreResult<T> {
     r.map_err(|e| StoreError::Unexpected(format!("request: {e}")))
-}
-
-pub(super) fn bad_item(what: &str) -> StoreError {
-    StoreError::Unexpected(format!("malformed item: {what}"))
 }
 
 /// How requests that lost a race are retried (a collision with a transaction,

@@ -8,19 +8,19 @@ use planning::{
 };
 use uuid::Uuid;
 
+use super::DynamoStore;
+use super::attr::{Item, bad_item, n, s};
 use super::body::{BodyRef, PlanBody};
 use super::expr::Expr;
-use super::items::{TTL, n, plan_from_head, plan_head_item, s, status_str, summary_item, ttl_av};
+use super::items::{plan_from_head, plan_head_item, status_str, summary_item, ttl_av};
 use super::keys::{
     CHAIN_PREFIX, blob_pk, deploying_key, key, page_of, plan_pk, plans_gsi_pk, scenario_pk,
     slot_pk, token_item, version_sk,
 };
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, bad_item, built, found_item, new_write_id, retrying, sdk_error,
-    written_by,
+    ALL_OLD_ON_FAILURE, WRITE_ID, built, found_item, new_write_id, retrying, sdk_error, written_by,
 };
-use super::tables::PLANS_INDEX;
-use super::{DynamoStore, Item};
+use super::tables::{PLANS_INDEX, TTL};
 use crate::codec::time_key;
 use crate::semantics::plan_query_id;
 use crate::{

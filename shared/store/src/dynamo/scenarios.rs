@@ -4,8 +4,8 @@ use planning::ScenarioVersion;
 use uuid::Uuid;
 
 use super::DynamoStore;
+use super::attr::{get_n, n, s};
 use super::body::BodyRef;
-use super::items::{get_n, n, s};
 use super::keys::{key, scenario_pk, version_sk};
 use super::ops::{WRITE_ID, new_write_id};
 use crate::{Store, StoreResult};

@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use planning::{PendingMigration, Session};
 use uuid::Uuid;
 
+use super::DynamoStore;
+use super::attr::{Item, n, s};
 use super::expr::{Expr, revision_condition};
-use super::items::{indexed_session_from, json_text, n, pending_av, s, session_from, session_item};
-use super::keys::{page_of, session_pk, token_item};
+use super::items::{indexed_session_from, json_text, pending_av, session_from, session_item};
+use super::keys::{page_of, session_pk, step_key, token_item};
 use super::ops::{
     ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retry_delays, retrying,
     retrying_same_write, sdk_error, written_by,
 };
-use super::{DynamoStore, STEPS_INDEX, step_key};
+use super::tables::STEPS_INDEX;
 use crate::codec::time_key;
 use crate::semantics::{session_matches, step_query_id};
 use crate::session_rules::merge_runtime_write;
@@ -213,7 +215,7 @@ pub(super) async fn mark_session(
 
 /// Whether the session item carries (or carried, until a reconcile applied it)
 /// the flag set by the mark `mark_id`.
-fn marked_by(item: &super::Item, mark_id: &str) -> bool {
+fn marked_by(item: &Item, mark_id: &str) -> bool {
     [MARK_ID, APPLIED_MARK_ID].iter().any(|attr| {
         item.get(*attr)
             .and_then(|v| v.as_s().ok())
@@ -224,12 +226,7 @@ fn marked_by(item: &super::Item, mark_id: &str) -> bool {
 /// A runtime write replaces the whole item: it keeps the mark ids that only
 /// the store knows, so that a retried mark still recognises its flag after a
 /// runtime write came in between ([`marked_by`]).
-fn keep_mark_ids(
-    old: &super::Item,
-    new: &mut super::Item,
-    stored: Option<&Session>,
-    next: &Session,
-) {
+fn keep_mark_ids(old: &Item, new: &mut Item, stored: Option<&Session>, next: &Session) {
     let same_flag = stored.is_some_and(|s| s.pending_migration == next.pending_migration);
     if same_flag && let Some(id) = old.get(MARK_ID) {
         new.insert(MARK_ID.into(), id.clone());

@@ -24,11 +24,12 @@
 //! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
 //! | `{t}/SESS/{session}` | `Session` |
-//! | `{t}/COUNT/{scenario}/{v}/{step}` | sessions at that step (decimal text), moved in the transaction of every session write ([`crate::counts`]) |
+//! | `{t}/COUNT/{scenario}/{v}/{step}` | sessions at that step (decimal text), moved in the transaction of every session write (`counts`) |
 //! | `COUNTS/READY` | every stored session is counted (set on open; older files are counted once first) |
 //! | `{t}/RECOUNT/{scenario}/{v}` | the latest exact recount ([`crate::Recount`]) |
 //! | `{t}/STEP/{scenario}/{v}/{step}/{shard}/{session}` | index entry (empty value); `{shard}` = [`crate::step_shard`] of the session id (decimal) |
 
+pub(crate) mod counts;
 mod keys;
 mod marking;
 mod plans;
@@ -42,9 +43,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::{Retention, StoreError, StoreResult};
-
-#[cfg(feature = "local")]
-pub(crate) use values::decode_session;
 
 /// Read access to an ordered map of string keys to bytes.
 pub trait KvRead {

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::codec::{decode_token, encode_token, time_key};
 
+use super::counts;
 use super::keys::{
     events_prefix, prefix_end, session_key, stats_key, step_entry_key, step_shard_prefix,
 };
@@ -12,6 +13,7 @@ use super::marking::load_stats;
 use super::retention::expire_at;
 use super::values::{decode_value, load, save};
 use super::{KvRead, KvWrite};
+use crate::counts::CountKey;
 use crate::semantics::{
     apply_session_fields, count_migration, event_query_id, session_matches, step_query_id,
 };
@@ -27,11 +29,11 @@ pub(super) fn put_session(kv: &mut dyn KvWrite, session: &Session, shards: u32) 
     if let Some(old) = &old {
         kv.delete(&step_entry_key(old, shards))?;
     }
-    // Session counts move in this same transaction (crate::counts).
-    crate::counts::kv_move(
+    // Session counts move in this same transaction, so they stay exact.
+    counts::move_session(
         kv,
-        old.as_ref().map(crate::counts::CountKey::of),
-        Some(crate::counts::CountKey::of(session)),
+        old.as_ref().map(CountKey::of),
+        Some(CountKey::of(session)),
     )?;
     save(kv, &key, session)?;
     kv.put(&step_entry_key(session, shards), Vec::new())
@@ -139,13 +141,9 @@ pub(super) fn apply_session_change(
         return Ok(false);
     }
     kv.delete(&step_entry_key(&session, shards))?;
-    let counted_before = crate::counts::CountKey::of(&session);
+    let counted_before = CountKey::of(&session);
     apply_session_fields(&mut session, change);
-    crate::counts::kv_move(
-        kv,
-        Some(counted_before),
-        Some(crate::counts::CountKey::of(&session)),
-    )?;
+    counts::move_session(kv, Some(counted_before), Some(CountKey::of(&session)))?;
     save(kv, &key, &session)?;
     kv.put(&step_entry_key(&session, shards), Vec::new())?;
     if let Some(applied) = &change.applied {

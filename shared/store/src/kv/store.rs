@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::codec::version_key;
 use chrono::{DateTime, Utc};
 
+use super::counts;
 use super::keys::{
     plan_header_key, plan_key, plan_summary_key, plan_target_key, prefix_end, scenario_version_key,
     session_key, step_prefix,
@@ -334,14 +335,14 @@ impl<B: KvBackend> Store for KvStore<B> {
         version: i64,
     ) -> StoreResult<crate::StepCounts> {
         self.backend
-            .read(move |kv| crate::counts::kv_counts(kv, tenant, scenario_id, version))
+            .read(move |kv| counts::session_counts(kv, tenant, scenario_id, version))
             .await
     }
 
     async fn put_recount(&self, recount: &crate::Recount) -> StoreResult<()> {
         let r = recount.clone();
         self.backend
-            .write(move |kv| crate::counts::kv_put_recount(kv, &r))
+            .write(move |kv| counts::put_recount(kv, &r))
             .await
     }
 
@@ -352,7 +353,7 @@ impl<B: KvBackend> Store for KvStore<B> {
         version: i64,
     ) -> StoreResult<Option<crate::Recount>> {
         self.backend
-            .read(move |kv| crate::counts::kv_get_recount(kv, tenant, scenario_id, version))
+            .read(move |kv| counts::get_recount(kv, tenant, scenario_id, version))
             .await
     }
 

@@ -27,12 +27,6 @@ pub(super) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> 
     }
 }
 
-/// A stored session's value (for [`crate::counts`]'s one-off rebuild).
-#[cfg(feature = "local")]
-pub(crate) fn decode_session(bytes: &[u8]) -> StoreResult<planning::Session> {
-    decode_value(bytes)
-}
-
 pub(super) fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> StoreResult<Option<T>> {
     kv.get(key)?.map(|bytes| decode_value(&bytes)).transpose()
 }

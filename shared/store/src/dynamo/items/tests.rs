@@ -8,6 +8,7 @@ use planning::{MigrationWarning, Severity, StepVisit};
 use serde_json::json;
 
 use super::*;
+use crate::dynamo::attr::*;
 
 mod old;
 

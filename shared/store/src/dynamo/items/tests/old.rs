@@ -2,6 +2,7 @@
 //! prove the item structs store and read exactly the same attributes.
 
 use super::super::*;
+use crate::dynamo::attr::*;
 
 pub(super) fn opt_time(item: &Item, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
     opt_s(item, name)?.map(|v| parse_time(v, name)).transpose()
