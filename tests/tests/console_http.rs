@@ -102,22 +102,31 @@ async fn pages_and_assets_need_no_tenant_and_forbid_third_parties(c: Console) {
         assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
         assert_eq!(headers["x-content-type-options"], "nosniff");
         let html = response.text().await.unwrap();
-        assert!(html.contains(r#"<script src="/console/assets/console.js" defer></script>"#));
+        assert!(html.contains(
+            r#"<script type="module" src="/console/assets/console.js"></script>"#
+        ));
         // Nothing from elsewhere: every URL in the shell is our own.
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "{html}"
         );
     }
-    let js = c.get("/console/assets/console.js", None).await;
-    assert_eq!(js.status(), 200);
-    assert_eq!(
-        js.headers()["content-type"],
-        "text/javascript; charset=utf-8"
-    );
-    let script = js.text().await.unwrap();
-    assert!(script.contains("'X-Tenant-ID'"));
-    assert!(!script.contains("innerHTML"), "text only, never markup");
+    // Every script module is served as JavaScript, none writes markup, and the
+    // API client sends the tenant header.
+    let mut scripts = String::new();
+    for path in console::ASSET_ROUTES.iter().filter(|p| p.ends_with(".js")) {
+        let js = c.get(path, None).await;
+        assert_eq!(js.status(), 200, "{path}");
+        assert_eq!(
+            js.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        let script = js.text().await.unwrap();
+        assert!(!script.contains("innerHTML"), "{path}: text only, never markup");
+        scripts.push_str(&script);
+    }
+    assert!(scripts.contains("'X-Tenant-ID'"));
     let css = c.get("/console/assets/console.css", None).await;
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     // The API's JSON 404 is still the fallback.

@@ -334,15 +334,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Set `pending_migration` (and bump `revision`) and nothing else, only if the
     /// session is still at (scenario, version, step), has no pending migration and
-    /// is not pinned.
-    /// Returns whether the flag was set.
+    /// is not pinned; the flag remembers `mark_id`.
+    /// Returns whether the flag is this mark's: set now, or found set by a mark
+    /// with the same `mark_id` (still pending, or applied by a reconcile since).
+    /// A retried or repeated mark therefore answers the same as the first.
     async fn mark_session(
         &self,
         tenant: Uuid,
         session_id: &str,
         expected: &SessionPosition,
         pending: &PendingMigration,
+        mark_id: &str,
     ) -> StoreResult<bool>;
+
+    /// Claim a marking page: store `claim` unless the page was claimed before,
+    /// and return the page's claim — this one, or the first one made. Every
+    /// delivery of a page then marks the same sessions.
+    async fn claim_page(&self, claim: &PageClaim) -> StoreResult<PageClaim>;
 
     /// [`Store::mark_session`] for a page of sessions: each mark is decided on its
     /// own, under the same condition. Returns one flag per input, in order.
@@ -361,7 +369,7 @@ pub trait Store: Send + Sync + 'static {
         let mut marked = Vec::with_capacity(marks.len());
         for m in marks {
             marked.push(
-                self.mark_session(tenant, &m.session_id, &m.expected, &m.pending)
+                self.mark_session(tenant, &m.session_id, &m.expected, &m.pending, &m.mark_id)
                     .await?,
             );
         }

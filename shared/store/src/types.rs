@@ -199,6 +199,23 @@ pub struct SessionMark {
     pub session_id: String,
     pub expected: SessionPosition,
     pub pending: planning::PendingMigration,
+    /// The marking page's own id for its flags: the same for every delivery
+    /// of the page, so a delivery recognises flags another one (or an earlier
+    /// attempt whose answer was lost) set for the same page.
+    pub mark_id: String,
+}
+
+/// The sessions a marking page covers and where its chain goes next, fixed by
+/// the first delivery that claims the page ([`crate::Store::claim_page`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageClaim {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    /// The page's id (chain + cursor), as in the ledger.
+    pub page_id: String,
+    pub session_ids: Vec<String>,
+    pub next_cursor: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// The client's precondition on a runtime write (`If-Match` / `If-None-Match: *`).

@@ -139,6 +139,8 @@ store::backend_matrix! {
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,
+        a_mark_recognises_its_own_flag,
+        the_first_claim_of_a_page_holds,
         sessions_at_step_paging_and_count,
         record_marking_page_is_idempotent,
         apply_session_change_once_under_concurrency,

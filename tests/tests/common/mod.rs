@@ -70,8 +70,16 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    if let Some(app) = spawn_app(backend, test_config()).await {
-        case(app).await;
+    // DynamoDB Local slows down (and at last fails to create tables) as tables
+    // pile up: a case's tables go when it ends, also when it fails.
+    let Some((store, dir, tables)) = fresh_store_and_tables(backend).await else {
+        return;
+    };
+    let state = api::local_queue::InProcessQueue::attach(AppState::new(store, test_config()));
+    let app = serve_state(state, dir).await;
+    match tables {
+        Some(tables) => tables.drop_after(case(app)).await,
+        None => case(app).await,
     }
 }
 
@@ -203,17 +211,31 @@ pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
 pub async fn fresh_store(
     backend: Backend,
 ) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
+    fresh_store_and_tables(backend)
+        .await
+        .map(|(store, dir, _)| (store, dir))
+}
+
+/// [`fresh_store`], with the DynamoDB tables to drop when the test is done.
+pub async fn fresh_store_and_tables(
+    backend: Backend,
+) -> Option<(
+    Arc<dyn store::Store>,
+    Option<tempfile::TempDir>,
+    Option<store::testing::FreshTables>,
+)> {
     match backend {
-        Backend::Memory => Some((Arc::new(store::MemoryStore::new()), None)),
+        Backend::Memory => Some((Arc::new(store::MemoryStore::new()), None, None)),
         Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = store::EmbeddedStore::open(dir.path().join("migrations.redb"))
                 .expect("open embedded store");
-            Some((Arc::new(store), Some(dir)))
+            Some((Arc::new(store), Some(dir), None))
         }
         Backend::Dynamo => {
             let fresh = store::testing::fresh_dynamo_tables("e2e").await?;
-            Some((Arc::new(dynamo_store_counting(fresh)), None))
+            let tables = fresh.clone();
+            Some((Arc::new(dynamo_store_counting(fresh)), None, Some(tables)))
         }
     }
 }

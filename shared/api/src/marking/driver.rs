@@ -39,28 +39,34 @@ pub async fn process_message(
     };
     // Read the next page while this one is written (its cursor is known now),
     // so that the chain's next message — usually handled by this same process —
-    // starts writing at once. Staleness is harmless: every mark is conditional
-    // and a mark that does not hold is looked at again before counting.
-    let next = page.next_cursor.clone().map(|cursor| MarkMessage {
-        cursor: Some(cursor),
-        ..message.clone()
-    });
+    // starts writing at once. Staleness is harmless: every mark is conditional.
     let read_next = async {
-        match &next {
-            Some(next) => Some(read_page(store, &ctx, &next.chain, next.cursor.clone()).await),
+        match &page.next_cursor {
+            Some(cursor) => {
+                Some(read_page(store, &ctx, &message.chain, Some(cursor.clone())).await)
+            }
             None => None,
         }
     };
+    let page_id = message.page_id();
     let (outcome, ahead) = futures::join!(
-        mark_read_page(store, &ctx, &message.chain, &page),
+        mark_read_page(store, &ctx, &message.chain, &page_id, &page),
         read_next
     );
     let outcome = outcome?;
-    drop(page);
-    if let (Some(next), Some(Ok(ahead))) = (&next, ahead) {
+    // The page's claim says where the chain goes next: the cursor of the page as
+    // its first delivery read it (usually this one's).
+    let next = outcome.next_cursor.clone().map(|cursor| MarkMessage {
+        cursor: Some(cursor),
+        ..message.clone()
+    });
+    if let (Some(next), Some(Ok(ahead))) = (&next, ahead)
+        && next.cursor == page.next_cursor
+    {
         // A failed read ahead costs nothing: the next message reads again.
         prepared.keep_read_ahead(next.page_id(), ahead);
     }
+    drop(page);
     let recorded = record_page(store, plan, message, &outcome, now).await?;
     if !recorded {
         // A redelivery, or a second walk of this chain (a resumption racing a

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use planning::eligibility::{MarkDecision, is_flagged_by, marking_decision};
+use planning::eligibility::{MarkDecision, marking_decision};
 use planning::scope::CompiledScope;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioInput};
-use store::{SessionMark, SessionPage, SessionPosition, StepQuery, Store, StoreResult};
+use store::{PageClaim, SessionMark, SessionPage, SessionPosition, StepQuery, Store, StoreResult};
 use uuid::Uuid;
 
 use super::contexts::step_names_of;
 use super::error::MarkingResult;
-use super::protocol::Chain;
+use super::protocol::{Chain, page_id};
 
 /// Everything needed to mark pages of one plan, prepared once.
 pub struct MarkingContext<'a> {
@@ -73,18 +73,16 @@ pub struct PageOutcome {
     pub next_cursor: Option<String>,
 }
 
-/// Mark one page of a chain. Sessions already flagged by this plan count as
-/// marked — whether an earlier attempt flagged them (a retry after a crash) or a
-/// concurrent delivery of the same page did — so whichever attempt records the
-/// page records it exactly.
+/// Mark one page of a chain, exactly: see [`mark_read_page`].
 pub async fn mark_page(
     store: &dyn Store,
     ctx: &MarkingContext<'_>,
     chain: &Chain,
     cursor: Option<String>,
 ) -> MarkingResult<PageOutcome> {
+    let id = page_id(chain, cursor.as_deref());
     let page = read_page(store, ctx, chain, cursor).await?;
-    mark_read_page(store, ctx, chain, &page).await
+    mark_read_page(store, ctx, chain, &id, &page).await
 }
 
 /// One page of a chain's sessions, through the step index.
@@ -108,11 +106,23 @@ pub(crate) async fn read_page(
         .await
 }
 
-/// [`mark_page`] for a page already read.
+/// [`mark_page`] for a page already read (`page_id`: the page's id, from the
+/// chain and the cursor it was read from).
+///
+/// A page may be marked by several deliveries (a queue that delivers twice, a
+/// retry after a crash, a resumption racing a slow walk), and between two of
+/// them reconciles may apply flags and move sessions off the step — out of the
+/// next read of the page. So the page is fixed once: the first delivery
+/// *claims* it with the sessions it will mark and where the chain goes next,
+/// and every delivery marks exactly the claimed sessions with the page's own
+/// mark id. A mark counts when it sets the flag or finds the flag this page's
+/// mark id set (still pending, or applied since), so every delivery counts the
+/// same sessions, and the one that records the page records them exactly.
 pub(crate) async fn mark_read_page(
     store: &dyn Store,
     ctx: &MarkingContext<'_>,
     chain: &Chain,
+    page_id: &str,
     page: &SessionPage,
 ) -> MarkingResult<PageOutcome> {
     let plan = ctx.plan;
@@ -155,70 +165,55 @@ pub(crate) async fn mark_read_page(
         from_step_id: chain.step_id,
         marked_at: ctx.now,
     };
-    let mut already_ours = 0u64;
-    let mut to_mark = Vec::new();
+    let mut candidates = Vec::new();
     for session in &page.sessions {
         match marking_decision(session, plan.id, scope.as_ref(), step_name, ctx.now) {
-            MarkDecision::AlreadyMarked => already_ours += 1,
-            MarkDecision::Mark => to_mark.push(SessionMark {
-                session_id: session.session_id.clone(),
-                expected: position.clone(),
-                pending: pending.clone(),
-            }),
+            // Ours already: counted if this page's mark id set the flag.
+            MarkDecision::AlreadyMarked | MarkDecision::Mark => {
+                candidates.push(session.session_id.clone())
+            }
             MarkDecision::FlaggedByAnotherPlan
             | MarkDecision::Pinned
             | MarkDecision::OutOfScope => {}
         }
     }
+    let claim = store
+        .claim_page(&PageClaim {
+            tenant: plan.tenant_id,
+            plan_id: plan.id,
+            page_id: page_id.to_owned(),
+            session_ids: candidates,
+            next_cursor: page.next_cursor.clone(),
+            at: ctx.now,
+        })
+        .await?;
+    let mark_id = page_mark_id(plan.id, page_id);
+    let marks: Vec<SessionMark> = claim
+        .session_ids
+        .iter()
+        .map(|id| SessionMark {
+            session_id: id.clone(),
+            expected: position.clone(),
+            pending: pending.clone(),
+            mark_id: mark_id.clone(),
+        })
+        .collect();
     // One batch per page: a single transaction on the embedded store, bounded
     // concurrent conditional writes on DynamoDB.
     let results = store
-        .mark_sessions(plan.tenant_id, &to_mark, ctx.concurrency)
+        .mark_sessions(plan.tenant_id, &marks, ctx.concurrency)
         .await?;
-    let newly = results.iter().filter(|m| **m).count() as u64;
-    // A mark that did not hold may have lost to a concurrent delivery of this
-    // very page (at-least-once queues do deliver twice): whichever delivery
-    // records the page must count those sessions too, so look at them again.
-    // Normally this is only the few sessions that moved meanwhile.
-    let lost: Vec<&SessionMark> = to_mark
-        .iter()
-        .zip(&results)
-        .filter(|(_, marked)| !**marked)
-        .map(|(m, _)| m)
-        .collect();
-    let flagged_meanwhile = flagged_by_plan(store, plan, &lost, ctx.concurrency).await?;
-    let marked = already_ours + newly + flagged_meanwhile;
+    let marked = results.iter().filter(|m| **m).count() as u64;
     Ok(PageOutcome {
         marked,
-        next_cursor: page.next_cursor.clone(),
+        next_cursor: claim.next_cursor,
     })
 }
 
-/// How many of `marks` name a session that now carries this plan's flag.
-async fn flagged_by_plan(
-    store: &dyn Store,
-    plan: &MigrationPlan,
-    marks: &[&SessionMark],
-    concurrency: usize,
-) -> StoreResult<u64> {
-    use futures::{StreamExt, TryStreamExt};
-    if marks.is_empty() {
-        return Ok(0);
-    }
-    // Built up front: a mapping closure returning borrowed futures defeats the
-    // compiler's `Send` inference for the stream.
-    let reads: Vec<_> = marks
-        .iter()
-        .map(|m| store.get_session(plan.tenant_id, &m.session_id))
-        .collect();
-    let sessions: Vec<_> = futures::stream::iter(reads)
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await?;
-    let ours = sessions
-        .iter()
-        .flatten()
-        .filter(|s| is_flagged_by(s, plan.id))
-        .count();
-    Ok(ours as u64)
+/// The mark id of a page: the same for every delivery of the page, different
+/// for every page and plan (a short digest of both ids).
+fn page_mark_id(plan_id: uuid::Uuid, page_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{plan_id}\n{page_id}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -41,6 +41,17 @@ impl Chain {
     }
 }
 
+/// The id of the page of `chain` that starts after `cursor`: the same for
+/// every delivery and every walk of that page (the ledger's key).
+pub fn page_id(chain: &Chain, cursor: Option<&str>) -> String {
+    format!(
+        "{}#{}#{}",
+        chain.step_id,
+        chain.shard,
+        cursor.unwrap_or("start")
+    )
+}
+
 /// Why a queue body is not a marking message.
 #[derive(Debug, thiserror::Error)]
 #[error("not a marking message: {0}")]
@@ -63,12 +74,7 @@ impl MarkMessage {
     /// bound to their shard's query, so the shard keeps the first pages of a
     /// step's shards apart.
     pub fn page_id(&self) -> String {
-        format!(
-            "{}#{}#{}",
-            self.chain.step_id,
-            self.chain.shard,
-            self.cursor.as_deref().unwrap_or("start")
-        )
+        page_id(&self.chain, self.cursor.as_deref())
     }
 }
 

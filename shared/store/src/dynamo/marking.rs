@@ -5,16 +5,19 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attr::{get_uuid, n, s};
+use super::attr::{Item, bad_item, get_s, get_time, get_uuid, n, s};
 use super::expr::Expr;
 use super::items::{ANCHOR_PREFIX, chain_from, chain_item, stats_from, ttl_av};
 use super::keys::{CHAIN_PREFIX, DEPLOYING_PK, chain_sk, key, plan_pk};
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retrying, sdk_error, written_by,
+    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retrying, retrying_same_write,
+    sdk_error, written_by,
 };
 use super::tables::TTL;
 use crate::codec::time_key;
-use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Store, StoreError, StoreResult};
+use crate::{
+    ChainStart, ChainState, MarkedPage, PageClaim, PlanStats, Store, StoreError, StoreResult,
+};
 
 pub(super) async fn get_plan_stats(
     db: &DynamoStore,
@@ -252,4 +255,46 @@ pub(super) async fn record_failed_page(
         Err(e) if e.failed_at(0) => Ok(false),
         Err(e) => Err(e.into_store("record failed page")),
     }
+}
+
+pub(super) async fn claim_page(db: &DynamoStore, claim: &PageClaim) -> StoreResult<PageClaim> {
+    let pk = plan_pk(claim.tenant, claim.plan_id);
+    let mut item = key(pk, &format!("CLAIM#{}", claim.page_id));
+    let ids = serde_json::to_string(&claim.session_ids)
+        .map_err(|e| StoreError::Unexpected(format!("page claim: {e}")))?;
+    item.insert("session_ids".into(), s(ids));
+    if let Some(cursor) = &claim.next_cursor {
+        item.insert("next_cursor".into(), s(cursor.clone()));
+    }
+    item.insert("at".into(), s(time_key(&claim.at)));
+    item.insert(TTL.into(), ttl_av(claim.at, db.retention.ledger_days));
+    let request = db
+        .client
+        .put_item()
+        .table_name(db.main())
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE);
+    // A replay of this very put finds its own claim: the same answer.
+    match retrying_same_write(|| request.clone().send()).await {
+        Ok(_) => Ok(claim.clone()),
+        Err(e) => match found_item(&e) {
+            Some(stored) => claim_from(claim, stored),
+            None => Err(sdk_error(e)),
+        },
+    }
+}
+
+fn claim_from(asked: &PageClaim, item: &Item) -> StoreResult<PageClaim> {
+    let ids = get_s(item, "session_ids")?;
+    let session_ids: Vec<String> =
+        serde_json::from_str(ids).map_err(|_| bad_item("page claim session_ids"))?;
+    Ok(PageClaim {
+        tenant: asked.tenant,
+        plan_id: asked.plan_id,
+        page_id: asked.page_id.clone(),
+        session_ids,
+        next_cursor: item.get("next_cursor").and_then(|v| v.as_s().ok()).cloned(),
+        at: get_time(item, "at")?,
+    })
 }

@@ -175,8 +175,8 @@ pub(super) async fn mark_session(
     session_id: &str,
     expected: &SessionPosition,
     pending: &PendingMigration,
+    mark_id: &str,
 ) -> StoreResult<bool> {
-    let mark_id = new_write_id();
     let request = db
         .client
         .update_item()
@@ -187,7 +187,7 @@ pub(super) async fn mark_session(
              revision = if_not_exists(revision, :zero) + :one",
         )
         .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
-        .expression_attribute_values(":mark", s(mark_id.clone()))
+        .expression_attribute_values(":mark", s(mark_id.to_owned()))
         .condition_expression(
             "attribute_exists(pk) AND active_scenario_id = :sid \
              AND active_scenario_version = :v AND active_step_id = :step \
@@ -202,10 +202,11 @@ pub(super) async fn mark_session(
         .expression_attribute_values(":step", s(expected.step_id.to_string()));
     match retrying_same_write(|| request.clone().send()).await {
         Ok(_) => Ok(true),
-        // Our own earlier attempt, applied with its answer lost: the flag it
-        // set is still there, or a reconcile has applied it meanwhile (and kept
-        // its mark id as `applied_mark_id`). Either way this call marked it.
-        Err(e) if found_item(&e).is_some_and(|item| marked_by(item, &mark_id)) => Ok(true),
+        // A flag with this mark id: set by an earlier attempt of this call whose
+        // answer was lost, or by another delivery of the same page — still
+        // pending, or applied by a reconcile since (which kept the id as
+        // `applied_mark_id`). Either way the page marked it.
+        Err(e) if found_item(&e).is_some_and(|item| marked_by(item, mark_id)) => Ok(true),
         Err(e) => match sdk_error(e) {
             StoreError::Conflict(_) => Ok(false),
             other => Err(other),
@@ -254,7 +255,7 @@ pub(super) async fn mark_sessions(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let write = db.mark_session(tenant, &m.session_id, &m.expected, &m.pending);
+            let write = db.mark_session(tenant, &m.session_id, &m.expected, &m.pending, &m.mark_id);
             async move { write.await.map(|marked| (i, marked)) }
         })
         .collect();

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::{DynamoStore, events, marking, plans, scenarios, sessions};
 use crate::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
-    PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark, SessionPage,
-    SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
+    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
+    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark,
+    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
     WrittenSession,
 };
 
@@ -179,8 +179,13 @@ impl Store for DynamoStore {
         session_id: &str,
         expected: &SessionPosition,
         pending: &PendingMigration,
+        mark_id: &str,
     ) -> StoreResult<bool> {
-        sessions::mark_session(self, tenant, session_id, expected, pending).await
+        sessions::mark_session(self, tenant, session_id, expected, pending, mark_id).await
+    }
+
+    async fn claim_page(&self, claim: &PageClaim) -> StoreResult<PageClaim> {
+        marking::claim_page(self, claim).await
     }
 
     async fn mark_sessions(

@@ -56,6 +56,14 @@ pub(super) fn stats_key(t: Uuid, pid: Uuid) -> String {
 pub(super) fn ledger_key(t: Uuid, pid: Uuid, page: &str) -> String {
     format!("{t}/LEDGER/{pid}/{page}")
 }
+/// The mark ids of a session's flags (not part of the session's own value).
+pub(super) fn mark_ids_key(t: Uuid, session_id: &str) -> String {
+    format!("{t}/MARKID/{session_id}")
+}
+/// A marking page's claim.
+pub(super) fn page_claim_key(t: Uuid, pid: Uuid, page: &str) -> String {
+    format!("{t}/CLAIM/{pid}/{page}")
+}
 pub(super) fn failed_key(t: Uuid, pid: Uuid, page: &str) -> String {
     format!("{t}/FAILED/{pid}/{page}")
 }

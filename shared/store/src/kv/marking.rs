@@ -5,12 +5,15 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use super::keys::{
-    DEPLOYING_PREFIX, chain_key, chains_prefix, failed_key, ledger_key, prefix_end, stats_key,
+    DEPLOYING_PREFIX, chain_key, chains_prefix, failed_key, ledger_key, page_claim_key, prefix_end,
+    stats_key,
 };
 use super::retention::expire_at;
 use super::values::{decode_value, load, save};
 use super::{KvRead, KvWrite};
-use crate::{ChainStart, ChainState, MarkedPage, PlanStats, Retention, StoreError, StoreResult};
+use crate::{
+    ChainStart, ChainState, MarkedPage, PageClaim, PlanStats, Retention, StoreError, StoreResult,
+};
 
 pub(super) fn load_stats(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<PlanStats> {
     Ok(load(kv, &stats_key(t, pid))?.unwrap_or_default())
@@ -99,6 +102,22 @@ pub(super) fn list_deploying(kv: &dyn KvRead, limit: usize) -> StoreResult<Vec<(
         plans.push((parse(t)?, parse(p)?));
     }
     Ok(plans)
+}
+
+/// The page's claim: `claim` if it is the first, else the stored one. Kept as
+/// long as the ledger entry it precedes.
+pub(super) fn claim_page(
+    kv: &mut dyn KvWrite,
+    claim: &PageClaim,
+    retention: Retention,
+) -> StoreResult<PageClaim> {
+    let key = page_claim_key(claim.tenant, claim.plan_id, &claim.page_id);
+    if let Some(stored) = load::<PageClaim>(kv, &key)? {
+        return Ok(stored);
+    }
+    save(kv, &key, claim)?;
+    expire_at(kv, &key, Retention::until(claim.at, retention.ledger_days))?;
+    Ok(claim.clone())
 }
 
 pub(super) fn record_marking_page(

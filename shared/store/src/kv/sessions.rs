@@ -7,7 +7,8 @@ use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, prefix_end, session_key, stats_key, step_entry_key, step_shard_prefix,
+    events_prefix, mark_ids_key, prefix_end, session_key, stats_key, step_entry_key,
+    step_shard_prefix,
 };
 use super::marking::load_stats;
 use super::retention::expire_at;
@@ -28,6 +29,9 @@ pub(super) fn put_session(kv: &mut dyn KvWrite, session: &Session, shards: u32) 
     let old = load::<Session>(kv, &key)?;
     if let Some(old) = &old {
         kv.delete(&step_entry_key(old, shards))?;
+        if old.pending_migration != session.pending_migration {
+            forget_mark_id(kv, session.tenant_id, &session.session_id)?;
+        }
     }
     // Session counts move in this same transaction, so they stay exact.
     counts::move_session(
@@ -102,29 +106,65 @@ pub(super) fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<Se
     })
 }
 
+/// Which marks set a session's flags: the current flag's, and the one whose
+/// flag the last flagged reconcile applied. Kept beside the session, not in it
+/// (the session's value is the model the API returns).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct MarkIds {
+    mark_id: Option<String>,
+    applied_mark_id: Option<String>,
+}
+
 pub(super) fn mark_session(
     kv: &mut dyn KvWrite,
     t: Uuid,
     session_id: &str,
     expected: &SessionPosition,
     pending: &PendingMigration,
+    mark_id: &str,
 ) -> StoreResult<bool> {
     let key = session_key(t, session_id);
     let Some(mut session) = load::<Session>(kv, &key)? else {
         return Ok(false);
     };
+    let ids_key = mark_ids_key(t, session_id);
+    let mut ids = load::<MarkIds>(kv, &ids_key)?.unwrap_or_default();
     let eligible = session.active_scenario_id == expected.scenario_id
         && session.active_scenario_version == expected.version
         && session.active_step_id == expected.step_id
         && session.pending_migration.is_none()
         && session.pinned_version.is_none();
     if !eligible {
-        return Ok(false);
+        let ours = |id: &Option<String>| id.as_deref() == Some(mark_id);
+        return Ok(ours(&ids.mark_id) || ours(&ids.applied_mark_id));
     }
     session.pending_migration = Some(pending.clone());
     session.revision += 1;
     save(kv, &key, &session)?;
-    Ok(true)
+    ids.mark_id = Some(mark_id.to_owned());
+    save(kv, &ids_key, &ids).map(|()| true)
+}
+
+/// A write that changed or cleared the flag: the flag's mark id no longer applies.
+fn forget_mark_id(kv: &mut dyn KvWrite, t: Uuid, session_id: &str) -> StoreResult<()> {
+    let ids_key = mark_ids_key(t, session_id);
+    if let Some(mut ids) = load::<MarkIds>(kv, &ids_key)?
+        && ids.mark_id.is_some()
+    {
+        ids.mark_id = None;
+        save(kv, &ids_key, &ids)?;
+    }
+    Ok(())
+}
+
+/// A flagged reconcile applied the flag: remember whose it was.
+fn applied_mark_id(kv: &mut dyn KvWrite, t: Uuid, session_id: &str) -> StoreResult<()> {
+    let ids_key = mark_ids_key(t, session_id);
+    if let Some(mut ids) = load::<MarkIds>(kv, &ids_key)? {
+        ids.applied_mark_id = ids.mark_id.take();
+        save(kv, &ids_key, &ids)?;
+    }
+    Ok(())
 }
 
 pub(super) fn apply_session_change(
@@ -141,6 +181,9 @@ pub(super) fn apply_session_change(
         return Ok(false);
     }
     kv.delete(&step_entry_key(&session, shards))?;
+    if change.clear_flag && session.pending_migration.is_some() {
+        applied_mark_id(kv, change.tenant, &change.session_id)?;
+    }
     let counted_before = CountKey::of(&session);
     apply_session_fields(&mut session, change);
     counts::move_session(kv, Some(counted_before), Some(CountKey::of(&session)))?;

@@ -18,8 +18,8 @@ use super::keys::{
     session_key, step_prefix,
 };
 use super::marking::{
-    claim_chain, list_chains, list_deploying, load_stats, record_failed_page, record_marking_page,
-    start_marking,
+    claim_chain, claim_page, list_chains, list_deploying, load_stats, record_failed_page,
+    record_marking_page, start_marking,
 };
 use super::plans::{
     activate_plan, create_plan, create_scenario, get_current_scenario, list_plans, transition_plan,
@@ -33,9 +33,9 @@ use super::values::load;
 use super::{KvBackend, KvStore};
 use crate::plan_header;
 use crate::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
-    PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark, SessionPage,
-    SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
+    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
+    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark,
+    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
     WrittenSession,
 };
 
@@ -296,10 +296,19 @@ impl<B: KvBackend> Store for KvStore<B> {
         session_id: &str,
         expected: &SessionPosition,
         pending: &PendingMigration,
+        mark_id: &str,
     ) -> StoreResult<bool> {
         let (id, e, p) = (session_id.to_owned(), expected.clone(), pending.clone());
+        let mark_id = mark_id.to_owned();
         self.backend
-            .write(move |kv| mark_session(kv, tenant, &id, &e, &p))
+            .write(move |kv| mark_session(kv, tenant, &id, &e, &p, &mark_id))
+            .await
+    }
+
+    async fn claim_page(&self, claim: &PageClaim) -> StoreResult<PageClaim> {
+        let (c, retention) = (claim.clone(), self.retention);
+        self.backend
+            .write(move |kv| claim_page(kv, &c, retention))
             .await
     }
 
@@ -315,7 +324,16 @@ impl<B: KvBackend> Store for KvStore<B> {
             .write(move |kv| {
                 marks
                     .iter()
-                    .map(|m| mark_session(kv, tenant, &m.session_id, &m.expected, &m.pending))
+                    .map(|m| {
+                        mark_session(
+                            kv,
+                            tenant,
+                            &m.session_id,
+                            &m.expected,
+                            &m.pending,
+                            &m.mark_id,
+                        )
+                    })
                     .collect()
             })
             .await

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Duration;
-use store::{ChainStart, MarkedPage, PlanStats, SessionMark, SessionPosition, Store};
+use store::{
+    AppliedMigration, ChainStart, MarkedPage, NewPosition, PageClaim, PlanStats, SessionChange,
+    SessionExpectation, SessionMark, SessionPosition, Store,
+};
 use uuid::Uuid;
 
 use super::fixtures::*;
@@ -33,7 +36,11 @@ pub async fn marking_is_conditional(s: Arc<dyn Store>) {
     let flag = pending(plan_id, step_a);
     let mut results = Vec::new();
     for id in ["fresh", "moved", "flagged", "pinned", "newer", "missing"] {
-        results.push(s.mark_session(tenant, id, &pos, &flag).await.expect("mark"));
+        results.push(
+            s.mark_session(tenant, id, &pos, &flag, "mark-a")
+                .await
+                .expect("mark"),
+        );
     }
     assert_eq!(results, vec![true, false, false, false, false, false]);
     let mut expected = fresh.clone();
@@ -45,10 +52,33 @@ pub async fn marking_is_conditional(s: Arc<dyn Store>) {
         "only pending_migration (and the revision) change"
     );
     assert!(
-        !s.mark_session(tenant, "fresh", &pos, &pending(Uuid::new_v4(), step_a))
-            .await
-            .expect("mark"),
+        !s.mark_session(
+            tenant,
+            "fresh",
+            &pos,
+            &pending(Uuid::new_v4(), step_a),
+            "mark-b"
+        )
+        .await
+        .expect("mark"),
         "an already-flagged session is not re-marked"
+    );
+    // The same mark again (a retry after a lost answer, another delivery of the
+    // same page): the flag is recognised as this mark's, and nothing is written.
+    assert!(
+        s.mark_session(tenant, "fresh", &pos, &flag, "mark-a")
+            .await
+            .expect("mark again"),
+        "a repeated mark finds its own flag"
+    );
+    assert_eq!(
+        s.get_session(tenant, "fresh")
+            .await
+            .expect("get")
+            .expect("fresh")
+            .revision,
+        1,
+        "a repeated mark writes nothing"
     );
     for x in [&moved, &flagged, &pinned, &newer] {
         assert_eq!(
@@ -63,7 +93,7 @@ pub async fn marking_is_conditional(s: Arc<dyn Store>) {
     let mut other = pos.clone();
     other.scenario_id = Uuid::new_v4();
     assert!(
-        !s.mark_session(tenant, "moved", &other, &flag)
+        !s.mark_session(tenant, "moved", &other, &flag, "mark-a")
             .await
             .expect("mark")
     );
@@ -95,6 +125,7 @@ pub async fn mark_sessions_page(s: Arc<dyn Store>) {
             session_id: id.clone(),
             expected: pos.clone(),
             pending: pending(plan_id, step_a),
+            mark_id: "page-1".into(),
         })
         .collect();
     let marked = s.mark_sessions(tenant, &marks, 4).await.expect("mark page");
@@ -104,7 +135,25 @@ pub async fn mark_sessions_page(s: Arc<dyn Store>) {
         .mark_sessions(tenant, &marks, 4)
         .await
         .expect("mark again");
-    assert!(again.iter().all(|m| !m), "nothing is marked twice");
+    assert_eq!(
+        again, marked,
+        "the same page again finds its own flags: the same answers"
+    );
+    let other_page: Vec<SessionMark> = marks
+        .iter()
+        .map(|m| SessionMark {
+            mark_id: "page-2".into(),
+            ..m.clone()
+        })
+        .collect();
+    let other = s
+        .mark_sessions(tenant, &other_page, 4)
+        .await
+        .expect("mark as another page");
+    assert!(
+        other.iter().all(|m| !m),
+        "another page's marks find no flag of theirs"
+    );
     let x = s
         .get_session(tenant, "m-01")
         .await
@@ -303,4 +352,137 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
             .expect("stats"),
         PlanStats::default()
     );
+}
+
+/// A mark knows its own flag by its mark id: while the flag is pending, after a
+/// reconcile applied it, and after a runtime write that kept it — but not after
+/// a write that dropped it, and never another mark's flag.
+pub async fn a_mark_recognises_its_own_flag(s: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    let (step_a, step_new) = (Uuid::new_v4(), Uuid::new_v4());
+    let plan_id = Uuid::new_v4();
+    let pos = SessionPosition {
+        scenario_id: sid,
+        version: 1,
+        step_id: step_a,
+    };
+    let flag = pending(plan_id, step_a);
+    for id in ["applied", "kept", "dropped"] {
+        s.put_session(&session(tenant, id, sid, 1, step_a))
+            .await
+            .expect("put");
+        assert!(
+            s.mark_session(tenant, id, &pos, &flag, "page-1")
+                .await
+                .expect("mark")
+        );
+    }
+    // A runtime write that keeps the flag (it never writes the flag itself).
+    let mut kept = s
+        .get_session(tenant, "kept")
+        .await
+        .expect("get")
+        .expect("kept");
+    kept.variables
+        .insert("email".into(), serde_json::json!("a@b.c"));
+    s.write_session(&runtime_write(&kept, store::SessionPrecondition::None))
+        .await
+        .expect("runtime write");
+    // A move to another scenario drops the flag.
+    let mut dropped = session(tenant, "dropped", Uuid::new_v4(), 1, step_a);
+    dropped
+        .variables
+        .insert("moved".into(), serde_json::json!(true));
+    s.write_session(&runtime_write(&dropped, store::SessionPrecondition::None))
+        .await
+        .expect("move");
+    // A reconcile applies the first one's flag.
+    let at = t0() + Duration::days(1);
+    let applied = SessionChange {
+        tenant,
+        session_id: "applied".into(),
+        expect: SessionExpectation::FlaggedBy(plan_id),
+        expected_revision: 1,
+        new_position: Some(NewPosition {
+            version: 2,
+            step_id: step_new,
+            checksum: "cccccccccccccccc".into(),
+        }),
+        pin_version: None,
+        clear_flag: true,
+        set_variables: BTreeMap::new(),
+        at,
+        applied: Some(AppliedMigration {
+            event: event(
+                tenant,
+                plan_id,
+                "applied",
+                at,
+                planning::MigrationScenario::CleanGraft,
+                false,
+            ),
+            was_flagged: true,
+        }),
+    };
+    assert!(s.apply_session_change(&applied).await.expect("apply"));
+    let again = |id: &'static str, mark: &'static str| {
+        let (s, pos, flag) = (Arc::clone(&s), pos.clone(), flag.clone());
+        async move {
+            s.mark_session(tenant, id, &pos, &flag, mark)
+                .await
+                .expect("mark again")
+        }
+    };
+    assert!(
+        again("applied", "page-1").await,
+        "applied since: still this mark's"
+    );
+    assert!(again("kept", "page-1").await, "kept by a runtime write");
+    assert!(!again("dropped", "page-1").await, "dropped by a move");
+    assert!(!again("applied", "page-2").await, "another mark's flag");
+    assert!(!again("kept", "page-2").await, "another mark's flag");
+    let kept = s
+        .get_session(tenant, "kept")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(kept.pending_migration, Some(flag), "the flag is untouched");
+    assert_eq!(
+        kept.revision, 2,
+        "mark and runtime write; the repeats wrote nothing"
+    );
+}
+
+/// The first claim of a page is the page's claim, whoever asks later.
+pub async fn the_first_claim_of_a_page_holds(s: Arc<dyn Store>) {
+    let claim = |ids: &[&str], next: Option<&str>| PageClaim {
+        tenant: Uuid::nil(),
+        plan_id: Uuid::nil(),
+        page_id: "step#0#start".into(),
+        session_ids: ids.iter().map(|id| id.to_string()).collect(),
+        next_cursor: next.map(str::to_owned),
+        at: t0(),
+    };
+    let (tenant, plan_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = PageClaim {
+        tenant,
+        plan_id,
+        ..claim(&["a", "b", "c"], Some("cursor-1"))
+    };
+    assert_eq!(s.claim_page(&first).await.expect("claim"), first);
+    let later = PageClaim {
+        tenant,
+        plan_id,
+        at: t0() + Duration::seconds(5),
+        ..claim(&["b", "c", "d"], Some("cursor-2"))
+    };
+    assert_eq!(s.claim_page(&later).await.expect("claim again"), first);
+    // Another plan's page of the same id is its own.
+    let other = PageClaim {
+        tenant,
+        plan_id: Uuid::new_v4(),
+        ..claim(&[], None)
+    };
+    assert_eq!(s.claim_page(&other).await.expect("other plan"), other);
 }

@@ -36,7 +36,7 @@ pub async fn runtime_write_contract(s: Arc<dyn Store>) {
         step_id: step_a,
     };
     assert!(
-        s.mark_session(tenant, "rt", &pos, &flag)
+        s.mark_session(tenant, "rt", &pos, &flag, "mark-a")
             .await
             .expect("mark")
     );
@@ -152,7 +152,10 @@ pub async fn runtime_writes_never_lose_a_flag(s: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut marked = 0;
             for id in &ids {
-                if s.mark_session(tenant, id, &pos, &flag).await.expect("mark") {
+                if s.mark_session(tenant, id, &pos, &flag, "mark-a")
+                    .await
+                    .expect("mark")
+                {
                     marked += 1;
                 }
             }

@@ -57,7 +57,7 @@ pub async fn tenant_isolation(s: Arc<dyn Store>) {
         step_id: step_a,
     };
     assert_eq!(
-        s.mark_session(b, "s-1", &pos, &pending(p.id, step_a))
+        s.mark_session(b, "s-1", &pos, &pending(p.id, step_a), "mark-a")
             .await
             .ok(),
         Some(false)
