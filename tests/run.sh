@@ -55,6 +55,7 @@ STATE_DIR=""
 
 cleanup() {
     local rc=$?
+    stop_lambda_build
     if [ -n "$STATE_DIR" ]; then
         fm_stop_services "$STATE_DIR" || true
         rm -rf "$STATE_DIR"
@@ -185,9 +186,9 @@ free_mb() {
     df -Pm "$TARGET_DIR" | awk 'NR == 2 { print $4 }'
 }
 
-# In CI the debug outputs (test binaries, ~6 GB on a clean checkout) are not used after the
-# tests and the fuzzing, while the arm64 release build needs ~1 GB more: a CI disk ran out
-# there once. Locally they are kept, so that the next run reuses them.
+# In CI the debug outputs (test binaries) are not used after the tests and the fuzzing, while
+# the arm64 release build still runs and needs ~1 GB more: a CI disk ran out there once.
+# Locally they are kept, so that the next run reuses them.
 free_debug_outputs() {
     if [ -z "${CI:-}" ]; then
         echo "kept target/debug (not CI); $(free_mb) MB free"
@@ -218,6 +219,34 @@ build_lambdas() {
     [ "$too_big" -eq 0 ]
 }
 
+# The arm64 release build of the Lambdas (fat LTO: minutes of single-threaded linking) runs in
+# the background, at a lower priority, while the tests — which mostly wait on the emulators — run.
+LAMBDA_PID=""
+LAMBDA_LOG=""
+start_lambda_build() {
+    LAMBDA_LOG="$(mktemp "$FM_CACHE/lambda-build.XXXXXX")"
+    # A subshell keeps the script's functions and variables; it lowers its own priority.
+    (
+        renice -n 10 -p "$BASHPID" >/dev/null
+        build_lambdas
+    ) >"$LAMBDA_LOG" 2>&1 &
+    LAMBDA_PID=$!
+    echo "started (pid $LAMBDA_PID); its output: $LAMBDA_LOG"
+}
+wait_lambda_build() {
+    local rc=0
+    wait "$LAMBDA_PID" || rc=$?
+    LAMBDA_PID=""
+    cat "$LAMBDA_LOG"
+    return "$rc"
+}
+stop_lambda_build() {
+    if [ -n "$LAMBDA_PID" ]; then
+        pkill -TERM -P "$LAMBDA_PID" 2>/dev/null || true
+        kill -TERM "$LAMBDA_PID" 2>/dev/null || true
+    fi
+}
+
 echo "disk: $(free_mb) MB free for $TARGET_DIR"
 step --here "install local tools into .cache/" install_tools
 step --here "start DynamoDB Local and moto (SQS)" start_services
@@ -229,6 +258,9 @@ step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --work
 # build them first — together with the test targets, so that dependencies are compiled once
 # with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
 step "cargo build --workspace --bins --tests --examples" cargo build --workspace --bins --tests --examples
+if [ "$QUICK" -eq 0 ]; then
+    step --here "start the arm64 Lambda release build in the background" start_lambda_build
+fi
 step "cargo test --workspace" cargo test --workspace
 # Contract fuzzing: every operation of the generated OpenAPI document, with
 # positive and negative data and the stateful links of the plan lifecycle.
@@ -238,8 +270,8 @@ step "cfn-lint infra/template.yaml" cfn_lint
 # database can be fetched (or FM_ADVISORY_DB points to a clone), else reported as skipped.
 step "cargo deny check" "$FM_VENV/bin/python" tests/services/cargo_deny.py
 if [ "$QUICK" -eq 0 ]; then
-    step "free the debug outputs before the release build (CI only)" free_debug_outputs
-    step "cargo lambda build --release --arm64 (${#LAMBDA_PACKAGES[@]} functions, each under 10 MB)" build_lambdas
+    step "free the debug outputs (CI only)" free_debug_outputs
+    step --here "cargo lambda build --release --arm64 (${#LAMBDA_PACKAGES[@]} functions, each under 10 MB): wait for it" wait_lambda_build
 else
     printf '\n==== skipped (--quick): cargo lambda build --release --arm64 ====\n'
 fi

@@ -9,7 +9,6 @@
 //! sessions_marked`, nothing pending — and no 5xx left once clients retry,
 //! no panic, no runtime write answered 412 although it was applied.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +27,7 @@ use uuid::Uuid;
 const SESSIONS: usize = 1_500;
 /// How long the faults stay on at least (and at most, while the deployment runs).
 const FAULT_WINDOW: Duration = Duration::from_secs(30);
-const FAULT_WINDOW_MAX: Duration = Duration::from_secs(120);
+const FAULT_WINDOW_MAX: Duration = Duration::from_secs(300);
 /// The proxy's dice are seeded: a failing run can be replayed with its seed.
 const SEED: u64 = 0x5eed_f00d_2026_1206;
 
@@ -348,29 +347,6 @@ async fn status(app: &TestApp, counts: &ClientCounts, plan_id: &str) -> Value {
     .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body
-}
-
-/// Audit events per session of the plan.
-async fn events_per_session(app: &TestApp, plan_id: &str) -> BTreeMap<String, usize> {
-    let mut per_session = BTreeMap::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let path = match &next_token {
-            Some(t) => format!("/migration-plans/{plan_id}/events?limit=100&next_token={t}"),
-            None => format!("/migration-plans/{plan_id}/events?limit=100"),
-        };
-        let page = app.call("GET", &path, None).await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        for e in page.body["events"].as_array().expect("events") {
-            *per_session
-                .entry(e["session_id"].as_str().expect("id").to_owned())
-                .or_default() += 1;
-        }
-        match page.body["next_token"].as_str() {
-            Some(t) => next_token = Some(t.to_owned()),
-            None => return per_session,
-        }
-    }
 }
 
 // ----- the test --------------------------------------------------------------------

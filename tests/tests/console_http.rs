@@ -102,9 +102,9 @@ async fn pages_and_assets_need_no_tenant_and_forbid_third_parties(c: Console) {
         assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
         assert_eq!(headers["x-content-type-options"], "nosniff");
         let html = response.text().await.unwrap();
-        assert!(html.contains(
-            r#"<script type="module" src="/console/assets/console.js"></script>"#
-        ));
+        assert!(
+            html.contains(r#"<script type="module" src="/console/assets/console.js"></script>"#)
+        );
         // Nothing from elsewhere: every URL in the shell is our own.
         assert!(
             !html.contains("http://") && !html.contains("https://"),
@@ -123,7 +123,10 @@ async fn pages_and_assets_need_no_tenant_and_forbid_third_parties(c: Console) {
             "{path}"
         );
         let script = js.text().await.unwrap();
-        assert!(!script.contains("innerHTML"), "{path}: text only, never markup");
+        assert!(
+            !script.contains("innerHTML"),
+            "{path}: text only, never markup"
+        );
         scripts.push_str(&script);
     }
     assert!(scripts.contains("'X-Tenant-ID'"));

@@ -3,8 +3,6 @@
 //! no move back to an older version, flags cleared across scenarios — and races of
 //! the runtime's writes against marking and reconcile, with real concurrent clients.
 
-use std::collections::BTreeMap;
-
 use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -310,24 +308,7 @@ async fn reconcile_racing_stale_writes_applies_once(app: TestApp) {
         let again = task.await.expect("task");
         assert_eq!(again.status, 200);
     }
-    let mut per_session: BTreeMap<String, usize> = BTreeMap::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let path = match &next_token {
-            Some(t) => format!("/migration-plans/{plan_id}/events?limit=100&next_token={t}"),
-            None => format!("/migration-plans/{plan_id}/events?limit=100"),
-        };
-        let page = app.call("GET", &path, None).await.body;
-        for e in page["events"].as_array().expect("events") {
-            *per_session
-                .entry(e["session_id"].as_str().expect("id").to_owned())
-                .or_default() += 1;
-        }
-        match page["next_token"].as_str() {
-            Some(t) => next_token = Some(t.to_owned()),
-            None => break,
-        }
-    }
+    let per_session = events_per_session(&app, &plan_id).await;
     let doubles = per_session.values().filter(|n| **n > 1).count();
     assert_eq!(doubles, 0, "sessions migrated twice: {per_session:?}");
     for id in &ids {

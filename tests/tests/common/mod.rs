@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use api::{AppState, Config};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy)]
@@ -274,4 +275,27 @@ pub async fn fresh_sqs_queue(max_receives: u32) -> Option<(aws_sdk_sqs::Client, 
         .await
         .expect("create SQS queue");
     Some((client, url))
+}
+
+/// How many audit events each session has in the plan (every page of `GET …/events`).
+pub async fn events_per_session(app: &TestApp, plan_id: &str) -> BTreeMap<String, usize> {
+    let mut per_session = BTreeMap::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let path = match &next_token {
+            Some(t) => format!("/migration-plans/{plan_id}/events?limit=100&next_token={t}"),
+            None => format!("/migration-plans/{plan_id}/events?limit=100"),
+        };
+        let page = app.call("GET", &path, None).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        for e in page.body["events"].as_array().expect("events") {
+            *per_session
+                .entry(e["session_id"].as_str().expect("id").to_owned())
+                .or_default() += 1;
+        }
+        match page.body["next_token"].as_str() {
+            Some(t) => next_token = Some(t.to_owned()),
+            None => return per_session,
+        }
+    }
 }
