@@ -131,3 +131,55 @@ async fn serves_on_dynamodb_local_with_init() {
         .unwrap();
     assert_eq!(reply.status().as_u16(), 200);
 }
+
+/// `--cache-mb` (env `EMBEDDED_CACHE_MB`) bounds the embedded store's page cache:
+/// documented in `serve --help` with its default, accepted as a flag and from
+/// the environment, and refused at 0.
+#[tokio::test]
+async fn cache_mb_is_documented_and_accepted() {
+    let help = Command::new(env!("CARGO_BIN_EXE_migrations"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    // The flag's entry: from its name to the next flag's.
+    let start = help
+        .find("--cache-mb <CACHE_MB>")
+        .expect("--cache-mb in --help");
+    let entry = &help[start..];
+    let entry = &entry[..entry.find("\n      --").unwrap_or(entry.len())];
+    assert!(entry.contains("embedded store"), "{entry}");
+    assert!(entry.contains("[env: EMBEDDED_CACHE_MB="), "{entry}");
+    assert!(entry.contains("[default: 64]"), "{entry}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_migrations"))
+        .args(["serve", "--port", "0", "--cache-mb", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--cache-mb"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut flag = Command::new(env!("CARGO_BIN_EXE_migrations"));
+    flag.args(["serve", "--port", "0", "--cache-mb", "8", "--data-dir"])
+        .arg(dir.path().join("flag"));
+    let mut env = Command::new(env!("CARGO_BIN_EXE_migrations"));
+    env.args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("env"))
+        .env("EMBEDDED_CACHE_MB", "8");
+    for command in [flag, env] {
+        let server = spawn(command);
+        let reply = client
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 200);
+    }
+}

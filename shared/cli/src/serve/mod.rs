@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// Folder of the embedded database file (`migrations.redb`).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// MiB of memory the embedded store (`--store embedded`) may hold as a cache
+    /// of its file's pages, reads and pending writes together.
+    #[arg(long, env = "EMBEDDED_CACHE_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub cache_mb: u32,
     #[arg(long, value_enum, default_value = "memory")]
     pub queue: QueueKind,
     /// Create missing DynamoDB tables (and the SQS queue with `--queue sqs`) — for local emulators.
@@ -125,8 +130,11 @@ async fn open_store(
             std::fs::create_dir_all(&args.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
             let path = args.data_dir.join("migrations.redb");
+            // Not redb's default cache (1 GiB): it keeps the pages it has read or
+            // written, so a long run over a large file would hold up to that much.
+            let cache_bytes = args.cache_mb as usize * 1024 * 1024;
             Arc::new(
-                store::EmbeddedStore::open(&path)
+                store::EmbeddedStore::open_with_cache(&path, cache_bytes)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?
                     .with_retention(config.retention())
                     .with_step_index_shards(config.step_index_shards),

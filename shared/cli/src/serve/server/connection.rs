@@ -1,0 +1,297 @@
+//! One connection under its watchdog, and the registry of open connections: at
+//! the cap the accept loop closes the one that has waited longest for a request,
+//! at shutdown every one waiting for a request closes.
+//!
+//! The watchdog is ours because no crate times HTTP/1 connections this way.
+//! hyper's `header_read_timeout` starts when hyper begins to wait for a head —
+//! on a keep-alive connection right after the previous response — so it cannot
+//! tell a half-sent head from a connection idle between requests, and hyper has
+//! no idle timeout. tower and tower-http time requests and bodies, never the
+//! socket before a request or between two. The watchdog follows the connection
+//! through its [`Phase`]s and closes it when one lasts too long.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::Instant;
+
+use super::request::Guarded;
+use super::{Limits, Shared};
+
+/// At the connection cap, a connection waiting this long for a request (or in
+/// the middle of a head) may be closed to make room for a new one.
+pub(super) const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Past its request timeout a request is answered 408 by the request bounds;
+/// the watchdog closes the connection only if even that does not happen this
+/// much later (a client that does not read its response, say).
+const REQUEST_SLACK: Duration = Duration::from_secs(5);
+
+/// Where a connection is in its request/response cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for a request head: from the accept, or from the first byte of a
+    /// later request.
+    Head,
+    /// A request is being served (body, slot, handler, response head).
+    Request,
+    /// Keep-alive: the last response is out, no byte of the next request yet.
+    Idle,
+}
+
+impl Limits {
+    /// How long a connection may stay in `phase`.
+    fn allowance(&self, phase: Phase) -> Duration {
+        match phase {
+            Phase::Head => self.header,
+            Phase::Request => self.request + REQUEST_SLACK,
+            Phase::Idle => self.idle,
+        }
+    }
+}
+
+/// The phase a connection is in and since when; the watchdog's clock.
+pub(super) struct Clock {
+    state: Mutex<(Phase, Instant)>,
+    changed: Notify,
+    /// Set at the connection cap and at shutdown; honoured unless a request is in flight.
+    evicted: AtomicBool,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            state: Mutex::new((Phase::Head, Instant::now())),
+            changed: Notify::new(),
+            evicted: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, (Phase, Instant)> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn enter(&self, phase: Phase) {
+        let mut state = self.state();
+        if state.0 != phase {
+            *state = (phase, Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Bytes arrived: on an idle connection, a new request head has begun.
+    fn on_read(&self) {
+        let mut state = self.state();
+        if state.0 == Phase::Idle {
+            *state = (Phase::Head, Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Since when the connection has been waiting for a request (idle, or in the
+    /// middle of a head); `None` while it serves one or once it is being evicted.
+    fn waiting_since(&self) -> Option<Instant> {
+        let (phase, since) = *self.state();
+        (phase != Phase::Request && !self.evicted.load(Ordering::Relaxed)).then_some(since)
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    fn deadline(&self, limits: &Limits) -> (Phase, Instant) {
+        let (phase, since) = *self.state();
+        (phase, since + limits.allowance(phase))
+    }
+}
+
+// ----- the open connections ---------------------------------------------------
+
+/// The clocks of the open connections, by id.
+#[derive(Default)]
+pub(super) struct Open {
+    clocks: Mutex<HashMap<u64, Arc<Clock>>>,
+    next_id: AtomicU64,
+}
+
+impl Open {
+    fn clocks(&self) -> MutexGuard<'_, HashMap<u64, Arc<Clock>>> {
+        self.clocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new connection's clock, listed until the returned entry is dropped.
+    pub(super) fn register(self: &Arc<Self>) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let clock = Arc::new(Clock::new());
+        self.clocks().insert(id, clock.clone());
+        Registered {
+            open: self.clone(),
+            id,
+            clock,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.clocks().len()
+    }
+
+    /// Asks the connection that has waited longest for a request (at least
+    /// [`EVICTABLE_AFTER`]) to close; never one serving a request.
+    pub(super) fn evict_longest_waiting(&self) -> bool {
+        let now = Instant::now();
+        let victim = self
+            .clocks()
+            .values()
+            .filter_map(|clock| clock.waiting_since().map(|since| (since, clock.clone())))
+            .filter(|(since, _)| now.duration_since(*since) >= EVICTABLE_AFTER)
+            .min_by_key(|(since, _)| *since);
+        match victim {
+            Some((_, clock)) => {
+                clock.evict();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// At shutdown: every connection not serving a request closes now.
+    pub(super) fn close_waiting(&self) {
+        for clock in self.clocks().values() {
+            if clock.waiting_since().is_some() {
+                clock.evict();
+            }
+        }
+    }
+}
+
+/// A connection's entry in [`Open`], removed when the connection ends.
+pub(super) struct Registered {
+    open: Arc<Open>,
+    id: u64,
+    clock: Arc<Clock>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.clocks().remove(&self.id);
+    }
+}
+
+// ----- one connection -----------------------------------------------------------
+
+/// The socket, telling the clock when bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    clock: Arc<Clock>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.clock.on_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection under its watchdog; `_slot` frees a connection slot
+/// on return, `registered` its entry in [`Open`], the watched connection its
+/// place in the shutdown's count.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    registered: Registered,
+    watcher: Watcher,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let clock = registered.clock.clone();
+    let io = TokioIo::new(Watched {
+        stream,
+        clock: clock.clone(),
+    });
+    let service = Guarded::new(shared.clone(), clock.clone());
+    // At shutdown hyper-util asks hyper to finish the request in flight, then close.
+    let conn = watcher.watch(shared.http.serve_connection(io, service));
+    tokio::pin!(conn);
+    loop {
+        // The phase only changes while `conn` is polled, never between these lines.
+        let (phase, deadline) = clock.deadline(&shared.limits);
+        if clock.evicted.swap(false, Ordering::Relaxed) && phase != Phase::Request {
+            tracing::debug!(%peer, ?phase, "closing a connection waiting for a request");
+            return;
+        }
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                // Dropping the connection closes the socket, without an answer.
+                let (phase, deadline) = clock.deadline(&shared.limits);
+                if Instant::now() >= deadline {
+                    tracing::debug!(%peer, ?phase, "closing a connection past its deadline");
+                    return;
+                }
+            }
+            () = clock.changed.notified() => {}
+        }
+    }
+}
