@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,103 +23,16 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::Shared;
+use super::clock::{Clock, Phase};
 use super::request::Guarded;
-use super::{Limits, Shared};
 
 /// At the connection cap, a connection waiting this long for a request (or in
 /// the middle of a head) may be closed to make room for a new one.
 pub(super) const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
-
-/// Past its request timeout a request is answered 408 by the request bounds;
-/// the watchdog closes the connection only if even that does not happen this
-/// much later (a client that does not read its response, say).
-const REQUEST_SLACK: Duration = Duration::from_secs(5);
-
-/// Where a connection is in its request/response cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Waiting for a request head: from the accept, or from the first byte of a
-    /// later request.
-    Head,
-    /// A request is being served (body, slot, handler, response head).
-    Request,
-    /// Keep-alive: the last response is out, no byte of the next request yet.
-    Idle,
-}
-
-impl Limits {
-    /// How long a connection may stay in `phase`.
-    fn allowance(&self, phase: Phase) -> Duration {
-        match phase {
-            Phase::Head => self.header,
-            Phase::Request => self.request + REQUEST_SLACK,
-            Phase::Idle => self.idle,
-        }
-    }
-}
-
-/// The phase a connection is in and since when; the watchdog's clock.
-pub(super) struct Clock {
-    state: Mutex<(Phase, Instant)>,
-    changed: Notify,
-    /// Set at the connection cap and at shutdown; honoured unless a request is in flight.
-    evicted: AtomicBool,
-}
-
-impl Clock {
-    fn new() -> Self {
-        Clock {
-            state: Mutex::new((Phase::Head, Instant::now())),
-            changed: Notify::new(),
-            evicted: AtomicBool::new(false),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, (Phase, Instant)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(super) fn enter(&self, phase: Phase) {
-        let mut state = self.state();
-        if state.0 != phase {
-            *state = (phase, Instant::now());
-            drop(state);
-            self.changed.notify_one();
-        }
-    }
-
-    /// Bytes arrived: on an idle connection, a new request head has begun.
-    fn on_read(&self) {
-        let mut state = self.state();
-        if state.0 == Phase::Idle {
-            *state = (Phase::Head, Instant::now());
-            drop(state);
-            self.changed.notify_one();
-        }
-    }
-
-    /// Since when the connection has been waiting for a request (idle, or in the
-    /// middle of a head); `None` while it serves one or once it is being evicted.
-    fn waiting_since(&self) -> Option<Instant> {
-        let (phase, since) = *self.state();
-        (phase != Phase::Request && !self.evicted.load(Ordering::Relaxed)).then_some(since)
-    }
-
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::Relaxed);
-        self.changed.notify_one();
-    }
-
-    fn deadline(&self, limits: &Limits) -> (Phase, Instant) {
-        let (phase, since) = *self.state();
-        (phase, since + limits.allowance(phase))
-    }
-}
 
 // ----- the open connections ---------------------------------------------------
 

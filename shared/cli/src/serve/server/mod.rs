@@ -52,6 +52,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+mod clock;
 mod connection;
 mod request;
 mod signals;

@@ -38,7 +38,7 @@ use tokio::time::{Instant, timeout_at};
 use tower::limit::ConcurrencyLimit;
 use tower::{Service, ServiceExt};
 
-use super::connection::{Clock, Phase};
+use super::clock::{Clock, Phase};
 use super::{Limits, Shared};
 
 /// The router behind its handler slots, and the body budget.
