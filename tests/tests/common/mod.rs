@@ -58,9 +58,19 @@ pub fn dynamo_store_counting(fresh: store::testing::FreshTables) -> store::Dynam
 
 /// Start an app; `None` when the backend is not available here.
 pub async fn spawn_app(backend: Backend, config: Config) -> Option<TestApp> {
-    let (store, dir) = fresh_store(backend).await?;
+    spawn_app_and_tables(backend, config)
+        .await
+        .map(|(app, _)| app)
+}
+
+/// [`spawn_app`], with the DynamoDB tables to drop when the test is done.
+async fn spawn_app_and_tables(
+    backend: Backend,
+    config: Config,
+) -> Option<(TestApp, Option<store::testing::FreshTables>)> {
+    let (store, dir, tables) = fresh_store_and_tables(backend).await?;
     let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
-    Some(serve_state(state, dir).await)
+    Some((serve_state(state, dir).await, tables))
 }
 
 /// The runner of most `store::backend_matrix!` tests: the case gets an app served
@@ -73,11 +83,9 @@ where
 {
     // DynamoDB Local slows down (and at last fails to create tables) as tables
     // pile up: a case's tables go when it ends, also when it fails.
-    let Some((store, dir, tables)) = fresh_store_and_tables(backend).await else {
+    let Some((app, tables)) = spawn_app_and_tables(backend, test_config()).await else {
         return;
     };
-    let state = api::local_queue::InProcessQueue::attach(AppState::new(store, test_config()));
-    let app = serve_state(state, dir).await;
     match tables {
         Some(tables) => tables.drop_after(case(app)).await,
         None => case(app).await,

@@ -41,6 +41,11 @@ pub(super) fn opt_s<'a>(item: &'a Item, name: &str) -> StoreResult<Option<&'a st
     }
 }
 
+/// Whether the item's string attribute `name` is `value`.
+pub(super) fn has_s(item: &Item, name: &str, value: &str) -> bool {
+    matches!(opt_s(item, name), Ok(Some(v)) if v == value)
+}
+
 pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<T> {
     opt_n(item, name)?.ok_or_else(|| bad_item(name))
 }

@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attr::{Item, bad_item, get_s, get_time, get_uuid, n, s};
+use super::attr::{Item, bad_item, get_s, get_time, get_uuid, n, opt_s, s};
 use super::expr::Expr;
 use super::items::{ANCHOR_PREFIX, chain_from, chain_item, stats_from, ttl_av};
 use super::keys::{CHAIN_PREFIX, DEPLOYING_PK, chain_sk, key, plan_pk};
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retrying, retrying_same_write,
-    sdk_error, written_by,
+    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, own_write, retrying,
+    retrying_same_write, sdk_error,
 };
 use super::tables::TTL;
 use crate::codec::time_key;
@@ -93,18 +93,15 @@ pub(super) async fn start_marking(
         .expression_attribute_values(":w", s(write_id.clone()))
         .expression_attribute_values(":n", n(registered))
         .expression_attribute_values(":at", s(time_key(&at)));
-    let result = retrying(|| request.clone().send()).await;
-    // Our own start, applied with its answer lost: this call started marking
-    // and must hand out the chains (else they wait for the sweep's lease).
-    if let Err(e) = &result
-        && written_by(found_item(e), &write_id)
-    {
-        return Ok(true);
-    }
-    match result.map_err(sdk_error) {
+    match retrying(|| request.clone().send()).await {
         Ok(_) => Ok(true),
-        Err(StoreError::Conflict(_)) => Ok(false),
-        Err(e) => Err(e),
+        // Our own start, applied with its answer lost: this call started marking
+        // and must hand out the chains (else they wait for the sweep's lease).
+        Err(e) if own_write(&e, &write_id).is_some() => Ok(true),
+        Err(e) => match sdk_error(e) {
+            StoreError::Conflict(_) => Ok(false),
+            e => Err(e),
+        },
     }
 }
 
@@ -294,7 +291,7 @@ fn claim_from(asked: &PageClaim, item: &Item) -> StoreResult<PageClaim> {
         plan_id: asked.plan_id,
         page_id: asked.page_id.clone(),
         session_ids,
-        next_cursor: item.get("next_cursor").and_then(|v| v.as_s().ok()).cloned(),
+        next_cursor: opt_s(item, "next_cursor")?.map(str::to_owned),
         at: get_time(item, "at")?,
     })
 }

@@ -14,21 +14,24 @@ use aws_sdk_dynamodb::types::{
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 
 use super::DynamoStore;
-use super::attr::Item;
+use super::attr::{Item, has_s};
 use super::expr::Expr;
 use crate::{StoreError, StoreResult};
 
 /// Retries of a request that lost a race ([`retry_backoff`]).
 pub const CONFLICT_RETRIES: u32 = 12;
 
+/// The error codes with which DynamoDB pushes back on load.
+const THROTTLING_CODES: [&str; 3] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+
 pub(super) fn classify(code: Option<&str>, message: String) -> StoreError {
     match code {
         Some("ConditionalCheckFailedException") => StoreError::Conflict(message),
-        Some(
-            "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded",
-        ) => StoreError::Throttled(message),
+        Some(code) if THROTTLING_CODES.contains(&code) => StoreError::Throttled(message),
         _ => StoreError::Unexpected(message),
     }
 }
@@ -98,10 +101,8 @@ pub(super) fn new_write_id() -> String {
 }
 
 /// Whether `item` (what a failed condition found) was written by the write `write_id`.
-pub(super) fn written_by(item: Option<&Item>, write_id: &str) -> bool {
-    item.and_then(|item| item.get(WRITE_ID))
-        .and_then(|v| v.as_s().ok())
-        .is_some_and(|id| id == write_id)
+fn written_by(item: &Item, write_id: &str) -> bool {
+    has_s(item, WRITE_ID, write_id)
 }
 
 /// The item a single-item conditional write found when its condition failed
@@ -134,6 +135,15 @@ pub(super) fn found_item<E: ConditionFailure, R>(err: &SdkError<E, R>) -> Option
         .and_then(ConditionFailure::found_item)
 }
 
+/// The item the failed condition found when it is the write `write_id`'s own:
+/// an earlier attempt of this very write, applied with its answer lost.
+pub(super) fn own_write<'e, E: ConditionFailure, R>(
+    err: &'e SdkError<E, R>,
+    write_id: &str,
+) -> Option<&'e Item> {
+    found_item(err).filter(|item| written_by(item, write_id))
+}
+
 /// Every conditional single-item write asks for the item it found on failure.
 pub(super) const ALL_OLD_ON_FAILURE: ReturnValuesOnConditionCheckFailure =
     ReturnValuesOnConditionCheckFailure::AllOld;
@@ -153,16 +163,10 @@ pub(super) fn transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> boo
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) | SdkError::TimeoutError(_) => {
             true
         }
-        SdkError::ServiceError(_) => matches!(
-            err.code(),
-            Some(
-                "ThrottlingException"
-                    | "ProvisionedThroughputExceededException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-            )
-        ),
+        SdkError::ServiceError(_) => err.code().is_some_and(|code| {
+            THROTTLING_CODES.contains(&code)
+                || matches!(code, "InternalServerError" | "ServiceUnavailable")
+        }),
         _ => false,
     }
 }
@@ -221,7 +225,10 @@ impl TxError {
     /// answer was lost (transactions are all-or-nothing, so one item of ours
     /// means all of them).
     pub(super) fn own_write_at(&self, i: usize, write_id: &str) -> bool {
-        self.failed_at(i) && written_by(self.found_at(i), write_id)
+        self.failed_at(i)
+            && self
+                .found_at(i)
+                .is_some_and(|item| written_by(item, write_id))
     }
 
     /// Whether DynamoDB answered that the transaction was cancelled, so that
@@ -255,16 +262,6 @@ fn tx_failure<R>(err: SdkError<TransactWriteItemsError, R>) -> TxFailure
 where
     R: std::fmt::Debug,
 {
-    let on_the_way = transient(&err);
-    let mut failure = tx_failure_of(err);
-    failure.transient = on_the_way;
-    failure
-}
-
-fn tx_failure_of<R>(err: SdkError<TransactWriteItemsError, R>) -> TxFailure
-where
-    R: std::fmt::Debug,
-{
     let reasons: Option<Vec<Cancelled>> = match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
             e.cancellation_reasons()
@@ -280,7 +277,7 @@ where
     let Some(reasons) = reasons else {
         return TxFailure {
             retry: err.code() == Some("TransactionConflictException"),
-            transient: false,
+            transient: transient(&err),
             error: TxError::Store(sdk_error(err)),
         };
     };
@@ -443,21 +440,7 @@ impl DynamoStore {
 
     /// Run a transaction, retrying while it collides with another one.
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        let (client, items) = (&self.client, &items);
-        let attempt = move || async move {
-            client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(tx_failure)
-        };
-        attempt
-            .retry(retry_backoff())
-            .when(|failed: &TxFailure| failed.retry)
-            .await
-            .map_err(|failed| failed.error)
+        self.transact_retrying(items, retry_backoff(), false).await
     }
 
     /// [`Self::transact`] for a transaction that recognises its own commit (an
@@ -466,6 +449,16 @@ impl DynamoStore {
     pub(super) async fn transact_same_write(
         &self,
         items: Vec<TransactWriteItem>,
+    ) -> Result<(), TxError> {
+        self.transact_retrying(items, same_write_backoff(), true)
+            .await
+    }
+
+    async fn transact_retrying(
+        &self,
+        items: Vec<TransactWriteItem>,
+        backoff: ExponentialBuilder,
+        on_the_way_too: bool,
     ) -> Result<(), TxError> {
         let (client, items) = (&self.client, &items);
         let attempt = move || async move {
@@ -478,8 +471,8 @@ impl DynamoStore {
                 .map_err(tx_failure)
         };
         attempt
-            .retry(same_write_backoff())
-            .when(|failed: &TxFailure| failed.retry || failed.transient)
+            .retry(backoff)
+            .when(|failed: &TxFailure| failed.retry || (on_the_way_too && failed.transient))
             .await
             .map_err(|failed| failed.error)
     }

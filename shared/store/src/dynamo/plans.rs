@@ -18,7 +18,7 @@ use super::keys::{
     slot_pk, token_item, version_sk,
 };
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, built, found_item, new_write_id, retrying, sdk_error, written_by,
+    ALL_OLD_ON_FAILURE, WRITE_ID, built, new_write_id, own_write, retrying, sdk_error,
 };
 use super::tables::{PLANS_INDEX, TTL};
 use crate::codec::time_key;
@@ -329,19 +329,19 @@ pub(super) async fn update_plan_policies(
         .return_values(ReturnValue::AllNew);
     let head = match retrying(|| request.clone().send()).await {
         Ok(out) => out.attributes.ok_or_else(|| bad_item("plan head"))?,
-        // Our own update, applied with its answer lost: the head found is ours.
-        Err(e) if written_by(found_item(&e), &write_id) => found_item(&e)
-            .cloned()
-            .ok_or_else(|| bad_item("plan head"))?,
-        Err(e) => {
-            // Only a failed condition surely left the head alone; after an
-            // error with no answer the head may point at the new body.
-            let error = sdk_error(e);
-            if matches!(error, StoreError::Conflict(_)) {
-                db.delete_body(tenant, &new).await;
+        Err(e) => match own_write(&e, &write_id) {
+            // Our own update, applied with its answer lost: the head found is ours.
+            Some(head) => head.clone(),
+            None => {
+                // Only a failed condition surely left the head alone; after an
+                // error with no answer the head may point at the new body.
+                let error = sdk_error(e);
+                if matches!(error, StoreError::Conflict(_)) {
+                    db.delete_body(tenant, &new).await;
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        },
     };
     db.delete_body(tenant, &old).await;
     let mut plan = db.load_plan_without_policies(tenant, &head).await?;
@@ -395,10 +395,10 @@ pub(super) async fn transition_plan(
             .return_values(ReturnValue::AllNew);
         let head = match retrying(|| request.clone().send()).await {
             Ok(out) => out.attributes.ok_or_else(|| bad_item("plan head"))?,
-            Err(e) if written_by(found_item(&e), &write_id) => found_item(&e)
-                .cloned()
-                .ok_or_else(|| bad_item("plan head"))?,
-            Err(e) => return Err(sdk_error(e)),
+            Err(e) => match own_write(&e, &write_id) {
+                Some(head) => head.clone(),
+                None => return Err(sdk_error(e)),
+            },
         };
         return db.load_plan(t, &head).await;
     }

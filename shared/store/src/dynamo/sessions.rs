@@ -6,13 +6,13 @@ use planning::{PendingMigration, Session};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attr::{Item, n, s};
+use super::attr::{Item, has_s, n, s};
 use super::expr::{Expr, revision_condition};
 use super::items::{indexed_session_from, json_text, pending_av, session_from, session_item};
 use super::keys::{page_of, session_pk, step_key, token_item};
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, retry_delays, retrying,
-    retrying_same_write, sdk_error, written_by,
+    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, own_write, retry_delays, retrying,
+    retrying_same_write, sdk_error,
 };
 use super::tables::STEPS_INDEX;
 use crate::codec::time_key;
@@ -45,12 +45,7 @@ pub(super) async fn write_session(
     let (tenant, id) = (write.session.tenant_id, write.session.session_id.as_str());
     let mut delays = retry_delays();
     loop {
-        let stored_item = db
-            .get_item(
-                &db.tables.sessions,
-                HashMap::from([("pk".to_owned(), s(session_pk(tenant, id)))]),
-            )
-            .await?;
+        let stored_item = session_item_of(db, tenant, id).await?;
         let stored = stored_item.as_ref().map(session_from).transpose()?;
         let next = merge_runtime_write(stored.as_ref(), write)?;
         let mut expr = Expr::default();
@@ -83,20 +78,17 @@ pub(super) async fn write_session(
             session: next,
             created: stored.is_none(),
         };
-        let result = retrying_same_write(|| request.clone().send()).await;
-        if let Err(e) = &result
-            && written_by(found_item(e), &write_id)
-        {
-            return Ok(written);
-        }
-        match result.map_err(sdk_error) {
+        match retrying_same_write(|| request.clone().send()).await {
             Ok(_) => return Ok(written),
-            // Lost the race: decide again on what won.
-            Err(StoreError::Conflict(message)) => match delays.next() {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(StoreError::Conflict(message).into()),
+            Err(e) if own_write(&e, &write_id).is_some() => return Ok(written),
+            Err(e) => match sdk_error(e) {
+                // Lost the race: decide again on what won.
+                StoreError::Conflict(message) => match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(StoreError::Conflict(message).into()),
+                },
+                e => return Err(e.into()),
             },
-            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -106,13 +98,22 @@ pub(super) async fn get_session(
     tenant: Uuid,
     session_id: &str,
 ) -> StoreResult<Option<Session>> {
-    let item = db
-        .get_item(
-            &db.tables.sessions,
-            HashMap::from([("pk".to_owned(), s(session_pk(tenant, session_id)))]),
-        )
-        .await?;
+    let item = session_item_of(db, tenant, session_id).await?;
     item.as_ref().map(session_from).transpose()
+}
+
+/// A session's item as stored (with the attributes only the store knows),
+/// read consistently.
+async fn session_item_of(
+    db: &DynamoStore,
+    tenant: Uuid,
+    session_id: &str,
+) -> StoreResult<Option<Item>> {
+    db.get_item(
+        &db.tables.sessions,
+        HashMap::from([("pk".to_owned(), s(session_pk(tenant, session_id)))]),
+    )
+    .await
 }
 
 pub(super) async fn sessions_at_step(db: &DynamoStore, q: &StepQuery) -> StoreResult<SessionPage> {
@@ -217,11 +218,7 @@ pub(super) async fn mark_session(
 /// Whether the session item carries (or carried, until a reconcile applied it)
 /// the flag set by the mark `mark_id`.
 fn marked_by(item: &Item, mark_id: &str) -> bool {
-    [MARK_ID, APPLIED_MARK_ID].iter().any(|attr| {
-        item.get(*attr)
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|id| id == mark_id)
-    })
+    has_s(item, MARK_ID, mark_id) || has_s(item, APPLIED_MARK_ID, mark_id)
 }
 
 /// A runtime write replaces the whole item: it keeps the mark ids that only
