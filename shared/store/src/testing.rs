@@ -11,7 +11,9 @@
 //!   ([`FreshTables::drop_after`], [`drop_tables`]), because DynamoDB Local
 //!   slows down as tables pile up over a suite;
 //! - [`backend_matrix!`](crate::backend_matrix), which runs each test once per
-//!   backend.
+//!   backend;
+//! - [`FaultyStore`], a store that forwards every call to another and lets a
+//!   test's [`StoreFaults`] hook fail the marking path's calls.
 //!
 //! The emulators are the ones `tests/services/start.sh` starts; the SDK finds them
 //! through its own `AWS_ENDPOINT_URL_*` variables.
@@ -28,6 +30,9 @@ use uuid::Uuid;
 
 use crate::dynamo::sdk_error;
 use crate::{DynamoStore, StoreResult, TableNames, create_tables, retry_backoff};
+
+mod faults;
+pub use faults::{FaultyStore, StoreFaults, StoreOp};
 
 /// The endpoint of DynamoDB Local (read by the SDK itself).
 pub const DYNAMODB_ENDPOINT: &str = "AWS_ENDPOINT_URL_DYNAMODB";

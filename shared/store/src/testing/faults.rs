@@ -1,0 +1,447 @@
+//! A fault seam for tests: [`FaultyStore`] forwards every [`Store`] method to an
+//! inner store and, on the marking path, asks a [`StoreFaults`] hook first
+//! whether the call should fail.
+//!
+//! The forwarding list lives here, once, next to the trait's only test wrapper:
+//! a method added to [`Store`] fails to compile here until it is forwarded.
+//! Methods with a default body are forwarded too, so that the inner store's own
+//! implementation runs, not the trait's default over the wrapper.
+//! A call that a test needs to fail and that [`StoreOp`] does not name yet gets a
+//! variant there and a [`FaultyStore::hooked`] call in its forwarding method.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use planning::{
+    AnchorMigrationPolicy, MigrationPlan, MigrationSummary, PendingMigration, ScenarioVersion,
+    Session,
+};
+use uuid::Uuid;
+
+use crate::{
+    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
+    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, Recount, SessionChange,
+    SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepCounts,
+    StepQuery, Store, StoreError, StoreResult, WrittenSession,
+};
+
+/// A call on the marking path, with its arguments, as a [`StoreFaults`] hook sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum StoreOp<'a> {
+    StartMarking {
+        tenant: Uuid,
+        plan_id: Uuid,
+        chains: &'a [ChainStart],
+        at: DateTime<Utc>,
+    },
+    ClaimChain {
+        tenant: Uuid,
+        plan_id: Uuid,
+        step_id: Uuid,
+        shard: u32,
+    },
+    RecordMarkingPage(&'a MarkedPage),
+    RecordFailedPage {
+        tenant: Uuid,
+        plan_id: Uuid,
+        page_id: &'a str,
+    },
+    ClaimPage(&'a PageClaim),
+    MarkSession {
+        tenant: Uuid,
+        session_id: &'a str,
+        mark_id: &'a str,
+    },
+    MarkSessions {
+        tenant: Uuid,
+        marks: &'a [SessionMark],
+        concurrency: usize,
+    },
+}
+
+/// What a test injects into a [`FaultyStore`]. Both hooks default to nothing:
+/// an implementation overrides what it needs and matches the ops it cares about.
+#[async_trait]
+pub trait StoreFaults: Send + Sync + 'static {
+    /// Called before `op` reaches the inner store. `Some(error)` fails the call
+    /// with it and the inner store is not called — unless the hook calls `inner`
+    /// itself (a write that fails part-way: the hook writes part of the page
+    /// through `inner`, then returns the error). It may also wait (hold workers
+    /// back, line calls up).
+    async fn before(&self, op: StoreOp<'_>, inner: &dyn Store) -> Option<StoreError> {
+        let _ = (op, inner);
+        None
+    }
+
+    /// Called when `op` is over, whether it succeeded, failed or was failed by
+    /// [`StoreFaults::before`] (not when the caller dropped it half-way).
+    fn after(&self, op: StoreOp<'_>) {
+        let _ = op;
+    }
+}
+
+/// The store under test, wrapped: every method forwards to `inner`; the calls
+/// that [`StoreOp`] names go through `faults` first.
+pub struct FaultyStore {
+    pub inner: Arc<dyn Store>,
+    pub faults: Arc<dyn StoreFaults>,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn Store>, faults: Arc<dyn StoreFaults>) -> Self {
+        FaultyStore { inner, faults }
+    }
+
+    /// Run `call` (the forwarded call) unless the hook fails `op` first; tell
+    /// the hook when it is over.
+    async fn hooked<T>(
+        &self,
+        op: StoreOp<'_>,
+        call: impl Future<Output = StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        let result = match self.faults.before(op, &*self.inner).await {
+            Some(error) => Err(error),
+            None => call.await,
+        };
+        self.faults.after(op);
+        result
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()> {
+        self.inner.create_scenario(scenario).await
+    }
+
+    async fn get_current_scenario(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        self.inner.get_current_scenario(tenant, scenario_id).await
+    }
+
+    async fn get_scenario_version(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        self.inner
+            .get_scenario_version(tenant, scenario_id, version)
+            .await
+    }
+
+    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion) -> StoreResult<()> {
+        self.inner.create_plan(plan, target).await
+    }
+
+    async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>> {
+        self.inner.get_plan(tenant, plan_id).await
+    }
+
+    async fn get_plan_header(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationPlan>> {
+        self.inner.get_plan_header(tenant, plan_id).await
+    }
+
+    async fn get_plan_summary(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<MigrationSummary>> {
+        self.inner.get_plan_summary(tenant, plan_id).await
+    }
+
+    async fn get_plan_target(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<ScenarioVersion>> {
+        self.inner.get_plan_target(tenant, plan_id).await
+    }
+
+    async fn list_plans(&self, query: &PlanQuery) -> StoreResult<PlanPage> {
+        self.inner.list_plans(query).await
+    }
+
+    async fn update_plan_policies(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        expected_revision: u64,
+        policies: &BTreeMap<String, AnchorMigrationPolicy>,
+    ) -> StoreResult<MigrationPlan> {
+        self.inner
+            .update_plan_policies(tenant, plan_id, expected_revision, policies)
+            .await
+    }
+
+    async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan> {
+        self.inner.transition_plan(change).await
+    }
+
+    async fn activate_plan(
+        &self,
+        activation: &PlanActivation,
+    ) -> Result<MigrationPlan, ActivationError> {
+        self.inner.activate_plan(activation).await
+    }
+
+    async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
+        self.inner.get_plan_stats(tenant, plan_id).await
+    }
+
+    async fn start_marking(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        chains: &[ChainStart],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let op = StoreOp::StartMarking {
+            tenant,
+            plan_id,
+            chains,
+            at,
+        };
+        let call = self.inner.start_marking(tenant, plan_id, chains, at);
+        self.hooked(op, call).await
+    }
+
+    fn step_index_shards(&self) -> u32 {
+        self.inner.step_index_shards()
+    }
+
+    async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
+        self.inner.list_chains(tenant, plan_id).await
+    }
+
+    async fn claim_chain(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        step_id: Uuid,
+        shard: u32,
+        seen_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let op = StoreOp::ClaimChain {
+            tenant,
+            plan_id,
+            step_id,
+            shard,
+        };
+        let call = self
+            .inner
+            .claim_chain(tenant, plan_id, step_id, shard, seen_updated_at, at);
+        self.hooked(op, call).await
+    }
+
+    async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        self.inner.list_deploying(limit).await
+    }
+
+    async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
+        let call = self.inner.record_marking_page(page);
+        self.hooked(StoreOp::RecordMarkingPage(page), call).await
+    }
+
+    async fn record_failed_page(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        page_id: &str,
+    ) -> StoreResult<bool> {
+        let op = StoreOp::RecordFailedPage {
+            tenant,
+            plan_id,
+            page_id,
+        };
+        let call = self.inner.record_failed_page(tenant, plan_id, page_id);
+        self.hooked(op, call).await
+    }
+
+    async fn put_session(&self, session: &Session) -> StoreResult<()> {
+        self.inner.put_session(session).await
+    }
+
+    async fn write_session(
+        &self,
+        write: &SessionWrite,
+    ) -> Result<WrittenSession, SessionWriteError> {
+        self.inner.write_session(write).await
+    }
+
+    async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {
+        self.inner.get_session(tenant, session_id).await
+    }
+
+    async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
+        self.inner.sessions_at_step(query).await
+    }
+
+    async fn count_sessions_at_step(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        step_id: Uuid,
+    ) -> StoreResult<u64> {
+        self.inner
+            .count_sessions_at_step(tenant, scenario_id, version, step_id)
+            .await
+    }
+
+    async fn count_sessions_at_steps(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+        steps: &[Uuid],
+        concurrency: usize,
+    ) -> StoreResult<BTreeMap<Uuid, u64>> {
+        self.inner
+            .count_sessions_at_steps(tenant, scenario_id, version, steps, concurrency)
+            .await
+    }
+
+    async fn session_counts(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<StepCounts> {
+        self.inner
+            .session_counts(tenant, scenario_id, version)
+            .await
+    }
+
+    async fn put_recount(&self, recount: &Recount) -> StoreResult<()> {
+        self.inner.put_recount(recount).await
+    }
+
+    async fn get_recount(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+        version: i64,
+    ) -> StoreResult<Option<Recount>> {
+        self.inner.get_recount(tenant, scenario_id, version).await
+    }
+
+    async fn mark_session(
+        &self,
+        tenant: Uuid,
+        session_id: &str,
+        expected: &SessionPosition,
+        pending: &PendingMigration,
+        mark_id: &str,
+    ) -> StoreResult<bool> {
+        let op = StoreOp::MarkSession {
+            tenant,
+            session_id,
+            mark_id,
+        };
+        let call = self
+            .inner
+            .mark_session(tenant, session_id, expected, pending, mark_id);
+        self.hooked(op, call).await
+    }
+
+    async fn claim_page(&self, claim: &PageClaim) -> StoreResult<PageClaim> {
+        let call = self.inner.claim_page(claim);
+        self.hooked(StoreOp::ClaimPage(claim), call).await
+    }
+
+    async fn mark_sessions(
+        &self,
+        tenant: Uuid,
+        marks: &[SessionMark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        let op = StoreOp::MarkSessions {
+            tenant,
+            marks,
+            concurrency,
+        };
+        let call = self.inner.mark_sessions(tenant, marks, concurrency);
+        self.hooked(op, call).await
+    }
+
+    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
+        self.inner.apply_session_change(change).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
+        self.inner.list_events(query).await
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.inner.sweep_expired(now, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::MemoryStore;
+
+    /// Fails every `record_failed_page` and counts the calls it saw end.
+    #[derive(Default)]
+    struct FailRecordFailed {
+        over: AtomicU32,
+    }
+
+    #[async_trait]
+    impl StoreFaults for FailRecordFailed {
+        async fn before(&self, op: StoreOp<'_>, _inner: &dyn Store) -> Option<StoreError> {
+            matches!(op, StoreOp::RecordFailedPage { .. })
+                .then(|| StoreError::Unexpected("injected".into()))
+        }
+
+        fn after(&self, _op: StoreOp<'_>) {
+            self.over.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_what_the_hook_lets_through_and_fails_what_it_fails() {
+        let faults = Arc::new(FailRecordFailed::default());
+        let store = FaultyStore::new(Arc::new(MemoryStore::new()), faults.clone());
+        let (tenant, plan) = (Uuid::new_v4(), Uuid::new_v4());
+        // Not on the marking path: forwarded, no hook.
+        assert!(store.get_plan(tenant, plan).await.unwrap().is_none());
+        assert_eq!(
+            store.step_index_shards(),
+            MemoryStore::new().step_index_shards()
+        );
+        assert_eq!(faults.over.load(Ordering::SeqCst), 0);
+        // Hooked and let through: forwarded to the inner store.
+        let started = store.start_marking(tenant, plan, &[], Utc::now()).await;
+        assert!(started.unwrap(), "the first start marks");
+        let again = store.inner.start_marking(tenant, plan, &[], Utc::now());
+        assert!(!again.await.unwrap(), "the inner store saw the first");
+        // Hooked and failed: the inner store never sees it.
+        let failed = store.record_failed_page(tenant, plan, "p1").await;
+        assert!(matches!(failed, Err(StoreError::Unexpected(_))));
+        assert!(
+            store
+                .inner
+                .record_failed_page(tenant, plan, "p1")
+                .await
+                .unwrap()
+        );
+        assert_eq!(faults.over.load(Ordering::SeqCst), 2);
+    }
+}
