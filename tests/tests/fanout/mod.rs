@@ -4,9 +4,10 @@
 //! with the in-process queue, and on DynamoDB Local with SQS from moto (the
 //! worker polling it the way `migrations serve --queue sqs` does).
 //!
-//! Faults are injected by a [`Store`] decorator (no SDK mocks): duplicate
-//! deliveries, a crash between marking and recording, a throttled write, and a
-//! poison page that lands in the dead-letter queue and is re-driven. In every case
+//! Faults are injected by a store decorator, `store::testing::FaultyStore`, with
+//! the hooks in `rig` (no SDK mocks): duplicate deliveries, a crash between
+//! marking and recording, a throttled write, and a poison page that lands in the
+//! dead-letter queue and is re-driven. In every case
 //! the counts are exact and nothing but `pending_migration` changes on a session.
 //!
 //! Waits poll the deployment status; the only deadline is a hang guard.

@@ -1,8 +1,7 @@
-//! The rigs the fan-out tests run on: a store decorator that injects faults on
-//! the marking path, queues the test drives or duplicates, and the fixtures.
+//! The rigs the fan-out tests run on: the faults injected on the marking path
+//! (hooks of `store::testing::FaultyStore`), queues the test drives or
+//! duplicates, and the fixtures.
 
-use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -12,13 +11,8 @@ use api::marking::{MarkMessage, MarkingQueue};
 use api::queue::QueueResult;
 use api::{AppState, Config};
 use async_trait::async_trait;
-use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioVersion, Session};
-use store::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PlanActivation,
-    PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark, SessionPage,
-    SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreError, StoreResult,
-    WrittenSession,
-};
+use store::testing::{FaultyStore, StoreFaults, StoreOp};
+use store::{SessionMark, Store, StoreError};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -107,253 +101,74 @@ pub(crate) fn fire(budget: &AtomicU32) -> bool {
         .is_ok()
 }
 
-/// The store under test, with faults on the marking path. Everything else delegates.
-pub(crate) struct FaultyStore {
-    pub(crate) inner: Arc<dyn Store>,
-    pub(crate) faults: Arc<Faults>,
-}
-
+/// The faults act on the store under test through [`FaultyStore`], which
+/// forwards everything else to the store it wraps.
 #[async_trait]
-impl Store for FaultyStore {
-    async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()> {
-        self.inner.create_scenario(scenario).await
-    }
-    async fn get_current_scenario(
-        &self,
-        tenant: Uuid,
-        scenario_id: Uuid,
-    ) -> StoreResult<Option<ScenarioVersion>> {
-        self.inner.get_current_scenario(tenant, scenario_id).await
-    }
-    async fn get_scenario_version(
-        &self,
-        tenant: Uuid,
-        scenario_id: Uuid,
-        version: i64,
-    ) -> StoreResult<Option<ScenarioVersion>> {
-        self.inner
-            .get_scenario_version(tenant, scenario_id, version)
-            .await
-    }
-    async fn create_plan(&self, plan: &MigrationPlan, target: &ScenarioVersion) -> StoreResult<()> {
-        self.inner.create_plan(plan, target).await
-    }
-    async fn get_plan(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<MigrationPlan>> {
-        self.inner.get_plan(tenant, plan_id).await
-    }
-    async fn get_plan_target(
-        &self,
-        tenant: Uuid,
-        plan_id: Uuid,
-    ) -> StoreResult<Option<ScenarioVersion>> {
-        self.inner.get_plan_target(tenant, plan_id).await
-    }
-    async fn list_plans(&self, query: &PlanQuery) -> StoreResult<PlanPage> {
-        self.inner.list_plans(query).await
-    }
-    async fn update_plan_policies(
-        &self,
-        tenant: Uuid,
-        plan_id: Uuid,
-        expected_revision: u64,
-        policies: &BTreeMap<String, AnchorMigrationPolicy>,
-    ) -> StoreResult<MigrationPlan> {
-        self.inner
-            .update_plan_policies(tenant, plan_id, expected_revision, policies)
-            .await
-    }
-    async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan> {
-        self.inner.transition_plan(change).await
-    }
-    async fn activate_plan(
-        &self,
-        activation: &PlanActivation,
-    ) -> Result<MigrationPlan, ActivationError> {
-        self.inner.activate_plan(activation).await
-    }
-    async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
-        self.inner.get_plan_stats(tenant, plan_id).await
-    }
-    async fn start_marking(
-        &self,
-        tenant: Uuid,
-        plan_id: Uuid,
-        chains: &[ChainStart],
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.inner.start_marking(tenant, plan_id, chains, at).await
-    }
-    fn step_index_shards(&self) -> u32 {
-        self.inner.step_index_shards()
-    }
-    async fn list_chains(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Vec<ChainState>> {
-        self.inner.list_chains(tenant, plan_id).await
-    }
-    async fn claim_chain(
-        &self,
-        tenant: Uuid,
-        plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
-        seen_updated_at: DateTime<Utc>,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.inner
-            .claim_chain(tenant, plan_id, step_id, shard, seen_updated_at, at)
-            .await
-    }
-    async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
-        self.inner.list_deploying(limit).await
-    }
-    async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {
-        if fire(&self.faults.record_failures) {
+impl StoreFaults for Faults {
+    async fn before(&self, op: StoreOp<'_>, inner: &dyn Store) -> Option<StoreError> {
+        match op {
             // The worker dies after marking its page, before the ledger knows.
-            return Err(StoreError::Unexpected(
-                "injected: crash before recording".into(),
-            ));
+            StoreOp::RecordMarkingPage(_) if fire(&self.record_failures) => Some(
+                StoreError::Unexpected("injected: crash before recording".into()),
+            ),
+            StoreOp::MarkSessions {
+                tenant,
+                marks,
+                concurrency,
+            } => self.before_marking(inner, tenant, marks, concurrency).await,
+            _ => None,
         }
-        self.inner.record_marking_page(page).await
     }
-    async fn record_failed_page(
-        &self,
-        tenant: Uuid,
-        plan_id: Uuid,
-        page_id: &str,
-    ) -> StoreResult<bool> {
-        self.inner
-            .record_failed_page(tenant, plan_id, page_id)
-            .await
-    }
-    async fn put_session(&self, session: &Session) -> StoreResult<()> {
-        self.inner.put_session(session).await
-    }
-    async fn write_session(
-        &self,
-        write: &SessionWrite,
-    ) -> Result<WrittenSession, SessionWriteError> {
-        self.inner.write_session(write).await
-    }
-    async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>> {
-        self.inner.get_session(tenant, session_id).await
-    }
-    async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
-        self.inner.sessions_at_step(query).await
-    }
-    async fn count_sessions_at_step(
-        &self,
-        tenant: Uuid,
-        scenario_id: Uuid,
-        version: i64,
-        step_id: Uuid,
-    ) -> StoreResult<u64> {
-        self.inner
-            .count_sessions_at_step(tenant, scenario_id, version, step_id)
-            .await
-    }
-    async fn session_counts(
-        &self,
-        tenant: Uuid,
-        scenario_id: Uuid,
-        version: i64,
-    ) -> StoreResult<store::StepCounts> {
-        self.inner
-            .session_counts(tenant, scenario_id, version)
-            .await
-    }
-    async fn put_recount(&self, recount: &store::Recount) -> StoreResult<()> {
-        self.inner.put_recount(recount).await
-    }
-    async fn get_recount(
-        &self,
-        tenant: Uuid,
-        scenario_id: Uuid,
-        version: i64,
-    ) -> StoreResult<Option<store::Recount>> {
-        self.inner.get_recount(tenant, scenario_id, version).await
-    }
-    async fn mark_session(
-        &self,
-        tenant: Uuid,
-        session_id: &str,
-        expected: &SessionPosition,
-        pending: &PendingMigration,
-        mark_id: &str,
-    ) -> StoreResult<bool> {
-        self.inner
-            .mark_session(tenant, session_id, expected, pending, mark_id)
-            .await
-    }
-    async fn mark_sessions(
-        &self,
-        tenant: Uuid,
-        marks: &[SessionMark],
-        concurrency: usize,
-    ) -> StoreResult<Vec<bool>> {
-        let now = self.faults.marking_now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.faults.marking_peak.fetch_max(now, Ordering::SeqCst);
-        let marked = self.faulty_mark_sessions(tenant, marks, concurrency).await;
-        self.faults.marking_now.fetch_sub(1, Ordering::SeqCst);
-        marked
-    }
-    async fn apply_session_change(&self, change: &SessionChange) -> StoreResult<bool> {
-        self.inner.apply_session_change(change).await
-    }
-    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
-        self.inner.list_events(query).await
-    }
-    async fn claim_page(&self, claim: &store::PageClaim) -> StoreResult<store::PageClaim> {
-        self.inner.claim_page(claim).await
-    }
-    async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        self.inner.sweep_expired(now, limit).await
+
+    fn after(&self, op: StoreOp<'_>) {
+        if let StoreOp::MarkSessions { .. } = op {
+            self.marking_now.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
-impl FaultyStore {
-    pub(crate) async fn faulty_mark_sessions(
+impl Faults {
+    /// What every `mark_sessions` call goes through first: the in-flight count,
+    /// the delay, the gate, the rendezvous, then the faults that fail it — a
+    /// poison page outright; the k-th call and a throttle after writing the
+    /// first half of the page.
+    async fn before_marking(
         &self,
+        inner: &dyn Store,
         tenant: Uuid,
         marks: &[SessionMark],
         concurrency: usize,
-    ) -> StoreResult<Vec<bool>> {
-        tokio::time::sleep(self.faults.mark_delay).await;
-        self.faults
-            .gate
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Unexpected("gate closed".into()))?
-            .forget();
-        if let Some(rendezvous) = &self.faults.rendezvous {
+    ) -> Option<StoreError> {
+        let now = self.marking_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.marking_peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.mark_delay).await;
+        match self.gate.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Some(StoreError::Unexpected("gate closed".into())),
+        }
+        if let Some(rendezvous) = &self.rendezvous {
             rendezvous.wait().await;
         }
-        let poison = self.faults.poison.lock().expect("poison lock").clone();
+        let poison = self.poison.lock().expect("poison lock").clone();
         if let Some(poison) = poison
             && marks.iter().any(|m| m.session_id == poison)
         {
-            return Err(StoreError::Unexpected("injected: poison page".into()));
+            return Some(StoreError::Unexpected("injected: poison page".into()));
         }
         let nth = self
-            .faults
             .fail_nth_mark
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if nth == Ok(1) {
-            let half = marks.len() / 2;
-            self.inner
-                .mark_sessions(tenant, &marks[..half], concurrency)
-                .await?;
-            return Err(StoreError::Unexpected(
-                "injected: the store failed mid-page".into(),
-            ));
-        }
-        if fire(&self.faults.throttles) {
+        let error = if nth == Ok(1) {
+            StoreError::Unexpected("injected: the store failed mid-page".into())
+        } else if fire(&self.throttles) {
             // Part of the page is written, then the backend pushes back.
-            let half = marks.len() / 2;
-            self.inner
-                .mark_sessions(tenant, &marks[..half], concurrency)
-                .await?;
-            return Err(StoreError::Throttled("injected: slow down".into()));
-        }
-        self.inner.mark_sessions(tenant, marks, concurrency).await
+            StoreError::Throttled("injected: slow down".into())
+        } else {
+            return None;
+        };
+        let half = &marks[..marks.len() / 2];
+        let written = inner.mark_sessions(tenant, half, concurrency).await;
+        Some(written.err().unwrap_or(error))
     }
 }
 
@@ -441,10 +256,7 @@ pub(crate) async fn fixture(
     match rig {
         Rig::Embedded => {
             let (inner, dir, tables) = fresh_store_and_tables(Backend::Embedded).await?;
-            let store = Arc::new(FaultyStore {
-                inner,
-                faults: faults.clone(),
-            });
+            let store = Arc::new(FaultyStore::new(inner, faults.clone()));
             let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
             assert!(!duplicate, "the in-process rig has no duplicating queue");
             Some(Fixture {
@@ -459,10 +271,7 @@ pub(crate) async fn fixture(
         Rig::DynamoSqs => {
             let (inner, dir, tables) = fresh_store_and_tables(Backend::Dynamo).await?;
             let (client, url) = fresh_sqs_queue(config.mark_max_receives).await?;
-            let store = Arc::new(FaultyStore {
-                inner,
-                faults: faults.clone(),
-            });
+            let store = Arc::new(FaultyStore::new(inner, faults.clone()));
             let sqs: Arc<dyn MarkingQueue> =
                 Arc::new(api::aws::SqsQueue::new(client.clone(), url.clone()));
             let queue: Arc<dyn MarkingQueue> = if duplicate {
@@ -504,10 +313,7 @@ pub(crate) async fn manual_fixture_with(
 ) -> Option<Fixture> {
     let faults = Arc::new(faults);
     let (inner, dir, tables) = fresh_store_and_tables(backend).await?;
-    let store = Arc::new(FaultyStore {
-        inner,
-        faults: faults.clone(),
-    });
+    let store = Arc::new(FaultyStore::new(inner, faults.clone()));
     let manual = Arc::new(ManualQueue::default());
     let state = AppState::new(store, config).with_queue(manual.clone());
     Some(Fixture {
