@@ -1,8 +1,9 @@
 //! The `migrations` binary's integration tests as one test binary: each module
-//! runs the real binary as a process (serve, health, plan, slow clients,
-//! kill -9 mid-deploy).
+//! runs the real binary as a process (serve, health, init, plan, slow
+//! clients, kill -9 mid-deploy).
 
 mod health;
+mod init;
 mod kill_deploy;
 mod plan;
 mod serve;

@@ -34,7 +34,8 @@ pub struct ServeArgs {
     pub cache_mb: u32,
     #[arg(long, value_enum, default_value = "memory")]
     pub queue: QueueKind,
-    /// Create missing DynamoDB tables (and the SQS queue with `--queue sqs`) — for local emulators.
+    /// Create missing DynamoDB tables (and the SQS queue with `--queue sqs`) — for local
+    /// emulators; `migrations init` does the same and exits.
     #[arg(long)]
     pub init: bool,
     /// Seconds a client has to send a whole request head (request line and headers),
@@ -115,10 +116,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// `initialised` gets what `--init` created or found (logged once the address is printed).
 async fn open_store(
     args: &ServeArgs,
     config: &Config,
     sdk: Option<&aws_config::SdkConfig>,
+    initialised: &mut Vec<crate::init::Outcome>,
 ) -> Result<Arc<dyn Store>, String> {
     Ok(match args.store {
         StoreKind::Memory => Arc::new(
@@ -145,9 +148,7 @@ async fn open_store(
             let client = aws_sdk_dynamodb::Client::new(sdk);
             let tables = api::aws::table_names(config);
             if args.init {
-                store::dynamo::create_tables(&client, &tables)
-                    .await
-                    .map_err(|e| format!("cannot create tables: {e}"))?;
+                initialised.extend(crate::init::tables(&client, &tables).await?);
             }
             // The session counts follow the sessions table's stream (the
             // count-sessions Lambda's job on AWS).
@@ -171,7 +172,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     } else {
         None
     };
-    let store = open_store(&args, &config, sdk.as_ref()).await?;
+    let mut initialised = Vec::new();
+    let store = open_store(&args, &config, sdk.as_ref(), &mut initialised).await?;
 
     let state = match (args.queue, sdk.as_ref()) {
         (QueueKind::Sqs, Some(sdk)) => {
@@ -179,9 +181,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             let url = match (&config.marking_queue_url, args.init) {
                 (Some(url), _) => url.clone(),
                 (None, true) => {
-                    api::aws::ensure_queue(&client, "focal-marking", config.mark_max_receives)
-                        .await
-                        .map_err(|e| e.to_string())?
+                    let (url, outcome) = crate::init::marking_queue(&client, &config).await?;
+                    initialised.push(outcome);
+                    url
                 }
                 (None, false) => {
                     return Err("--queue sqs needs MARKING_QUEUE_URL (or --init)".into());
@@ -211,10 +213,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     // Tests and scripts wait for this exact line.
     println!("listening on http://{address}");
+    for outcome in initialised {
+        tracing::info!(%outcome, "--init");
+    }
     let limits = Limits::from_args(&args);
     tracing::info!(%address, store = ?args.store, queue = ?args.queue, ?limits, "serving every route");
-    // The operator console (pages, assets, diagram route) beside the API routes.
-    let app = api::app(state.clone()).merge(console::router(state));
+    // The operator console (pages, assets, diagram route) beside the API routes;
+    // `GET /openapi.json` describes the console's diagram route too.
+    let app = api::routes::app_with(state.clone(), console::openapi).merge(console::router(state));
     run_server(listener, app, limits, signals).await;
     Ok(())
 }
