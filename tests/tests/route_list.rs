@@ -58,8 +58,13 @@ fn root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
+/// The whole document: the API's routes and the console's diagram route.
+fn document() -> serde_json::Value {
+    serde_json::to_value(api::openapi::document_with(console::openapi())).unwrap()
+}
+
 fn openapi_routes() -> BTreeSet<RouteKey> {
-    let doc = api::openapi::document();
+    let doc = document();
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in item.as_object().expect("path item").keys() {
@@ -166,7 +171,7 @@ fn state() -> api::AppState {
 fn function_router(binary: &str) -> Option<Router> {
     let state = state();
     Some(match binary {
-        "scenarios" => api::finish(api::scenarios_router(), state),
+        "scenarios" => api::finish(api::routes::scenarios_router_with(console::openapi), state),
         "sessions" => api::finish(api::sessions_router(), state),
         "plans" => api::finish(api::plans_router(), state),
         "deployments" => api::finish(api::deployments_router(), state),
@@ -307,7 +312,7 @@ async fn routers_openapi_template_and_watch_router_agree() {
 
     // `migrations serve` (api::app + the console) answers every route, serve-only ones included.
     for route in expected.iter().chain(&serve_only) {
-        let app = api::app(state()).merge(console::router(state()));
+        let app = api::routes::app_with(state(), console::openapi).merge(console::router(state()));
         if let Err(answer) = answers(app, &route.0, &route.1).await {
             problems.push(format!(
                 "{route:?}: migrations serve's router does not answer it ({answer})"
@@ -334,6 +339,29 @@ async fn routers_openapi_template_and_watch_router_agree() {
         );
     }
     assert!(template.len() >= 20, "{} routes", template.len());
+}
+
+/// The scenarios function and `migrations serve` serve the whole document, the
+/// one `migrations openapi` prints.
+#[tokio::test]
+async fn the_whole_document_is_served() {
+    let expected = api::openapi::document_text(&api::openapi::document_with(console::openapi()));
+    for router in [
+        function_router("scenarios").unwrap(),
+        api::routes::app_with(state(), console::openapi),
+    ] {
+        let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 21)
+            .await
+            .unwrap();
+        assert!(
+            body == expected.as_bytes(),
+            "a different document is served"
+        );
+    }
+    assert!(expected.contains("/migration-plans/{plan_id}/diagram"));
 }
 
 #[tokio::test]

@@ -53,8 +53,9 @@ pub fn router(state: AppState) -> Router {
     api::routes::catch_panics(pages_router().merge(api_router())).with_state(state)
 }
 
-/// The OpenAPI description of the console's API route, for the API's document
-/// (which cannot name this crate's handler: this crate depends on the API's).
+/// The OpenAPI description of the console's API route: the part of the API's
+/// document that `api::openapi::document_with` merges (the API crate cannot name
+/// this crate's handler: this crate depends on the API's).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     diagram::route::openapi()
 }

@@ -4,6 +4,7 @@ pub mod openapi;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::Utc;
 use std::any::Any;
+use std::sync::{Arc, OnceLock};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -24,11 +26,25 @@ use crate::state::AppState;
 use uuid::Uuid;
 
 /// `PUT /scenarios/{id}`, `GET /scenarios/{id}`, `GET /scenarios/{id}/versions/{v}`,
-/// and `GET /openapi.json` (the scenarios function has the most room under the
-/// Lambda size limit for the document).
+/// and `GET /openapi.json` serving this crate's part of the document
+/// ([`openapi::document`]). The scenarios function serves the whole document
+/// ([`scenarios_router_with`]).
 pub fn scenarios_router() -> Router<AppState> {
+    scenarios_router_with(utoipa::openapi::OpenApi::default)
+}
+
+/// [`scenarios_router`], its `GET /openapi.json` serving the whole document:
+/// [`openapi::document_with`]`(parts())`, `parts` describing the routes of the
+/// crates that depend on this one (`console::openapi`). The scenarios function
+/// serves it: it has the most room under the Lambda size limit for the document.
+pub fn scenarios_router_with(parts: fn() -> utoipa::openapi::OpenApi) -> Router<AppState> {
+    // Built on the first request, then the same for the life of the router.
+    let text = Arc::new(OnceLock::new());
     Router::new()
-        .route("/openapi.json", get(openapi_json))
+        .route(
+            "/openapi.json",
+            get(move || openapi_json(text.clone(), parts)),
+        )
         .route(
             "/scenarios/{scenario_id}",
             put(put_scenario).get(get_scenario),
@@ -160,11 +176,18 @@ pub fn health_router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
-/// Every group in one router (`migrations serve`, tests).
+/// Every group of this crate in one router (tests), its `GET /openapi.json`
+/// serving this crate's part of the document ([`scenarios_router`]).
 pub fn app(state: AppState) -> Router {
+    app_with(state, utoipa::openapi::OpenApi::default)
+}
+
+/// [`app`], its `GET /openapi.json` serving the whole document (see
+/// [`scenarios_router_with`]): `migrations serve`, with the console's part.
+pub fn app_with(state: AppState, parts: fn() -> utoipa::openapi::OpenApi) -> Router {
     let all = Router::new()
         .merge(health_router())
-        .merge(scenarios_router())
+        .merge(scenarios_router_with(parts))
         .merge(sessions_router())
         .merge(plans_router())
         .merge(deployments_router());
@@ -185,19 +208,21 @@ async fn method_not_allowed() -> Response {
 
 // ----- meta ------------------------------------------------------------------
 
-/// The document is the same for the life of the process: built once.
-static OPENAPI_JSON: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(crate::openapi::document_text);
-
+/// `text`: the document [`openapi::document_with`]`(parts())`, once built.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "meta", operation_id = "openapi_json",
     summary = "This document (no tenant needed)",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-pub(crate) async fn openapi_json() -> Response {
+pub(crate) async fn openapi_json(
+    text: Arc<OnceLock<Bytes>>,
+    parts: fn() -> utoipa::openapi::OpenApi,
+) -> Response {
+    let text =
+        text.get_or_init(|| Bytes::from(openapi::document_text(&openapi::document_with(parts()))));
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI_JSON.as_str(),
+        text.clone(),
     )
         .into_response()
 }
@@ -252,7 +277,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     summary = "Create the first version of a scenario",
     description = "Later versions only arrive through a deployed migration plan.",
     params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
-    request_body = planning::ScenarioInput,
+    request_body(content = planning::ScenarioInput, example = crate::openapi::example_scenario_v1),
     responses(
         (status = 201, description = "Created", body = planning::ScenarioVersion),
         (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
@@ -313,7 +338,7 @@ pub(crate) async fn get_scenario_version(
         ("If-Match" = Option<String>, Header, description = "A revision as returned in ETag (quoted or not, W/ allowed) or *"),
         ("If-None-Match" = Option<String>, Header, description = "Only * (create only)"),
     ),
-    request_body = planning::SessionInput,
+    request_body(content = planning::SessionInput, example = crate::openapi::example_session),
     responses(
         (status = 200, description = "Updated", body = planning::Session, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
         (status = 201, description = "Created", body = planning::Session, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
@@ -373,7 +398,7 @@ pub(crate) async fn get_session(
     summary = "The just-in-time migration",
     description = "Called by the runtime before it processes a customer's turn: applies a pending migration once (teleport, collect fields, run a required action, or exit). The body is optional. With `\"dry_run\": true` it is a preview: the same answer, nothing written (no session change, audit event or counter; the ETag is unchanged).",
     params(("session_id" = String, Path, description = "The runtime's session id: 1–256 of A–Z a–z 0–9 . _ - : @ + = ~ |", pattern = "^[A-Za-z0-9._:@+=~|-]{1,256}$")),
-    request_body(content = Option<planning::ReconcileRequest>, description = "Optional: what the runtime already knows"),
+    request_body(content = Option<planning::ReconcileRequest>, description = "Optional: what the runtime already knows", example = json!({"known_fields": {"age": 34}})),
     responses(
         (status = 200, description = "What the runtime does next", body = planning::ReconciliationResult, headers(("ETag" = String, description = "The session's revision as a strong entity tag, e.g. \"3\"; send it back in If-Match"))),
         (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
@@ -406,7 +431,7 @@ pub(crate) async fn reconcile_session(
     summary = "Generate a migration plan",
     description = "Diffs the scenario's current version against `new_scenario`, finds the anchors, decides per anchor how its sessions migrate and counts them. 409 when the version is not greater than the current one or a live plan exists for the same version pair.",
     params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
-    request_body = crate::services::plans::GenerateMigrationPlanRequest,
+    request_body(content = crate::services::plans::GenerateMigrationPlanRequest, example = crate::openapi::example_plan_request),
     responses(
         (status = 201, description = "The plan (with `anchors_next_token` when too large to return whole)", body = planning::MigrationPlan),
         (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge),
@@ -547,7 +572,7 @@ pub(crate) async fn put_policies(
     post, path = "/migration-plans/{plan_id}/approve", tag = "plans", operation_id = "approve_plan",
     summary = "Approve a pending plan",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
-    request_body(content = Option<crate::services::plans::ApprovePlanRequest>, description = "Optional"),
+    request_body(content = Option<crate::services::plans::ApprovePlanRequest>, description = "Optional", example = json!({"approved_by": "lead"})),
     responses((status = 200, description = "The approved plan", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge))
 )]
 pub(crate) async fn approve_plan(
@@ -576,7 +601,7 @@ pub(crate) async fn approve_plan(
     post, path = "/migration-plans/{plan_id}/reject", tag = "plans", operation_id = "reject_plan",
     summary = "Reject a pending plan",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
-    request_body(content = Option<crate::services::plans::RejectPlanRequest>, description = "Optional"),
+    request_body(content = Option<crate::services::plans::RejectPlanRequest>, description = "Optional", example = json!({"rejected_by": "lead", "reason": "ask the age later"})),
     responses((status = 200, description = "The rejected plan", body = planning::MigrationPlan), (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict), (status = 413, response = crate::openapi::PayloadTooLarge))
 )]
 pub(crate) async fn reject_plan(

@@ -1,20 +1,38 @@
 //! The OpenAPI 3.1 document of the API, generated from the code: the schemas are
 //! derived from the request and response types (`utoipa::ToSchema`), the
-//! operations from the `#[utoipa::path]` annotations on the handlers in
-//! [`crate::routes`]. Served at `GET /openapi.json` (no tenant) and printed by
-//! `migrations openapi`.
+//! operations and their request examples (the README walkthrough) from the
+//! `#[utoipa::path]` annotations on the handlers in [`crate::routes`]. Served at
+//! `GET /openapi.json` (no tenant) and printed by `migrations openapi`.
 //!
-//! What the annotations cannot say is added here, in one place: the
-//! `X-Tenant-ID` header and the answers every tenant route can give (422 for a
+//! What the annotations cannot say is added by the `utoipa::Modify` steps the
+//! derive registers, each on the typed document: [`TenantRoutes`] (the
+//! `X-Tenant-ID` header and the answers every tenant route can give: 422 for a
 //! missing or malformed header, 403 for a header that contradicts the
-//! authorizer's tenant on AWS, 503 when the store throttles), request examples
-//! from the README walkthrough, and the links of the plan lifecycle (create a
-//! scenario → plan it → summary, policies, approve → deploy → status) that
-//! clients and contract fuzzers follow.
+//! authorizer's tenant on AWS, 503 when the store throttles), the server-set
+//! fields `SessionInput` accepts, the plan's paging token, the examples of the
+//! path parameters, and the links of the plan lifecycle (create a scenario →
+//! plan it → summary, policies, approve → deploy → status) that clients and
+//! contract fuzzers follow.
+//!
+//! `GET /migration-plans/{plan_id}/diagram` is described on its handler in the
+//! console crate, which depends on this one: [`document`] is this crate's part,
+//! [`document_with`] merges the console's (`console::openapi()`, which registers
+//! [`TenantRoutes`] too). The crates that have both assemble the whole document —
+//! the scenarios Lambda and `migrations serve` serve it
+//! (`routes::scenarios_router_with`, `routes::app_with`), `migrations openapi`
+//! prints it — so no route is described twice.
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::{OpenApi, ToResponse, ToSchema};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::{Link, LinkBuilder};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::{
+    Content, ContentBuilder, HeaderBuilder, KnownFormat, Object, ObjectBuilder, OpenApi, Ref,
+    RefOr, Required, ResponseBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::{Modify, ToResponse, ToSchema};
 
 use crate::error::ErrorDetail;
 
@@ -69,42 +87,7 @@ pub struct PayloadTooLarge(#[to_schema] pub ErrorMessage);
 #[response(description = "Validation error: every problem, located")]
 pub struct ValidationFailed(#[to_schema] pub HttpValidationError);
 
-/// Which version a plan diagram draws.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub enum DiagramSide {
-    /// The version the plan migrates from.
-    #[serde(rename = "v1")]
-    V1,
-    /// The version it migrates to (the default).
-    #[serde(rename = "v2")]
-    V2,
-}
-
-/// `GET /migration-plans/{plan_id}/diagram` is served by the console crate
-/// (`console::api_router`), which depends on this one, so its handler cannot be
-/// named here: it is described by this stand-in. The route-list test
-/// (tests/tests/route_list.rs) checks that the console's router answers it and
-/// the contract fuzzing checks the answers against this description.
-#[utoipa::path(
-    get, path = "/migration-plans/{plan_id}/diagram", tag = "plans", operation_id = "plan_diagram",
-    summary = "One side of a plan as an SVG diagram",
-    description = "The whole version, or the neighbourhood of one anchor (a breadth-first ball of `radius` transitions). Anchors, inserted, deleted and edited steps are marked; on `v1`, deleted steps carry their session counts.",
-    params(
-        ("plan_id" = uuid::Uuid, Path, description = "The plan's id"),
-        ("side" = Option<DiagramSide>, Query, description = "v1 or v2 (default v2)"),
-        ("anchor" = Option<String>, Query, description = "An anchor content hash (or edited step key) of the plan to centre on"),
-        ("radius" = Option<u32>, Query, minimum = 0, maximum = 25, description = "Transitions around the anchor"),
-    ),
-    responses(
-        (status = 200, description = "The diagram", content_type = "image/svg+xml", body = String),
-        (status = 404, response = NotFound),
-    )
-)]
-#[allow(dead_code)]
-fn plan_diagram() {}
-
-#[derive(OpenApi)]
+#[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "focal-migrations",
@@ -131,12 +114,12 @@ fn plan_diagram() {}
         crate::routes::deployment_status,
         crate::routes::openapi_json,
         crate::routes::health,
-        plan_diagram,
     ),
     components(
-        schemas(ErrorMessage, HttpValidationError, Health, crate::services::reconcile::AuditEventSchema, DiagramSide),
+        schemas(ErrorMessage, HttpValidationError, Health, crate::services::reconcile::AuditEventSchema),
         responses(NotFound, Conflict, PayloadTooLarge, ValidationFailed),
     ),
+    modifiers(&TenantRoutes, &ReturnedSessionFields, &PlanPagingToken, &PathExamples, &LifecycleLinks),
     tags(
         (name = "scenarios", description = "Scenario versions"),
         (name = "sessions", description = "Where sessions are; the just-in-time reconcile"),
@@ -147,117 +130,167 @@ fn plan_diagram() {}
 )]
 struct ApiDoc;
 
-/// The document as JSON, with what the annotations cannot express added.
-pub fn document() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+/// This crate's part of the document: every route but the console's diagram route.
+pub fn document() -> OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+/// The whole document: this crate's part and `parts`, the routes described in
+/// crates that depend on this one (`console::openapi()`). `parts` brings its own
+/// operations, schemas and responses; what this crate already has is kept.
+pub fn document_with(parts: OpenApi) -> OpenApi {
+    document().merge_from(parts)
+}
+
+/// A document as served and printed: pretty JSON, through `serde_json::Value`
+/// (its keys sorted).
+pub fn document_text(document: &OpenApi) -> String {
+    let value = serde_json::to_value(document).unwrap_or_else(|e| {
         // Serialising a derived document cannot fail; say so loudly if it does.
         json!({"openapi": "3.1.0", "info": {"title": format!("unavailable: {e}"), "version": ""}})
     });
-    add_tenant_header(&mut doc);
-    add_returned_session_fields(&mut doc);
-    add_plan_paging_token(&mut doc);
-    add_examples(&mut doc);
-    add_links(&mut doc);
-    doc
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
-/// The document as pretty-printed JSON text.
-pub fn document_text() -> String {
-    serde_json::to_string_pretty(&document()).unwrap_or_default()
+/// The operations of a path.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
 }
 
-fn operations_mut(doc: &mut Value) -> Vec<(String, String, &mut Value)> {
-    let mut out = Vec::new();
-    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-        for (path, item) in paths.iter_mut() {
-            if let Some(item) = item.as_object_mut() {
-                for (method, operation) in item.iter_mut() {
-                    out.push((path.clone(), method.clone(), operation));
-                }
+/// The component schema `name`, an object.
+fn schema_object_mut<'a>(openapi: &'a mut OpenApi, name: &str) -> Option<&'a mut Object> {
+    match openapi.components.as_mut()?.schemas.get_mut(name)? {
+        RefOr::T(Schema::Object(object)) => Some(object),
+        _ => None,
+    }
+}
+
+/// `{"detail": …}` as JSON.
+fn error_message() -> Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorMessage")))
+        .build()
+}
+
+/// Every route outside [`TENANTLESS_PATHS`] takes `X-Tenant-ID` (its first
+/// parameter) and can answer 422 (the header missing or malformed), 403 (the
+/// header contradicts the authorizer's tenant) and 503 (throttled, or at
+/// capacity). Registered by every description of tenant routes: this crate's
+/// and the console's.
+pub struct TenantRoutes;
+
+impl Modify for TenantRoutes {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if TENANTLESS_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            for operation in operations_mut(item) {
+                let header = ParameterBuilder::new()
+                    .name("X-Tenant-ID")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::True)
+                    .description(Some("The caller's tenant (a UUID in its canonical hyphenated form). On AWS it must be one of the caller's tenants (IAM: its binding in IamTenantBindings; JWT: the tenant claim), else 403."))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                    ))
+                    .example(Some(json!("6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c")))
+                    .build();
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .insert(0, header);
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "422".to_string(),
+                    Ref::from_response_name("ValidationFailed").into(),
+                );
+                responses.insert(
+                    "403".to_string(),
+                    ResponseBuilder::new()
+                        .description("X-Tenant-ID does not match the tenant the authorizer vouched for (AWS with the JWT authorizer)")
+                        .content("application/json", error_message())
+                        .into(),
+                );
+                responses.insert(
+                    "503".to_string(),
+                    ResponseBuilder::new()
+                        .description("The store throttled or the server is at capacity; retry after the Retry-After seconds")
+                        .header(
+                            "Retry-After",
+                            HeaderBuilder::new()
+                                .schema(Object::with_type(Type::Integer))
+                                .description(Some("seconds"))
+                                .build(),
+                        )
+                        .content("application/json", error_message())
+                        .into(),
+                );
             }
         }
     }
-    out
 }
 
 /// `SessionInput` accepts the representation `GET /sessions/{id}` returns: its
 /// server-set fields are accepted and ignored. They are parsed as "anything"
 /// (never serialised back), which the derive leaves out of the schema.
-fn add_returned_session_fields(doc: &mut Value) {
-    let Some(properties) = schema_properties_mut(doc, "SessionInput") else {
-        return;
-    };
-    for field in [
-        "pending_migration",
-        "pinned_version",
-        "updated_at",
-        "revision",
-    ] {
-        properties.insert(
-            field.to_string(),
-            json!({"description": "Set by the server (as GET returns it): accepted and ignored."}),
-        );
-    }
-}
+struct ReturnedSessionFields;
 
-/// The `properties` of the component schema `name`, to add what the derive
-/// cannot express.
-fn schema_properties_mut<'a>(
-    doc: &'a mut Value,
-    name: &str,
-) -> Option<&'a mut serde_json::Map<String, Value>> {
-    doc.pointer_mut(&format!("/components/schemas/{name}/properties"))
-        .and_then(Value::as_object_mut)
+impl Modify for ReturnedSessionFields {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let Some(session) = schema_object_mut(openapi, "SessionInput") else {
+            return;
+        };
+        for field in [
+            "pending_migration",
+            "pinned_version",
+            "updated_at",
+            "revision",
+        ] {
+            session.properties.insert(
+                field.to_string(),
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some(
+                        "Set by the server (as GET returns it): accepted and ignored.",
+                    ))
+                    .into(),
+            );
+        }
+    }
 }
 
 /// The plan routes answer with [`crate::services::plans::PlanResponse`]: the
 /// plan plus, when it was too large to return whole, the token of its next
 /// anchors. The token is listed in the `MigrationPlan` schema, where clients
 /// have always found it, rather than in a second schema for the same object.
-fn add_plan_paging_token(doc: &mut Value) {
-    let Some(properties) = schema_properties_mut(doc, "MigrationPlan") else {
-        return;
-    };
-    properties.insert(
-        "anchors_next_token".to_string(),
-        json!({
-            "description": "Present when the plan was too large to return whole: the anchors above are\nthe first page, `GET /migration-plans/{id}/anchors` returns the rest.",
-            "type": ["string", "null"]
-        }),
-    );
-}
+struct PlanPagingToken;
 
-fn add_tenant_header(doc: &mut Value) {
-    for (path, _, operation) in operations_mut(doc) {
-        if TENANTLESS_PATHS.contains(&path.as_str()) {
-            continue;
-        }
-        let header = json!({
-            "name": "X-Tenant-ID",
-            "in": "header",
-            "required": true,
-            "description": "The caller's tenant (a UUID in its canonical hyphenated form). On AWS it must be one of the caller's tenants (IAM: its binding in IamTenantBindings; JWT: the tenant claim), else 403.",
-            "schema": {"type": "string", "format": "uuid"},
-            "example": "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c"
-        });
-        match operation
-            .get_mut("parameters")
-            .and_then(Value::as_array_mut)
-        {
-            Some(params) => params.insert(0, header),
-            None => operation["parameters"] = json!([header]),
-        }
-        let responses = &mut operation["responses"];
-        responses["422"] = json!({"$ref": "#/components/responses/ValidationFailed"});
-        responses["403"] = json!({
-            "description": "X-Tenant-ID does not match the tenant the authorizer vouched for (AWS with the JWT authorizer)",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}
-        });
-        responses["503"] = json!({
-            "description": "The store throttled or the server is at capacity; retry after the Retry-After seconds",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}
-        });
+impl Modify for PlanPagingToken {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let Some(plan) = schema_object_mut(openapi, "MigrationPlan") else {
+            return;
+        };
+        plan.properties.insert(
+            "anchors_next_token".to_string(),
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some("Present when the plan was too large to return whole: the anchors above are\nthe first page, `GET /migration-plans/{id}/anchors` returns the rest."))
+                .into(),
+        );
     }
 }
 
@@ -295,172 +328,161 @@ pub fn example_scenario_v2() -> Value {
     })
 }
 
-fn add_examples(doc: &mut Value) {
-    let bodies: [(&str, &str, Value); 6] = [
-        ("/scenarios/{scenario_id}", "put", example_scenario_v1()),
-        (
-            "/sessions/{session_id}",
-            "put",
-            json!({
-                "channel": "whatsapp", "active_scenario_id": README_SCENARIO,
-                "active_scenario_version": 1, "active_step_id": STEP_B,
-                "step_history": [], "variables": {}
-            }),
-        ),
-        (
-            "/scenarios/{scenario_id}/migration-plan",
-            "post",
-            json!({"created_by": "ops@example.com", "new_scenario": example_scenario_v2()}),
-        ),
-        (
-            "/migration-plans/{plan_id}/approve",
-            "post",
-            json!({"approved_by": "lead"}),
-        ),
-        (
-            "/migration-plans/{plan_id}/reject",
-            "post",
-            json!({"rejected_by": "lead", "reason": "ask the age later"}),
-        ),
-        (
-            "/sessions/{session_id}/reconcile",
-            "post",
-            json!({"known_fields": {"age": 34}}),
-        ),
-    ];
-    for (path, method, example) in bodies {
-        let pointer = format!(
-            "/paths/{}/{method}/requestBody/content/application~1json",
-            path.replace('~', "~0").replace('/', "~1")
-        );
-        if let Some(content) = doc.pointer_mut(&pointer) {
-            content["example"] = example;
-        }
-    }
-    let path_examples = [
-        ("scenario_id", README_SCENARIO),
-        ("session_id", "wa-42"),
-        ("version", "1"),
-    ];
-    for (_, _, operation) in operations_mut(doc) {
-        let Some(params) = operation
-            .get_mut("parameters")
-            .and_then(Value::as_array_mut)
-        else {
-            continue;
-        };
-        for param in params {
-            let name = param["name"].as_str().unwrap_or("").to_string();
-            if let Some((_, example)) = path_examples.iter().find(|(n, _)| *n == name)
-                && param["in"] == "path"
-            {
-                param["example"] = if name == "version" {
-                    json!(1)
-                } else {
-                    json!(example)
-                };
+/// The walkthrough's session: at "Collect email" of version 1.
+pub fn example_session() -> Value {
+    json!({
+        "channel": "whatsapp", "active_scenario_id": README_SCENARIO,
+        "active_scenario_version": 1, "active_step_id": STEP_B,
+        "step_history": [], "variables": {}
+    })
+}
+
+/// The walkthrough's plan request: from version 1 to version 2.
+pub fn example_plan_request() -> Value {
+    json!({"created_by": "ops@example.com", "new_scenario": example_scenario_v2()})
+}
+
+/// The walkthrough's values of the path parameters, on every operation that
+/// has them.
+struct PathExamples;
+
+impl Modify for PathExamples {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                for param in operation.parameters.iter_mut().flatten() {
+                    if param.parameter_in != ParameterIn::Path {
+                        continue;
+                    }
+                    let example = match param.name.as_str() {
+                        "scenario_id" => json!(README_SCENARIO),
+                        "session_id" => json!("wa-42"),
+                        "version" => json!(1),
+                        _ => continue,
+                    };
+                    // The example of a parameter is set through its builder only.
+                    *param = ParameterBuilder::from(std::mem::take(param))
+                        .example(Some(example))
+                        .build();
+                }
             }
         }
     }
 }
 
+/// A link to `operation_id`, its parameters taken from fields of the response
+/// body. utoipa 5 writes `Link`'s own `operation_id` and `request_body` fields
+/// under those snake-case names, which OpenAPI does not know (utoipa 6 renames
+/// them): the link carries `operationId` (and `requestBody`, [`with_body`]) among
+/// its extensions, which are written as they are named.
+fn link(operation_id: &str, parameters: &[(&str, &str)]) -> Link {
+    parameters
+        .iter()
+        .fold(LinkBuilder::new(), |link, (name, field)| {
+            link.parameter(*name, format!("$response.body#/{field}"))
+        })
+        .extensions(Some(Extensions::from_iter([("operationId", operation_id)])))
+        .build()
+}
+
+/// `link` with a request body (see [`link`]).
+fn with_body(mut link: Link, body: Value) -> Link {
+    link.extensions
+        .get_or_insert_with(Extensions::default)
+        .insert("requestBody".to_string(), body);
+    link
+}
+
 /// OpenAPI links: from a created scenario to its plan, from a plan to everything
 /// done with it, from a deploy to its status, from a session write to the
 /// session and its reconcile.
-fn add_links(doc: &mut Value) {
-    let plan_links = |from: &str| {
-        let id = format!("$response.body#/{from}");
-        json!({
-            "GetPlan": {"operationId": "get_plan", "parameters": {"plan_id": id}},
-            "GetSummary": {"operationId": "get_summary", "parameters": {"plan_id": id}},
-            "GetAnchors": {"operationId": "get_anchors", "parameters": {"plan_id": id}},
-            "GetEvents": {"operationId": "get_events", "parameters": {"plan_id": id}},
-            "PutPolicies": {"operationId": "put_policies", "parameters": {"plan_id": id}},
-            "Approve": {"operationId": "approve_plan", "parameters": {"plan_id": id},
-                        "requestBody": {"approved_by": "lead"}},
-            "Reject": {"operationId": "reject_plan", "parameters": {"plan_id": id}},
-            "Deploy": {"operationId": "deploy_plan", "parameters": {"plan_id": id}},
-            "DeploymentStatus": {"operationId": "deployment_status", "parameters": {"plan_id": id}}
-        })
-    };
-    let links: [(&str, &str, &[&str], Value); 7] = [
-        (
-            "/scenarios/{scenario_id}",
-            "put",
+struct LifecycleLinks;
+
+impl Modify for LifecycleLinks {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let scenario = |operation_id| link(operation_id, &[("scenario_id", "id")]);
+        let plan = |operation_id| link(operation_id, &[("plan_id", "id")]);
+        let deployment = |operation_id| link(operation_id, &[("plan_id", "plan_id")]);
+        let session = |operation_id| link(operation_id, &[("session_id", "session_id")]);
+        let version = [("scenario_id", "id"), ("version", "version")];
+        let from_plan = [
+            ("GetPlan", plan("get_plan")),
+            ("GetSummary", plan("get_summary")),
+            ("GetAnchors", plan("get_anchors")),
+            ("GetEvents", plan("get_events")),
+            ("PutPolicies", plan("put_policies")),
+            (
+                "Approve",
+                with_body(plan("approve_plan"), json!({"approved_by": "lead"})),
+            ),
+            ("Reject", plan("reject_plan")),
+            ("Deploy", plan("deploy_plan")),
+            ("DeploymentStatus", plan("deployment_status")),
+        ];
+        let mut links = |operation_id, statuses: &[&str], links: &[(&str, Link)]| {
+            set_links(openapi, operation_id, statuses, links)
+        };
+        links(
+            "put_scenario",
             &["201"],
-            json!({
-                "GetScenario": {"operationId": "get_scenario",
-                                "parameters": {"scenario_id": "$response.body#/id"}},
-                "GetScenarioVersion": {"operationId": "get_scenario_version",
-                                       "parameters": {"scenario_id": "$response.body#/id",
-                                                      "version": "$response.body#/version"}},
-                "GeneratePlan": {"operationId": "create_plan",
-                                 "parameters": {"scenario_id": "$response.body#/id"}},
-                "ListPlans": {"operationId": "list_plans",
-                              "parameters": {"scenario_id": "$response.body#/id"}}
-            }),
-        ),
-        (
-            "/scenarios/{scenario_id}/migration-plan",
-            "post",
-            &["201"],
-            plan_links("id"),
-        ),
-        (
-            "/migration-plans/{plan_id}",
-            "get",
+            &[
+                ("GetScenario", scenario("get_scenario")),
+                ("GetScenarioVersion", link("get_scenario_version", &version)),
+                ("GeneratePlan", scenario("create_plan")),
+                ("ListPlans", scenario("list_plans")),
+            ],
+        );
+        links("create_plan", &["201"], &from_plan);
+        links("get_plan", &["200"], &from_plan);
+        links(
+            "approve_plan",
             &["200"],
-            plan_links("id"),
-        ),
-        (
-            "/migration-plans/{plan_id}/approve",
-            "post",
+            &[
+                ("Deploy", plan("deploy_plan")),
+                ("GetPlan", plan("get_plan")),
+            ],
+        );
+        links(
+            "put_policies",
             &["200"],
-            json!({
-                "Deploy": {"operationId": "deploy_plan", "parameters": {"plan_id": "$response.body#/id"}},
-                "GetPlan": {"operationId": "get_plan", "parameters": {"plan_id": "$response.body#/id"}}
-            }),
-        ),
-        (
-            "/migration-plans/{plan_id}/policies",
-            "put",
-            &["200"],
-            json!({
-                "Approve": {"operationId": "approve_plan", "parameters": {"plan_id": "$response.body#/id"}},
-                "GetSummary": {"operationId": "get_summary", "parameters": {"plan_id": "$response.body#/id"}}
-            }),
-        ),
-        (
-            "/migration-plans/{plan_id}/deploy",
-            "post",
+            &[
+                ("Approve", plan("approve_plan")),
+                ("GetSummary", plan("get_summary")),
+            ],
+        );
+        links(
+            "deploy_plan",
             &["200", "202"],
-            json!({
-                "DeploymentStatus": {"operationId": "deployment_status",
-                                     "parameters": {"plan_id": "$response.body#/plan_id"}},
-                "GetEvents": {"operationId": "get_events",
-                              "parameters": {"plan_id": "$response.body#/plan_id"}}
-            }),
-        ),
-        (
-            "/sessions/{session_id}",
-            "put",
+            &[
+                ("DeploymentStatus", deployment("deployment_status")),
+                ("GetEvents", deployment("get_events")),
+            ],
+        );
+        links(
+            "put_session",
             &["200", "201"],
-            json!({
-                "GetSession": {"operationId": "get_session",
-                               "parameters": {"session_id": "$response.body#/session_id"}},
-                "Reconcile": {"operationId": "reconcile_session",
-                              "parameters": {"session_id": "$response.body#/session_id"}}
-            }),
-        ),
-    ];
-    for (path, method, statuses, links) in links {
-        for status in statuses {
-            let pointer = format!(
-                "/paths/{}/{method}/responses/{status}",
-                path.replace('~', "~0").replace('/', "~1")
-            );
-            if let Some(response) = doc.pointer_mut(&pointer) {
-                response["links"] = links.clone();
+            &[
+                ("GetSession", session("get_session")),
+                ("Reconcile", session("reconcile_session")),
+            ],
+        );
+    }
+}
+
+/// The links of the answers `statuses` of the operation `operation_id`.
+fn set_links(openapi: &mut OpenApi, operation_id: &str, statuses: &[&str], links: &[(&str, Link)]) {
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations_mut(item) {
+            if operation.operation_id.as_deref() != Some(operation_id) {
+                continue;
+            }
+            for status in statuses {
+                if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+                    response.links = links
+                        .iter()
+                        .map(|(name, link)| (name.to_string(), RefOr::T(link.clone())))
+                        .collect();
+                }
             }
         }
     }
@@ -469,6 +491,11 @@ fn add_links(doc: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This crate's part of the document, as JSON (as clients read it).
+    fn document() -> Value {
+        serde_json::to_value(super::document()).unwrap()
+    }
 
     #[test]
     fn the_document_is_openapi_3_1_with_every_tenant_route_taking_the_header() {

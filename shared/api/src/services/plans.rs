@@ -514,7 +514,7 @@ fn take_anchors(
 /// response limit, else with its first page of anchors and the token of the
 /// next. The token is paging, not part of the plan, so it lives here and not in
 /// the planning model (the OpenAPI document lists it under `MigrationPlan`, see
-/// `openapi::add_plan_paging_token`).
+/// `openapi::PlanPagingToken`).
 #[derive(Debug, Serialize)]
 pub struct PlanResponse {
     #[serde(flatten)]

@@ -4,7 +4,8 @@
 //!
 //! The route's OpenAPI description sits on the handler, like the API crate's
 //! routes, and [`openapi`] hands it out: the API crate cannot name this handler
-//! (this crate depends on it), so whoever assembles the document merges it.
+//! (this crate depends on it), so the crates that have both merge it into the
+//! API's part (`api::openapi::document_with`).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use utoipa::OpenApi;
 
 use api::error::{ApiError, ApiResult};
 use api::extract::{PathParams, QueryParams, Tenant};
-use api::openapi::NotFound;
+use api::openapi::{NotFound, TenantRoutes};
 use api::state::AppState;
 
 use super::{DiagramError, DiagramRequest, MAX_RADIUS, Side};
@@ -162,12 +163,15 @@ fn svg_response(svg: String) -> Response {
 }
 
 /// The diagram route's part of the OpenAPI document: its operation, the
-/// `DiagramSide` schema and the `NotFound` response it refers to. The tenant
-/// header and the answers every tenant route can give (403, 422, 503) are added
-/// by `api::openapi` to every operation of the merged document, as for the API's
-/// own routes.
+/// `DiagramSide` schema and the `NotFound` response it refers to. A tenant
+/// route: [`TenantRoutes`] adds the `X-Tenant-ID` header and the answers every
+/// tenant route can give (403, 422, 503), as to the API's own routes.
 #[derive(OpenApi)]
-#[openapi(paths(plan_diagram), components(schemas(Side), responses(NotFound)))]
+#[openapi(
+    paths(plan_diagram),
+    components(schemas(Side), responses(NotFound)),
+    modifiers(&TenantRoutes)
+)]
 struct DiagramApi;
 
 /// The diagram route's OpenAPI description, to merge into the API's document.
@@ -190,25 +194,44 @@ mod tests {
             .unwrap_or_else(|| panic!("no parameter {name}"))
     }
 
-    /// Until the API's document is assembled from this description, it carries
-    /// its own copy of it: the two must not drift apart.
+    /// The whole document describes the route as this part does, as a tenant
+    /// route, and every tenant route of the whole document takes the header.
     #[test]
-    fn the_api_document_describes_the_route_as_its_handler_does() {
+    fn the_whole_document_describes_the_route_as_a_tenant_route() {
         let ours = serde_json::to_value(openapi()).unwrap();
-        let doc = api::openapi::document();
-        let mut theirs = doc["paths"][PATH]["get"].clone();
-        // What `api::openapi` adds to every tenant route.
-        theirs["parameters"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|p| p["name"] != "X-Tenant-ID");
-        for status in ["403", "422", "503"] {
-            theirs["responses"].as_object_mut().unwrap().remove(status);
+        let doc = serde_json::to_value(api::openapi::document_with(openapi())).unwrap();
+        let operation = &doc["paths"][PATH]["get"];
+        assert_eq!(operation, &ours["paths"][PATH]["get"]);
+        assert_eq!(operation["parameters"][0]["name"], "X-Tenant-ID");
+        for status in ["200", "403", "404", "422", "503"] {
+            assert!(operation["responses"][status].is_object(), "{status}");
         }
-        assert_eq!(ours["paths"][PATH]["get"], theirs);
-        for component in ["schemas/DiagramSide", "responses/NotFound"] {
-            let pointer = format!("/components/{component}");
-            assert_eq!(ours.pointer(&pointer), doc.pointer(&pointer), "{component}");
+        assert_eq!(
+            doc.pointer("/components/schemas/DiagramSide"),
+            ours.pointer("/components/schemas/DiagramSide")
+        );
+        let api = serde_json::to_value(api::openapi::document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), api["paths"].as_object().unwrap().len() + 1);
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().unwrap() {
+                let has_tenant = operation["parameters"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["name"] == "X-Tenant-ID"));
+                assert_eq!(
+                    has_tenant,
+                    !api::openapi::TENANTLESS_PATHS.contains(&path.as_str()),
+                    "{method} {path}"
+                );
+            }
+        }
+        // Every reference of the whole document resolves.
+        let text = api::openapi::document_text(&api::openapi::document_with(openapi()));
+        let references = text.split("\"$ref\": \"#/").skip(1);
+        assert!(references.clone().count() > 20);
+        for reference in references {
+            let pointer = reference.split('"').next().unwrap();
+            assert!(doc.pointer(&format!("/{pointer}")).is_some(), "{pointer}");
         }
     }
 
