@@ -10,6 +10,7 @@ mod console_browser;
 mod console_http;
 mod edited_steps_http;
 mod fanout;
+mod forecast;
 mod hostile_expressions;
 mod hostile_input;
 mod lambda_auth_invoke;

@@ -62,6 +62,18 @@ pub struct Config {
     pub deploy_sweep_seconds: u64,
     /// Plan computations (diffs) at once per process (`PLAN_CONCURRENCY`).
     pub plan_concurrency: usize,
+    /// Plans with at most this many counted sessions at their from-version are
+    /// forecast exactly, every session decided (`FORECAST_EXACT_LIMIT`).
+    pub forecast_exact_limit: u64,
+    /// Above the exact limit, sessions decided per anchor or deleted step at
+    /// least, read as whole step-index shards (`FORECAST_SAMPLE_PER_STRATUM`).
+    pub forecast_sample_per_stratum: u64,
+    /// Forecasts computed at once per process (`FORECAST_CONCURRENCY`); the
+    /// others wait, as plan computations do.
+    pub forecast_concurrency: usize,
+    /// Seconds a forecast is served again for the same plan revision
+    /// (`FORECAST_CACHE_SECONDS`; 0: always computed).
+    pub forecast_cache_seconds: u64,
     /// Days a deployed plan is kept after `deployed_at` (`PLAN_RETENTION_DAYS`).
     pub plan_retention_days: u32,
     /// Days a marking ledger item is kept (`LEDGER_RETENTION_DAYS`).
@@ -110,6 +122,10 @@ impl Default for Config {
             deploy_max_resumptions: 5,
             deploy_sweep_seconds: 30,
             plan_concurrency: 2,
+            forecast_exact_limit: 50_000,
+            forecast_sample_per_stratum: 1_000,
+            forecast_concurrency: 2,
+            forecast_cache_seconds: 30,
             plan_retention_days: 400,
             ledger_retention_days: 30,
             event_retention_days: 400,
@@ -209,6 +225,30 @@ impl Config {
                 1,
             )?,
             plan_concurrency: number(&lookup, "PLAN_CONCURRENCY", defaults.plan_concurrency, 1)?,
+            forecast_exact_limit: number(
+                &lookup,
+                "FORECAST_EXACT_LIMIT",
+                defaults.forecast_exact_limit,
+                0,
+            )?,
+            forecast_sample_per_stratum: number(
+                &lookup,
+                "FORECAST_SAMPLE_PER_STRATUM",
+                defaults.forecast_sample_per_stratum,
+                1,
+            )?,
+            forecast_concurrency: number(
+                &lookup,
+                "FORECAST_CONCURRENCY",
+                defaults.forecast_concurrency,
+                1,
+            )?,
+            forecast_cache_seconds: number(
+                &lookup,
+                "FORECAST_CACHE_SECONDS",
+                defaults.forecast_cache_seconds,
+                0,
+            )?,
             plan_retention_days: number(
                 &lookup,
                 "PLAN_RETENTION_DAYS",

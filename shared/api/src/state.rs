@@ -9,6 +9,7 @@ use crate::marking::PlanContexts;
 use crate::marking::outcome::{WorkerCounters, WorkerCounts};
 use crate::marking::queue::MarkingQueue;
 use crate::services::Deps;
+use crate::services::forecast::ForecastCache;
 use crate::services::reconcile::PlanCache;
 
 #[derive(Clone)]
@@ -21,6 +22,10 @@ pub struct AppState {
     /// Plan computations running at once (`PLAN_CONCURRENCY`): a 10,000-step diff
     /// holds hundreds of MB while it runs.
     plan_permits: Arc<tokio::sync::Semaphore>,
+    /// Forecasts running at once (`FORECAST_CONCURRENCY`): each reads up to
+    /// `FORECAST_EXACT_LIMIT` sessions.
+    forecast_permits: Arc<tokio::sync::Semaphore>,
+    forecast_cache: Arc<ForecastCache>,
     /// What the marking worker of this process did with its messages.
     worker_counters: Arc<WorkerCounters>,
 }
@@ -29,6 +34,10 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
         AppState {
             plan_permits: Arc::new(tokio::sync::Semaphore::new(config.plan_concurrency.max(1))),
+            forecast_permits: Arc::new(tokio::sync::Semaphore::new(
+                config.forecast_concurrency.max(1),
+            )),
+            forecast_cache: Arc::default(),
             deps: Deps::new(store, config),
             plan_cache: Arc::default(),
             marking_plans: Arc::default(),
@@ -68,6 +77,14 @@ impl AppState {
 
     pub(crate) fn plan_permits(&self) -> &tokio::sync::Semaphore {
         &self.plan_permits
+    }
+
+    pub(crate) fn forecast_permits(&self) -> &tokio::sync::Semaphore {
+        &self.forecast_permits
+    }
+
+    pub(crate) fn forecast_cache(&self) -> &ForecastCache {
+        &self.forecast_cache
     }
 
     /// What this process's marking worker did so far (messages done, dropped, retried).

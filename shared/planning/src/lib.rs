@@ -6,6 +6,7 @@
 pub mod conditions;
 pub mod diff;
 pub mod eligibility;
+pub mod forecast;
 mod graph;
 pub mod hash;
 pub mod lifecycle;

@@ -273,6 +273,15 @@ pub trait Store: Send + Sync + 'static {
     /// those, so other fields may come back empty — read the session for them.
     async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage>;
 
+    /// [`Store::sessions_at_step`] with every field of each session (the
+    /// forecast decides on `step_history` and the checksum too). The embedded
+    /// and in-memory stores return whole sessions from the index already;
+    /// DynamoDB reads the page's items from the table (a session that left the
+    /// step in between is left out). The cursor is the index page's.
+    async fn whole_sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
+        self.sessions_at_step(query).await
+    }
+
     /// How many sessions sit at that step (same index), paging it: linear in
     /// sessions. The exact recount's count (a queue message); plans and deploys
     /// read [`Store::session_counts`].

@@ -69,6 +69,7 @@ pub fn plans_router() -> Router<AppState> {
         .route("/migration-plans", get(list_plans))
         .route("/migration-plans/{plan_id}", get(get_plan))
         .route("/migration-plans/{plan_id}/summary", get(get_summary))
+        .route("/migration-plans/{plan_id}/forecast", get(get_forecast))
         .route("/migration-plans/{plan_id}/anchors", get(get_anchors))
         .route("/migration-plans/{plan_id}/events", get(get_events))
         .route("/migration-plans/{plan_id}/policies", put(put_policies))
@@ -503,6 +504,30 @@ pub(crate) async fn get_summary(
     Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(plans::summary(state.store(), tenant, plan_id).await?))
+}
+
+#[utoipa::path(
+    get, path = "/migration-plans/{plan_id}/forecast", tag = "plans", operation_id = "get_forecast",
+    summary = "What reconcile will answer each live session once the plan is deployed",
+    description = "Every session at the plan's from-version is marked and decided as a deployment would, in a dry run, with the plan's current policies (`plan_revision`). Exact up to FORECAST_EXACT_LIMIT counted sessions; above it each anchor or deleted step is sampled and every count is `{estimate, low, high}` (95%).",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses((status = 200, description = "The forecast", body = planning::PlanForecast), (status = 404, response = crate::openapi::NotFound))
+)]
+pub(crate) async fn get_forecast(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((plan_id,)): Path<(Uuid,)>,
+) -> ApiResult<impl IntoResponse> {
+    let forecast = crate::services::forecast::forecast(
+        state.store(),
+        state.config(),
+        state.forecast_cache(),
+        state.forecast_permits(),
+        tenant,
+        plan_id,
+    )
+    .await?;
+    Ok(Json(forecast.as_ref().clone()))
 }
 
 #[utoipa::path(

@@ -105,6 +105,7 @@ pub struct ValidationFailed(#[to_schema] pub HttpValidationError);
         crate::routes::list_plans,
         crate::routes::get_plan,
         crate::routes::get_summary,
+        crate::routes::get_forecast,
         crate::routes::get_anchors,
         crate::routes::get_events,
         crate::routes::put_policies,
@@ -408,6 +409,7 @@ impl Modify for LifecycleLinks {
         let from_plan = [
             ("GetPlan", plan("get_plan")),
             ("GetSummary", plan("get_summary")),
+            ("GetForecast", plan("get_forecast")),
             ("GetAnchors", plan("get_anchors")),
             ("GetEvents", plan("get_events")),
             ("PutPolicies", plan("put_policies")),
@@ -448,6 +450,7 @@ impl Modify for LifecycleLinks {
             &[
                 ("Approve", plan("approve_plan")),
                 ("GetSummary", plan("get_summary")),
+                ("GetForecast", plan("get_forecast")),
             ],
         );
         links(

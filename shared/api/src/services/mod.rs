@@ -2,6 +2,7 @@
 
 pub mod deployments;
 pub mod error;
+pub mod forecast;
 pub mod plans;
 pub(crate) mod reconcile;
 pub(crate) mod scenarios;

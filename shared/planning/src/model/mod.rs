@@ -8,6 +8,7 @@
 //! `planning::model::X` (and `planning::X`) name them all.
 
 mod deployment;
+mod forecast;
 mod plan;
 mod policy;
 mod reconcile;
@@ -17,6 +18,7 @@ mod summary;
 mod transformation;
 
 pub use deployment::*;
+pub use forecast::*;
 pub use plan::*;
 pub use policy::*;
 pub use reconcile::*;

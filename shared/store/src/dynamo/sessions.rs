@@ -145,6 +145,74 @@ pub(super) async fn sessions_at_step(db: &DynamoStore, q: &StepQuery) -> StoreRe
     })
 }
 
+/// The page of the step index, then its sessions' items from the table: the
+/// index projects only what marking reads. `BatchGetItem` reads up to 100 keys
+/// at a time; keys DynamoDB leaves unprocessed (throttling) are asked again
+/// after a backoff.
+pub(super) async fn whole_sessions_at_step(
+    db: &DynamoStore,
+    q: &StepQuery,
+) -> StoreResult<SessionPage> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let page = sessions_at_step(db, q).await?;
+    let mut found: HashMap<String, Session> = HashMap::with_capacity(page.sessions.len());
+    for ids in page.sessions.chunks(100) {
+        let keys: Vec<Item> = ids
+            .iter()
+            .map(|x| HashMap::from([("pk".to_owned(), s(session_pk(q.tenant, &x.session_id)))]))
+            .collect();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unexpected(e.to_string()))?,
+        );
+        let mut delays = retry_delays();
+        while let Some(request) = pending.take() {
+            let out = db
+                .client
+                .batch_get_item()
+                .request_items(&db.tables.sessions, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&db.tables.sessions))
+                .unwrap_or_default()
+            {
+                let session = session_from(&item)?;
+                found.insert(session.session_id.clone(), session);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut r| r.remove(&db.tables.sessions))
+                .filter(|k| !k.keys().is_empty());
+            if pending.is_some() {
+                let delay = delays.next().ok_or_else(|| {
+                    StoreError::Throttled("sessions left unprocessed after retries".into())
+                })?;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    let sessions = page
+        .sessions
+        .iter()
+        .filter_map(|x| found.remove(&x.session_id))
+        .filter(|x| {
+            x.active_scenario_id == q.scenario_id
+                && x.active_scenario_version == q.version
+                && x.active_step_id == q.step_id
+        })
+        .collect();
+    Ok(SessionPage {
+        sessions,
+        next_cursor: page.next_cursor,
+    })
+}
+
 pub(super) async fn count_sessions_at_step(
     db: &DynamoStore,
     tenant: Uuid,

@@ -163,6 +163,10 @@ impl Store for DynamoStore {
         sessions::sessions_at_step(self, q).await
     }
 
+    async fn whole_sessions_at_step(&self, q: &StepQuery) -> StoreResult<SessionPage> {
+        sessions::whole_sessions_at_step(self, q).await
+    }
+
     async fn count_sessions_at_step(
         &self,
         tenant: Uuid,

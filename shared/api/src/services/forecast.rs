@@ -1,0 +1,241 @@
+//! `GET /migration-plans/{plan_id}/forecast`: what reconcile will answer the
+//! plan's live sessions once it is deployed, decided by the same code
+//! (`planning::forecast`) over the real sessions found through the step index.
+//!
+//! Up to `FORECAST_EXACT_LIMIT` counted sessions every session is decided and
+//! the counts are exact. Above it, each stratum (a V1 step the plan marks) is
+//! sampled: the step index spreads a step's sessions over its shards by a hash
+//! of the session id, so each shard holds a hash-random subset of them, and
+//! reading whole shards, picked in random order until `FORECAST_SAMPLE_PER_STRATUM`
+//! sessions are read, is a uniform sample of the stratum that never reads the
+//! other shards. The sample's proportions are scaled to the stratum's counted
+//! sessions, with 95% intervals (`planning::forecast::finish`). Sessions are
+//! streamed page by page into tallies: memory holds a page per reader, not the
+//! sample and not the population.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use planning::forecast::{Forecaster, Stratum, StratumRead, StratumTally, finish};
+use planning::reconcile::{PreparedPlan, PreparedScenario};
+use planning::{MigrationPlan, PlanForecast};
+use quick_cache::sync::Cache;
+use store::{StepQuery, Store};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::services::error::{ServiceError, ServiceResult};
+use crate::services::plans::{count_sessions, load};
+
+/// Forecasts a process keeps (by plan and revision); each is a few KB.
+const CACHED_FORECASTS: usize = 32;
+/// Sessions per index page while forecasting.
+const PAGE: usize = 500;
+
+/// Recent forecasts per (tenant, plan, plan revision): a revision is a set of
+/// policies, so a policy change is a new key and never served an older answer.
+pub struct ForecastCache {
+    entries: Cache<(Uuid, Uuid, u64), (Instant, Arc<PlanForecast>)>,
+}
+
+impl Default for ForecastCache {
+    fn default() -> Self {
+        ForecastCache {
+            entries: Cache::new(CACHED_FORECASTS),
+        }
+    }
+}
+
+/// The forecast of a plan, from the cache when one for the plan's current
+/// revision is younger than `FORECAST_CACHE_SECONDS`.
+pub async fn forecast(
+    store: &dyn Store,
+    config: &Config,
+    cache: &ForecastCache,
+    permits: &tokio::sync::Semaphore,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> ServiceResult<Arc<PlanForecast>> {
+    let plan = load(store, tenant, plan_id).await?;
+    let key = (tenant, plan_id, plan.revision);
+    let max_age = Duration::from_secs(config.forecast_cache_seconds);
+    if let Some((at, found)) = cache.entries.get(&key)
+        && at.elapsed() < max_age
+    {
+        return Ok(found);
+    }
+    // Each forecast reads up to FORECAST_EXACT_LIMIT sessions: at most
+    // FORECAST_CONCURRENCY at once per process, the others wait their turn.
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+    if let Some((at, found)) = cache.entries.get(&key)
+        && at.elapsed() < max_age
+    {
+        return Ok(found);
+    }
+    let computed = Arc::new(compute(store, config, plan, Utc::now(), random_seed()).await?);
+    cache
+        .entries
+        .insert(key, (Instant::now(), computed.clone()));
+    Ok(computed)
+}
+
+/// The forecast computed now, sampling with shards shuffled by `seed` when the
+/// counted sessions exceed the exact limit.
+pub async fn compute(
+    store: &dyn Store,
+    config: &Config,
+    plan: MigrationPlan,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> ServiceResult<PlanForecast> {
+    let (tenant, scenario_id) = (plan.tenant_id, plan.scenario_id);
+    let definition = |version: i64| async move {
+        store
+            .get_scenario_version(tenant, scenario_id, version)
+            .await?
+            .map(|v| PreparedScenario::new(v.definition()))
+            .ok_or_else(|| {
+                ServiceError::Unexpected(format!("scenario version {version} of a plan is missing"))
+            })
+    };
+    let from = definition(plan.from_version).await?;
+    // Until activation the to-version is stored with the plan only.
+    let to = store
+        .get_plan_target(tenant, plan.id)
+        .await?
+        .map(|v| PreparedScenario::new(v.definition()))
+        .ok_or_else(|| ServiceError::Unexpected("the plan's target version is missing".into()))?;
+    let (plan_id, revision, from_version) = (plan.id, plan.revision, plan.from_version);
+    let prepared = PreparedPlan::new(plan);
+    let forecaster = Forecaster::new(&prepared, &from, &to, now);
+    let strata = forecaster.strata();
+    let (counts, _) = count_sessions(
+        store,
+        tenant,
+        scenario_id,
+        from_version,
+        strata.iter().map(|s| s.step.step_id),
+    )
+    .await?;
+    let counted = |s: &Stratum| counts.get(&s.step.step_id).copied().unwrap_or(0);
+    let total: u64 = strata.iter().map(counted).sum();
+    let exact = total <= config.forecast_exact_limit;
+    let shards = store.step_index_shards().max(1);
+    let mut random = SplitMix(seed);
+    // Which shards of each stratum to read, in the order they are read.
+    let plans: Vec<(usize, Vec<u32>)> = strata
+        .iter()
+        .enumerate()
+        .map(|(i, stratum)| {
+            let mut order: Vec<u32> = (0..shards).collect();
+            if !exact && counted(stratum) > config.forecast_sample_per_stratum {
+                random.shuffle(&mut order);
+            }
+            (i, order)
+        })
+        .collect();
+    let reads = stream::iter(plans)
+        .map(|(i, order)| {
+            let stratum = &strata[i];
+            let sample = (!exact && counted(stratum) > config.forecast_sample_per_stratum)
+                .then_some(config.forecast_sample_per_stratum);
+            read_stratum(
+                store,
+                &forecaster,
+                stratum,
+                StepQuery {
+                    tenant,
+                    scenario_id,
+                    version: from_version,
+                    step_id: stratum.step.step_id,
+                    shard: 0,
+                    limit: PAGE,
+                    cursor: None,
+                },
+                order,
+                sample,
+                counted(stratum),
+            )
+        })
+        .buffered(config.count_concurrency.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(finish(plan_id, revision, now, &reads))
+}
+
+/// Read one stratum's shards in `order`: all of them, or — with `sample` —
+/// whole shards until at least `sample` sessions were decided.
+#[allow(clippy::too_many_arguments)]
+async fn read_stratum(
+    store: &dyn Store,
+    forecaster: &Forecaster<'_>,
+    stratum: &Stratum,
+    query: StepQuery,
+    order: Vec<u32>,
+    sample: Option<u64>,
+    counted: u64,
+) -> ServiceResult<StratumRead> {
+    let mut tally = StratumTally::default();
+    let mut shards_read = 0;
+    for &shard in &order {
+        if sample.is_some_and(|want| tally.sessions >= want) {
+            break;
+        }
+        let mut cursor = None;
+        loop {
+            let page = store
+                .whole_sessions_at_step(&StepQuery {
+                    shard,
+                    cursor: cursor.take(),
+                    ..query.clone()
+                })
+                .await?;
+            for session in &page.sessions {
+                tally.add(&forecaster.outcome(stratum, session));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        shards_read += 1;
+    }
+    Ok(StratumRead {
+        stratum: stratum.clone(),
+        tally,
+        complete: shards_read == order.len(),
+        counted,
+    })
+}
+
+fn random_seed() -> u64 {
+    // uuid's v4 draws from the operating system's generator.
+    let bits = Uuid::new_v4().as_u128();
+    (bits as u64) ^ ((bits >> 64) as u64)
+}
+
+/// SplitMix64: enough to shuffle a handful of shard numbers.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
