@@ -262,6 +262,10 @@ if [ "$QUICK" -eq 0 ]; then
     step --here "start the arm64 Lambda release build in the background" start_lambda_build
 fi
 step "cargo test --workspace" cargo test --workspace
+# The shell blocks of the docs marked `<!-- workflow: NAME -->` (the README's run command and
+# tour, serve on DynamoDB Local, the local Lambda workflow, the benchmark commands), run as
+# written but for the substitutions the script prints (docs/testing.md, "The documented workflows").
+step "documented workflows, as written (tests/services/doc_workflows.py)" python3 tests/services/doc_workflows.py
 # Contract fuzzing: every operation of the generated OpenAPI document, with
 # positive and negative data and the stateful links of the plan lifecycle.
 step "schemathesis contract fuzzing against migrations serve (~3 min)" fuzz_api
