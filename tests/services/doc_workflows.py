@@ -348,8 +348,9 @@ class Run:
             text = text.replace(old, new)
             self.log(f"substituted in {block.id} ({count}x): `{old}` -> `{new}` ({why})")
         rel = block.path.relative_to(ROOT)
-        # xtrace names the doc's line of each command (the script's line 2 is the block's first).
-        header = f"set -euo pipefail; PS4='+ {rel}:$((LINENO + {block.line - 2})): '; set -x\n"
+        # xtrace names the doc's line of each command (the script's line 2 is the block's first)
+        # and the seconds since the block started.
+        header = f"set -euo pipefail; PS4='+ [$SECONDS s] {rel}:$((LINENO + {block.line - 2})): '; set -x\n"
         return header + text
 
     def start(self, step: Step, block: Block) -> tuple[subprocess.Popen, Path, Path]:

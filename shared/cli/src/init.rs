@@ -14,24 +14,25 @@ use api::Config;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use store::dynamo::TableNames;
 
-use crate::serve::QueueKind;
-
 /// The marking queue `--init` creates when `MARKING_QUEUE_URL` is unset (its
 /// dead-letter queue is `focal-marking-dlq`).
 const MARKING_QUEUE: &str = "focal-marking";
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// `sqs`: also the marking queue `focal-marking` and its dead-letter queue (endpoint
-    /// from AWS_ENDPOINT_URL_SQS), as `serve --queue sqs --init` does; `memory`: the
-    /// tables only (the in-process queue of `serve` needs nothing).
-    #[arg(
-        long,
-        value_enum,
-        default_value = "memory",
-        hide_possible_values = true
-    )]
-    pub queue: QueueKind,
+    /// The queue `serve --queue` will use: what `serve --queue sqs --init` creates besides the tables.
+    #[arg(long, value_enum, default_value = "memory")]
+    pub queue: InitQueue,
+}
+
+/// The values of `serve --queue`, as far as `init` is concerned (its own type: `serve --init`
+/// calls this module).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum InitQueue {
+    /// No queue: the in-process queue of `serve` needs nothing.
+    Memory,
+    /// The marking queue `focal-marking` and its dead-letter queue (endpoint from AWS_ENDPOINT_URL_SQS).
+    Sqs,
 }
 
 /// What `init` did about one table or queue.
@@ -80,7 +81,7 @@ async fn init(args: InitArgs) -> Result<Vec<Outcome>, String> {
     let sdk = api::aws::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let mut outcomes = tables(&client, &api::aws::table_names(&config)).await?;
-    if matches!(args.queue, QueueKind::Sqs) {
+    if matches!(args.queue, InitQueue::Sqs) {
         let client = aws_sdk_sqs::Client::new(&sdk);
         outcomes.push(marking_queue(&client, &config).await?.1);
     }
