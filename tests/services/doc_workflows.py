@@ -281,12 +281,14 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not (k.startswith(("AWS_", "FOCAL_")) or k in drop)}
 
 
-def tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40, chars: int = 4000) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return "(no output)"
-    return "\n".join(text[-lines:]) or "(empty)"
+    shown = "\n".join(text[-lines:])
+    # The tour prints its JSON answers without a newline between them.
+    return ("…" + shown[-chars:] if len(shown) > chars else shown) or "(empty)"
 
 
 def stop_group(proc: subprocess.Popen, first=signal.SIGINT) -> None:
@@ -442,7 +444,9 @@ class Run:
             stop_group(self.current, signal.SIGTERM)
             self.current = None
         self.ctrl_c_servers()
-        if not emulators_before and SERVICES_ENV.exists():
+        # start.sh writes each service's pid file as it starts it, env.sh once both are up.
+        left = SERVICES_ENV.exists() or any(SERVICES_ENV.parent.glob("*.pid"))
+        if not emulators_before and left:
             self.log("stopping the emulators the workflow left running (tests/services/stop.sh)")
             subprocess.run([str(ROOT / "tests/services/stop.sh")], cwd=ROOT, env=base_env(), check=False)
         if keep:
