@@ -136,3 +136,140 @@ fn missing_file_exits_2() {
     let out = plan(&d.join("nope.json"), &d.join("nope2.json"), "text");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--sessions` prints the forecast the API computes over the same sessions
+/// in a store (the service's reads through the step index, in process).
+#[test]
+fn the_offline_forecast_is_the_api_forecast() {
+    use planning::testkit::Rng;
+    use planning::{MigrationPlan, PlanForecast, PlanStatus, ScenarioVersion, Session, StepVisit};
+    use store::Store;
+
+    let d = dir("forecast");
+    let v1 = conversation(30, 5);
+    let v2 = edit(&v1, 4, 5);
+    let (tenant, scenario_id) = (uuid_n(7001), uuid_n(7002));
+    let now = chrono::Utc::now();
+    let mut rng = Rng::new(77);
+    let sessions: Vec<Session> = (0..120)
+        .map(|i| {
+            let at = rng.below(v1.steps.len());
+            let mut variables = std::collections::BTreeMap::new();
+            if rng.one_in(2) {
+                variables.insert("age".to_string(), serde_json::json!(20 + rng.below(30)));
+            }
+            Session {
+                session_id: format!("cli-{i}"),
+                tenant_id: tenant,
+                channel: ["web", "sms"][rng.below(2)].into(),
+                customer_id: None,
+                active_scenario_id: scenario_id,
+                active_scenario_version: 1,
+                active_step_id: v1.steps[at].id,
+                scenario_checksum: None,
+                step_history: v1.steps[..at]
+                    .iter()
+                    .map(|s| StepVisit {
+                        step_id: s.id,
+                        step_name: s.name.clone(),
+                        visited_at: now,
+                        is_checkpoint: s.is_checkpoint,
+                        checkpoint_description: None,
+                    })
+                    .collect(),
+                variables,
+                pending_migration: None,
+                pinned_version: None,
+                created_at: now,
+                updated_at: now,
+                revision: 1,
+            }
+        })
+        .collect();
+    let lines: Vec<String> = sessions
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+    let sessions_path = d.join("sessions.jsonl");
+    std::fs::write(&sessions_path, lines.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_migrations"))
+        .args(["plan", "--from"])
+        .arg(write(&d, "v1.json", &v1))
+        .arg("--to")
+        .arg(write(&d, "v2.json", &v2))
+        .arg("--sessions")
+        .arg(&sessions_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let offline: PlanForecast = serde_json::from_value(printed["forecast"].clone()).unwrap();
+    assert_eq!(offline.sessions_considered, 120);
+    assert!(
+        printed["summary"]["estimated_sessions_affected"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+
+    let online = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = store::MemoryStore::new();
+        let version = |input: &ScenarioInput| ScenarioVersion {
+            id: scenario_id,
+            tenant_id: tenant,
+            name: input.name.clone(),
+            description: input.description.clone(),
+            version: input.version,
+            entry_step_id: input.entry_step_id,
+            steps: input.steps.clone(),
+            checksum: planning::hash::scenario_checksum(input),
+            created_at: now,
+        };
+        store.create_scenario(&version(&v1)).await.unwrap();
+        for session in &sessions {
+            store.put_session(session).await.unwrap();
+        }
+        let computed = planning::plan::compute_plan(&v1, &v2, &Default::default());
+        let plan = MigrationPlan {
+            id: uuid_n(7003),
+            tenant_id: tenant,
+            scenario_id,
+            scenario_name: v2.name.clone(),
+            from_version: 1,
+            to_version: 2,
+            scenario_checksum_v1: computed.scenario_checksum_v1,
+            scenario_checksum_v2: computed.scenario_checksum_v2,
+            transformation_map: computed.transformation_map,
+            anchor_policies: computed.anchor_policies,
+            summary: computed.summary,
+            status: PlanStatus::Pending,
+            created_at: now,
+            created_by: None,
+            approved_at: None,
+            approved_by: None,
+            rejected_at: None,
+            rejected_by: None,
+            rejection_reason: None,
+            deployed_at: None,
+            expires_at: None,
+            revision: 1,
+        };
+        store.create_plan(&plan, &version(&v2)).await.unwrap();
+        api::services::forecast::compute(&store, &api::Config::default(), plan, now, 1)
+            .await
+            .unwrap()
+    });
+    assert!(online.exact);
+    assert_eq!(offline.outcomes, online.outcomes);
+    assert_eq!(offline.fields_missing, online.fields_missing);
+    assert_eq!(offline.by_anchor, online.by_anchor);
+    assert!(
+        online.outcomes.collect.value() + online.outcomes.teleport.value() > 0,
+        "the sessions do migrate: {:?}",
+        online.outcomes
+    );
+}

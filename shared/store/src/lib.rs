@@ -265,6 +265,16 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_session(&self, tenant: Uuid, session_id: &str) -> StoreResult<Option<Session>>;
 
+    /// Sessions by id, in the order given, the missing ones left out (a
+    /// forecast's sample). DynamoDB reads them in batches of 100.
+    async fn get_sessions(&self, tenant: Uuid, ids: &[String]) -> StoreResult<Vec<Session>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.get_session(tenant, id).await?);
+        }
+        Ok(found)
+    }
+
     /// Sessions at one step of one scenario version in one shard of the step
     /// index (`query.shard`); cursor-paged, ordered by session id. Every session
     /// at the step is in exactly one shard. The sessions carry what marking and

@@ -5,13 +5,15 @@
 //! Up to `FORECAST_EXACT_LIMIT` counted sessions every session is decided and
 //! the counts are exact. Above it, each stratum (a V1 step the plan marks) is
 //! sampled: the step index spreads a step's sessions over its shards by a hash
-//! of the session id, so each shard holds a hash-random subset of them, and
-//! reading whole shards, picked in random order until `FORECAST_SAMPLE_PER_STRATUM`
-//! sessions are read, is a uniform sample of the stratum that never reads the
-//! other shards. The sample's proportions are scaled to the stratum's counted
-//! sessions, with 95% intervals (`planning::forecast::finish`). Sessions are
-//! streamed page by page into tallies: memory holds a page per reader, not the
-//! sample and not the population.
+//! of the session id, so each shard holds a hash-random subset of them. Whole
+//! shards, picked in random order, are paged (ids only) until
+//! `FORECAST_SAMPLE_PER_STRATUM` ids were seen; a reservoir keeps that many of
+//! them uniformly, and only those sessions are read whole and decided — a
+//! uniform sample of the stratum that never reads the other shards
+//! ([`sample_stratum`]). The sample's proportions are scaled to the stratum's
+//! counted sessions, with 95% intervals (`planning::forecast::finish`). Exact
+//! forecasts stream the sessions page by page into tallies; memory holds a
+//! page per reader, or the sample's ids, never the population.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,8 +144,13 @@ pub async fn compute(
     let reads = stream::iter(plans)
         .map(|(i, order)| {
             let stratum = &strata[i];
-            let sample = (!exact && counted(stratum) > config.forecast_sample_per_stratum)
-                .then_some(config.forecast_sample_per_stratum);
+            let sample =
+                (!exact && counted(stratum) > config.forecast_sample_per_stratum).then(|| {
+                    (
+                        config.forecast_sample_per_stratum,
+                        SplitMix(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F)),
+                    )
+                });
             read_stratum(
                 store,
                 &forecaster,
@@ -168,8 +175,8 @@ pub async fn compute(
     Ok(finish(plan_id, revision, now, &reads))
 }
 
-/// Read one stratum's shards in `order`: all of them, or — with `sample` —
-/// whole shards until at least `sample` sessions were decided.
+/// Read one stratum: every session of every shard, or — with `sample` — a
+/// uniform sample of `sample` sessions ([`sample_stratum`]).
 #[allow(clippy::too_many_arguments)]
 async fn read_stratum(
     store: &dyn Store,
@@ -177,15 +184,17 @@ async fn read_stratum(
     stratum: &Stratum,
     query: StepQuery,
     order: Vec<u32>,
-    sample: Option<u64>,
+    sample: Option<(u64, SplitMix)>,
     counted: u64,
 ) -> ServiceResult<StratumRead> {
+    if let Some((size, random)) = sample {
+        return sample_stratum(
+            store, forecaster, stratum, query, order, size, random, counted,
+        )
+        .await;
+    }
     let mut tally = StratumTally::default();
-    let mut shards_read = 0;
     for &shard in &order {
-        if sample.is_some_and(|want| tally.sessions >= want) {
-            break;
-        }
         let mut cursor = None;
         loop {
             let page = store
@@ -203,12 +212,86 @@ async fn read_stratum(
                 None => break,
             }
         }
-        shards_read += 1;
     }
     Ok(StratumRead {
         stratum: stratum.clone(),
         tally,
-        complete: shards_read == order.len(),
+        complete: true,
+        counted,
+    })
+}
+
+/// A uniform sample of `size` sessions of a stratum. A shard is a hash-random
+/// subset of the stratum, so a uniform sample of the shards read is a uniform
+/// sample of the stratum: whole shards are paged in random order, ids only,
+/// until at least `size` ids were seen, keeping `size` of them by reservoir
+/// sampling (each id seen is kept with equal probability); then only the kept
+/// sessions are read whole and decided. The other shards are never read.
+#[allow(clippy::too_many_arguments)]
+async fn sample_stratum(
+    store: &dyn Store,
+    forecaster: &Forecaster<'_>,
+    stratum: &Stratum,
+    query: StepQuery,
+    order: Vec<u32>,
+    size: u64,
+    mut random: SplitMix,
+    counted: u64,
+) -> ServiceResult<StratumRead> {
+    let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut kept: Vec<String> = Vec::with_capacity(capacity.min(100_000));
+    let mut seen: u64 = 0;
+    let mut shards_read = 0;
+    for &shard in &order {
+        if seen >= size {
+            break;
+        }
+        let mut cursor = None;
+        loop {
+            let page = store
+                .sessions_at_step(&StepQuery {
+                    shard,
+                    cursor: cursor.take(),
+                    ..query.clone()
+                })
+                .await?;
+            for session in page.sessions {
+                seen += 1;
+                if kept.len() < capacity {
+                    kept.push(session.session_id);
+                } else {
+                    let slot = random.next() % seen;
+                    if let Ok(slot) = usize::try_from(slot)
+                        && slot < capacity
+                    {
+                        kept[slot] = session.session_id;
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        shards_read += 1;
+    }
+    let mut tally = StratumTally::default();
+    for ids in kept.chunks(PAGE) {
+        for session in store.get_sessions(query.tenant, ids).await? {
+            // Moved since the index was read: no longer in this stratum.
+            if session.active_scenario_id == query.scenario_id
+                && session.active_scenario_version == query.version
+                && session.active_step_id == query.step_id
+            {
+                tally.add(&forecaster.outcome(stratum, &session));
+            }
+        }
+    }
+    Ok(StratumRead {
+        stratum: stratum.clone(),
+        tally,
+        // Every shard read and every id kept: the stratum whole.
+        complete: shards_read == order.len() && seen <= size,
         counted,
     })
 }

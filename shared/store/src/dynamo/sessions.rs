@@ -146,20 +146,44 @@ pub(super) async fn sessions_at_step(db: &DynamoStore, q: &StepQuery) -> StoreRe
 }
 
 /// The page of the step index, then its sessions' items from the table: the
-/// index projects only what marking reads. `BatchGetItem` reads up to 100 keys
-/// at a time; keys DynamoDB leaves unprocessed (throttling) are asked again
-/// after a backoff.
+/// index projects only what marking reads.
 pub(super) async fn whole_sessions_at_step(
     db: &DynamoStore,
     q: &StepQuery,
 ) -> StoreResult<SessionPage> {
-    use aws_sdk_dynamodb::types::KeysAndAttributes;
     let page = sessions_at_step(db, q).await?;
-    let mut found: HashMap<String, Session> = HashMap::with_capacity(page.sessions.len());
-    for ids in page.sessions.chunks(100) {
-        let keys: Vec<Item> = ids
+    let ids: Vec<String> = page.sessions.into_iter().map(|x| x.session_id).collect();
+    let sessions = get_sessions(db, q.tenant, &ids)
+        .await?
+        .into_iter()
+        .filter(|x| {
+            x.active_scenario_id == q.scenario_id
+                && x.active_scenario_version == q.version
+                && x.active_step_id == q.step_id
+        })
+        .collect();
+    Ok(SessionPage {
+        sessions,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Sessions by id, in the order asked, the missing ones left out.
+/// `BatchGetItem` reads up to 100 keys at a time; keys DynamoDB leaves
+/// unprocessed (throttling) are asked again after a backoff.
+pub(super) async fn get_sessions(
+    db: &DynamoStore,
+    tenant: Uuid,
+    ids: &[String],
+) -> StoreResult<Vec<Session>> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut found: HashMap<String, Session> = HashMap::with_capacity(ids.len());
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    let unique: Vec<&String> = unique.into_iter().collect();
+    for chunk in unique.chunks(100) {
+        let keys: Vec<Item> = chunk
             .iter()
-            .map(|x| HashMap::from([("pk".to_owned(), s(session_pk(q.tenant, &x.session_id)))]))
+            .map(|id| HashMap::from([("pk".to_owned(), s(session_pk(tenant, id)))]))
             .collect();
         let mut pending = Some(
             KeysAndAttributes::builder()
@@ -197,20 +221,7 @@ pub(super) async fn whole_sessions_at_step(
             }
         }
     }
-    let sessions = page
-        .sessions
-        .iter()
-        .filter_map(|x| found.remove(&x.session_id))
-        .filter(|x| {
-            x.active_scenario_id == q.scenario_id
-                && x.active_scenario_version == q.version
-                && x.active_step_id == q.step_id
-        })
-        .collect();
-    Ok(SessionPage {
-        sessions,
-        next_cursor: page.next_cursor,
-    })
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 pub(super) async fn count_sessions_at_step(

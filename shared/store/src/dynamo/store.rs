@@ -167,6 +167,10 @@ impl Store for DynamoStore {
         sessions::whole_sessions_at_step(self, q).await
     }
 
+    async fn get_sessions(&self, tenant: Uuid, ids: &[String]) -> StoreResult<Vec<Session>> {
+        sessions::get_sessions(self, tenant, ids).await
+    }
+
     async fn count_sessions_at_step(
         &self,
         tenant: Uuid,
