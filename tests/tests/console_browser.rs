@@ -432,6 +432,21 @@ async fn operator_flow(c: Page, base: &str) {
     );
     wait_text(&c, "#fields", "age").await;
     wait_text(&c, "#anchors-table", "Collect email").await;
+    // The forecast, before the Approve button: the two sessions at "Collect
+    // email" will be asked their age, the one at "Welcome" goes on.
+    wait_text(&c, "#forecast-basis", "revision 1").await;
+    wait_text(&c, "#forecast-actions tr[data-action=\"collect\"] td.num", "2").await;
+    wait_text(&c, "#forecast-actions tr[data-action=\"continue\"] td.num", "1").await;
+    wait_text(&c, "#forecast-fields", "age: 2 sessions").await;
+    wait_text(&c, "#forecast-anchors", "Collect email").await;
+    let before_approve = c
+        .execute(
+            "return Boolean(document.getElementById('forecast').compareDocumentPosition(document.getElementById('approve-button')) & Node.DOCUMENT_POSITION_FOLLOWING);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(before_approve, json!(true), "the forecast comes before the Approve button");
     let review_shot = screenshot(&c, "review").await;
 
     // Centre the diagrams on an anchor: the neighbourhood is drawn.
@@ -509,6 +524,9 @@ async fn operator_flow(c: Page, base: &str) {
         .unwrap();
     wait_text(&c, "#messages", "Policy of Collect email saved").await;
     wait_text(&c, "#anchors-table", "channels: whatsapp, web").await;
+    // The saved policy is a new plan revision: the forecast is read again.
+    wait_text(&c, "#forecast-basis", "revision 2").await;
+    wait_text(&c, "#forecast-actions tr[data-action=\"collect\"] td.num", "2").await;
     let stored = api
         .call(
             reqwest::Method::GET,

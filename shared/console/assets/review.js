@@ -5,6 +5,7 @@ import { api, get, failed } from './api.js';
 import { h, put, show, announce, badge, plural, fmtTime, navigate, SCENARIO_WORDS } from './dom.js';
 import { planDiagrams } from './diagram.js';
 import { openPolicy as openPolicyEditor, policyText } from './policy.js';
+import { forecastSection } from './forecast.js';
 
 const SEVERITIES = ['critical', 'warning', 'info'];
 
@@ -23,14 +24,18 @@ export async function reviewPage(planId) {
   const diagrams = planDiagrams(planId, plan);
   const anchorsState = { tokens: [null], page: null };
   const policyPanel = h('section', { id: 'policy-editor', 'aria-labelledby': 'policy-title', hidden: true });
+  const forecast = forecastSection(planId);
 
+  // The summary and the forecast come before the decision: what approving
+  // will do to the live sessions is read before the Approve button.
   show(
     h('h1', {}, `${plan.scenario_name}: v${plan.from_version} → v${plan.to_version} `, badge(plan.status)),
     planMeta(plan),
     messages,
-    actionsPanel(plan, messages),
     h('h2', {}, 'Summary'),
     summaryNumbers(summary),
+    forecast.element,
+    actionsPanel(plan, messages),
     h('h2', {}, 'Diagrams'),
     diagrams.section(),
     h('h2', { id: 'anchors-title' }, 'Anchors and their policies'),
@@ -43,6 +48,7 @@ export async function reviewPage(planId) {
     fieldsSection(summary.fields_to_collect || []),
   );
   loadAnchors();
+  forecast.load();
   diagrams.draw();
 
   async function loadAnchors() {
@@ -93,7 +99,9 @@ export async function reviewPage(planId) {
   }
 
   function openPolicy(hash, name, policy, edited) {
-    openPolicyEditor({ planId, panel: policyPanel, messages, onSaved: loadAnchors }, hash, name, policy, edited);
+    // A saved policy changes the plan's revision, and the forecast with it.
+    const onSaved = () => { loadAnchors(); forecast.load(); };
+    openPolicyEditor({ planId, panel: policyPanel, messages, onSaved }, hash, name, policy, edited);
   }
 }
 
