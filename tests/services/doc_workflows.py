@@ -141,9 +141,14 @@ SUBSTITUTIONS: dict[str, list[tuple[str, str, str]]] = {
         ("cargo run -p migrations -- init", "{bin} init", DEBUG_BUILD),
         (
             "cargo lambda watch",
-            "cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port {port}",
-            "a free loopback port instead of port 9000 on every interface; no rebuild when "
-            "another process edits a file of the checkout during the run",
+            "CARGO={work}/cargo-for-watch cargo-lambda lambda watch --ignore-changes "
+            "--invoke-address 127.0.0.1 --invoke-port {port}",
+            "its `cargo run --bin FUNCTION` runs the suite's debug build of the function "
+            "(CARGO names a wrapper: cargo-lambda runs the cargo it names; `cargo lambda` would "
+            "set it back): built as watch builds it, with the default members' features, the "
+            "functions and the whole async stack under them (tokio, hyper-util, rustls, the AWS "
+            "SDK clients) would be compiled a second time, minutes; a free loopback port instead "
+            "of port 9000 on every interface; no rebuild when a file of the checkout changes",
         ),
     ],
     "lambda-calls": [
@@ -157,13 +162,15 @@ SUBSTITUTIONS: dict[str, list[tuple[str, str, str]]] = {
     "bench-commands": [
         (
             "cargo bench -p planning --bench plan ",
-            "cargo test -p planning --bench plan ",
+            "cargo test --workspace --bench plan ",
             "each benchmark once in the test profile, not criterion's timed runs in the bench "
-            "profile (a fat-LTO build and minutes of measuring)",
+            "profile (a fat-LTO build and minutes of measuring); selected in the whole workspace "
+            "so that the dependencies are those the suite built (`-p planning` alone resolves "
+            "other features of planning, serde, regex, …)",
         ),
         (
             "cargo bench -p planning --bench reconcile ",
-            "cargo test -p planning --bench reconcile ",
+            "cargo test --workspace --bench reconcile ",
             "as above",
         ),
         (
@@ -191,6 +198,34 @@ SUBSTITUTIONS: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
 }
+
+
+# What cargo-lambda watch runs as `cargo` (the substitution of `cargo lambda watch` above).
+CARGO_FOR_WATCH = """#!/usr/bin/env bash
+# cargo as `cargo lambda watch` calls it: `cargo run ... --bin NAME` runs the suite's debug
+# build of NAME (tests/services/doc_workflows.py); every other command is cargo's own.
+if [ "${1:-}" = run ]; then
+    prev=""
+    for arg in "$@"; do
+        if [ "$prev" = --bin ]; then
+            echo "doc-workflows: runs {target}/debug/$arg instead of: cargo $*" >&2
+            exec "{target}/debug/$arg"
+        fi
+        prev="$arg"
+    done
+fi
+exec cargo "$@"
+"""
+
+
+# With --watch-builds, `cargo lambda watch` builds the functions itself, as written.
+WATCH_AS_WRITTEN = (
+    "cargo lambda watch",
+    "cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port {port}",
+    "--watch-builds: watch builds the functions itself; a free loopback port instead of port "
+    "9000 on every interface; no rebuild when a file of the checkout changes",
+)
+WATCH_BUILDS = False
 
 
 class Failure(Exception):
@@ -318,6 +353,9 @@ class Run:
         self.reuse = reuse_emulators
         self.port = free_port()
         self.work = Path(tempfile.mkdtemp(prefix=f"doc-{workflow.name}.", dir=FM_CACHE))
+        wrapper = self.work / "cargo-for-watch"
+        wrapper.write_text(CARGO_FOR_WATCH.replace("{target}", str(TARGET)), encoding="utf-8")
+        wrapper.chmod(0o755)
         self.servers: list[tuple[str, subprocess.Popen]] = []
         self.current: subprocess.Popen | None = None
         self.times: list[tuple[str, float]] = []
@@ -328,6 +366,8 @@ class Run:
     def script(self, block: Block) -> str:
         text = block.text
         subs = list(SUBSTITUTIONS.get(block.id, []))
+        if WATCH_BUILDS:
+            subs = [WATCH_AS_WRITTEN if old == WATCH_AS_WRITTEN[0] else (old, new, why) for old, new, why in subs]
         if self.reuse and "tests/services/stop.sh" in text:
             subs.append(
                 (
@@ -474,7 +514,14 @@ def main() -> int:
     parser.add_argument("--only", action="append", metavar="WORKFLOW", help="run only these (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the workflows, blocks and substitutions")
     parser.add_argument("--keep", action="store_true", help="keep each workflow's folder (scripts, outputs)")
+    parser.add_argument(
+        "--watch-builds",
+        action="store_true",
+        help="let `cargo lambda watch` build the functions as written (minutes when its feature set is not built yet)",
+    )
     args = parser.parse_args()
+    global WATCH_BUILDS
+    WATCH_BUILDS = args.watch_builds
 
     blocks = extract_blocks()
     check_table(blocks)
