@@ -415,6 +415,37 @@ mod tests {
         }
     }
 
+    /// The names of the methods a trait or an impl block in `source` declares,
+    /// from the block that starts at `opening`.
+    fn methods(source: &str, opening: &str) -> Vec<String> {
+        let start = source.find(opening).expect("the block");
+        let block = &source[start..];
+        let block = &block[..block.find("\n}\n").expect("the block's end")];
+        let names = block.lines().filter_map(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix("async fn ")
+                .or(line.strip_prefix("fn "))?;
+            Some(rest.split(['(', '<']).next()?.to_owned())
+        });
+        names.collect()
+    }
+
+    /// Every method of the trait is forwarded, those with a default body too
+    /// (else the trait's default would run over the wrapper, not the inner
+    /// store's own implementation).
+    #[test]
+    fn every_store_method_is_forwarded() {
+        let declared = methods(include_str!("../lib.rs"), "pub trait Store:");
+        let forwarded = methods(include_str!("faults.rs"), "impl Store for FaultyStore");
+        assert!(declared.len() > 20, "{declared:?}");
+        let missing: Vec<_> = declared.iter().filter(|m| !forwarded.contains(m)).collect();
+        assert!(
+            missing.is_empty(),
+            "FaultyStore (store/src/testing/faults.rs) does not forward {missing:?}"
+        );
+    }
+
     #[tokio::test]
     async fn forwards_what_the_hook_lets_through_and_fails_what_it_fails() {
         let faults = Arc::new(FailRecordFailed::default());
