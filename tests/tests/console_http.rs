@@ -21,8 +21,10 @@ impl Drop for Console {
     }
 }
 
-async fn spawn(backend: Backend) -> Option<Console> {
-    let (store, dir) = fresh_store(backend).await?;
+/// A console on a fresh store of `backend`, with the DynamoDB tables to drop
+/// when the case is done.
+async fn spawn(backend: Backend) -> Option<(Console, Option<store::testing::FreshTables>)> {
+    let (store, dir, tables) = fresh_store_and_tables(backend).await?;
     let state = api::local_queue::InProcessQueue::attach(api::AppState::new(store, test_config()));
     let app = api::app(state.clone()).merge(console::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -32,13 +34,14 @@ async fn spawn(backend: Backend) -> Option<Console> {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Some(Console {
+    let console = Console {
         base: format!("http://{address}"),
         tenant: Uuid::new_v4(),
         http: reqwest::Client::new(),
         _dir: dir,
         server,
-    })
+    };
+    Some((console, tables))
 }
 
 impl Console {
@@ -66,14 +69,15 @@ impl Console {
     }
 }
 
-/// The runner of this file's cases: a console served on a fresh store of `backend`.
+/// The runner of this file's cases: a console served on a fresh store of
+/// `backend`, whose DynamoDB tables go when the case ends, also when it fails.
 async fn with_console<F, Fut>(backend: Backend, case: F)
 where
     F: FnOnce(Console) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    if let Some(c) = spawn(backend).await {
-        case(c).await;
+    if let Some((c, tables)) = spawn(backend).await {
+        drop_tables_after(tables, case(c)).await;
     }
 }
 

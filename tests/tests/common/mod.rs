@@ -2,7 +2,9 @@
 //! runs) on a fresh store — in memory, a temp redb file, or fresh DynamoDB Local
 //! tables (`store::testing`, shared with the store's own tests). Each test file
 //! runs its cases once per backend with `store::backend_matrix!`, usually with
-//! [`with_app`] as the runner.
+//! [`with_app`] as the runner. DynamoDB Local slows down as tables pile up: every
+//! test drops the tables it made when it ends, also when it fails ([`with_app`],
+//! [`drop_tables_after`], [`DropTablesOnDrop`]).
 
 #![allow(dead_code)]
 
@@ -56,8 +58,14 @@ pub fn dynamo_store_counting(fresh: store::testing::FreshTables) -> store::Dynam
     fresh.store().with_counts_catch_up(poller)
 }
 
-/// Start an app; `None` when the backend is not available here.
+/// Start an app on the embedded or in-memory store; `None` when the backend is
+/// not available here. Not for DynamoDB, whose tables it could not drop: cases
+/// there run in [`with_app`].
 pub async fn spawn_app(backend: Backend, config: Config) -> Option<TestApp> {
+    assert!(
+        !matches!(backend, Backend::Dynamo),
+        "spawn_app would leave DynamoDB tables behind: run the case in with_app"
+    );
     spawn_app_and_tables(backend, config)
         .await
         .map(|(app, _)| app)
@@ -86,9 +94,44 @@ where
     let Some((app, tables)) = spawn_app_and_tables(backend, test_config()).await else {
         return;
     };
+    drop_tables_after(tables, case(app)).await
+}
+
+/// Await `test`, then delete `tables` if there are any — also when `test`
+/// panics ([`store::testing::FreshTables::drop_after`]).
+pub async fn drop_tables_after<T>(
+    tables: Option<store::testing::FreshTables>,
+    test: impl Future<Output = T>,
+) -> T {
     match tables {
-        Some(tables) => tables.drop_after(case(app)).await,
-        None => case(app).await,
+        Some(tables) => tables.drop_after(test).await,
+        None => test.await,
+    }
+}
+
+/// Fresh DynamoDB tables deleted when this guard is dropped, also when the test
+/// panics: for tables that a fixture holds, or that a long test body owns, where
+/// [`drop_tables_after`] would have to wrap it all. `Drop` cannot await, so the
+/// deletion runs on a thread (and runtime) of its own while the test waits; an
+/// error is only logged. The test's runtime must be multi-threaded (the
+/// `store::backend_matrix!` tests are): the tables' client may reuse one of its
+/// connections.
+pub struct DropTablesOnDrop(pub store::testing::FreshTables);
+
+impl Drop for DropTablesOnDrop {
+    fn drop(&mut self) {
+        let fresh = self.0.clone();
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(store::testing::drop_tables(&fresh.client, &fresh.tables))
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!("could not delete {:?}", self.0.tables);
+        }
     }
 }
 
@@ -216,16 +259,9 @@ pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
 }
 
 /// A fresh store for `backend` (in memory, a temp redb file, or fresh DynamoDB
-/// Local tables), with the temp dir that must outlive it; `None` when unavailable.
-pub async fn fresh_store(
-    backend: Backend,
-) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
-    fresh_store_and_tables(backend)
-        .await
-        .map(|(store, dir, _)| (store, dir))
-}
-
-/// [`fresh_store`], with the DynamoDB tables to drop when the test is done.
+/// Local tables), with the temp dir that must outlive it and the DynamoDB tables
+/// to drop when the test is done ([`drop_tables_after`], [`DropTablesOnDrop`]);
+/// `None` when unavailable.
 pub async fn fresh_store_and_tables(
     backend: Backend,
 ) -> Option<(

@@ -216,30 +216,15 @@ pub(crate) struct Fixture {
     /// Client and queue URL on the local SQS, for the DynamoDB rig.
     pub(crate) sqs: Option<(aws_sdk_sqs::Client, String)>,
     pub(crate) poller: Option<tokio::task::JoinHandle<()>>,
-    /// The DynamoDB rig's tables, dropped with the fixture.
-    pub(crate) tables: Option<store::testing::FreshTables>,
+    /// The DynamoDB rig's tables, dropped with the fixture (after the poller
+    /// stopped), also when the test failed.
+    pub(crate) _tables: Option<DropTablesOnDrop>,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(poller) = &self.poller {
             poller.abort();
-        }
-        // DynamoDB Local slows down as tables pile up: drop this test's, also when
-        // it failed. Drop cannot await, so a thread of its own runs the deletion
-        // (on its own runtime) and the test waits for it; an error is only logged.
-        if let Some(fresh) = self.tables.take() {
-            let deleted = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(store::testing::drop_tables(&fresh.client, &fresh.tables))
-            })
-            .join();
-            if !matches!(deleted, Ok(Ok(()))) {
-                eprintln!("could not delete this test's DynamoDB tables");
-            }
         }
     }
 }
@@ -255,7 +240,8 @@ pub(crate) async fn fixture(
     let faults = Arc::new(faults);
     match rig {
         Rig::Embedded => {
-            let (inner, dir, tables) = fresh_store_and_tables(Backend::Embedded).await?;
+            let (inner, dir, fresh) = fresh_store_and_tables(Backend::Embedded).await?;
+            let tables = fresh.map(DropTablesOnDrop);
             let store = Arc::new(FaultyStore::new(inner, faults.clone()));
             let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
             assert!(!duplicate, "the in-process rig has no duplicating queue");
@@ -265,11 +251,12 @@ pub(crate) async fn fixture(
                 manual: None,
                 sqs: None,
                 poller: None,
-                tables,
+                _tables: tables,
             })
         }
         Rig::DynamoSqs => {
-            let (inner, dir, tables) = fresh_store_and_tables(Backend::Dynamo).await?;
+            let (inner, dir, fresh) = fresh_store_and_tables(Backend::Dynamo).await?;
+            let tables = fresh.map(DropTablesOnDrop);
             let (client, url) = fresh_sqs_queue(config.mark_max_receives).await?;
             let store = Arc::new(FaultyStore::new(inner, faults.clone()));
             let sqs: Arc<dyn MarkingQueue> =
@@ -295,7 +282,7 @@ pub(crate) async fn fixture(
                 manual: None,
                 sqs: Some((client, url)),
                 poller: Some(poller),
-                tables,
+                _tables: tables,
             })
         }
     }
@@ -312,7 +299,8 @@ pub(crate) async fn manual_fixture_with(
     config: Config,
 ) -> Option<Fixture> {
     let faults = Arc::new(faults);
-    let (inner, dir, tables) = fresh_store_and_tables(backend).await?;
+    let (inner, dir, fresh) = fresh_store_and_tables(backend).await?;
+    let tables = fresh.map(DropTablesOnDrop);
     let store = Arc::new(FaultyStore::new(inner, faults.clone()));
     let manual = Arc::new(ManualQueue::default());
     let state = AppState::new(store, config).with_queue(manual.clone());
@@ -322,6 +310,6 @@ pub(crate) async fn manual_fixture_with(
         manual: Some(manual),
         sqs: None,
         poller: None,
-        tables,
+        _tables: tables,
     })
 }
