@@ -389,6 +389,8 @@ async fn a_deployment_stays_exact_when_the_network_loses_answers() {
     let fresh = store::testing::fresh_dynamo_tables("ambiguous")
         .await
         .expect("DynamoDB Local");
+    // The tables go when the test ends, also when it fails.
+    let _tables = DropTablesOnDrop(fresh.clone());
     let through_proxy = aws_sdk_dynamodb::config::Builder::from(&fresh.sdk)
         .endpoint_url(&ddb_proxy)
         .build();
@@ -600,6 +602,5 @@ async fn a_deployment_stays_exact_when_the_network_loses_answers() {
     for poller in pollers {
         poller.abort();
     }
-    fresh.drop_tables().await;
     eprintln!("final status: {final_status}");
 }

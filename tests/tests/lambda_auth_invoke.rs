@@ -106,8 +106,21 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Option<(S
         return None;
     }
     let exe = binary(function)?;
-    let tables = store::testing::fresh_dynamo_tables("auth").await?.tables;
+    let fresh = store::testing::fresh_dynamo_tables("auth").await?;
+    // The tables go once the function has answered or exited, also when it has not.
+    let invocation = run(&exe, function, event, env, &fresh.tables);
+    Some(fresh.drop_after(invocation).await)
+}
 
+/// Start `function` on `tables` with `env`, hand it `event` and wait for its
+/// answer or its exit.
+async fn run(
+    exe: &std::path::Path,
+    function: &str,
+    event: Value,
+    env: &[(&str, &str)],
+    tables: &store::TableNames,
+) -> (String, Value) {
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {
         event: Arc::new(Mutex::new(Some(event))),
@@ -127,7 +140,7 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Option<(S
         let _ = axum::serve(listener, app).await;
     });
 
-    let mut command = tokio::process::Command::new(&exe);
+    let mut command = tokio::process::Command::new(exe);
     command
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
@@ -160,7 +173,7 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Option<(S
     .expect("the function answered or exited within 60 s");
     let _ = child.kill().await;
     server.abort();
-    Some(answer)
+    answer
 }
 
 /// The HTTP status the function answered, with its body.

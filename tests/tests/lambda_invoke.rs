@@ -109,8 +109,19 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
         return None;
     }
     let exe = binary(function)?;
-    let tables = store::testing::fresh_dynamo_tables("invoke").await?.tables;
+    let fresh = store::testing::fresh_dynamo_tables("invoke").await?;
+    // The tables go once the function has answered, also when it has not.
+    let invocation = run(&exe, function, event, &fresh.tables);
+    Some(fresh.drop_after(invocation).await)
+}
 
+/// Start `function` on `tables`, hand it `event` and wait for its answer.
+async fn run(
+    exe: &std::path::Path,
+    function: &str,
+    event: Value,
+    tables: &store::TableNames,
+) -> (String, Value) {
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {
         event: Arc::new(Mutex::new(Some(event))),
@@ -119,7 +130,7 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
     };
     let (address, server) = serve_runtime_api(api).await;
 
-    let mut child = function_process(&exe, function, address)
+    let mut child = function_process(exe, function, address)
         .env("MIGRATIONS_TABLE", &tables.main)
         .env("SESSIONS_TABLE", &tables.sessions)
         .stderr(Stdio::inherit())
@@ -131,7 +142,7 @@ async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
         .expect("answer channel open");
     let _ = child.kill().await;
     server.abort();
-    Some(answer)
+    answer
 }
 
 /// A function process with the variables the Lambda service sets, no queue.

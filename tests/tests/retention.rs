@@ -17,6 +17,11 @@ async fn deployed_plans_ledger_and_events_carry_their_ttl() {
     let Some(fresh) = store::testing::fresh_dynamo_tables("e2e").await else {
         return;
     };
+    // The tables go when the test ends, also when it fails.
+    fresh.clone().drop_after(ttl_is_set(fresh)).await;
+}
+
+async fn ttl_is_set(fresh: store::testing::FreshTables) {
     let (client, tables) = (fresh.client, fresh.tables);
     let ttl = client
         .describe_time_to_live()

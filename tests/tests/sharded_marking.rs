@@ -15,14 +15,21 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A fresh store of `backend` writing its step index over `shards` shards.
+/// A fresh store of `backend` writing its step index over `shards` shards, with
+/// the temp dir that must outlive it and the DynamoDB tables to drop when the
+/// test is done.
 async fn sharded_store(
     backend: Backend,
     shards: u32,
-) -> Option<(Arc<dyn store::Store>, Option<tempfile::TempDir>)> {
+) -> Option<(
+    Arc<dyn store::Store>,
+    Option<tempfile::TempDir>,
+    Option<store::testing::FreshTables>,
+)> {
     match backend {
         Backend::Memory => Some((
             Arc::new(store::MemoryStore::new().with_step_index_shards(shards)),
+            None,
             None,
         )),
         Backend::Embedded => {
@@ -30,11 +37,12 @@ async fn sharded_store(
             let store = store::EmbeddedStore::open(dir.path().join("migrations.redb"))
                 .expect("open embedded store")
                 .with_step_index_shards(shards);
-            Some((Arc::new(store), Some(dir)))
+            Some((Arc::new(store), Some(dir), None))
         }
         Backend::Dynamo => {
             let fresh = store::testing::fresh_dynamo_tables("shard").await?;
-            Some((Arc::new(fresh.store().with_step_index_shards(shards)), None))
+            let store = fresh.store().with_step_index_shards(shards);
+            Some((Arc::new(store), None, Some(fresh)))
         }
     }
 }
@@ -46,11 +54,23 @@ fn session_id(n: u32, i: usize) -> String {
     format!("sess-{n}-{i:04}")
 }
 
-/// Deploy a plan over `AT_WELCOME` + `AT_COLLECT` sessions and check the outcome.
+/// Deploy a plan over `AT_WELCOME` + `AT_COLLECT` sessions and check the outcome;
+/// the DynamoDB tables go when it ends, also when it fails.
 async fn marks_every_session_once(backend: Backend, shards: u32, fan_out: bool) {
-    let Some((store, dir)) = sharded_store(backend, shards).await else {
+    let Some((store, dir, tables)) = sharded_store(backend, shards).await else {
         return;
     };
+    let test = deploy_and_check(backend, store, dir, shards, fan_out);
+    drop_tables_after(tables, test).await;
+}
+
+async fn deploy_and_check(
+    backend: Backend,
+    store: Arc<dyn store::Store>,
+    dir: Option<tempfile::TempDir>,
+    shards: u32,
+    fan_out: bool,
+) {
     assert_eq!(store.step_index_shards(), shards);
     let config = Config {
         // Fan out: far below the population; inline: above it.
