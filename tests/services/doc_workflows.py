@@ -300,9 +300,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Loopback addresses are asked directly, whatever proxy the environment names.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def answers(url: str) -> bool:
     try:
-        urllib.request.urlopen(url, timeout=2)
+        DIRECT.open(url, timeout=2)
     except urllib.error.HTTPError:
         pass
     except Exception:
