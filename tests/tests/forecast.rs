@@ -368,6 +368,16 @@ async fn a_policy_change_is_forecast_at_once(app: TestApp) {
     let (plan_id, plan) = planned(&app, &world).await;
     let before = get_forecast(&app, plan_id).await;
     assert_eq!(before.outcomes.excluded_by_scope.value(), 0);
+    // Another tenant's plan does not exist for this one.
+    let stranger = app
+        .call_as(
+            Uuid::new_v4(),
+            "GET",
+            &format!("/migration-plans/{plan_id}/forecast"),
+            None,
+        )
+        .await;
+    assert_eq!(stranger.status, 404, "{:?}", stranger.body);
     // Every anchor leaves out every channel the sessions use but one.
     let mut policies = plan["anchor_policies"].as_object().cloned().unwrap();
     for policy in policies.values_mut() {

@@ -142,6 +142,7 @@ store::backend_matrix! {
         a_mark_recognises_its_own_flag,
         the_first_claim_of_a_page_holds,
         sessions_at_step_paging_and_count,
+        whole_sessions_and_reads_by_id,
         record_marking_page_is_idempotent,
         apply_session_change_once_under_concurrency,
         apply_session_change_unflagged_and_pinned,

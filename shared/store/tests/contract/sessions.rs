@@ -361,3 +361,69 @@ pub async fn sessions_at_step_paging_and_count(s: Arc<dyn Store>) {
         Err(StoreError::InvalidToken)
     ));
 }
+
+/// What the forecast reads: whole sessions through the step index (history,
+/// checksum and all, which DynamoDB's index does not project), and sessions
+/// by id in batches, in the order asked, missing and other tenants' left out.
+pub async fn whole_sessions_and_reads_by_id(s: Arc<dyn Store>) {
+    let (tenant, other_tenant) = (Uuid::new_v4(), Uuid::new_v4());
+    let sid = Uuid::new_v4();
+    let step = Uuid::new_v4();
+    // More than one BatchGetItem of 100.
+    let ids: Vec<String> = (0..130).map(|i| format!("w-{i:03}")).collect();
+    for id in &ids {
+        s.put_session(&session(tenant, id, sid, 1, step))
+            .await
+            .expect("put");
+    }
+    s.put_session(&session(other_tenant, "w-000x", sid, 1, step))
+        .await
+        .expect("put");
+    let mut asked: Vec<String> = ids.iter().rev().cloned().collect();
+    asked.insert(5, "missing".into());
+    asked.push("w-000x".into());
+    let found = s.get_sessions(tenant, &asked).await.expect("by id");
+    let expected: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(
+        found
+            .iter()
+            .map(|x| x.session_id.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(found.iter().all(|x| x.tenant_id == tenant));
+    let written = session(tenant, "w-129", sid, 1, step);
+    assert_eq!(found[0].step_history, written.step_history);
+    assert_eq!(found[0].variables, written.variables);
+
+    let mut whole = Vec::new();
+    for shard in 0..s.step_index_shards() {
+        let mut cursor = None;
+        loop {
+            let page = s
+                .whole_sessions_at_step(&StepQuery {
+                    tenant,
+                    scenario_id: sid,
+                    version: 1,
+                    step_id: step,
+                    shard,
+                    limit: 7,
+                    cursor: cursor.take(),
+                })
+                .await
+                .expect("page");
+            for x in &page.sessions {
+                assert_eq!(x.step_history.len(), 1, "the history comes whole");
+                assert_eq!(x.scenario_checksum.as_deref(), Some("0fec4b11476f4c1e"));
+                assert_eq!(x.customer_id.as_deref(), Some("cust-1"));
+            }
+            whole.extend(page.sessions.into_iter().map(|x| x.session_id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    whole.sort();
+    assert_eq!(whole, ids);
+}
