@@ -285,8 +285,16 @@ impl Store for FaultyStore {
         self.inner.get_session(tenant, session_id).await
     }
 
+    async fn get_sessions(&self, tenant: Uuid, ids: &[String]) -> StoreResult<Vec<Session>> {
+        self.inner.get_sessions(tenant, ids).await
+    }
+
     async fn sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
         self.inner.sessions_at_step(query).await
+    }
+
+    async fn whole_sessions_at_step(&self, query: &StepQuery) -> StoreResult<SessionPage> {
+        self.inner.whole_sessions_at_step(query).await
     }
 
     async fn count_sessions_at_step(
