@@ -45,6 +45,10 @@ const CHANNELS: [&str; 3] = ["web", "voice", "sms"];
 struct World {
     v1: ScenarioInput,
     v2: ScenarioInput,
+    /// A third version: V1 → V2 is deployed and half the sessions reconciled
+    /// first, then V2 → V3 is forecast — over the V2 sessions and the V1
+    /// sessions still to migrate through both plans.
+    v3: Option<ScenarioInput>,
     sessions: Vec<(String, Value)>,
 }
 
@@ -55,9 +59,14 @@ fn world(seed: u64, sessions: usize) -> World {
         v2 = edit_in_place(&v2, 1, seed);
         v2.version = 2;
     }
-    if seed % 3 == 0 {
+    if seed.is_multiple_of(3) {
         drop_checkpoint(&mut v2);
     }
+    let v3 = (seed % 4 == 1).then(|| {
+        let mut v3 = edit(&v2, 2, seed + 100);
+        v3.version = 3;
+        v3
+    });
     let mut rng = Rng::new(seed ^ 0xF0CA1);
     let population = (0..sessions)
         .map(|i| {
@@ -101,6 +110,7 @@ fn world(seed: u64, sessions: usize) -> World {
     World {
         v1,
         v2,
+        v3,
         sessions: population,
     }
 }
@@ -151,6 +161,39 @@ async fn planned(app: &TestApp, world: &World) -> (Uuid, Value) {
             "POST",
             &format!("/scenarios/{scenario}/migration-plan"),
             Some(json!({"new_scenario": world.v2})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let plan_id = reply.body["id"].as_str().unwrap().to_string();
+    let Some(v3) = &world.v3 else {
+        return (Uuid::parse_str(&plan_id).unwrap(), reply.body);
+    };
+    // V1 → V2 first; every other session reconciled, the rest left behind.
+    for action in ["approve", "deploy"] {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/migration-plans/{plan_id}/{action}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    for (id, _) in world.sessions.iter().step_by(2) {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/sessions/{id}/reconcile"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let reply = app
+        .call(
+            "POST",
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"new_scenario": v3})),
         )
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -228,7 +271,7 @@ async fn deploy_and_reconcile(
     app: &TestApp,
     world: &World,
     plan_id: Uuid,
-) -> (Tally, BTreeMap<Uuid, Tally>) {
+) -> (Tally, BTreeMap<(i64, Uuid), Tally>) {
     let reply = app
         .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
         .await;
@@ -238,8 +281,13 @@ async fn deploy_and_reconcile(
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let mut total = Tally::default();
-    let mut by_step: BTreeMap<Uuid, Tally> = BTreeMap::new();
-    for (id, session) in &world.sessions {
+    let mut by_step: BTreeMap<(i64, Uuid), Tally> = BTreeMap::new();
+    for (id, _) in &world.sessions {
+        // Where the session is (deploying marks, it moves no one).
+        let before = app.call("GET", &format!("/sessions/{id}"), None).await;
+        assert_eq!(before.status, 200);
+        let version = before.body["active_scenario_version"].as_i64().unwrap();
+        let step: Uuid = serde_json::from_value(before.body["active_step_id"].clone()).unwrap();
         let reply = app
             .call(
                 "POST",
@@ -251,9 +299,8 @@ async fn deploy_and_reconcile(
         let result = reply.body;
         let after = app.call("GET", &format!("/sessions/{id}"), None).await;
         assert_eq!(after.status, 200);
-        let step: Uuid = serde_json::from_value(session["active_step_id"].clone()).unwrap();
         let action = result["action"].as_str().unwrap().to_string();
-        for tally in [&mut total, by_step.entry(step).or_default()] {
+        for tally in [&mut total, by_step.entry((version, step)).or_default()] {
             let key: &'static str = match action.as_str() {
                 "continue" => "continue",
                 "teleport" => "teleport",
@@ -266,7 +313,7 @@ async fn deploy_and_reconcile(
             if action == "continue" {
                 if !after.body["pinned_version"].is_null() {
                     tally.count("pinned");
-                } else if after.body["active_scenario_version"] == json!(1) {
+                } else if after.body["active_scenario_version"] == json!(version) {
                     tally.count("excluded_by_scope");
                 }
             }
@@ -293,6 +340,7 @@ async fn deploy_and_reconcile(
 
 async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
     let mut seen = Tally::default();
+    let mut composite_worlds = 0;
     for seed in 1..=6 {
         let sessions = 50;
         let world = world(seed, sessions);
@@ -309,6 +357,16 @@ async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
         assert!(forecast.exact);
         assert_eq!(forecast.sessions_considered, world.sessions.len() as u64);
         assert_eq!(forecast.sample_size, world.sessions.len() as u64);
+        if world.v3.is_some() {
+            composite_worlds += 1;
+            assert!(
+                forecast
+                    .by_anchor
+                    .iter()
+                    .any(|a| a.version == 1 && a.sessions.value() > 0),
+                "seed {seed}: sessions left on V1 are forecast through both plans"
+            );
+        }
         let (total, by_step) = deploy_and_reconcile(&app, &world, plan_id).await;
         assert_eq!(
             outcomes_of(&forecast.outcomes),
@@ -321,7 +379,7 @@ async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
             "seed {seed}: fields"
         );
         for anchor in &forecast.by_anchor {
-            let real = by_step.get(&anchor.v1_step_id);
+            let real = by_step.get(&(anchor.version, anchor.v1_step_id));
             let empty = Tally::default();
             let real = real.unwrap_or(&empty);
             assert_eq!(
@@ -346,6 +404,7 @@ async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
             *seen.outcomes.entry(k).or_default() += v;
         }
     }
+    assert!(composite_worlds >= 2);
     // The generated worlds reach every kind of outcome the property is about.
     for kind in [
         "continue",

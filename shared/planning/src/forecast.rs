@@ -31,12 +31,22 @@ use crate::scope::CompiledScope;
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_964;
 
-/// One stratum of a plan's sessions: a V1 step the plan marks.
+/// One stratum of a plan's sessions: a V1 step the plan marks, or a step of
+/// an earlier version whose sessions have not migrated yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stratum {
     pub step: MarkedStep,
     pub kind: StratumKind,
     pub step_name: String,
+    /// The version the stratum's sessions are on.
+    pub version: i64,
+}
+
+/// An earlier version's sessions: its definition and the deployed plans that
+/// lead from it to the plan's from-version, in order.
+struct EarlierVersion<'a> {
+    definition: &'a PreparedScenario,
+    links: Vec<PlanLink<'a>>,
 }
 
 /// What reconcile would answer one session, and why it stays where it is.
@@ -59,6 +69,7 @@ pub struct Forecaster<'a> {
     /// Policy key → its scope filter compiled (`None`: no policy, or one that
     /// no longer compiles, which marking treats as marking no one).
     scopes: HashMap<String, Result<CompiledScope<'a>, ()>>,
+    earlier: HashMap<i64, EarlierVersion<'a>>,
 }
 
 impl<'a> Forecaster<'a> {
@@ -93,6 +104,7 @@ impl<'a> Forecaster<'a> {
                     step_name: names.get(&step.step_id).copied().unwrap_or("").to_string(),
                     kind,
                     step,
+                    version: plan.plan().from_version,
                 }
             })
             .collect();
@@ -114,7 +126,42 @@ impl<'a> Forecaster<'a> {
             now,
             strata,
             scopes,
+            earlier: HashMap::new(),
         }
+    }
+
+    /// Add the sessions of an earlier version: `definition` is that version,
+    /// `links` the deployed plans from it to the plan's from-version (in
+    /// order), `steps` its steps that have sessions. Deploying this plan does
+    /// not mark them; their next reconcile migrates them through `links` and
+    /// this plan at once.
+    pub fn with_earlier_version(
+        mut self,
+        definition: &'a PreparedScenario,
+        links: Vec<PlanLink<'a>>,
+        steps: impl IntoIterator<Item = Uuid>,
+    ) -> Self {
+        let version = definition.version();
+        let names: HashMap<Uuid, &str> = definition
+            .definition()
+            .steps
+            .iter()
+            .map(|s| (s.id, s.name.as_str()))
+            .collect();
+        for step_id in steps {
+            self.strata.push(Stratum {
+                step: MarkedStep {
+                    step_id,
+                    anchor_content_hash: None,
+                },
+                kind: StratumKind::EarlierVersion,
+                step_name: names.get(&step_id).copied().unwrap_or("").to_string(),
+                version,
+            });
+        }
+        self.earlier
+            .insert(version, EarlierVersion { definition, links });
+        self
     }
 
     /// The marked V1 steps, in the plan's order: anchors, then deleted and
@@ -126,6 +173,14 @@ impl<'a> Forecaster<'a> {
     /// What the session's next reconcile would answer once the plan is
     /// deployed: marked (or not) as the deployment would, then decided.
     pub fn outcome(&self, stratum: &Stratum, session: &Session) -> SessionOutcome {
+        if let Some(earlier) = self.earlier.get(&stratum.version) {
+            let mut chain = earlier.links.clone();
+            chain.push(PlanLink {
+                plan: self.plan,
+                to: self.to,
+            });
+            return self.decided_through(&chain, earlier.definition, session);
+        }
         let plan = self.plan.plan();
         let policy_key = stratum.step.anchor_content_hash.as_deref();
         let scope = match policy_key.and_then(|k| self.scopes.get(k)) {
@@ -161,11 +216,20 @@ impl<'a> Forecaster<'a> {
             plan: self.plan,
             to: self.to,
         }];
+        self.decided_through(&chain, self.from, &session)
+    }
+
+    fn decided_through(
+        &self,
+        chain: &[PlanLink<'_>],
+        session_version: &PreparedScenario,
+        session: &Session,
+    ) -> SessionOutcome {
         let decision = decide(&ReconcileContext {
-            session: &session,
+            session,
             current: self.to,
-            chain: &chain,
-            session_version: Some(self.from),
+            chain,
+            session_version: Some(session_version),
             known_fields: &BTreeMap::new(),
             now: self.now,
         });
@@ -455,6 +519,7 @@ pub fn finish(
             anchor_content_hash: read.stratum.step.anchor_content_hash.clone(),
             anchor_name: read.stratum.step_name.clone(),
             kind: read.stratum.kind,
+            version: read.stratum.version,
             v1_step_id: read.stratum.step.step_id,
             sessions,
             outcomes: outcomes_of(report),

@@ -15,21 +15,22 @@
 //! forecasts stream the sessions page by page into tallies; memory holds a
 //! page per reader, or the sample's ids, never the population.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use planning::forecast::{Forecaster, Stratum, StratumRead, StratumTally, finish};
-use planning::reconcile::{PreparedPlan, PreparedScenario};
-use planning::{MigrationPlan, PlanForecast};
+use planning::reconcile::{PlanLink, PreparedPlan, PreparedScenario};
+use planning::{MigrationPlan, PlanForecast, PlanStatus};
 use quick_cache::sync::Cache;
 use store::{StepQuery, Store};
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::services::error::{ServiceError, ServiceResult};
-use crate::services::plans::{count_sessions, load};
+use crate::services::plans::{count_sessions, load, plans_of};
 
 /// Forecasts a process keeps (by plan and revision); each is a few KB.
 const CACHED_FORECASTS: usize = 32;
@@ -113,18 +114,62 @@ pub async fn compute(
         .map(|v| PreparedScenario::new(v.definition()))
         .ok_or_else(|| ServiceError::Unexpected("the plan's target version is missing".into()))?;
     let (plan_id, revision, from_version) = (plan.id, plan.revision, plan.from_version);
+    let chain = earlier_chain(store, tenant, scenario_id, from_version).await?;
+    // The definitions of every version the chain leaves from or lands on.
+    let mut versions: BTreeMap<i64, PreparedScenario> = BTreeMap::new();
+    for link in &chain {
+        for version in [link.plan().from_version, link.plan().to_version] {
+            if version != from_version && !versions.contains_key(&version) {
+                versions.insert(version, definition(version).await?);
+            }
+        }
+    }
     let prepared = PreparedPlan::new(plan);
-    let forecaster = Forecaster::new(&prepared, &from, &to, now);
-    let strata = forecaster.strata();
+    let mut forecaster = Forecaster::new(&prepared, &from, &to, now);
     let (counts, _) = count_sessions(
         store,
         tenant,
         scenario_id,
         from_version,
-        strata.iter().map(|s| s.step.step_id),
+        forecaster.strata().iter().map(|s| s.step.step_id),
     )
     .await?;
-    let counted = |s: &Stratum| counts.get(&s.step.step_id).copied().unwrap_or(0);
+    let mut counted_at: BTreeMap<(i64, Uuid), u64> = counts
+        .into_iter()
+        .map(|(step, n)| ((from_version, step), n))
+        .collect();
+    // Sessions on earlier versions migrate through the chain and this plan at
+    // their next reconcile: only the steps the counters say have sessions.
+    for (i, link) in chain.iter().enumerate() {
+        let version = link.plan().from_version;
+        let Some(definition) = versions.get(&version) else {
+            continue;
+        };
+        let steps = definition.definition().steps.iter().map(|s| s.id);
+        let (counts, _) = count_sessions(store, tenant, scenario_id, version, steps).await?;
+        if counts.values().all(|n| *n == 0) {
+            continue;
+        }
+        let links = chain[i..]
+            .iter()
+            .map(|plan| {
+                let to = plan.plan().to_version;
+                PlanLink {
+                    plan,
+                    to: versions.get(&to).unwrap_or(&from),
+                }
+            })
+            .collect();
+        forecaster = forecaster.with_earlier_version(definition, links, counts.keys().copied());
+        counted_at.extend(counts.into_iter().map(|(step, n)| ((version, step), n)));
+    }
+    let strata = forecaster.strata();
+    let counted = |s: &Stratum| {
+        counted_at
+            .get(&(s.version, s.step.step_id))
+            .copied()
+            .unwrap_or(0)
+    };
     let total: u64 = strata.iter().map(counted).sum();
     let exact = total <= config.forecast_exact_limit;
     let shards = store.step_index_shards().max(1);
@@ -158,7 +203,7 @@ pub async fn compute(
                 StepQuery {
                     tenant,
                     scenario_id,
-                    version: from_version,
+                    version: stratum.version,
                     step_id: stratum.step.step_id,
                     shard: 0,
                     limit: PAGE,
@@ -294,6 +339,38 @@ async fn sample_stratum(
         complete: shards_read == order.len() && seen <= size,
         counted,
     })
+}
+
+/// The activated plans that lead to `from_version`, oldest first: the chain
+/// a session on an earlier version migrates through. Stops at a gap (a
+/// version no activated plan left), as reconcile's chain does.
+async fn earlier_chain(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    from_version: i64,
+) -> ServiceResult<Vec<PreparedPlan>> {
+    let activated = plans_of(
+        store,
+        tenant,
+        scenario_id,
+        &[PlanStatus::Deployed, PlanStatus::Deploying],
+    )
+    .await?;
+    let mut chain = Vec::new();
+    let mut version = from_version;
+    while let Some(item) = activated
+        .iter()
+        .find(|p| p.to_version == version && p.from_version < version)
+    {
+        let Some(plan) = store.get_plan(tenant, item.id).await? else {
+            break;
+        };
+        version = plan.from_version;
+        chain.push(PreparedPlan::new(plan));
+    }
+    chain.reverse();
+    Ok(chain)
 }
 
 fn random_seed() -> u64 {

@@ -83,6 +83,10 @@ pub enum StratumKind {
     EditedStep,
     /// A step the new version deletes: its nearest anchor's policy applies.
     DeletedStep,
+    /// A step of a version older than the plan's from-version: sessions not
+    /// yet migrated by earlier plans, which reconcile takes through the chain
+    /// of deployed plans and then this one (a composite migration).
+    EarlierVersion,
 }
 
 /// The forecast for the sessions at one V1 step: an anchor, an edited step or
@@ -96,7 +100,10 @@ pub struct AnchorForecast {
     /// The name of the V1 step the sessions sit at.
     pub anchor_name: String,
     pub kind: StratumKind,
-    /// The V1 step the sessions sit at.
+    /// The version the sessions are on: the plan's from-version, or an
+    /// earlier one (`kind: earlier_version`).
+    pub version: i64,
+    /// The step the sessions sit at (of `version`).
     pub v1_step_id: Uuid,
     pub sessions: ForecastCount,
     pub outcomes: ForecastOutcomes,
@@ -118,7 +125,8 @@ pub struct PlanForecast {
     /// Every session was decided (counts are numbers); false: sampled
     /// (counts are `{estimate, low, high}`).
     pub exact: bool,
-    /// Sessions at the plan's from-version: decided, or counted when sampled.
+    /// Sessions at the plan's from-version, and at earlier versions still to
+    /// migrate through the chain: decided, or counted when sampled.
     pub sessions_considered: u64,
     /// Sessions actually decided (all of them when exact).
     pub sample_size: u64,
