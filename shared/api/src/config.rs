@@ -382,6 +382,65 @@ mod tests {
         assert_eq!(read("257").unwrap_err().name, "STEP_INDEX_SHARDS");
     }
 
+    /// Every variable the parser reads, recorded by asking it.
+    fn variables_read() -> Vec<String> {
+        let names = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|name| {
+            names.borrow_mut().push(name.to_string());
+            None
+        })
+        .expect("defaults");
+        let mut names = names.into_inner();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The configuration is defined once, here; the documentation's table and
+    /// the template are kept in step with it by this test.
+    #[test]
+    fn every_variable_is_documented_and_the_template_sets_only_known_ones() {
+        let read = variables_read();
+        assert!(read.len() > 20, "{read:?}");
+        let docs = include_str!("../../../docs/configuration.md");
+        for name in &read {
+            assert!(
+                docs.lines()
+                    .any(|line| line.starts_with('|') && line.contains(&format!("`{name}`"))),
+                "docs/configuration.md has no row for {name}"
+            );
+        }
+        // Every variable the template sets is one the code reads (or the
+        // logger's, or the AWS SDK's own).
+        let template = include_str!("../../../infra/template.yaml");
+        let mut in_variables = false;
+        let mut checked = 0;
+        for line in template.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("Variables:") {
+                in_variables = true;
+                continue;
+            }
+            if !in_variables || trimmed.starts_with('#') || trimmed.is_empty() {
+                continue;
+            }
+            let Some((key, _)) = trimmed.split_once(':') else {
+                in_variables = false;
+                continue;
+            };
+            if !key.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+                in_variables = false;
+                continue;
+            }
+            assert!(
+                read.iter().any(|n| n == key) || key == "RUST_LOG" || key.starts_with("AWS_"),
+                "infra/template.yaml sets {key}, which the code never reads"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 8, "only {checked} template variables found");
+    }
+
     #[test]
     fn rejects_garbage() {
         let err = Config::from_lookup(|k| (k == "PLAN_TTL_DAYS").then(|| "soon".to_string()))
