@@ -341,6 +341,7 @@ async fn deploy_and_reconcile(
 async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
     let mut seen = Tally::default();
     let mut composite_worlds = 0;
+    let mut kinds_seen = std::collections::BTreeSet::new();
     for seed in 1..=6 {
         let sessions = 50;
         let world = world(seed, sessions);
@@ -403,8 +404,18 @@ async fn the_forecast_is_what_deploying_and_reconciling_does(app: TestApp) {
         for (k, v) in total.outcomes {
             *seen.outcomes.entry(k).or_default() += v;
         }
+        for anchor in forecast.by_anchor.iter().filter(|a| a.sessions.value() > 0) {
+            kinds_seen.insert(format!("{:?}", anchor.kind));
+        }
     }
     assert!(composite_worlds >= 2);
+    // Sessions at anchors, deleted steps, steps edited in place and earlier versions.
+    for kind in ["Anchor", "DeletedStep", "EditedStep", "EarlierVersion"] {
+        assert!(
+            kinds_seen.contains(kind),
+            "no sessions at a {kind}: {kinds_seen:?}"
+        );
+    }
     // The generated worlds reach every kind of outcome the property is about.
     for kind in [
         "continue",
