@@ -179,7 +179,13 @@ pub async fn compute(
         .iter()
         .enumerate()
         .map(|(i, stratum)| {
-            let mut order: Vec<u32> = (0..shards).collect();
+            // A step the counters show empty is not read: a 10,000-step plan
+            // would otherwise cost a query per step and shard for nothing.
+            let mut order: Vec<u32> = if counted(stratum) == 0 {
+                Vec::new()
+            } else {
+                (0..shards).collect()
+            };
             if !exact && counted(stratum) > config.forecast_sample_per_stratum {
                 random.shuffle(&mut order);
             }
