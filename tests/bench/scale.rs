@@ -273,7 +273,10 @@ async fn main() -> Result<(), Error> {
         expect(&reply, 200)?;
         println!(
             "forecast: exact {}, sessions_considered {}, sample_size {}, outcomes {}",
-            reply.1["exact"], reply.1["sessions_considered"], reply.1["sample_size"], reply.1["outcomes"]
+            reply.1["exact"],
+            reply.1["sessions_considered"],
+            reply.1["sample_size"],
+            reply.1["outcomes"]
         );
     }
     forecast_ms.sort_by(f64::total_cmp);

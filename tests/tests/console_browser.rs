@@ -435,8 +435,18 @@ async fn operator_flow(c: Page, base: &str) {
     // The forecast, before the Approve button: the two sessions at "Collect
     // email" will be asked their age, the one at "Welcome" goes on.
     wait_text(&c, "#forecast-basis", "revision 1").await;
-    wait_text(&c, "#forecast-actions tr[data-action=\"collect\"] td.num", "2").await;
-    wait_text(&c, "#forecast-actions tr[data-action=\"continue\"] td.num", "1").await;
+    wait_text(
+        &c,
+        "#forecast-actions tr[data-action=\"collect\"] td.num",
+        "2",
+    )
+    .await;
+    wait_text(
+        &c,
+        "#forecast-actions tr[data-action=\"continue\"] td.num",
+        "1",
+    )
+    .await;
     wait_text(&c, "#forecast-fields", "age: 2 sessions").await;
     wait_text(&c, "#forecast-anchors", "Collect email").await;
     let before_approve = c
@@ -446,7 +456,11 @@ async fn operator_flow(c: Page, base: &str) {
         )
         .await
         .unwrap();
-    assert_eq!(before_approve, json!(true), "the forecast comes before the Approve button");
+    assert_eq!(
+        before_approve,
+        json!(true),
+        "the forecast comes before the Approve button"
+    );
     let review_shot = screenshot(&c, "review").await;
 
     // Centre the diagrams on an anchor: the neighbourhood is drawn.
@@ -526,7 +540,12 @@ async fn operator_flow(c: Page, base: &str) {
     wait_text(&c, "#anchors-table", "channels: whatsapp, web").await;
     // The saved policy is a new plan revision: the forecast is read again.
     wait_text(&c, "#forecast-basis", "revision 2").await;
-    wait_text(&c, "#forecast-actions tr[data-action=\"collect\"] td.num", "2").await;
+    wait_text(
+        &c,
+        "#forecast-actions tr[data-action=\"collect\"] td.num",
+        "2",
+    )
+    .await;
     let stored = api
         .call(
             reqwest::Method::GET,

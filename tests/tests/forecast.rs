@@ -55,7 +55,7 @@ struct World {
 fn world(seed: u64, sessions: usize) -> World {
     let v1 = conversation(26, seed);
     let mut v2 = edit(&v1, 3 + (seed % 3) as usize, seed);
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         v2 = edit_in_place(&v2, 1, seed);
         v2.version = 2;
     }

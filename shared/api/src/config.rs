@@ -428,7 +428,10 @@ mod tests {
                 in_variables = false;
                 continue;
             };
-            if !key.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+            if !key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            {
                 in_variables = false;
                 continue;
             }

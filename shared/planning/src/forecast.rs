@@ -561,7 +561,7 @@ mod tests {
     #[test]
     fn wilson_intervals_hold_the_proportion_and_narrow_with_the_sample() {
         let (c1, h1) = wilson(0.3, 100.0);
-        let (c2, h2) = wilson(0.3, 10_000.0);
+        let (_, h2) = wilson(0.3, 10_000.0);
         assert!(c1 - h1 < 0.3 && 0.3 < c1 + h1);
         assert!(h2 < h1 / 5.0);
         // Nothing seen still leaves room above zero.
