@@ -378,6 +378,55 @@ fn an_absurd_content_length_is_refused_at_once() {
     normal_request(&server);
 }
 
+/// A client that sends its whole body before reading (Python's urllib does)
+/// still reads the 413: the server shuts its side, then reads and discards
+/// what is still coming instead of resetting the connection.
+#[test]
+fn a_client_sending_a_whole_oversized_body_first_still_reads_the_413() {
+    let mut server = Server::start(&[]);
+    for (round, framing) in ["Content-Length: 10485760", "Transfer-Encoding: chunked"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = server.connect();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(
+                format!(
+                    "PUT /scenarios/{SCENARIO} HTTP/1.1\r\nHost: localhost\r\nX-Tenant-ID: {TENANT}\r\n\
+                     Content-Type: application/json\r\n{framing}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        // 10 MB, all of it, before reading anything.
+        let chunk = vec![b' '; 1024 * 1024];
+        for _ in 0..10 {
+            if round == 1 {
+                stream
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .expect("the server keeps reading");
+            }
+            stream.write_all(&chunk).expect("the server keeps reading");
+            if round == 1 {
+                stream.write_all(b"\r\n").expect("the server keeps reading");
+            }
+        }
+        if round == 1 {
+            stream
+                .write_all(b"0\r\n\r\n")
+                .expect("the server keeps reading");
+        }
+        let reply = read_reply(&mut stream).expect("the answer, not a reset");
+        assert_eq!(reply.status, 413, "{framing}: {}", reply.body);
+        assert!(reply.body.contains("too large"), "{}", reply.body);
+    }
+    assert!(server.alive());
+    normal_request(&server);
+}
+
 #[test]
 fn more_idle_sockets_than_the_connection_cap_only_delay_others() {
     let mut server = Server::start(&["--max-connections", "8", "--header-timeout-secs", "1"]);

@@ -11,6 +11,7 @@
 //! through its [`Phase`]s and closes it when one lasts too long.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -110,10 +111,32 @@ impl Drop for Registered {
 
 // ----- one connection -----------------------------------------------------------
 
+/// After the server's last answer on a connection, what it still reads and
+/// throws away while the client may be sending (a lingering close, as nginx
+/// does): at most this many bytes, for at most this long in all, and no
+/// longer than [`LINGER_GAP`] without a byte.
+const LINGER_BYTES: usize = 32 * 1024 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(10);
+const LINGER_GAP: Duration = Duration::from_secs(2);
+
 /// The socket, telling the clock when bytes arrive.
 struct Watched {
     stream: TcpStream,
     clock: Arc<Clock>,
+    /// Set once the write side is shut: the lingering close under way.
+    linger: Option<Linger>,
+}
+
+/// A lingering close: closing a socket with unread bytes makes the kernel
+/// reset it, and a client still sending a body the server refused (a 413
+/// answered as soon as the `Content-Length` was read) would see the reset —
+/// a broken pipe — instead of the answer. So the write side is shut first
+/// (the client reads the answer to its end), then what arrives is read and
+/// discarded until the client closes, within the bounds above.
+struct Linger {
+    until: Instant,
+    gap: Pin<Box<tokio::time::Sleep>>,
+    left: usize,
 }
 
 impl AsyncRead for Watched {
@@ -157,7 +180,40 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none() {
+            match Pin::new(&mut this.stream).poll_shutdown(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let now = Instant::now();
+            this.linger = Some(Linger {
+                until: now + LINGER_TIME,
+                gap: Box::pin(tokio::time::sleep_until(now + LINGER_GAP)),
+                left: LINGER_BYTES,
+            });
+        }
+        let Some(linger) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if linger.left == 0 || linger.gap.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                // The client closed: nothing unread is left.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    linger.left = linger.left.saturating_sub(buf.filled().len());
+                    let next = (Instant::now() + LINGER_GAP).min(linger.until);
+                    linger.gap.as_mut().reset(next);
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -177,6 +233,7 @@ pub(super) async fn serve(
     let io = TokioIo::new(Watched {
         stream,
         clock: clock.clone(),
+        linger: None,
     });
     let service = Guarded::new(shared.clone(), clock.clone());
     // At shutdown hyper-util asks hyper to finish the request in flight, then close.

@@ -26,7 +26,10 @@
 //!   then exits 0.
 //!
 //! Refusals are JSON `{"detail": ...}` like every other error, and close the
-//! connection. Behind API Gateway the Lambdas get these limits from AWS instead.
+//! connection — lingering ([`connection`]): the write side is shut, then what
+//! the client still sends is read and discarded within bounds, so a client
+//! that sends a refused body whole before reading gets the answer, not a
+//! reset. Behind API Gateway the Lambdas get these limits from AWS instead.
 //!
 //! From crates, used as they are: hyper parses and writes HTTP/1; hyper-util's
 //! [`GracefulShutdown`] makes every connection finish its request and close at
