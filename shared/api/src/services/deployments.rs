@@ -379,9 +379,17 @@ async fn dispatch(
 }
 
 /// The chains that have sessions (in step, then shard order), and whether more than
-/// `threshold` sessions are to be marked. One single-session probe per chain
-/// (`concurrency` at a time), then one read of the store's session counts for
-/// how many: no page of sessions is read beyond the probes.
+/// `threshold` sessions are to be marked. First one read of the store's session
+/// counts: only the steps it shows occupied are probed, so a 10,000-step plan
+/// with sessions at a handful of steps costs a handful of probes, not one per
+/// step and shard. Then one single-session probe per chain of those steps
+/// (`concurrency` at a time): no page of sessions is read beyond the probes.
+///
+/// A session recorded at an empty step within the counters' lag (on DynamoDB,
+/// the stream's) is not marked; it migrates as a late arrival on its next
+/// reconcile, the scope filter evaluated then, and is counted in
+/// `migrations_applied_unflagged`. Counters that never counted (`counted_at`
+/// absent) prune nothing.
 async fn probe_chains(
     store: &dyn Store,
     plan: &MigrationPlan,
@@ -389,6 +397,18 @@ async fn probe_chains(
     threshold: u64,
     concurrency: usize,
 ) -> ServiceResult<(Vec<Chain>, bool)> {
+    let counted = store
+        .session_counts(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?;
+    // Counters that never counted anything (no stream reader on these tables)
+    // say nothing about where sessions are: then every chain is probed.
+    let occupied = |step: &Uuid| {
+        counted.counted_at.is_none() || counted.by_step.get(step).is_some_and(|n| *n > 0)
+    };
+    let chains: Vec<Chain> = chains
+        .into_iter()
+        .filter(|chain| occupied(&chain.step_id))
+        .collect();
     let query = |chain: &Chain, limit: usize, cursor: Option<String>| StepQuery {
         tenant: plan.tenant_id,
         scenario_id: plan.scenario_id,
@@ -417,13 +437,9 @@ async fn probe_chains(
     probed.retain(|(_, page)| !page.sessions.is_empty());
     probed.sort_by_key(|(chain, _)| (chain.step_id, chain.shard));
 
-    // How many: the store's session counts (one read, never a page of
-    // sessions; on DynamoDB they trail the stream by its lag, which can only
-    // move a deployment near the threshold between inline and fan-out). Each
-    // probe that found a session counts at least one.
-    let counted = store
-        .session_counts(plan.tenant_id, plan.scenario_id, plan.from_version)
-        .await?;
+    // How many: the counts read above (on DynamoDB they trail the stream by
+    // its lag, which can only move a deployment near the threshold between
+    // inline and fan-out). Each probe that found a session counts at least one.
     let steps: std::collections::BTreeSet<Uuid> =
         probed.iter().map(|(chain, _)| chain.step_id).collect();
     let counted_total: u64 = counted
