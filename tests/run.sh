@@ -69,10 +69,19 @@ trap cleanup EXIT
 # A step runs in the background and the script waits for it, so a signal is handled at once:
 # stop the step (cargo and the compilers it started), then the EXIT trap stops the services.
 STEP_PID=""
+# kill_tree PID — TERM a process and all its descendants, deepest first: cargo-lambda does not
+# pass a TERM on to the cargo build and the compilers under it, which went on linking after a
+# failed run.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do
+        kill_tree "$child"
+    done
+    kill -TERM "$1" 2>/dev/null || true
+}
 on_signal() {
     if [ -n "$STEP_PID" ]; then
-        pkill -TERM -P "$STEP_PID" 2>/dev/null || true
-        kill -TERM "$STEP_PID" 2>/dev/null || true
+        kill_tree "$STEP_PID"
     fi
     exit "$1"
 }
@@ -242,8 +251,7 @@ wait_lambda_build() {
 }
 stop_lambda_build() {
     if [ -n "$LAMBDA_PID" ]; then
-        pkill -TERM -P "$LAMBDA_PID" 2>/dev/null || true
-        kill -TERM "$LAMBDA_PID" 2>/dev/null || true
+        kill_tree "$LAMBDA_PID"
     fi
 }
 
