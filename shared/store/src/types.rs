@@ -179,6 +179,17 @@ pub struct StepQuery {
     pub cursor: Option<String>,
 }
 
+impl StepQuery {
+    /// Whether `session` sits at the step this query reads (a session read by
+    /// id after the index page may have moved on since).
+    pub fn finds(&self, session: &planning::Session) -> bool {
+        session.tenant_id == self.tenant
+            && session.active_scenario_id == self.scenario_id
+            && session.active_scenario_version == self.version
+            && session.active_step_id == self.step_id
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionPage {
     pub sessions: Vec<planning::Session>,

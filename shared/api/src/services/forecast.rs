@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::services::error::{ServiceError, ServiceResult};
-use crate::services::plans::{count_sessions, load, plans_of};
+use crate::services::plans::{count_sessions, load, load_header, plans_of};
 
 /// Forecasts a process keeps (by plan and revision); each is a few KB.
 const CACHED_FORECASTS: usize = 32;
@@ -61,8 +61,10 @@ pub async fn forecast(
     tenant: Uuid,
     plan_id: Uuid,
 ) -> ServiceResult<Arc<PlanForecast>> {
-    let plan = load(store, tenant, plan_id).await?;
-    let key = (tenant, plan_id, plan.revision);
+    // The header names the revision: a cached forecast costs one small read,
+    // never the plan's transformation map.
+    let header = load_header(store, tenant, plan_id).await?;
+    let key = (tenant, plan_id, header.revision);
     let max_age = Duration::from_secs(config.forecast_cache_seconds);
     if let Some((at, found)) = cache.entries.get(&key)
         && at.elapsed() < max_age
@@ -80,10 +82,12 @@ pub async fn forecast(
     {
         return Ok(found);
     }
+    let plan = load(store, tenant, plan_id).await?;
     let computed = Arc::new(compute(store, config, plan, Utc::now(), random_seed()).await?);
-    cache
-        .entries
-        .insert(key, (Instant::now(), computed.clone()));
+    cache.entries.insert(
+        (tenant, plan_id, computed.plan_revision),
+        (Instant::now(), computed.clone()),
+    );
     Ok(computed)
 }
 
@@ -330,10 +334,7 @@ async fn sample_stratum(
     for ids in kept.chunks(PAGE) {
         for session in store.get_sessions(query.tenant, ids).await? {
             // Moved since the index was read: no longer in this stratum.
-            if session.active_scenario_id == query.scenario_id
-                && session.active_scenario_version == query.version
-                && session.active_step_id == query.step_id
-            {
+            if query.finds(&session) {
                 tally.add(&forecaster.outcome(stratum, &session));
             }
         }

@@ -156,11 +156,7 @@ pub(super) async fn whole_sessions_at_step(
     let sessions = get_sessions(db, q.tenant, &ids)
         .await?
         .into_iter()
-        .filter(|x| {
-            x.active_scenario_id == q.scenario_id
-                && x.active_scenario_version == q.version
-                && x.active_step_id == q.step_id
-        })
+        .filter(|x| q.finds(x))
         .collect();
     Ok(SessionPage {
         sessions,
