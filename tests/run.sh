@@ -115,9 +115,17 @@ step() {
 
 install_tools() {
     fm_ensure_all
-    if [ "$QUICK" -eq 0 ]; then
-        ensure_arm64_target
-    fi
+}
+
+# What the Lambda release build needs (cargo-lambda and zig from the venv, the aarch64 standard
+# library), installed first so that the build starts before the other tools are fetched.
+install_build_tools() {
+    mkdir -p "$FM_CACHE"
+    (
+        flock 9 || exit 1
+        fm_ensure_venv
+    ) 9>"$FM_CACHE/install.lock"
+    ensure_arm64_target
 }
 
 # The Lambda build cross-compiles to aarch64: it needs that target's standard library.
@@ -229,7 +237,8 @@ build_lambdas() {
 }
 
 # The arm64 release build of the Lambdas (fat LTO: minutes of single-threaded linking) runs in
-# the background, at a lower priority, while the tests — which mostly wait on the emulators — run.
+# the background, at a lower priority, from the start: the installs, the lint and the tests —
+# which mostly wait on the emulators — leave it much of the machine.
 LAMBDA_PID=""
 LAMBDA_LOG=""
 start_lambda_build() {
@@ -256,6 +265,12 @@ stop_lambda_build() {
 }
 
 echo "disk: $(free_mb) MB free for $TARGET_DIR"
+# The arm64 release build of the Lambdas is the longest step (fat LTO): it starts as soon as its
+# tools are there and runs, at a lower priority, beside everything else.
+if [ "$QUICK" -eq 0 ]; then
+    step --here "install the Lambda build's tools into .cache/" install_build_tools
+    step --here "start the arm64 Lambda release build in the background" start_lambda_build
+fi
 step --here "install local tools into .cache/" install_tools
 step --here "start DynamoDB Local and moto (SQS)" start_services
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
@@ -266,9 +281,6 @@ step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --work
 # build them first — together with the test targets, so that dependencies are compiled once
 # with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
 step "cargo build --workspace --bins --tests --examples" cargo build --workspace --bins --tests --examples
-if [ "$QUICK" -eq 0 ]; then
-    step --here "start the arm64 Lambda release build in the background" start_lambda_build
-fi
 step "cargo test --workspace" cargo test --workspace
 # The shell blocks of the docs marked `<!-- workflow: NAME -->` (the README's run command and
 # tour, serve on DynamoDB Local, the local Lambda workflow, the benchmark commands), run as
