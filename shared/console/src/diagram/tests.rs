@@ -48,6 +48,7 @@ fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
         rejection_reason: None,
         deployed_at: None,
         expires_at: None,
+        paused_from: None,
         revision: 1,
     }
 }
