@@ -84,6 +84,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::PlanNotApplying(id) => {
+                ApiError::Conflict(format!("plan {id} is not applying migrations"))
+            }
             StoreError::Throttled(m) => ApiError::Unavailable(m),
             StoreError::InvalidToken => ApiError::validation(
                 &["query", "next_token"],

@@ -171,6 +171,7 @@ fn forecast(
         rejection_reason: None,
         deployed_at: None,
         expires_at: None,
+        paused_from: None,
         revision: 1,
     };
     let prepared = PreparedPlan::new(plan);

@@ -256,6 +256,7 @@ fn the_offline_forecast_is_the_api_forecast() {
             rejection_reason: None,
             deployed_at: None,
             expires_at: None,
+            paused_from: None,
             revision: 1,
         };
         store.create_plan(&plan, &version(&v2)).await.unwrap();

@@ -118,6 +118,7 @@ fn fixture() -> Fixture {
         rejection_reason: None,
         deployed_at: Some(now()),
         expires_at: None,
+        paused_from: None,
         revision: 1,
     };
     Fixture {

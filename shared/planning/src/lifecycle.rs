@@ -7,6 +7,9 @@
 //!     │     ╲               │
 //!     │      ▶ rejected     └──(expires_at passed)──▶ expired
 //!     └──(expires_at passed)──▶ expired,  (a sibling deployed) ──▶ superseded
+//!
+//!  deploying ──pause──▶ paused ──resume──▶ deploying   (marking goes on)
+//!  deployed  ──pause──▶ paused ──resume──▶ deployed
 //! ```
 //!
 //! The services ask [`transition`] whether a command is legal for the plan's
@@ -42,6 +45,11 @@ pub enum PlanCommand {
     Supersede,
     /// A pending or approved plan was read after its `expires_at`.
     Expire,
+    /// An operator stops a rollout: marking and applying stop, flags stay.
+    Pause,
+    /// An operator lets a paused rollout go on, in the status it was paused in
+    /// (`MigrationPlan::paused_from`: `deploying` or `deployed`).
+    Resume { to: PlanStatus },
 }
 
 impl PlanCommand {
@@ -55,6 +63,8 @@ impl PlanCommand {
             PlanCommand::FinishDeploying => "finished",
             PlanCommand::Supersede => "superseded",
             PlanCommand::Expire => "expired",
+            PlanCommand::Pause => "paused",
+            PlanCommand::Resume { .. } => "resumed",
         }
     }
 
@@ -69,6 +79,10 @@ impl PlanCommand {
             PlanCommand::Supersede | PlanCommand::Expire => {
                 &[PlanStatus::Pending, PlanStatus::Approved]
             }
+            // Named first: the message "only deployed plans can be paused" reads
+            // right for every status that cannot pause.
+            PlanCommand::Pause => &[PlanStatus::Deployed, PlanStatus::Deploying],
+            PlanCommand::Resume { .. } => &[PlanStatus::Paused],
         }
     }
 
@@ -82,6 +96,10 @@ impl PlanCommand {
             PlanCommand::FinishDeploying => Some(PlanStatus::Deployed),
             PlanCommand::Supersede => Some(PlanStatus::Superseded),
             PlanCommand::Expire => Some(PlanStatus::Expired),
+            PlanCommand::Pause => Some(PlanStatus::Paused),
+            // Only back to an activated status that applies migrations.
+            PlanCommand::Resume { to } if to.applies_migrations() => Some(*to),
+            PlanCommand::Resume { .. } => None,
         }
     }
 }
@@ -122,6 +140,13 @@ pub fn transition(
 ) -> Result<StatusChange, LifecycleError> {
     check(status, &command)?;
     let Some(to) = command.target() else {
+        if let PlanCommand::Resume { to } = command {
+            return Err(LifecycleError {
+                status,
+                allowed: to,
+                verb: "resumed to this status",
+            });
+        }
         return Err(LifecycleError {
             status,
             allowed: status,
@@ -132,6 +157,8 @@ pub fn transition(
         PlanCommand::Approve { by } => Stamp::Approved { by },
         PlanCommand::Reject { by, reason } => Stamp::Rejected { by, reason },
         PlanCommand::FinishDeploying => Stamp::Deployed,
+        PlanCommand::Pause => Stamp::Paused { from: status },
+        PlanCommand::Resume { .. } => Stamp::Resumed,
         PlanCommand::Supersede
         | PlanCommand::Expire
         | PlanCommand::Deploy
@@ -166,6 +193,10 @@ pub enum Stamp {
     },
     /// `deployed_at`.
     Deployed,
+    /// `paused_from`: the status `resume` returns to.
+    Paused { from: PlanStatus },
+    /// `paused_from` removed.
+    Resumed,
     /// Nothing besides the status.
     Unstamped,
 }
@@ -196,6 +227,11 @@ impl StatusChange {
         self.from == PlanStatus::Deploying && self.to != PlanStatus::Deploying
     }
 
+    /// Returning to `deploying` (a resume) puts the plan back on the sweep's list.
+    pub fn enters_deploying(&self) -> bool {
+        self.from != PlanStatus::Deploying && self.to == PlanStatus::Deploying
+    }
+
     /// The side fields this change sets or removes, in a stable order.
     pub fn stamped_fields(&self) -> Vec<StampedField> {
         let time = || Some(StampValue::Time(self.at));
@@ -211,6 +247,11 @@ impl StatusChange {
                 field("rejection_reason", text(reason)),
             ],
             Stamp::Deployed => vec![field("deployed_at", time())],
+            Stamp::Paused { from } => vec![field(
+                "paused_from",
+                Some(StampValue::Text(from.as_str().to_owned())),
+            )],
+            Stamp::Resumed => vec![field("paused_from", None)],
             Stamp::Unstamped => Vec::new(),
         }
     }
@@ -231,6 +272,8 @@ impl StatusChange {
                 plan.rejection_reason = reason.clone();
             }
             Stamp::Deployed => plan.deployed_at = Some(self.at),
+            Stamp::Paused { from } => plan.paused_from = Some(*from),
+            Stamp::Resumed => plan.paused_from = None,
             Stamp::Unstamped => {}
         }
     }
@@ -240,11 +283,12 @@ impl StatusChange {
 mod tests {
     use super::*;
 
-    const ALL: [PlanStatus; 7] = [
+    const ALL: [PlanStatus; 8] = [
         PlanStatus::Pending,
         PlanStatus::Approved,
         PlanStatus::Deploying,
         PlanStatus::Deployed,
+        PlanStatus::Paused,
         PlanStatus::Rejected,
         PlanStatus::Superseded,
         PlanStatus::Expired,
@@ -263,6 +307,17 @@ mod tests {
             PlanCommand::FinishDeploying,
             PlanCommand::Supersede,
             PlanCommand::Expire,
+            PlanCommand::Pause,
+            PlanCommand::Resume {
+                to: PlanStatus::Deploying,
+            },
+            PlanCommand::Resume {
+                to: PlanStatus::Deployed,
+            },
+            // Never a legal target: refused whatever the status.
+            PlanCommand::Resume {
+                to: PlanStatus::Approved,
+            },
         ]
     }
 
@@ -290,6 +345,7 @@ mod tests {
             rejection_reason: None,
             deployed_at: None,
             expires_at: None,
+            paused_from: (status == PlanStatus::Paused).then_some(PlanStatus::Deployed),
             revision: 4,
         }
     }
@@ -314,6 +370,10 @@ mod tests {
             (Approved, Superseded),
             (Approved, Expired),
             (Deploying, Deployed),
+            (Deploying, Paused),
+            (Deployed, Paused),
+            (Paused, Deploying),
+            (Paused, Deployed),
         ];
         let mut seen = Vec::new();
         for status in ALL {
@@ -331,10 +391,14 @@ mod tests {
         for edge in legal {
             assert!(seen.contains(&edge), "{edge:?} missing from {seen:?}");
         }
-        // Terminal states accept nothing.
-        for status in [Deployed, Rejected, Superseded, Expired] {
+        // Terminal states accept nothing; a deployed plan only pauses.
+        for status in [Rejected, Superseded, Expired] {
             assert!(seen.iter().all(|(from, _)| *from != status));
         }
+        assert!(
+            seen.iter()
+                .all(|(from, to)| *from != Deployed || *to == Paused)
+        );
     }
 
     #[test]
@@ -384,6 +448,13 @@ mod tests {
             ),
             (PlanStatus::Deploying, PlanCommand::FinishDeploying),
             (PlanStatus::Approved, PlanCommand::Expire),
+            (PlanStatus::Deploying, PlanCommand::Pause),
+            (
+                PlanStatus::Paused,
+                PlanCommand::Resume {
+                    to: PlanStatus::Deployed,
+                },
+            ),
         ] {
             let change = transition(status, command, now()).unwrap();
             let mut plan = plan_in(status);

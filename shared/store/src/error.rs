@@ -9,6 +9,11 @@ pub enum StoreError {
     /// The backend asked us to slow down; retrying later is safe.
     #[error("throttled: {0}")]
     Throttled(String),
+    /// A session change that applies a migration required this plan to be
+    /// applying migrations (`deploying` or `deployed`), and it was not: an
+    /// operator paused it between the decision and the write.
+    #[error("plan {0} is not applying migrations")]
+    PlanNotApplying(uuid::Uuid),
     /// A pagination token that this store did not issue (or issued for another query).
     #[error("invalid pagination token")]
     InvalidToken,

@@ -307,6 +307,11 @@ pub struct SessionChange {
     pub at: DateTime<Utc>,
     /// Present when the change applies a migration: written and counted atomically.
     pub applied: Option<AppliedMigration>,
+    /// Plans that must be applying migrations (`deploying` or `deployed`) when
+    /// the change is written, checked in the same atomic write: a pause stored
+    /// before it stops it ([`StoreError::PlanNotApplying`]), whatever the
+    /// caller read earlier.
+    pub require_applying: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -136,6 +136,7 @@ store::backend_matrix! {
         list_plans_newest_first_with_filters_and_paging,
         policies_update_needs_pending_and_revision,
         concurrent_transitions_exactly_one_wins,
+        a_paused_plan_applies_nothing,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

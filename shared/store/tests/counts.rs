@@ -220,6 +220,7 @@ async fn counts_follow_creates_and_moves(h: Harness) {
             set_variables: BTreeMap::new(),
             applied: None,
             at: Utc::now(),
+            require_applying: Vec::new(),
         })
         .await
         .unwrap();
@@ -247,6 +248,7 @@ async fn counts_follow_creates_and_moves(h: Harness) {
             set_variables: BTreeMap::new(),
             applied: None,
             at: Utc::now(),
+            require_applying: Vec::new(),
         })
         .await
         .unwrap();

@@ -77,6 +77,20 @@ impl PreparedPlan {
     }
 }
 
+/// Whether the plan is deploying now (its header, read fresh): the check a
+/// walk makes before each page, so that a pause stops marking within a page
+/// whatever a process cached.
+pub(crate) async fn still_deploying(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> MarkingResult<bool> {
+    Ok(store
+        .get_plan_header(tenant, plan_id)
+        .await?
+        .is_some_and(|plan| plan.status == PlanStatus::Deploying))
+}
+
 impl PlanContexts {
     pub(crate) fn forget(&self, key: (Uuid, Uuid)) {
         self.entries.remove(&key);

@@ -2,10 +2,11 @@
 //! when possible), the marks, the ledger, and the continuation.
 
 use chrono::{DateTime, Utc};
+use planning::PlanStatus;
 use store::Store;
 
 use super::contexts::PlanContexts;
-use super::error::MarkingResult;
+use super::error::{MarkingError, MarkingResult};
 use super::ledger::record_page;
 use super::page::{MarkingContext, mark_read_page, read_page};
 use super::protocol::MarkMessage;
@@ -25,6 +26,25 @@ pub async fn process_message(
     let prepared = contexts
         .deploying(store, message.tenant_id, message.plan_id)
         .await?;
+    // The cached plan's status may be stale: a paused plan's messages are
+    // dropped here (a resume walks on from the ledger), one page at most after
+    // the pause.
+    let status = store
+        .get_plan_header(message.tenant_id, message.plan_id)
+        .await?
+        .map(|plan| plan.status);
+    if status != Some(PlanStatus::Deploying) {
+        contexts.forget(key);
+        return Err(match status {
+            None => MarkingError::PlanGone {
+                plan_id: message.plan_id,
+            },
+            Some(status) => MarkingError::PlanNotDeploying {
+                plan_id: message.plan_id,
+                status,
+            },
+        });
+    }
     let plan = &prepared.plan;
     let ctx = MarkingContext::with_names(
         plan,

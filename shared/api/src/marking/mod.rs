@@ -24,7 +24,7 @@ mod ledger;
 mod page;
 mod protocol;
 
-pub(crate) use contexts::PlanContexts;
+pub(crate) use contexts::{PlanContexts, still_deploying};
 pub(crate) use driver::process_message;
 pub use error::{MarkingError, MarkingResult};
 pub(crate) use ledger::{finish_if_complete, record_page};

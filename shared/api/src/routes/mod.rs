@@ -77,10 +77,12 @@ pub fn plans_router() -> Router<AppState> {
         .route("/migration-plans/{plan_id}/reject", post(reject_plan))
 }
 
-/// Deploy and deployment status.
+/// Deploy, pause, resume and deployment status.
 pub fn deployments_router() -> Router<AppState> {
     Router::new()
         .route("/migration-plans/{plan_id}/deploy", post(deploy_plan))
+        .route("/migration-plans/{plan_id}/pause", post(pause_plan))
+        .route("/migration-plans/{plan_id}/resume", post(resume_plan))
         .route(
             "/migration-plans/{plan_id}/deployment-status",
             get(deployment_status),
@@ -670,6 +672,51 @@ pub(crate) async fn deploy_plan(
     Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
     let outcome = deployments::deploy(state.deps(), tenant, plan_id, Utc::now()).await?;
+    let status = if outcome.finished {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(outcome.result)))
+}
+
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/pause", tag = "deployments", operation_id = "pause_plan",
+    summary = "Pause a rollout",
+    description = "Stops marking and applying for a deploying or deployed plan; sessions keep their flags and reconcile answers `continue` with the reason \"rollout paused\". The pause is one conditional write on the plan and every migration checks it inside its own write, so none is applied after this returns. 409 from any other status.",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses(
+        (status = 200, description = "Paused: the counters as they stand", body = planning::DeploymentStatus),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict),
+    )
+)]
+pub(crate) async fn pause_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((plan_id,)): Path<(Uuid,)>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        deployments::pause(state.store(), tenant, plan_id, Utc::now()).await?,
+    ))
+}
+
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/resume", tag = "deployments", operation_id = "resume_plan",
+    summary = "Resume a paused rollout",
+    description = "Returns a paused plan to the status it was paused in. A plan paused while deploying takes up its unfinished marking at once: 200 when that finished inline (`deployed`), 202 while it fans out (`deploying`). 409 unless the plan is paused.",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses(
+        (status = 200, description = "Resumed, nothing left to mark", body = planning::DeploymentResult),
+        (status = 202, description = "Resumed, marking goes on through the queue", body = planning::DeploymentResult),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict),
+    )
+)]
+pub(crate) async fn resume_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((plan_id,)): Path<(Uuid,)>,
+) -> ApiResult<impl IntoResponse> {
+    let outcome = deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now()).await?;
     let status = if outcome.finished {
         StatusCode::OK
     } else {

@@ -112,6 +112,8 @@ pub struct ValidationFailed(#[to_schema] pub HttpValidationError);
         crate::routes::approve_plan,
         crate::routes::reject_plan,
         crate::routes::deploy_plan,
+        crate::routes::pause_plan,
+        crate::routes::resume_plan,
         crate::routes::deployment_status,
         crate::routes::openapi_json,
         crate::routes::health,
@@ -459,6 +461,15 @@ impl Modify for LifecycleLinks {
             &[
                 ("DeploymentStatus", deployment("deployment_status")),
                 ("GetEvents", deployment("get_events")),
+                ("Pause", deployment("pause_plan")),
+            ],
+        );
+        links(
+            "pause_plan",
+            &["200"],
+            &[
+                ("Resume", deployment("resume_plan")),
+                ("DeploymentStatus", deployment("deployment_status")),
             ],
         );
         links(

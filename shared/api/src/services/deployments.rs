@@ -75,6 +75,80 @@ pub(crate) async fn deploy(
     mark(state, plan, now).await
 }
 
+/// Transitions a pause or resume tries before giving up with a 409: each lost
+/// race is marking finishing (`deploying` → `deployed`) in between.
+const ROLLOUT_TRANSITION_ATTEMPTS: usize = 4;
+
+/// Store `command`'s transition on the plan as it is now, reading again when
+/// marking moved it in between. Refusals (409) come from `planning::lifecycle`.
+async fn transition_rollout(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    command: impl Fn(&MigrationPlan) -> PlanCommand,
+    now: DateTime<Utc>,
+) -> ServiceResult<MigrationPlan> {
+    for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
+        let plan = load_header(store, tenant, plan_id).await?;
+        let change = lifecycle::transition(plan.status, command(&plan), now)?;
+        match store
+            .transition_plan(&PlanTransition {
+                tenant,
+                plan_id,
+                expected_revision: plan.revision,
+                change,
+            })
+            .await
+        {
+            Ok(plan) => return Ok(store::plan_header(&plan)),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Conflict(
+        "Migration plan changed concurrently; retry".into(),
+    ))
+}
+
+/// `POST …/pause`: marking and applying stop in one conditional write on the
+/// plan. Reconcile checks the plan's status inside its own atomic write, so no
+/// migration is applied after this returns; marking stops at its next page.
+/// Flags stay on their sessions.
+pub(crate) async fn pause(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> ServiceResult<DeploymentStatus> {
+    transition_rollout(store, tenant, plan_id, |_| PlanCommand::Pause, now).await?;
+    status(store, tenant, plan_id).await
+}
+
+/// `POST …/resume`: back to the status the plan was paused in. A plan paused
+/// while deploying takes up every unfinished marking chain at once (no lease to
+/// wait for: the pause stopped them) from where its ledger stands.
+pub(crate) async fn resume_rollout(
+    state: &Deps,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> ServiceResult<DeployOutcome> {
+    let plan = transition_rollout(
+        state.store(),
+        tenant,
+        plan_id,
+        |plan| PlanCommand::Resume {
+            to: plan.paused_from.unwrap_or(PlanStatus::Deploying),
+        },
+        now,
+    )
+    .await?;
+    if plan.status == PlanStatus::Deploying {
+        return resume_chains(state, plan, now, Takeover::Unfinished).await;
+    }
+    progress(state.store(), tenant, plan_id).await
+}
+
 /// Mark the plan itself superseded (its scenario moved on without it).
 async fn supersede(
     store: &dyn Store,
@@ -181,6 +255,24 @@ pub(crate) async fn resume(
     plan: MigrationPlan,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeployOutcome> {
+    resume_chains(state, plan, now, Takeover::Stalled).await
+}
+
+/// Which marking chains a resumption takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takeover {
+    /// Those whose lease ran out (a process died, a store error).
+    Stalled,
+    /// Every unfinished one: after a pause, which stopped them all.
+    Unfinished,
+}
+
+async fn resume_chains(
+    state: &Deps,
+    plan: MigrationPlan,
+    now: DateTime<Utc>,
+    takeover: Takeover,
+) -> ServiceResult<DeployOutcome> {
     let store = state.store();
     let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
     if stats.marking_started_at.is_none() {
@@ -193,7 +285,9 @@ pub(crate) async fn resume(
     );
     let mut work = Vec::new();
     for chain in store.list_chains(plan.tenant_id, plan.id).await? {
-        let stalled = !chain.done && now.signed_duration_since(chain.updated_at) >= lease;
+        let stalled = !chain.done
+            && (takeover == Takeover::Unfinished
+                || now.signed_duration_since(chain.updated_at) >= lease);
         if !stalled || chain.resumptions >= state.config().deploy_max_resumptions {
             continue;
         }
@@ -383,6 +477,11 @@ async fn walk_chain(
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
     loop {
+        // A pause stops the walk before its next page (resume walks on from
+        // the ledger).
+        if !marking::still_deploying(store, plan.tenant_id, plan.id).await? {
+            return Ok(());
+        }
         let message = MarkMessage {
             tenant_id: plan.tenant_id,
             plan_id: plan.id,

@@ -244,6 +244,7 @@ pub(crate) async fn generate(
         rejection_reason: None,
         deployed_at: None,
         expires_at: Some(now + Duration::days(config.plan_ttl_days)),
+        paused_from: None,
         revision: 1,
     };
     let mut created = store.create_plan(&plan, &target).await;

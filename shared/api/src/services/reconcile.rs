@@ -6,6 +6,7 @@
 //! plan counters, so a retried or concurrent call applies a migration once.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 
@@ -16,7 +17,7 @@ use planning::reconcile::{
 use planning::{KnownField, PlanStatus, ReconcileRequest, ReconciliationResult, Session};
 use store::{
     AppliedMigration, AuditEvent, EventPage, EventQuery, NewPosition, SessionChange,
-    SessionExpectation, Store,
+    SessionExpectation, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -33,7 +34,15 @@ pub struct PlanCache {
     scenarios: Cache<(Uuid, Uuid, i64), Arc<PreparedScenario>>,
     /// (tenant, scenario, from_version) → the activated plan leaving that version.
     successors: Cache<(Uuid, Uuid, i64), Uuid>,
+    /// Plans found not applying migrations (paused) by a write that required
+    /// them to, with when: for [`STOPPED_RECHECK`], reconciles through them
+    /// answer at once instead of trying a write that would fail.
+    stopped: Cache<(Uuid, Uuid), (Instant, PlanStatus)>,
 }
+
+/// How long a process trusts that a plan it found paused still is: a resume is
+/// seen by every process within this time.
+const STOPPED_RECHECK: Duration = Duration::from_secs(2);
 
 impl Default for PlanCache {
     fn default() -> Self {
@@ -41,11 +50,19 @@ impl Default for PlanCache {
             plans: Cache::new(CACHE_ENTRIES),
             scenarios: Cache::new(CACHE_ENTRIES),
             successors: Cache::new(CACHE_ENTRIES),
+            stopped: Cache::new(CACHE_ENTRIES),
         }
     }
 }
 
 impl PlanCache {
+    /// The status of a plan this process recently found not applying migrations.
+    fn stopped(&self, tenant: Uuid, plan_id: Uuid) -> Option<PlanStatus> {
+        self.stopped
+            .get(&(tenant, plan_id))
+            .filter(|(seen, _)| seen.elapsed() < STOPPED_RECHECK)
+            .map(|(_, status)| status)
+    }
     async fn scenario(
         &self,
         store: &dyn Store,
@@ -82,7 +99,9 @@ impl PlanCache {
         };
         // Only activated plans are immutable (policies are frozen at approval and
         // the transformation map never changes); only those drive migrations.
-        if !matches!(plan.status, PlanStatus::Deploying | PlanStatus::Deployed) {
+        // A paused one is cached too: whether it applies is decided by the
+        // write, which checks its status ([`SessionChange::require_applying`]).
+        if !plan.status.is_activated() {
             return Ok(None);
         }
         let prepared = Arc::new(PreparedPlan::new(plan));
@@ -106,7 +125,11 @@ impl PlanCache {
             store,
             tenant,
             scenario_id,
-            &[PlanStatus::Deployed, PlanStatus::Deploying],
+            &[
+                PlanStatus::Deployed,
+                PlanStatus::Deploying,
+                PlanStatus::Paused,
+            ],
         )
         .await?;
         if let Some(item) = activated.iter().find(|p| p.from_version == from_version) {
@@ -183,7 +206,12 @@ async fn load_context(
     })
 }
 
-fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> SessionChange {
+fn change_for(
+    session: &Session,
+    decision: &Decision,
+    links: &[(Arc<PreparedPlan>, Arc<PreparedScenario>)],
+    now: DateTime<Utc>,
+) -> SessionChange {
     let expect = match session.pending_migration.as_ref() {
         Some(flag) => SessionExpectation::FlaggedBy(flag.migration_plan_id),
         None => SessionExpectation::UnflaggedAt {
@@ -225,6 +253,24 @@ fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> Ses
         }),
         _ => None,
     };
+    // Every plan the session moves through must still be applying when the
+    // write lands: a pause between this decision and the write stops it.
+    let mut require_applying = Vec::new();
+    if applied.is_some() {
+        let landing = new_position
+            .as_ref()
+            .map_or(session.active_scenario_version, |p| p.version);
+        let traversed = links
+            .iter()
+            .map(|(plan, _)| plan.plan())
+            .filter(|plan| plan.to_version <= landing)
+            .map(|plan| plan.id);
+        for plan_id in traversed.chain(counted_plan) {
+            if !require_applying.contains(&plan_id) {
+                require_applying.push(plan_id);
+            }
+        }
+    }
     SessionChange {
         tenant: session.tenant_id,
         session_id: session.session_id.clone(),
@@ -236,6 +282,7 @@ fn change_for(session: &Session, decision: &Decision, now: DateTime<Utc>) -> Ses
         set_variables: decision.set_variables.clone(),
         at: now,
         applied,
+        require_applying,
     }
 }
 
@@ -265,6 +312,16 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
         set_variables: Default::default(),
         at: now,
         applied: None,
+        require_applying: Vec::new(),
+    }
+}
+
+/// Why a session whose way to the current version crosses a plan in `status`
+/// stays where it is.
+fn stopped_reason(status: PlanStatus) -> &'static str {
+    match status {
+        PlanStatus::Paused => "rollout paused",
+        _ => "rollout not applying migrations",
     }
 }
 
@@ -358,6 +415,18 @@ pub async fn reconcile(
             }
         }
         let loaded = load_context(cache, store, &session).await?;
+        // A paused plan on the session's way to the current version: it stays
+        // where it is, its flag kept, until the rollout resumes.
+        if let Some(status) = loaded
+            .links
+            .iter()
+            .find_map(|(plan, _)| cache.stopped(tenant, plan.plan().id))
+        {
+            return Ok(Reconciled {
+                result: ReconciliationResult::continue_with(stopped_reason(status)),
+                revision: session.revision,
+            });
+        }
         let chain: Vec<PlanLink<'_>> = loaded
             .links
             .iter()
@@ -392,9 +461,24 @@ pub async fn reconcile(
                 revision: session.revision,
             });
         }
-        let applied = store
-            .apply_session_change(&change_for(&session, &decision, now))
-            .await?;
+        let applied = match store
+            .apply_session_change(&change_for(&session, &decision, &loaded.links, now))
+            .await
+        {
+            Ok(applied) => applied,
+            Err(StoreError::PlanNotApplying(plan_id)) => {
+                // Paused since the decision: decide again, answering from the cache.
+                let status = store
+                    .get_plan_header(tenant, plan_id)
+                    .await?
+                    .map_or(PlanStatus::Paused, |plan| plan.status);
+                cache
+                    .stopped
+                    .insert((tenant, plan_id), (Instant::now(), status));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if applied {
             if decision.checksum_mismatch {
                 tracing::warn!(

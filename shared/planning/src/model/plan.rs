@@ -18,6 +18,9 @@ pub enum PlanStatus {
     Approved,
     Deploying,
     Deployed,
+    /// An operator paused a deploying or deployed plan: marking and applying
+    /// stop, flags stay; `resume` returns it to the status it was paused in.
+    Paused,
     Rejected,
     Superseded,
     /// A pending or approved plan read after its `expires_at`: it can no longer
@@ -32,6 +35,7 @@ impl PlanStatus {
             PlanStatus::Approved => "approved",
             PlanStatus::Deploying => "deploying",
             PlanStatus::Deployed => "deployed",
+            PlanStatus::Paused => "paused",
             PlanStatus::Rejected => "rejected",
             PlanStatus::Superseded => "superseded",
             PlanStatus::Expired => "expired",
@@ -91,7 +95,26 @@ pub struct MigrationPlan {
     pub deployed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// While `paused`: the status `resume` returns to (`deploying` or `deployed`).
+    #[serde(default)]
+    pub paused_from: Option<PlanStatus>,
     pub revision: u64,
+}
+
+impl PlanStatus {
+    /// A plan whose migrations reconcile applies. A paused plan is activated
+    /// too (its flags, its place in the version chain) but applies nothing.
+    pub fn is_activated(self) -> bool {
+        matches!(
+            self,
+            PlanStatus::Deploying | PlanStatus::Deployed | PlanStatus::Paused
+        )
+    }
+
+    /// An activated plan that applies migrations now.
+    pub fn applies_migrations(self) -> bool {
+        matches!(self, PlanStatus::Deploying | PlanStatus::Deployed)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,6 +41,7 @@ pub(super) fn deployed(
         rejection_reason: None,
         deployed_at: Some(now()),
         expires_at: None,
+        paused_from: None,
         revision: 1,
     }
 }

@@ -328,6 +328,7 @@ pub(super) fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput)
         rejection_reason: None,
         deployed_at: Some(now()),
         expires_at: None,
+        paused_from: None,
         revision: 1,
     }
 }

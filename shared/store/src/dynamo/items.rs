@@ -115,6 +115,8 @@ struct PlanHeadAttributes {
     deployed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_from: Option<String>,
 }
 
 pub(super) fn plan_head_item(
@@ -149,6 +151,7 @@ pub(super) fn plan_head_item(
         rejection_reason: plan.rejection_reason.clone(),
         deployed_at: opt_time_key(&plan.deployed_at),
         expires_at: opt_time_key(&plan.expires_at),
+        paused_from: plan.paused_from.map(|s| s.as_str().to_owned()),
     };
     let mut item = key(plan_pk(t, plan.id), "HEAD");
     item.extend(encode(&head, "plan head")?);
@@ -214,6 +217,11 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         rejection_reason: stored.rejection_reason,
         deployed_at: opt_parse_time(stored.deployed_at.as_deref(), "deployed_at")?,
         expires_at: opt_parse_time(stored.expires_at.as_deref(), "expires_at")?,
+        paused_from: stored
+            .paused_from
+            .as_deref()
+            .map(parse_status)
+            .transpose()?,
         revision: stored.revision,
     })
 }

@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    Put, ReturnValuesOnConditionCheckFailure, Select, TransactWriteItem, Update, WriteRequest,
+    ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, Select, TransactWriteItem, Update,
+    WriteRequest,
 };
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 
@@ -515,6 +516,27 @@ impl DynamoStore {
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A transaction item that writes nothing and holds only if `condition`
+    /// holds on the item at `key` (its names and values from `expr`).
+    pub(super) fn tx_check(
+        &self,
+        table: &str,
+        key: Item,
+        expr: &Expr,
+        condition: String,
+    ) -> StoreResult<TransactWriteItem> {
+        let check = built(
+            ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(key))
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 }
 

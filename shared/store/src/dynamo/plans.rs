@@ -381,7 +381,7 @@ pub(super) async fn transition_plan(
     let condition = format!("{st} = {from} AND {rev} = {expected}");
     let head_key = key(plan_pk(t, transition.plan_id), "HEAD");
 
-    if !change.frees_version_pair() && !change.leaves_deploying() {
+    if !change.frees_version_pair() && !change.leaves_deploying() && !change.enters_deploying() {
         let request = db
             .client
             .update_item()
@@ -452,6 +452,13 @@ pub(super) async fn transition_plan(
                 .build(),
         )?;
         items.push(TransactWriteItem::builder().delete(delete).build());
+    }
+    if change.enters_deploying() {
+        // A resumed deployment is the sweep's again, in the same step.
+        let mut registry = deploying_key(t, transition.plan_id);
+        registry.insert("tenant_id".into(), s(t.to_string()));
+        registry.insert("plan_id".into(), s(transition.plan_id.to_string()));
+        items.push(db.tx_put(db.main(), registry, None)?);
     }
     match db.transact(items).await {
         Ok(()) => {}

@@ -2,14 +2,16 @@
 
 use std::collections::HashMap;
 
-use planning::{PendingMigration, Session};
+use planning::{PendingMigration, PlanStatus, Session};
 use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attr::{Item, has_s, n, s};
 use super::expr::{Expr, revision_condition};
-use super::items::{indexed_session_from, json_text, pending_av, session_from, session_item};
-use super::keys::{page_of, session_pk, step_key, token_item};
+use super::items::{
+    indexed_session_from, json_text, pending_av, session_from, session_item, status_str,
+};
+use super::keys::{key, page_of, plan_pk, session_pk, step_key, token_item};
 use super::ops::{
     ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, own_write, retry_delays, retrying,
     retrying_same_write, sdk_error,
@@ -436,6 +438,22 @@ pub(super) async fn apply_session_change(
         &expr,
         Some(condition),
     )?];
+    // Checked in the same transaction, so a pause written after the decision
+    // was read stops the write; indices 1.. in the transaction.
+    for plan_id in &change.require_applying {
+        let mut check = Expr::default();
+        let st = check.name("status");
+        let (deploying, deployed) = (
+            check.value(s(status_str(PlanStatus::Deploying))),
+            check.value(s(status_str(PlanStatus::Deployed))),
+        );
+        items.push(db.tx_check(
+            db.main(),
+            key(plan_pk(t, *plan_id), "HEAD"),
+            &check,
+            format!("{st} IN ({deploying}, {deployed})"),
+        )?);
+    }
     if let Some(applied) = &change.applied {
         items.extend(db.applied_items(t, &applied.event, applied.was_flagged)?);
     }
@@ -443,6 +461,9 @@ pub(super) async fn apply_session_change(
         Ok(()) => Ok(true),
         Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) => Ok(false),
+        Err(e) if let Some(i) = (1..=change.require_applying.len()).find(|i| e.failed_at(*i)) => {
+            Err(StoreError::PlanNotApplying(change.require_applying[i - 1]))
+        }
         Err(e) => Err(e.into_store("apply session change")),
     }
 }

@@ -1,14 +1,14 @@
 //! Sessions (with their step-index entries and counts) and the audit events of reconcile.
 
-use planning::{PendingMigration, Session};
+use planning::{MigrationPlan, PendingMigration, Session};
 use uuid::Uuid;
 
 use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, mark_ids_key, prefix_end, session_key, stats_key, step_entry_key,
-    step_shard_prefix,
+    events_prefix, mark_ids_key, plan_header_key, prefix_end, session_key, stats_key,
+    step_entry_key, step_shard_prefix,
 };
 use super::marking::load_stats;
 use super::retention::expire_at;
@@ -179,6 +179,12 @@ pub(super) fn apply_session_change(
     };
     if session.revision != change.expected_revision || !session_matches(&session, &change.expect) {
         return Ok(false);
+    }
+    for plan_id in &change.require_applying {
+        let header: Option<MigrationPlan> = load(kv, &plan_header_key(change.tenant, *plan_id))?;
+        if !header.is_some_and(|plan| plan.status.applies_migrations()) {
+            return Err(StoreError::PlanNotApplying(*plan_id));
+        }
     }
     kv.delete(&step_entry_key(&session, shards))?;
     if change.clear_flag && session.pending_migration.is_some() {

@@ -45,6 +45,7 @@ pub async fn events_paging(s: Arc<dyn Store>) {
                 event: e,
                 was_flagged: true,
             }),
+            require_applying: Vec::new(),
         };
         assert!(s.apply_session_change(&change).await.expect("apply"));
     }

@@ -171,6 +171,7 @@ pub(super) fn plan(
         rejection_reason: None,
         deployed_at: None,
         expires_at: Some(created_at + Duration::days(30)),
+        paused_from: None,
         revision: 0,
     }
 }

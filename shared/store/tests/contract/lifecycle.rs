@@ -159,3 +159,137 @@ pub async fn activation_is_atomic(s: Arc<dyn Store>) {
         .expect("deployed");
     assert_eq!(deployed.deployed_at, Some(t0() + Duration::hours(1)));
 }
+
+/// A paused plan applies nothing: a session change that requires it to be
+/// applying fails whole (no session write, no event, no counter), and a resume
+/// lets the same change through; a plan paused while deploying leaves the
+/// sweep's list and returns to it on resume.
+pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
+    use std::collections::BTreeMap;
+
+    use planning::MigrationScenario;
+    use planning::lifecycle::{PlanCommand, transition as lifecycle_transition};
+    use store::{AppliedMigration, PlanStats, PlanTransition, SessionChange, SessionExpectation};
+
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    let v1 = scenario(tenant, sid, 1, 3);
+    s.create_scenario(&v1).await.expect("create");
+    let v2 = scenario(tenant, sid, 2, 4);
+    let p = plan(tenant, sid, 1, 2, t0(), 1);
+    s.create_plan(&p, &v2).await.expect("plan");
+    s.transition_plan(&transition(
+        &p,
+        PlanStatus::Pending,
+        0,
+        PlanStatus::Approved,
+    ))
+    .await
+    .expect("approve");
+    let activation = PlanActivation {
+        tenant,
+        plan_id: p.id,
+        expected_revision: 1,
+        scenario_id: sid,
+        from_version: 1,
+        target: v2.clone(),
+        at: t0() + Duration::hours(2),
+    };
+    let deploying = s.activate_plan(&activation).await.expect("activate");
+    let registered = |list: Vec<(Uuid, Uuid)>| list.contains(&(tenant, p.id));
+    assert!(registered(s.list_deploying(1_000).await.expect("list")));
+
+    let step = Uuid::new_v4();
+    let mut x = session(tenant, "s-paused", sid, 1, step);
+    x.pending_migration = Some(pending(p.id, step));
+    s.put_session(&x).await.expect("put");
+    let at = t0() + Duration::hours(3);
+    let change = SessionChange {
+        tenant,
+        session_id: "s-paused".into(),
+        expect: SessionExpectation::FlaggedBy(p.id),
+        expected_revision: 0,
+        new_position: None,
+        pin_version: Some(1),
+        clear_flag: true,
+        set_variables: BTreeMap::new(),
+        at,
+        applied: Some(AppliedMigration {
+            event: event(
+                tenant,
+                p.id,
+                "s-paused",
+                at,
+                MigrationScenario::CleanGraft,
+                true,
+            ),
+            was_flagged: true,
+        }),
+        require_applying: vec![p.id],
+    };
+
+    let step_to = |plan: &MigrationPlan, command: PlanCommand| PlanTransition {
+        tenant,
+        plan_id: plan.id,
+        expected_revision: plan.revision,
+        change: lifecycle_transition(plan.status, command, at).expect("legal"),
+    };
+    let paused = s
+        .transition_plan(&step_to(&deploying, PlanCommand::Pause))
+        .await
+        .expect("pause");
+    assert_eq!(paused.status, PlanStatus::Paused);
+    assert_eq!(paused.paused_from, Some(PlanStatus::Deploying));
+    let header = s
+        .get_plan_header(tenant, p.id)
+        .await
+        .expect("header")
+        .expect("plan");
+    assert_eq!(
+        (header.status, header.paused_from),
+        (PlanStatus::Paused, Some(PlanStatus::Deploying))
+    );
+    assert!(
+        !registered(s.list_deploying(1_000).await.expect("list")),
+        "a paused plan is not the sweep's"
+    );
+
+    match s.apply_session_change(&change).await {
+        Err(StoreError::PlanNotApplying(id)) => assert_eq!(id, p.id),
+        other => panic!("a paused plan let a migration through: {other:?}"),
+    }
+    assert_eq!(
+        s.get_session(tenant, "s-paused").await.expect("get"),
+        Some(x.clone())
+    );
+    assert_eq!(
+        s.get_plan_stats(tenant, p.id).await.expect("stats"),
+        PlanStats::default()
+    );
+
+    let resumed = s
+        .transition_plan(&step_to(
+            &paused,
+            PlanCommand::Resume {
+                to: PlanStatus::Deploying,
+            },
+        ))
+        .await
+        .expect("resume");
+    assert_eq!(
+        (resumed.status, resumed.paused_from),
+        (PlanStatus::Deploying, None)
+    );
+    assert!(
+        registered(s.list_deploying(1_000).await.expect("list")),
+        "a resumed deployment is the sweep's again"
+    );
+    assert!(s.apply_session_change(&change).await.expect("apply"));
+    assert_eq!(
+        s.get_plan_stats(tenant, p.id)
+            .await
+            .expect("stats")
+            .flagged_applied,
+        1
+    );
+}

@@ -424,6 +424,7 @@ pub async fn a_mark_recognises_its_own_flag(s: Arc<dyn Store>) {
             ),
             was_flagged: true,
         }),
+        require_applying: Vec::new(),
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     let again = |id: &'static str, mark: &'static str| {

@@ -50,6 +50,7 @@ pub async fn apply_session_change_once_under_concurrency(s: Arc<dyn Store>) {
             ),
             was_flagged: true,
         }),
+        require_applying: Vec::new(),
     };
     let mut tasks = Vec::new();
     for i in 0..10 {
@@ -144,6 +145,7 @@ pub async fn apply_session_change_unflagged_and_pinned(s: Arc<dyn Store>) {
             ),
             was_flagged: false,
         }),
+        require_applying: Vec::new(),
     };
     // Wrong expectations first: nothing is written.
     let mut wrong_version = pin.clone();
@@ -213,6 +215,7 @@ pub async fn apply_session_change_unflagged_and_pinned(s: Arc<dyn Store>) {
         set_variables: BTreeMap::from([("email".to_owned(), serde_json::json!("x@y.z"))]),
         at,
         applied: None,
+        require_applying: Vec::new(),
     };
     assert!(s.apply_session_change(&collect).await.expect("apply"));
     let stored = s

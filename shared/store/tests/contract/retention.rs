@@ -103,6 +103,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             ),
             was_flagged: true,
         }),
+        require_applying: Vec::new(),
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     s.transition_plan(&transition(

@@ -185,6 +185,7 @@ impl PlanSpec {
             rejection_reason: None,
             deployed_at: Some(now()),
             expires_at: None,
+            paused_from: None,
             revision: 1,
         })
     }

@@ -327,6 +327,7 @@ fn rich_plan() -> MigrationPlan {
         rejection_reason: Some("no".into()),
         deployed_at: Some(at(4)),
         expires_at: Some(at(5)),
+        paused_from: None,
         revision: 6,
     };
     plan.summary.total_anchors = 5;

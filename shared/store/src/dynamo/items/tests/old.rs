@@ -108,6 +108,7 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         rejection_reason: text("rejection_reason")?,
         deployed_at: opt_time(item, "deployed_at")?,
         expires_at: opt_time(item, "expires_at")?,
+        paused_from: None,
         revision: get_n(item, "revision")?,
     })
 }
