@@ -21,6 +21,7 @@ mod plan_expiry;
 mod reconcile_http;
 mod reconcile_preview_http;
 mod retention;
+mod rollout_pause;
 mod route_list;
 mod session_counts_http;
 mod session_integrity;
