@@ -1,98 +1,342 @@
-//! Edge routing: the cubic Bézier each drawn transition takes between two boxes.
+//! Edge routing: the path each drawn transition takes through the layout.
 //!
-//! A transition down the flow leaves the bottom of its box and enters the top of
-//! the next, with its condition (if any) written halfway. Anything else — a back
-//! edge of the layout, a self-loop, a transition to the same or a higher layer —
-//! is a loop back up the flow: drawn dashed around the right side of the boxes,
-//! bulging further the more layers it spans, without a label (it would sit on
-//! other boxes).
+//! An edge leaves the bottom of its upper box and enters the top of its lower
+//! one, each edge at a port of its own spread along the box's side (ordered by
+//! where the edges head, so they do not cross at the box). Between two layers it
+//! bends in a smooth S inside the band between the rows, where there are no
+//! boxes; through each layer it skips it runs straight down its dummy's slot,
+//! which `place` kept clear of boxes. So no edge is drawn over a step.
+//!
+//! A back edge of the layout (a loop back up the flow) is routed the same way
+//! and drawn dashed, from its lower end up to its upper one. A self-loop is a
+//! small dashed loop right of its box, in room the placement kept for it.
 
 use planning::ScenarioInput;
 
 use super::geometry::{Canvas, NODE_H, NODE_W};
+use super::labels::{self, Hop};
+use super::layout::{Chain, Layout};
+use super::neighbourhood::Subgraph;
+use super::svg::shorten;
 
-// How far right of the boxes a loop's control points sit: 40 px, plus 6 px per
-// layer it spans up to 40 more, so nested loops do not overlap; the canvas keeps
-// room for the most (`geometry::LOOP_ROOM`).
-const LOOP_BULGE: i64 = 40;
-const BULGE_PER_LAYER: i64 = 6;
-const MAX_EXTRA_BULGE: i64 = 40;
+/// Characters of a transition condition on its edge before "…".
+const CONDITION_CHARS: usize = 22;
+/// A self-loop bulges this far right of its box, and each further one on the
+/// same box this much more, so they nest without touching.
+const SELF_LOOP_BULGE: i64 = 24;
+const SELF_LOOP_STEP: i64 = 12;
+/// Where a self-loop leaves and re-enters its box, below the box's top.
+const SELF_LOOP_OUT: i64 = 16;
+const SELF_LOOP_IN: i64 = 42;
+/// Space between a self-loop's label and whatever is next in the layer.
+const SELF_LOOP_PAD: i64 = 8;
 
 pub(super) type Point = (i64, i64);
 
-/// One drawn transition: `M start C c1, c2, end`.
-pub(super) struct Curve<'a> {
-    pub start: Point,
-    pub c1: Point,
-    pub c2: Point,
-    pub end: Point,
-    /// Dashed: a loop back up the flow.
-    pub loops_back: bool,
-    /// The transition's condition and where its text is anchored (middle).
-    pub label: Option<(Point, &'a str)>,
+/// How a path goes on from its previous point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Piece {
+    /// Straight, down or up a dummy's slot.
+    Line(Point),
+    /// A cubic Bézier: two control points, then the end.
+    Curve(Point, Point, Point),
 }
 
-/// The curves of `edges` (local indices into `visible`), in order.
-pub(super) fn route<'a>(
-    def: &'a ScenarioInput,
-    visible: &[usize],
-    edges: &[(usize, usize)],
-    canvas: &Canvas<'_>,
-) -> Vec<Curve<'a>> {
-    edges
-        .iter()
-        .map(|&(a, b)| {
-            let lay = canvas.layout();
-            if a == b || lay.back.contains(&(a, b)) || lay.layer[b] <= lay.layer[a] {
-                let spanned = lay.layer[a].abs_diff(lay.layer[b]) as i64;
-                loop_back(canvas.node_xy(a), canvas.node_xy(b), spanned)
-            } else {
-                let condition = condition(def, visible[a], visible[b]);
-                downward(canvas.node_xy(a), canvas.node_xy(b), condition)
+/// One drawn transition, from its source to its target.
+pub(super) struct Path {
+    pub start: Point,
+    pub pieces: Vec<Piece>,
+    /// Dashed: a loop back up the flow or a self-loop.
+    pub loops_back: bool,
+    pub label: Option<Label>,
+}
+
+/// A transition's condition and the point of its own path it is written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Label {
+    pub anchor: Point,
+    /// Shortened, not yet escaped.
+    pub text: String,
+    /// Written right of the anchor instead of centred on it: a self-loop's
+    /// label, beside its box.
+    pub beside: bool,
+}
+
+impl Path {
+    /// Move the path and its label `dx` pixels right.
+    pub(super) fn shift(&mut self, dx: i64) {
+        let moved = |(x, y): Point| (x + dx, y);
+        self.start = moved(self.start);
+        for piece in &mut self.pieces {
+            *piece = match *piece {
+                Piece::Line(p) => Piece::Line(moved(p)),
+                Piece::Curve(c1, c2, p) => Piece::Curve(moved(c1), moved(c2), moved(p)),
+            };
+        }
+        if let Some(label) = &mut self.label {
+            label.anchor = moved(label.anchor);
+        }
+    }
+
+    /// Leftmost and rightmost pixel of the path and its label.
+    fn extent(&self) -> (i64, i64) {
+        let mut xs = vec![self.start.0];
+        for piece in &self.pieces {
+            match *piece {
+                Piece::Line(p) => xs.push(p.0),
+                Piece::Curve(c1, c2, p) => xs.extend([c1.0, c2.0, p.0]),
             }
+        }
+        if let Some(label) = &self.label {
+            let (left, right) = labels::horizontal_extent(label);
+            xs.extend([left, right]);
+        }
+        let left = xs.iter().copied().min().unwrap_or(0);
+        let right = xs.iter().copied().max().unwrap_or(0);
+        (left, right)
+    }
+}
+
+/// Each edge's condition as written on it (shortened), if it has one: the
+/// condition of the very transition the edge draws.
+pub(super) fn conditions(
+    def: &ScenarioInput,
+    visible: &[usize],
+    graph: &Subgraph,
+) -> Vec<Option<String>> {
+    graph
+        .edges
+        .iter()
+        .zip(&graph.transitions)
+        .map(|(&(from, _), &t)| {
+            let text = def.steps[visible[from]].transitions[t]
+                .condition_text
+                .trim();
+            (!text.is_empty()).then(|| shorten(text, CONDITION_CHARS))
         })
         .collect()
 }
 
-/// The condition of the transition from step `from` to step `to` (indices into
-/// `def.steps`), unless blank. Of several transitions between the two, the first.
-fn condition(def: &ScenarioInput, from: usize, to: usize) -> Option<&str> {
-    def.steps[from]
-        .transitions
-        .iter()
-        .find(|t| t.to_step_id == def.steps[to].id)
-        .map(|t| t.condition_text.trim())
-        .filter(|c| !c.is_empty())
+/// How far right of each step's box its self-loops and their labels reach.
+pub(super) fn self_loop_room(layout: &Layout, conditions: &[Option<String>]) -> Vec<i64> {
+    let mut room = vec![0i64; layout.nodes];
+    let mut loops_on = vec![0i64; layout.nodes];
+    for (chain, condition) in layout.chains.iter().zip(conditions) {
+        if !chain.is_self_loop() {
+            continue;
+        }
+        let step = chain.upper();
+        let bulge = SELF_LOOP_BULGE + loops_on[step] * SELF_LOOP_STEP;
+        loops_on[step] += 1;
+        let label_right = condition.as_ref().map_or(0, |text| {
+            let anchor = self_loop_anchor(0, bulge);
+            let (_, right) = labels::horizontal_extent(&Label {
+                anchor,
+                text: text.clone(),
+                beside: true,
+            });
+            right
+        });
+        room[step] = room[step].max(bulge.max(label_right) + SELF_LOOP_PAD);
+    }
+    room
 }
 
-/// Around the right side, from the middle of one box's right edge to the other's.
-fn loop_back((ax, ay): Point, (bx, by): Point, spanned_layers: i64) -> Curve<'static> {
-    let (x1, y1) = (ax + NODE_W, ay + NODE_H / 2);
-    let (x2, y2) = (bx + NODE_W, by + NODE_H / 2);
-    let bulge = LOOP_BULGE + (spanned_layers * BULGE_PER_LAYER).min(MAX_EXTRA_BULGE);
-    Curve {
-        start: (x1, y1),
-        c1: (x1 + bulge, y1),
-        c2: (x2 + bulge, y2),
-        end: (x2, y2),
-        loops_back: true,
-        label: None,
+/// Where a self-loop bulging `bulge` right of a box whose right side is at
+/// `right` is furthest out (its curve at half way), relative to the box's top.
+fn self_loop_anchor(right: i64, bulge: i64) -> Point {
+    (right + bulge * 3 / 4, (SELF_LOOP_OUT + SELF_LOOP_IN) / 2)
+}
+
+/// The paths of every edge of `canvas`'s layout (in the layout's chain order),
+/// each with its condition from `conditions`.
+pub(super) fn route(canvas: &Canvas<'_>, conditions: Vec<Option<String>>) -> Vec<Path> {
+    let layout = canvas.layout();
+    let ports = Ports::of(canvas);
+    let routes: Vec<Vec<Point>> = layout
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(e, chain)| waypoints(canvas, chain, ports.upper[e], ports.lower[e]))
+        .collect();
+    let hops: Vec<Vec<Hop>> = routes
+        .iter()
+        .zip(&layout.chains)
+        .map(|(points, chain)| {
+            let first_band = layout.layer[chain.upper()];
+            hops_of(points, first_band, chain.is_self_loop())
+        })
+        .collect();
+    let anchors = labels::place(&hops, &conditions);
+    let mut loops_on = vec![0i64; layout.nodes];
+    layout
+        .chains
+        .iter()
+        .zip(routes)
+        .zip(conditions.into_iter().zip(anchors))
+        .map(|((chain, points), (condition, anchor))| {
+            if chain.is_self_loop() {
+                let step = chain.upper();
+                let nth = loops_on[step];
+                loops_on[step] += 1;
+                return self_loop(canvas, step, nth, condition);
+            }
+            let label = condition.zip(anchor).map(|(text, anchor)| Label {
+                anchor,
+                text,
+                beside: false,
+            });
+            through_layers(points, chain.upward, label)
+        })
+        .collect()
+}
+
+/// Where each edge leaves its upper box and enters its lower one.
+struct Ports {
+    upper: Vec<i64>,
+    lower: Vec<i64>,
+}
+
+impl Ports {
+    /// Each box's edges spread evenly along its bottom (those leaving down) and
+    /// its top (those arriving), ordered by where their next vertex sits, then by
+    /// edge, so that edges between the same two boxes keep apart and in step.
+    fn of(canvas: &Canvas<'_>) -> Ports {
+        let layout = canvas.layout();
+        let mut leaving: Vec<Vec<(i64, usize)>> = vec![Vec::new(); layout.nodes];
+        let mut arriving: Vec<Vec<(i64, usize)>> = vec![Vec::new(); layout.nodes];
+        for (e, chain) in layout.chains.iter().enumerate() {
+            if chain.is_self_loop() {
+                continue;
+            }
+            let v = &chain.vertices;
+            leaving[chain.upper()].push((canvas.centre_x(v[1]), e));
+            arriving[chain.lower()].push((canvas.centre_x(v[v.len() - 2]), e));
+        }
+        let mut ports = Ports {
+            upper: vec![0; layout.chains.len()],
+            lower: vec![0; layout.chains.len()],
+        };
+        for (step, mut out) in leaving.into_iter().enumerate() {
+            spread(canvas, step, &mut out, &mut ports.upper);
+        }
+        for (step, mut ins) in arriving.into_iter().enumerate() {
+            spread(canvas, step, &mut ins, &mut ports.lower);
+        }
+        ports
     }
 }
 
-/// From the middle of the bottom of one box to the middle of the top of the
-/// other, leaving and arriving vertically.
-fn downward<'a>((ax, ay): Point, (bx, by): Point, condition: Option<&'a str>) -> Curve<'a> {
-    let (x1, y1) = (ax + NODE_W / 2, ay + NODE_H);
-    let (x2, y2) = (bx + NODE_W / 2, by);
-    let dy = (y2 - y1) / 2;
-    Curve {
-        start: (x1, y1),
-        c1: (x1, y1 + dy),
-        c2: (x2, y2 - dy),
-        end: (x2, y2),
-        loops_back: false,
-        // Just right of the curve's midpoint, so the text does not sit on the line.
-        label: condition.map(|c| (((x1 + x2) / 2 + 4, y1 + dy + 4), c)),
+/// Ports for `edges` (keyed by where they head) evenly along `step`'s box.
+fn spread(canvas: &Canvas<'_>, step: usize, edges: &mut [(i64, usize)], port: &mut [i64]) {
+    edges.sort_unstable();
+    let (left, _) = canvas.node_xy(step);
+    let slots = edges.len() as i64 + 1;
+    for (i, &(_, e)) in edges.iter().enumerate() {
+        port[e] = left + NODE_W * (i as i64 + 1) / slots;
+    }
+}
+
+/// The points an edge passes from the top down: its upper port, the top and
+/// bottom of each dummy's slot, its lower port. A self-loop has none.
+fn waypoints(canvas: &Canvas<'_>, chain: &Chain, upper_port: i64, lower_port: i64) -> Vec<Point> {
+    if chain.is_self_loop() {
+        return Vec::new();
+    }
+    let layout = canvas.layout();
+    let row_top = |v: usize| canvas.layer_top(layout.layer[v]);
+    let v = &chain.vertices;
+    let mut points = Vec::with_capacity(2 * v.len() - 2);
+    points.push((upper_port, row_top(v[0]) + NODE_H));
+    for &dummy in &v[1..v.len() - 1] {
+        let x = canvas.centre_x(dummy);
+        points.push((x, row_top(dummy)));
+        points.push((x, row_top(dummy) + NODE_H));
+    }
+    points.push((lower_port, row_top(v[v.len() - 1])));
+    points
+}
+
+/// The pieces of a path that cross a band between two rows: every other pair
+/// of waypoints, from the first, in band `first_band` and down.
+fn hops_of(points: &[Point], first_band: usize, self_loop: bool) -> Vec<Hop> {
+    if self_loop {
+        return Vec::new();
+    }
+    points
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, pair)| Hop {
+            upper: pair[0],
+            lower: pair[1],
+            band: first_band + i,
+        })
+        .collect()
+}
+
+/// The path through `points` (top down), drawn from the bottom up when it loops
+/// back: smooth S-bends across the bands, straight through the dummies' slots.
+fn through_layers(mut points: Vec<Point>, upward: bool, label: Option<Label>) -> Path {
+    if upward {
+        points.reverse();
+    }
+    // Points alternate: a bend across a band to the next, a straight run to the
+    // one after. Reversing keeps that, as there is an even number of points.
+    let pieces = points
+        .windows(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let (a, b) = (pair[0], pair[1]);
+            if i % 2 == 0 {
+                let middle = (a.1 + b.1) / 2;
+                Piece::Curve((a.0, middle), (b.0, middle), b)
+            } else {
+                Piece::Line(b)
+            }
+        })
+        .collect();
+    Path {
+        start: points[0],
+        pieces,
+        loops_back: upward,
+        label,
+    }
+}
+
+/// The `nth` self-loop on `step`: out of the right side of its box and back in,
+/// its label beside it.
+fn self_loop(canvas: &Canvas<'_>, step: usize, nth: i64, condition: Option<String>) -> Path {
+    let (left, top) = canvas.node_xy(step);
+    let right = left + NODE_W;
+    let bulge = SELF_LOOP_BULGE + nth * SELF_LOOP_STEP;
+    let (out, back) = (top + SELF_LOOP_OUT, top + SELF_LOOP_IN);
+    let (anchor_x, anchor_dy) = self_loop_anchor(right, bulge);
+    Path {
+        start: (right, out),
+        pieces: vec![Piece::Curve(
+            (right + bulge, out),
+            (right + bulge, back),
+            (right, back),
+        )],
+        loops_back: true,
+        label: condition.map(|text| Label {
+            anchor: (anchor_x, top + anchor_dy),
+            text,
+            beside: true,
+        }),
+    }
+}
+
+/// Move the drawing into the canvas: size it for the boxes, the paths and the
+/// labels, and shift the paths with the boxes.
+pub(super) fn fit(canvas: &mut Canvas<'_>, paths: &mut [Path]) {
+    let mut extent = canvas.extent();
+    for path in paths.iter() {
+        let (left, right) = path.extent();
+        extent = (extent.0.min(left), extent.1.max(right));
+    }
+    let shift = canvas.fit(extent);
+    for path in paths {
+        path.shift(shift);
     }
 }

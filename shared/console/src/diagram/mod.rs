@@ -10,18 +10,24 @@
 //! 1. `neighbourhood`: which steps to draw. Large scenarios are never drawn whole:
 //!    past [`MAX_NODES`] steps only the neighbourhood of one step (a breadth-first
 //!    ball of `radius` transitions, either direction) is drawn;
-//! 2. `layout`: a layered ("Sugiyama-style") drawing kept deliberately small —
-//!    cycles broken depth first, longest-path layers, barycentre ordering;
-//! 3. `geometry` and `edges`: where each box sits on the canvas and the curve
-//!    each transition takes between two boxes;
-//! 4. `verdict` and `style`: what the plan says about each step, in words and
+//! 2. `layout` and `order`: a layered ("Sugiyama-style") drawing — cycles broken
+//!    depth first, longest-path layers, a dummy vertex in every layer a long edge
+//!    crosses, barycentre ordering of steps and dummies against crossings;
+//! 3. `place` and `geometry`: where each box and each dummy sits on the canvas;
+//! 4. `edges` and `labels`: the path each transition takes, through its dummies'
+//!    slots and never over a box, and where on its own path its condition is
+//!    written;
+//! 5. `verdict` and `style`: what the plan says about each step, in words and
 //!    in colours;
-//! 5. `svg`: the document itself.
+//! 6. `svg`: the document itself.
 
 mod edges;
 mod geometry;
+mod labels;
 mod layout;
 mod neighbourhood;
+mod order;
+mod place;
 pub mod route;
 mod style;
 mod svg;
@@ -119,8 +125,10 @@ pub fn render(
     let (visible, centre) = neighbourhood::visible_steps(def, &index, focus, radius);
     let graph = neighbourhood::Subgraph::of(def, &index, &visible, centre);
     let layout = layout::layout(visible.len(), &graph.edges, &graph.roots);
-    let canvas = geometry::Canvas::new(&layout);
-    let curves = edges::route(def, &visible, &graph.edges, &canvas);
+    let conditions = edges::conditions(def, &visible, &graph);
+    let mut canvas = geometry::Canvas::new(&layout, &edges::self_loop_room(&layout, &conditions));
+    let mut paths = edges::route(&canvas, conditions);
+    edges::fit(&mut canvas, &mut paths);
     let verdicts = verdict::verdicts(plan, request.side, deleted_counts);
     let drawing = svg::Drawing {
         def,
@@ -131,7 +139,7 @@ pub fn render(
         radius,
         hidden_links: &graph.hidden_links,
         canvas: &canvas,
-        curves: &curves,
+        paths: &paths,
         verdicts: &verdicts,
     };
     Ok(drawing.write())

@@ -101,6 +101,8 @@ pub(super) struct Subgraph {
     /// Transitions between two drawn steps, in the order of the steps and of
     /// their transitions (the layout's depth-first search follows this order).
     pub edges: Vec<(usize, usize)>,
+    /// Per edge, the index of the transition it draws among its step's.
+    pub transitions: Vec<usize>,
     /// Per drawn step, its transitions to steps not drawn (or not in the
     /// version): shown as "↓n more" so a cut neighbourhood does not read as a
     /// dead end.
@@ -120,11 +122,15 @@ impl Subgraph {
         let local: HashMap<usize, usize> =
             visible.iter().enumerate().map(|(l, &g)| (g, l)).collect();
         let mut edges = Vec::new();
+        let mut transitions = Vec::new();
         let mut hidden_links = vec![0usize; visible.len()];
         for (l, &g) in visible.iter().enumerate() {
-            for t in &def.steps[g].transitions {
+            for (k, t) in def.steps[g].transitions.iter().enumerate() {
                 match index.get(&t.to_step_id).and_then(|j| local.get(j)) {
-                    Some(&m) => edges.push((l, m)),
+                    Some(&m) => {
+                        edges.push((l, m));
+                        transitions.push(k);
+                    }
                     None => hidden_links[l] += 1,
                 }
             }
@@ -136,6 +142,7 @@ impl Subgraph {
             .collect();
         Subgraph {
             edges,
+            transitions,
             hidden_links,
             roots,
         }

@@ -12,15 +12,14 @@ use planning::ScenarioInput;
 use uuid::Uuid;
 
 use super::Side;
-use super::edges::Curve;
+use super::edges::{Label, Path, Piece};
 use super::geometry::{Canvas, MARGIN, NODE_H, NODE_W};
+use super::labels::BESIDE_DX;
 use super::style::{self, LEGEND};
 use super::verdict::{self, Verdict};
 
 /// Characters of a step name on its box before "…".
 const NAME_CHARS: usize = 28;
-/// Characters of a transition condition on its edge before "…".
-const CONDITION_CHARS: usize = 22;
 /// Characters of a box's second line (its tags) before "…".
 const TAG_LINE_CHARS: usize = 34;
 
@@ -43,7 +42,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The first `max` characters of `text`, with "…" when it had more.
-fn shorten(text: &str, max: usize) -> String {
+pub(super) fn shorten(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max).collect();
     if text.chars().count() > max {
         out.push('…');
@@ -63,7 +62,7 @@ pub(super) struct Drawing<'a> {
     pub radius: u32,
     pub hidden_links: &'a [usize],
     pub canvas: &'a Canvas<'a>,
-    pub curves: &'a [Curve<'a>],
+    pub paths: &'a [Path],
     pub verdicts: &'a HashMap<Uuid, Verdict>,
 }
 
@@ -74,8 +73,8 @@ impl Drawing<'_> {
         let heading = self.heading();
         self.open(&mut svg, &heading);
         legend(&mut svg, MARGIN + 20);
-        for curve in self.curves {
-            self.curve(&mut svg, curve);
+        for path in self.paths {
+            self.path(&mut svg, path);
         }
         for l in 0..self.visible.len() {
             self.step(&mut svg, l);
@@ -132,26 +131,30 @@ impl Drawing<'_> {
         );
     }
 
-    /// One transition, with its condition when it has one.
-    fn curve(&self, svg: &mut String, curve: &Curve<'_>) {
-        let ((x1, y1), (c1x, c1y), (c2x, c2y), (x2, y2)) =
-            (curve.start, curve.c1, curve.c2, curve.end);
-        let dash = if curve.loops_back {
+    /// One transition, with its condition when it has one (right after it).
+    fn path(&self, svg: &mut String, path: &Path) {
+        let (x, y) = path.start;
+        let mut d = format!("M {x} {y}");
+        for piece in &path.pieces {
+            let _ = match *piece {
+                Piece::Line((x, y)) => write!(d, " L {x} {y}"),
+                Piece::Curve((c1x, c1y), (c2x, c2y), (x, y)) => {
+                    write!(d, " C {c1x} {c1y}, {c2x} {c2y}, {x} {y}")
+                }
+            };
+        }
+        let dash = if path.loops_back {
             r#" stroke-dasharray="5 4""#
         } else {
             ""
         };
         let _ = write!(
             svg,
-            r##"<path d="M {x1} {y1} C {c1x} {c1y}, {c2x} {c2y}, {x2} {y2}" fill="none" stroke="#444444" stroke-width="1.4"{dash} marker-end="url(#arrow-{})"/>"##,
+            r##"<path d="{d}" fill="none" stroke="#444444" stroke-width="1.4"{dash} marker-end="url(#arrow-{})"/>"##,
             self.version,
         );
-        if let Some(((x, y), condition)) = curve.label {
-            let _ = write!(
-                svg,
-                r##"<text x="{x}" y="{y}" font-size="11" fill="#333333" text-anchor="middle">{}</text>"##,
-                escape(&shorten(condition, CONDITION_CHARS))
-            );
+        if let Some(label) = &path.label {
+            condition(svg, label);
         }
     }
 
@@ -221,6 +224,23 @@ impl Drawing<'_> {
             escape(&shorten(&line, TAG_LINE_CHARS))
         );
     }
+}
+
+/// A condition, at its anchor on its own edge: `x`, `y` are the anchor, the
+/// text is centred on it (or starts beside it) and vertically centred by `dy`;
+/// a white halo keeps it legible over the line it sits on.
+fn condition(svg: &mut String, label: &Label) {
+    let (x, y) = label.anchor;
+    let placement = if label.beside {
+        format!(r#" dx="{BESIDE_DX}" text-anchor="start""#)
+    } else {
+        r#" text-anchor="middle""#.to_string()
+    };
+    let _ = write!(
+        svg,
+        r##"<text x="{x}" y="{y}" dy="4"{placement} font-size="11" fill="#333333" stroke="#ffffff" stroke-width="3" paint-order="stroke">{}</text>"##,
+        escape(&label.text)
+    );
 }
 
 /// The colour key (from the same styles as the boxes) and a line for the marks

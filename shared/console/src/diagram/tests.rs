@@ -6,7 +6,9 @@ use super::*;
 use planning::plan::{SessionCounts, compute_plan};
 use planning::{MigrationPlan, PlanStatus};
 
-fn id(n: u32) -> Uuid {
+mod routing;
+
+pub(super) fn id(n: u32) -> Uuid {
     Uuid::parse_str(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
 }
 
@@ -24,7 +26,7 @@ fn scenario(version: i64, steps: Vec<serde_json::Value>) -> ScenarioInput {
     .unwrap()
 }
 
-fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
+pub(super) fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
     let c = compute_plan(v1, v2, &SessionCounts::new());
     MigrationPlan {
         id: Uuid::new_v4(),
@@ -72,7 +74,7 @@ fn pair() -> (ScenarioInput, ScenarioInput) {
     (v1, v2)
 }
 
-fn request(side: Side) -> DiagramRequest<'static> {
+pub(super) fn request(side: Side) -> DiagramRequest<'static> {
     DiagramRequest {
         side,
         anchor: None,

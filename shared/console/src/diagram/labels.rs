@@ -1,0 +1,256 @@
+//! Where each condition is written: on its own edge, at a point of one of the
+//! S-bends that edge makes across a band between two rows of boxes.
+//!
+//! In a band there are only edges, so a label there covers no box. The point is
+//! chosen among a few along each bend (the middle bend of the edge and the
+//! middle of the bend first) as the first that no other edge passes near and
+//! whose text does not run into a label already placed; failing that, the point
+//! furthest from every other edge. Only bends in the same band can pass near, and
+//! those whose horizontal span is too far away are skipped, so each label costs
+//! about the number of edges nearby.
+
+use std::collections::HashMap;
+
+use super::edges::{Label, Point};
+
+/// About 7 px a character at 11 px (a little more than most glyphs), plus the
+/// white halo either side.
+const CHAR_W: i64 = 7;
+const HALO: i64 = 3;
+/// Text height around the anchor: the SVG writes the baseline 4 px below it.
+const ABOVE_ANCHOR: i64 = 6;
+const BELOW_ANCHOR: i64 = 8;
+/// A beside label starts this far right of its anchor.
+pub(super) const BESIDE_DX: i64 = 5;
+/// How far from any other edge an anchor must be to count as clear of it.
+const CLEARANCE: f64 = 8.0;
+/// Points tried along a bend, as fractions of the curve: the middle first. Not
+/// nearer the ends, so the text stays clear of the rows above and below.
+const TRIED: [f64; 5] = [0.5, 0.35, 0.65, 0.25, 0.75];
+const FALLBACK_STEPS: usize = 24;
+const FALLBACK_FROM: f64 = 0.2;
+const FALLBACK_TO: f64 = 0.8;
+/// Chords a bend is cut into when measuring how near another edge passes.
+const CHORDS: usize = 24;
+
+/// The S-bend one edge makes across band `band` (between rows `band` and
+/// `band + 1`), from `upper` on the upper row's bottom to `lower` on the lower
+/// row's top.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hop {
+    pub upper: Point,
+    pub lower: Point,
+    pub band: usize,
+}
+
+impl Hop {
+    /// The point at `t` of the cubic the SVG draws: control points level with
+    /// the band's middle, above and below the ends, so the curve stays in the
+    /// band and between its ends' columns.
+    fn at(&self, t: f64) -> (f64, f64) {
+        let (x1, y1) = (self.upper.0 as f64, self.upper.1 as f64);
+        let (x2, y2) = (self.lower.0 as f64, self.lower.1 as f64);
+        let across = t * t * (3.0 - 2.0 * t);
+        let down = 1.5 * t * (1.0 - t) + t * t * t;
+        (x1 + (x2 - x1) * across, y1 + (y2 - y1) * down)
+    }
+
+    fn span(&self) -> (f64, f64) {
+        let (a, b) = (self.upper.0 as f64, self.lower.0 as f64);
+        (a.min(b), a.max(b))
+    }
+}
+
+/// The leftmost and rightmost pixel of a label's text (halo included).
+pub(super) fn horizontal_extent(label: &Label) -> (i64, i64) {
+    let width = label.text.chars().count() as i64 * CHAR_W + 2 * HALO;
+    let x = label.anchor.0;
+    if label.beside {
+        (x + BESIDE_DX - HALO, x + BESIDE_DX - HALO + width)
+    } else {
+        (x - width / 2, x + width / 2)
+    }
+}
+
+/// The box of a centred label's text at `anchor`: left, top, right, bottom.
+fn text_box(anchor: Point, text: &str) -> [i64; 4] {
+    let (left, right) = horizontal_extent(&Label {
+        anchor,
+        text: text.to_string(),
+        beside: false,
+    });
+    [
+        left,
+        anchor.1 - ABOVE_ANCHOR,
+        right,
+        anchor.1 + BELOW_ANCHOR,
+    ]
+}
+
+fn boxes_overlap(a: &[i64; 4], b: &[i64; 4]) -> bool {
+    a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+}
+
+/// A bend flattened to chords, for distances.
+struct Flattened {
+    edge: usize,
+    span: (f64, f64),
+    points: Vec<(f64, f64)>,
+}
+
+/// The anchor of each edge's label (`None` for edges without a condition or
+/// without a bend, such as self-loops, which `edges` labels itself).
+pub(super) fn place(hops: &[Vec<Hop>], texts: &[Option<String>]) -> Vec<Option<Point>> {
+    let mut by_band: HashMap<usize, Vec<Flattened>> = HashMap::new();
+    for (edge, edge_hops) in hops.iter().enumerate() {
+        for hop in edge_hops {
+            let points = (0..=CHORDS)
+                .map(|k| hop.at(k as f64 / CHORDS as f64))
+                .collect();
+            by_band.entry(hop.band).or_default().push(Flattened {
+                edge,
+                span: hop.span(),
+                points,
+            });
+        }
+    }
+    let mut placed: HashMap<usize, Vec<[i64; 4]>> = HashMap::new();
+    hops.iter()
+        .zip(texts)
+        .enumerate()
+        .map(|(edge, (edge_hops, text))| {
+            let text = text.as_deref()?;
+            let (anchor, band) = choose(edge, edge_hops, text, &by_band, &placed)?;
+            placed.entry(band).or_default().push(text_box(anchor, text));
+            Some(anchor)
+        })
+        .collect()
+}
+
+/// The best point for `edge`'s label among its bends, and the band it is in.
+fn choose(
+    edge: usize,
+    hops: &[Hop],
+    text: &str,
+    by_band: &HashMap<usize, Vec<Flattened>>,
+    placed: &HashMap<usize, Vec<[i64; 4]>>,
+) -> Option<(Point, usize)> {
+    let mut preferred: Vec<&Hop> = hops.iter().collect();
+    let middle = (hops.len().max(1) - 1) as f64 / 2.0;
+    preferred.sort_by(|a, b| {
+        let off = |h: &Hop| (h.band as f64 - hops[0].band as f64 - middle).abs();
+        off(a).total_cmp(&off(b))
+    });
+    let no_bends = Vec::new();
+    let no_labels = Vec::new();
+    let mut clear_but_crowded = None;
+    for hop in &preferred {
+        let others = by_band.get(&hop.band).unwrap_or(&no_bends);
+        let labels = placed.get(&hop.band).unwrap_or(&no_labels);
+        for t in TRIED {
+            let anchor = rounded(hop.at(t));
+            if nearest_other(edge, anchor, others) < CLEARANCE {
+                continue;
+            }
+            let text_box = text_box(anchor, text);
+            if labels.iter().all(|b| !boxes_overlap(b, &text_box)) {
+                return Some((anchor, hop.band));
+            }
+            clear_but_crowded.get_or_insert((anchor, hop.band));
+        }
+    }
+    clear_but_crowded.or_else(|| furthest_from_others(edge, &preferred, by_band))
+}
+
+/// Of many points along the bends, the one furthest from every other edge.
+fn furthest_from_others(
+    edge: usize,
+    hops: &[&Hop],
+    by_band: &HashMap<usize, Vec<Flattened>>,
+) -> Option<(Point, usize)> {
+    let no_bends = Vec::new();
+    let mut best: Option<(f64, Point, usize)> = None;
+    for hop in hops {
+        let others = by_band.get(&hop.band).unwrap_or(&no_bends);
+        for k in 0..=FALLBACK_STEPS {
+            let t =
+                FALLBACK_FROM + (FALLBACK_TO - FALLBACK_FROM) * k as f64 / FALLBACK_STEPS as f64;
+            let anchor = rounded(hop.at(t));
+            let distance = nearest_other(edge, anchor, others);
+            if best.is_none_or(|(d, _, _)| distance > d) {
+                best = Some((distance, anchor, hop.band));
+            }
+        }
+    }
+    best.map(|(_, anchor, band)| (anchor, band))
+}
+
+fn rounded((x, y): (f64, f64)) -> Point {
+    (x.round() as i64, y.round() as i64)
+}
+
+/// How near `anchor` another edge's bend in the same band passes.
+fn nearest_other(edge: usize, anchor: Point, bends: &[Flattened]) -> f64 {
+    let p = (anchor.0 as f64, anchor.1 as f64);
+    bends
+        .iter()
+        .filter(|b| b.edge != edge && b.span.0 - CLEARANCE <= p.0 && p.0 <= b.span.1 + CLEARANCE)
+        .flat_map(|b| {
+            b.points
+                .windows(2)
+                .map(move |w| distance_to_chord(p, w[0], w[1]))
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn distance_to_chord(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let length2 = dx * dx + dy * dy;
+    let t = if length2 == 0.0 {
+        0.0
+    } else {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / length2).clamp(0.0, 1.0)
+    };
+    (p.0 - a.0 - t * dx).hypot(p.1 - a.1 - t * dy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_moves_off_the_middle_where_another_edge_crosses() {
+        // Two bends crossing at the middle of the band.
+        let hops = vec![
+            vec![Hop {
+                upper: (0, 0),
+                lower: (200, 60),
+                band: 0,
+            }],
+            vec![Hop {
+                upper: (200, 0),
+                lower: (0, 60),
+                band: 0,
+            }],
+        ];
+        let texts = vec![Some("score < 0".to_string()), Some("retry".to_string())];
+        let anchors = place(&hops, &texts);
+        for (edge, anchor) in anchors.iter().enumerate() {
+            let anchor = anchor.expect("labelled");
+            let other = &hops[1 - edge][0];
+            let chords: Vec<_> = (0..=CHORDS)
+                .map(|k| other.at(k as f64 / CHORDS as f64))
+                .collect();
+            let p = (anchor.0 as f64, anchor.1 as f64);
+            let nearest = chords
+                .windows(2)
+                .map(|w| distance_to_chord(p, w[0], w[1]))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                nearest >= CLEARANCE,
+                "{anchor:?} is {nearest} from the other edge"
+            );
+        }
+        assert_ne!(anchors[0], anchors[1]);
+    }
+}
