@@ -1,7 +1,7 @@
 // After the decision: the deployment's progress (polled until it is deployed)
 // and the applied migrations, one event per migrated session.
 
-import { get, failed } from './api.js';
+import { api, get, failed } from './api.js';
 import { h, put, show, announce, notice, fmtTime, badge, plural, SCENARIO_WORDS } from './dom.js';
 
 const POLL_MS = 1000;
@@ -45,6 +45,9 @@ export async function progressPage(planId) {
       h('p', { class: 'muted' }, `Deployed at: ${fmtTime(st.deployed_at)} · last marking progress: ${fmtTime(st.last_progress_at)} · last migration: ${fmtTime(st.last_migration_at)}`),
       (st.pages_failed || 0) > 0 && st.status === 'deploying'
         ? notice('error', `${plural(st.pages_failed, 'marking page')} failed: re-drive the dead-letter queue (docs/operations.md, “Marking fan-out”).`) : null,
+      st.status === 'paused'
+        ? notice('warning', `Rollout paused: nothing is applied and marking is stopped. ${plural(st.migrations_pending || 0, 'flagged session')} keep their flags and stay on their version until you resume.`) : null,
+      rolloutControls(planId, st, () => { clearTimeout(timer); poll(); }),
       done ? h('button', { type: 'button', onclick: () => { clearTimeout(timer); poll(); } }, 'Refresh counts') : null);
     if (st.status === 'deploying' || st.status === 'approved') {
       timer = setTimeout(poll, POLL_MS);
@@ -53,6 +56,45 @@ export async function progressPage(planId) {
     }
   }
   poll();
+}
+
+// Pause (deploying or deployed) or resume (paused), each behind a confirmation
+// that says how many sessions it affects.
+function rolloutControls(planId, st, refresh) {
+  const pending = st.migrations_pending || 0;
+  let action;
+  if (st.status === 'deploying' || st.status === 'deployed') {
+    action = {
+      id: 'pause', label: 'Pause rollout', route: 'pause', kind: 'danger',
+      says: `Pausing stops marking and applying at once: ${plural(pending, 'flagged session')} not yet migrated keep their flags and stay on their version; reconcile answers “rollout paused”. Migrations already applied stay.`,
+    };
+  } else if (st.status === 'paused') {
+    action = {
+      id: 'resume', label: 'Resume rollout', route: 'resume', kind: 'primary',
+      says: `Resuming lets ${plural(pending, 'flagged session')} migrate on their next message; unfinished marking goes on.`,
+    };
+  } else {
+    return null;
+  }
+  const box = h('div', { class: 'rollout-controls', id: 'rollout-controls' });
+  const ask = () => put(box,
+    h('p', { id: `${action.id}-says` }, action.says),
+    h('button', { type: 'button', class: action.kind, id: `${action.id}-confirm`, onclick: async (e) => {
+      e.target.disabled = true;
+      try {
+        await api('POST', `/migration-plans/${planId}/${action.route}`);
+        announce(action.id === 'pause' ? 'Rollout paused' : 'Rollout resumed');
+        refresh();
+      } catch (error) {
+        e.target.disabled = false;
+        box.append(failed(error));
+      }
+    } }, `Confirm: ${action.label.toLowerCase()}`),
+    ' ',
+    h('button', { type: 'button', id: `${action.id}-cancel`, onclick: () => put(box, first()) }, 'Cancel'));
+  const first = () => h('button', { type: 'button', class: action.kind, id: `${action.id}-button`, onclick: ask }, action.label);
+  put(box, first());
+  return box;
 }
 
 // ----- events ---------------------------------------------------------------------
