@@ -6,6 +6,7 @@ mod common;
 
 mod ambiguous_writes;
 mod api_lifecycle;
+mod client_contract;
 mod console_browser;
 mod console_http;
 mod edited_steps_http;

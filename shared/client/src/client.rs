@@ -647,6 +647,24 @@ impl Client {
             .json()
     }
 
+    /// `POST /migration-plans/{id}/pause`: stop marking and applying a
+    /// rollout; reconcile answers `continue` meanwhile and sessions keep
+    /// their flags. Not retried: a repeat is a 409.
+    pub async fn pause_plan(&self, plan_id: Uuid) -> Result<DeploymentStatus, Error> {
+        let id = path_id(plan_id);
+        let call = Call::new(&ops::PAUSE_PLAN, &[("plan_id", &id)]).once();
+        self.send(call).await?.json()
+    }
+
+    /// `POST /migration-plans/{id}/resume`: back to the status it was paused
+    /// in (marking goes on: 200 when done inline, 202 while it fans out). Not
+    /// retried: a repeat is a 409.
+    pub async fn resume_plan(&self, plan_id: Uuid) -> Result<DeploymentResult, Error> {
+        let id = path_id(plan_id);
+        let call = Call::new(&ops::RESUME_PLAN, &[("plan_id", &id)]).once();
+        self.send(call).await?.json()
+    }
+
     /// `GET /migration-plans/{id}/diagram`: the SVG of one side of the plan.
     pub async fn plan_diagram(&self, plan_id: Uuid, query: &DiagramQuery) -> Result<String, Error> {
         let id = path_id(plan_id);
@@ -674,6 +692,7 @@ fn status_text(status: PlanStatus) -> &'static str {
         PlanStatus::Approved => "approved",
         PlanStatus::Deploying => "deploying",
         PlanStatus::Deployed => "deployed",
+        PlanStatus::Paused => "paused",
         PlanStatus::Rejected => "rejected",
         PlanStatus::Superseded => "superseded",
         PlanStatus::Expired => "expired",
@@ -698,6 +717,7 @@ mod tests {
             PlanStatus::Approved,
             PlanStatus::Deploying,
             PlanStatus::Deployed,
+            PlanStatus::Paused,
             PlanStatus::Rejected,
             PlanStatus::Superseded,
             PlanStatus::Expired,

@@ -436,6 +436,9 @@ pub struct MigrationPlan {
     pub expires_at: Option<DateTime<Utc>>,
     pub from_version: i64,
     pub id: Uuid,
+    /// The status a paused plan returns to when resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_from: Option<PlanStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -572,6 +575,7 @@ pub enum PlanStatus {
     Approved,
     Deploying,
     Deployed,
+    Paused,
     Rejected,
     Superseded,
     Expired,

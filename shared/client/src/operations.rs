@@ -57,6 +57,8 @@ pub const DEPLOYMENT_STATUS: Operation = op(
     "GET",
     "/migration-plans/{plan_id}/deployment-status",
 );
+pub const PAUSE_PLAN: Operation = op("pause_plan", "POST", "/migration-plans/{plan_id}/pause");
+pub const RESUME_PLAN: Operation = op("resume_plan", "POST", "/migration-plans/{plan_id}/resume");
 pub const PLAN_DIAGRAM: Operation = op("plan_diagram", "GET", "/migration-plans/{plan_id}/diagram");
 
 /// All of them.
@@ -81,6 +83,8 @@ pub const OPERATIONS: &[Operation] = &[
     REJECT_PLAN,
     DEPLOY_PLAN,
     DEPLOYMENT_STATUS,
+    PAUSE_PLAN,
+    RESUME_PLAN,
     PLAN_DIAGRAM,
 ];
 
