@@ -7,6 +7,7 @@ mod common;
 mod ambiguous_writes;
 mod api_lifecycle;
 mod client_contract;
+mod client_direct_write;
 mod console_browser;
 mod console_http;
 mod edited_steps_http;
