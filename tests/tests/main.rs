@@ -8,6 +8,7 @@ mod ambiguous_writes;
 mod api_lifecycle;
 mod client_contract;
 mod client_direct_write;
+mod client_runtime_example;
 mod console_browser;
 mod console_http;
 mod edited_steps_http;
