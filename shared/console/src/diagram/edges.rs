@@ -30,6 +30,9 @@ const SELF_LOOP_OUT: i64 = 16;
 const SELF_LOOP_IN: i64 = 42;
 /// Space between a self-loop's label and whatever is next in the layer.
 const SELF_LOOP_PAD: i64 = 8;
+/// Times a band crowded with bends may grow to give a label room (to four
+/// times its height at most).
+const BAND_WIDENINGS: usize = 3;
 
 pub(super) type Point = (i64, i64);
 
@@ -149,25 +152,37 @@ fn self_loop_anchor(right: i64, bulge: i64) -> Point {
 }
 
 /// The paths of every edge of `canvas`'s layout (in the layout's chain order),
-/// each with its condition from `conditions`.
-pub(super) fn route(canvas: &Canvas<'_>, conditions: Vec<Option<String>>) -> Vec<Path> {
+/// each with its condition from `conditions`. Bands too crowded for a label to
+/// sit clear of other edges are made taller, and everything routed again.
+pub(super) fn route(canvas: &mut Canvas<'_>, conditions: Vec<Option<String>>) -> Vec<Path> {
     let layout = canvas.layout();
     let ports = Ports::of(canvas);
-    let routes: Vec<Vec<Point>> = layout
-        .chains
-        .iter()
-        .enumerate()
-        .map(|(e, chain)| waypoints(canvas, chain, ports.upper[e], ports.lower[e]))
-        .collect();
-    let hops: Vec<Vec<Hop>> = routes
-        .iter()
-        .zip(&layout.chains)
-        .map(|(points, chain)| {
-            let first_band = layout.layer[chain.upper()];
-            hops_of(points, first_band, chain.is_self_loop())
-        })
-        .collect();
-    let anchors = labels::place(&hops, &conditions);
+    let mut widenings = 0;
+    let (routes, anchors) = loop {
+        let routes: Vec<Vec<Point>> = layout
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(e, chain)| waypoints(canvas, chain, ports.upper[e], ports.lower[e]))
+            .collect();
+        let hops: Vec<Vec<Hop>> = routes
+            .iter()
+            .zip(&layout.chains)
+            .map(|(points, chain)| {
+                let first_band = layout.layer[chain.upper()];
+                hops_of(points, first_band, chain.is_self_loop())
+            })
+            .collect();
+        let placement = labels::place(&hops, &conditions);
+        if placement.crowded_bands.is_empty() || widenings == BAND_WIDENINGS {
+            break (routes, placement.anchors);
+        }
+        for band in placement.crowded_bands {
+            canvas.widen_band(band);
+        }
+        widenings += 1;
+    };
+    let canvas: &Canvas<'_> = canvas;
     let mut loops_on = vec![0i64; layout.nodes];
     layout
         .chains
@@ -281,20 +296,23 @@ fn through_layers(mut points: Vec<Point>, upward: bool, label: Option<Label>) ->
         points.reverse();
     }
     // Points alternate: a bend across a band to the next, a straight run to the
-    // one after. Reversing keeps that, as there is an even number of points.
-    let pieces = points
-        .windows(2)
-        .enumerate()
-        .map(|(i, pair)| {
-            let (a, b) = (pair[0], pair[1]);
-            if i % 2 == 0 {
-                let middle = (a.1 + b.1) / 2;
-                Piece::Curve((a.0, middle), (b.0, middle), b)
-            } else {
-                Piece::Line(b)
-            }
-        })
-        .collect();
+    // one after. Reversing keeps that, as there is an even number of points. A
+    // bend between two points one above the other is straight too, and straight
+    // runs in one column merge, so a long straight edge is one line.
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut at = points[0];
+    for (i, &to) in points.iter().enumerate().skip(1) {
+        if at.0 != to.0 && i % 2 == 1 {
+            let middle = (at.1 + to.1) / 2;
+            pieces.push(Piece::Curve((at.0, middle), (to.0, middle), to));
+        } else if at.0 == to.0 && matches!(pieces.last(), Some(Piece::Line((x, _))) if *x == to.0) {
+            pieces.pop();
+            pieces.push(Piece::Line(to));
+        } else {
+            pieces.push(Piece::Line(to));
+        }
+        at = to;
+    }
     Path {
         start: points[0],
         pieces,

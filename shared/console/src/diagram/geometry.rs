@@ -10,9 +10,10 @@ use super::place::{self, Widths};
 pub(super) const NODE_W: i64 = 210;
 pub(super) const NODE_H: i64 = 58;
 /// Space between two boxes of a layer, and between two layers (the band where
-/// edges bend and conditions are written).
+/// edges bend and conditions are written; a band crowded with bends grows by
+/// as much again, see [`Canvas::widen_band`]).
 const H_GAP: i64 = 36;
-pub(super) const V_GAP: i64 = 60;
+const V_GAP: i64 = 60;
 /// Space beside a dummy: a line needs less room than a box.
 const DUMMY_GAP: i64 = 16;
 /// Around the drawing.
@@ -31,6 +32,10 @@ pub(super) struct Canvas<'a> {
     centre: Vec<i64>,
     /// Room kept right of each step's box (for its self-loops).
     right_room: Vec<i64>,
+    /// Height of the band below each layer.
+    band: Vec<i64>,
+    /// Top of each layer's row, from the bands above it.
+    row_top: Vec<i64>,
 }
 
 impl<'a> Canvas<'a> {
@@ -56,13 +61,39 @@ impl<'a> Canvas<'a> {
             .into_iter()
             .map(|x| x.round() as i64)
             .collect();
-        Canvas {
+        let mut canvas = Canvas {
             width: MIN_WIDTH,
-            height: MARGIN * 2 + LEGEND_H + layout.layers.len() as i64 * (NODE_H + V_GAP),
+            height: 0,
             layout,
             centre,
             right_room: right_room.to_vec(),
-        }
+            band: vec![V_GAP; layout.layers.len()],
+            row_top: Vec::new(),
+        };
+        canvas.stack_rows();
+        canvas
+    }
+
+    /// Each row below the band above it, and the height for them all.
+    fn stack_rows(&mut self) {
+        let mut top = MARGIN + LEGEND_H;
+        self.row_top = self
+            .band
+            .iter()
+            .map(|band| {
+                let row = top;
+                top += NODE_H + band;
+                row
+            })
+            .collect();
+        self.height = top + MARGIN;
+    }
+
+    /// Make the band below layer `l` taller by one gap: stretching a band
+    /// spreads out the bends that cross it.
+    pub(super) fn widen_band(&mut self, l: usize) {
+        self.band[l] += V_GAP;
+        self.stack_rows();
     }
 
     /// The layout this canvas places.
@@ -77,7 +108,7 @@ impl<'a> Canvas<'a> {
 
     /// Top of layer `l`'s row (its boxes' top edge).
     pub(super) fn layer_top(&self, l: usize) -> i64 {
-        MARGIN + LEGEND_H + l as i64 * (NODE_H + V_GAP)
+        self.row_top[l]
     }
 
     /// Top-left corner of step `l`'s box.

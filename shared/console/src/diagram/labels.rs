@@ -91,40 +91,68 @@ fn boxes_overlap(a: &[i64; 4], b: &[i64; 4]) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
 }
 
-/// A bend flattened to chords, for distances.
-struct Flattened {
+/// A bend in a band, for distances: flattened to chords only when a label
+/// comes near it.
+struct Bend {
     edge: usize,
     span: (f64, f64),
-    points: Vec<(f64, f64)>,
+    hop: Hop,
 }
 
-/// The anchor of each edge's label (`None` for edges without a condition or
-/// without a bend, such as self-loops, which `edges` labels itself).
-pub(super) fn place(hops: &[Vec<Hop>], texts: &[Option<String>]) -> Vec<Option<Point>> {
-    let mut by_band: HashMap<usize, Vec<Flattened>> = HashMap::new();
+/// Where the labels go.
+pub(super) struct Placement {
+    /// The anchor of each edge's label (`None` for edges without a condition or
+    /// without a bend, such as self-loops, which `edges` labels itself).
+    pub anchors: Vec<Option<Point>>,
+    /// Bands where a label found no point clear of other edges, at best the
+    /// furthest from them: taller, they would have room.
+    pub crowded_bands: Vec<usize>,
+}
+
+pub(super) fn place(hops: &[Vec<Hop>], texts: &[Option<String>]) -> Placement {
+    let mut by_band: HashMap<usize, Vec<Bend>> = HashMap::new();
     for (edge, edge_hops) in hops.iter().enumerate() {
-        for hop in edge_hops {
-            let points = (0..=CHORDS)
-                .map(|k| hop.at(k as f64 / CHORDS as f64))
-                .collect();
-            by_band.entry(hop.band).or_default().push(Flattened {
+        for &hop in edge_hops {
+            by_band.entry(hop.band).or_default().push(Bend {
                 edge,
                 span: hop.span(),
-                points,
+                hop,
             });
         }
     }
     let mut placed: HashMap<usize, Vec<[i64; 4]>> = HashMap::new();
-    hops.iter()
+    let mut crowded_bands = Vec::new();
+    let anchors = hops
+        .iter()
         .zip(texts)
         .enumerate()
         .map(|(edge, (edge_hops, text))| {
             let text = text.as_deref()?;
-            let (anchor, band) = choose(edge, edge_hops, text, &by_band, &placed)?;
-            placed.entry(band).or_default().push(text_box(anchor, text));
-            Some(anchor)
+            let choice = choose(edge, edge_hops, text, &by_band, &placed)?;
+            if !choice.clear {
+                crowded_bands.push(choice.band);
+            }
+            placed
+                .entry(choice.band)
+                .or_default()
+                .push(text_box(choice.anchor, text));
+            Some(choice.anchor)
         })
-        .collect()
+        .collect();
+    crowded_bands.sort_unstable();
+    crowded_bands.dedup();
+    Placement {
+        anchors,
+        crowded_bands,
+    }
+}
+
+/// A label's point, its band, and whether it is clear of other edges.
+#[derive(Clone, Copy)]
+struct Choice {
+    anchor: Point,
+    band: usize,
+    clear: bool,
 }
 
 /// The best point for `edge`'s label among its bends, and the band it is in.
@@ -132,9 +160,9 @@ fn choose(
     edge: usize,
     hops: &[Hop],
     text: &str,
-    by_band: &HashMap<usize, Vec<Flattened>>,
+    by_band: &HashMap<usize, Vec<Bend>>,
     placed: &HashMap<usize, Vec<[i64; 4]>>,
-) -> Option<(Point, usize)> {
+) -> Option<Choice> {
     let mut preferred: Vec<&Hop> = hops.iter().collect();
     let middle = (hops.len().max(1) - 1) as f64 / 2.0;
     preferred.sort_by(|a, b| {
@@ -152,11 +180,16 @@ fn choose(
             if nearest_other(edge, anchor, others) < CLEARANCE {
                 continue;
             }
+            let choice = Choice {
+                anchor,
+                band: hop.band,
+                clear: true,
+            };
             let text_box = text_box(anchor, text);
             if labels.iter().all(|b| !boxes_overlap(b, &text_box)) {
-                return Some((anchor, hop.band));
+                return Some(choice);
             }
-            clear_but_crowded.get_or_insert((anchor, hop.band));
+            clear_but_crowded.get_or_insert(choice);
         }
     }
     clear_but_crowded.or_else(|| furthest_from_others(edge, &preferred, by_band))
@@ -166,8 +199,8 @@ fn choose(
 fn furthest_from_others(
     edge: usize,
     hops: &[&Hop],
-    by_band: &HashMap<usize, Vec<Flattened>>,
-) -> Option<(Point, usize)> {
+    by_band: &HashMap<usize, Vec<Bend>>,
+) -> Option<Choice> {
     let no_bends = Vec::new();
     let mut best: Option<(f64, Point, usize)> = None;
     for hop in hops {
@@ -182,7 +215,11 @@ fn furthest_from_others(
             }
         }
     }
-    best.map(|(_, anchor, band)| (anchor, band))
+    best.map(|(distance, anchor, band)| Choice {
+        anchor,
+        band,
+        clear: distance >= CLEARANCE,
+    })
 }
 
 fn rounded((x, y): (f64, f64)) -> Point {
@@ -190,17 +227,25 @@ fn rounded((x, y): (f64, f64)) -> Point {
 }
 
 /// How near `anchor` another edge's bend in the same band passes.
-fn nearest_other(edge: usize, anchor: Point, bends: &[Flattened]) -> f64 {
+fn nearest_other(edge: usize, anchor: Point, bends: &[Bend]) -> f64 {
     let p = (anchor.0 as f64, anchor.1 as f64);
     bends
         .iter()
         .filter(|b| b.edge != edge && b.span.0 - CLEARANCE <= p.0 && p.0 <= b.span.1 + CLEARANCE)
-        .flat_map(|b| {
-            b.points
-                .windows(2)
-                .map(move |w| distance_to_chord(p, w[0], w[1]))
-        })
+        .map(|b| distance_to_bend(p, &b.hop))
         .fold(f64::INFINITY, f64::min)
+}
+
+/// How near `p` a bend passes, measured on its chords.
+fn distance_to_bend(p: (f64, f64), hop: &Hop) -> f64 {
+    let mut nearest = f64::INFINITY;
+    let mut from = hop.at(0.0);
+    for k in 1..=CHORDS {
+        let to = hop.at(k as f64 / CHORDS as f64);
+        nearest = nearest.min(distance_to_chord(p, from, to));
+        from = to;
+    }
+    nearest
 }
 
 fn distance_to_chord(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -234,18 +279,11 @@ mod tests {
             }],
         ];
         let texts = vec![Some("score < 0".to_string()), Some("retry".to_string())];
-        let anchors = place(&hops, &texts);
+        let anchors = place(&hops, &texts).anchors;
         for (edge, anchor) in anchors.iter().enumerate() {
             let anchor = anchor.expect("labelled");
             let other = &hops[1 - edge][0];
-            let chords: Vec<_> = (0..=CHORDS)
-                .map(|k| other.at(k as f64 / CHORDS as f64))
-                .collect();
-            let p = (anchor.0 as f64, anchor.1 as f64);
-            let nearest = chords
-                .windows(2)
-                .map(|w| distance_to_chord(p, w[0], w[1]))
-                .fold(f64::INFINITY, f64::min);
+            let nearest = distance_to_bend((anchor.0 as f64, anchor.1 as f64), other);
             assert!(
                 nearest >= CLEARANCE,
                 "{anchor:?} is {nearest} from the other edge"

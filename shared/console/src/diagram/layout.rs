@@ -55,10 +55,29 @@ impl Chain {
     }
 }
 
+/// Vertex visits (a vertex and its links) the refinement sweeps of `order` and
+/// of `place` may each spend. Dummies grow with the layers each edge spans (a
+/// thousand steps all leading to the last make half a million), so on such
+/// graphs the sweeps are fewer; a drawn neighbourhood (at most `MAX_NODES` steps)
+/// stays well inside and gets every sweep.
+const SWEEP_BUDGET: usize = 1_500_000;
+
 impl Layout {
     pub(super) fn is_dummy(&self, vertex: usize) -> bool {
         vertex >= self.nodes
     }
+
+    /// How many of `wanted` sweeps over every vertex and link fit in the budget
+    /// (at least one).
+    pub(super) fn sweeps_within_budget(&self, wanted: usize) -> usize {
+        sweeps_within_budget(wanted, self.layer.len(), &self.below)
+    }
+}
+
+/// See [`Layout::sweeps_within_budget`], before the layout is complete.
+fn sweeps_within_budget(wanted: usize, vertices: usize, below: &[Vec<usize>]) -> usize {
+    let links: usize = below.iter().map(Vec::len).sum();
+    (SWEEP_BUDGET / (vertices + links).max(1)).clamp(1, wanted)
 }
 
 /// Layered layout of a graph of `n` nodes with `edges` (local indices), depth
@@ -94,7 +113,8 @@ pub(super) fn layout(n: usize, edges: &[(usize, usize)], roots: &[usize]) -> Lay
         });
     }
     layout.layers = group_by_layer(&layout.layer, &search.discovered);
-    layout.position = order::order(&mut layout.layers, &layout.above, &layout.below);
+    let sweeps = sweeps_within_budget(order::BARYCENTRE_SWEEPS, layout.layer.len(), &layout.below);
+    layout.position = order::order(&mut layout.layers, &layout.above, &layout.below, sweeps);
     layout
 }
 

@@ -127,7 +127,7 @@ pub fn render(
     let layout = layout::layout(visible.len(), &graph.edges, &graph.roots);
     let conditions = edges::conditions(def, &visible, &graph);
     let mut canvas = geometry::Canvas::new(&layout, &edges::self_loop_room(&layout, &conditions));
-    let mut paths = edges::route(&canvas, conditions);
+    let mut paths = edges::route(&mut canvas, conditions);
     edges::fit(&mut canvas, &mut paths);
     let verdicts = verdict::verdicts(plan, request.side, deleted_counts);
     let drawing = svg::Drawing {

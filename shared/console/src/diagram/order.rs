@@ -8,20 +8,23 @@
 //! count per pair of layers, so the work grows as (vertices + links) · log, dummies
 //! included.
 
-/// Sweeps alternate down, up, down, …: a few suffice on flow-like graphs.
-const BARYCENTRE_SWEEPS: usize = 6;
+/// Sweeps alternate down, up, down, …: a few suffice on flow-like graphs (fewer
+/// are made on huge ones, see `layout`).
+pub(super) const BARYCENTRE_SWEEPS: usize = 6;
 
-/// Reorders `layers` in place; each vertex's final position within its layer.
+/// Reorders `layers` in place with up to `sweeps` sweeps; each vertex's final
+/// position within its layer.
 pub(super) fn order(
     layers: &mut [Vec<usize>],
     above: &[Vec<usize>],
     below: &[Vec<usize>],
+    sweeps: usize,
 ) -> Vec<usize> {
     let mut position = vec![0usize; above.len()];
     record_positions(layers, &mut position);
     let mut best = layers.to_vec();
     let mut fewest = crossings(layers, below, &position);
-    for sweep in 0..BARYCENTRE_SWEEPS {
+    for sweep in 0..sweeps {
         if fewest == 0 {
             break;
         }

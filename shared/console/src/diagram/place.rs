@@ -14,7 +14,8 @@
 
 use super::layout::Layout;
 
-/// Alternating down and up sweeps, then one pulling both ways.
+/// Alternating down and up sweeps, then one pulling both ways (fewer on huge
+/// graphs, see `layout`).
 const PLACEMENT_SWEEPS: usize = 6;
 /// How strongly a link pulls, by what it joins: straight long edges matter more
 /// than centring a step over its neighbours.
@@ -56,9 +57,10 @@ pub(super) fn place(layout: &Layout, widths: &Widths) -> Vec<f64> {
         }
     }
     let depth = layout.layers.len();
-    for sweep in 0..=PLACEMENT_SWEEPS {
+    let sweeps = layout.sweeps_within_budget(PLACEMENT_SWEEPS + 1) - 1;
+    for sweep in 0..=sweeps {
         let (order, pulls): (Vec<usize>, Pulls) = match sweep {
-            s if s == PLACEMENT_SWEEPS => ((0..depth).collect(), Pulls::Both),
+            s if s == sweeps => ((0..depth).collect(), Pulls::Both),
             s if s % 2 == 0 => ((1..depth).collect(), Pulls::Above),
             _ => ((0..depth.saturating_sub(1)).rev().collect(), Pulls::Below),
         };
@@ -159,17 +161,13 @@ fn place_layer(layout: &Layout, widths: &Widths, layer: &[usize], pulls: Pulls, 
     // closest such y to the targets is a weighted isotonic regression.
     let mut blocks: Vec<Block> = Vec::with_capacity(layer.len());
     for (&v, offset) in layer.iter().zip(&packed) {
-        let neighbours: Vec<usize> = match pulls {
-            Pulls::Above => layout.above[v].clone(),
-            Pulls::Below => layout.below[v].clone(),
-            Pulls::Both => layout.above[v]
-                .iter()
-                .chain(&layout.below[v])
-                .copied()
-                .collect(),
+        let (above, below): (&[usize], &[usize]) = match pulls {
+            Pulls::Above => (&layout.above[v], &[]),
+            Pulls::Below => (&[], &layout.below[v]),
+            Pulls::Both => (&layout.above[v], &layout.below[v]),
         };
         let (mut weight, mut sum) = (0.0, 0.0);
-        for u in neighbours {
+        for &u in above.iter().chain(below) {
             let w = link_weight(layout, u, v);
             weight += w;
             sum += w * x[u];

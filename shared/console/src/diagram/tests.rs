@@ -7,6 +7,7 @@ use planning::plan::{SessionCounts, compute_plan};
 use planning::{MigrationPlan, PlanStatus};
 
 mod routing;
+mod scale;
 
 pub(super) fn id(n: u32) -> Uuid {
     Uuid::parse_str(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()

@@ -356,7 +356,7 @@ impl Seeded {
 const CONDITIONS: [&str; 6] = ["score < 0", "age ≥ 18", "retry", "no answer", "", ""];
 
 /// Steps `Step 0` … with transitions `(from, to, condition)`; the first is the entry.
-fn flow(steps: usize, transitions: &[(usize, usize, &str)]) -> ScenarioInput {
+pub(super) fn flow(steps: usize, transitions: &[(usize, usize, &str)]) -> ScenarioInput {
     let ids: Vec<Uuid> = (0..steps).map(|i| id(i as u32 + 1)).collect();
     let steps: Vec<serde_json::Value> = (0..steps)
         .map(|i| {
@@ -374,12 +374,18 @@ fn flow(steps: usize, transitions: &[(usize, usize, &str)]) -> ScenarioInput {
     .unwrap()
 }
 
-/// A chain with forks skipping ahead, joins, loops back, the odd self-loop,
-/// repeated transition and dead end.
+/// A chain of 4 to 60 steps with forks skipping ahead, joins, loops back, the
+/// odd self-loop, repeated transition and dead end.
 fn generated_flow(seed: u64) -> ScenarioInput {
+    let steps = 4 + Seeded(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).below(57) as usize;
+    flow(steps, &generated_transitions(seed, steps))
+}
+
+/// The transitions of a generated flow of `steps` steps.
+pub(super) fn generated_transitions(seed: u64, steps: usize) -> Vec<(usize, usize, &'static str)> {
     let mut rng = Seeded(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let steps = 4 + rng.below(57) as usize;
-    let mut transitions: Vec<(usize, usize, &str)> = Vec::new();
+    rng.below(57);
+    let mut transitions: Vec<(usize, usize, &'static str)> = Vec::new();
     let condition = |rng: &mut Seeded| CONDITIONS[rng.below(CONDITIONS.len() as u64) as usize];
     for i in 0..steps {
         if i + 1 < steps && !rng.chance(8) {
@@ -402,7 +408,7 @@ fn generated_flow(seed: u64) -> ScenarioInput {
             transitions.push((last.0, last.1, condition(&mut rng)));
         }
     }
-    flow(steps, &transitions)
+    transitions
 }
 
 /// The flow of the report: 60 steps in a chain, Step 0 → Step 3 labelled
@@ -428,5 +434,14 @@ fn generated_flows_route_around_boxes_with_labels_on_their_own_transitions() {
                 .unwrap_or_default();
             panic!("seed {seed} ({} steps): {message}", def.steps.len());
         }
+    }
+}
+
+/// The largest flows drawn whole (`MAX_NODES` steps), where long edges pile up.
+#[test]
+fn the_largest_whole_flows_route_around_boxes_too() {
+    for seed in 100..103 {
+        let def = flow(MAX_NODES, &generated_transitions(seed, MAX_NODES));
+        assert_routed_around_boxes(&def);
     }
 }
