@@ -591,6 +591,33 @@ async fn operator_flow(c: Page, base: &str) {
     .await;
     let progress_shot = screenshot(&c, "progress").await;
 
+    // ----- pause and resume, each behind a confirmation that gives the count -------------
+    wait_for(&c, "#pause-button").await.click().await.unwrap();
+    wait_text(&c, "#pause-says", "stay on their version").await;
+    wait_for(&c, "#pause-confirm").await.click().await.unwrap();
+    wait_text(&c, ".deploy-status", "paused").await;
+    wait_text(&c, "#progress", "Rollout paused").await;
+    let paused = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await;
+    assert_eq!(paused["status"], "paused", "{paused}");
+    wait_for(&c, "#resume-button").await.click().await.unwrap();
+    wait_text(&c, "#resume-says", "migrate on their next message").await;
+    wait_for(&c, "#resume-confirm").await.click().await.unwrap();
+    wait_text(&c, ".deploy-status", "deployed").await;
+    let resumed = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await;
+    assert_eq!(resumed["status"], "deployed", "{resumed}");
+
     // ----- session preview: what reconcile would do, nothing written ------------------
     let before = api
         .call(reqwest::Method::GET, "/sessions/wa-42", None)
