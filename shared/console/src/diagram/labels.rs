@@ -3,11 +3,13 @@
 //!
 //! In a band there are only edges, so a label there covers no box. The point is
 //! chosen among a few along each bend (the middle bend of the edge and the
-//! middle of the bend first) as the first that no other edge passes near and
-//! whose text does not run into a label already placed; failing that, the point
-//! furthest from every other edge. Only bends in the same band can pass near, and
-//! those whose horizontal span is too far away are skipped, so each label costs
-//! about the number of edges nearby.
+//! middle of the bend first): the first that no other edge passes near, whose
+//! text no other edge crosses and does not run into a label already placed; else
+//! the first near no other edge whose text meets no label; else the first near no
+//! other edge; failing all, the point furthest from every other edge. Only bends
+//! in the same band can pass near, and those whose horizontal span is too far
+//! away are skipped, and only a few bends of each edge are tried, so each label
+//! costs about the number of edges nearby.
 
 use std::collections::HashMap;
 
@@ -27,6 +29,9 @@ const CLEARANCE: f64 = 8.0;
 /// Points tried along a bend, as fractions of the curve: the middle first. Not
 /// nearer the ends, so the text stays clear of the rows above and below.
 const TRIED: [f64; 5] = [0.5, 0.35, 0.65, 0.25, 0.75];
+/// Bends of one edge tried, the middle ones first: a long edge has one per layer
+/// it spans, and a few always offer a choice.
+const BENDS_TRIED: usize = 8;
 const FALLBACK_STEPS: usize = 24;
 const FALLBACK_FROM: f64 = 0.2;
 const FALLBACK_TO: f64 = 0.8;
@@ -169,9 +174,12 @@ fn choose(
         let off = |h: &Hop| (h.band as f64 - hops[0].band as f64 - middle).abs();
         off(a).total_cmp(&off(b))
     });
+    preferred.truncate(BENDS_TRIED);
     let no_bends = Vec::new();
     let no_labels = Vec::new();
-    let mut clear_but_crowded = None;
+    // The first clear point whose text meets no label, and the first clear one.
+    let mut over_an_edge = None;
+    let mut over_a_label = None;
     for hop in &preferred {
         let others = by_band.get(&hop.band).unwrap_or(&no_bends);
         let labels = placed.get(&hop.band).unwrap_or(&no_labels);
@@ -186,13 +194,59 @@ fn choose(
                 clear: true,
             };
             let text_box = text_box(anchor, text);
-            if labels.iter().all(|b| !boxes_overlap(b, &text_box)) {
+            if labels.iter().any(|b| boxes_overlap(b, &text_box)) {
+                over_a_label.get_or_insert(choice);
+            } else if crossed_by_other(edge, &text_box, others) {
+                over_an_edge.get_or_insert(choice);
+            } else {
                 return Some(choice);
             }
-            clear_but_crowded.get_or_insert(choice);
         }
     }
-    clear_but_crowded.or_else(|| furthest_from_others(edge, &preferred, by_band))
+    over_an_edge
+        .or(over_a_label)
+        .or_else(|| furthest_from_others(edge, &preferred, by_band))
+}
+
+/// Whether another edge's bend runs through a label's text box.
+fn crossed_by_other(edge: usize, text_box: &[i64; 4], bends: &[Bend]) -> bool {
+    let [left, top, right, bottom] = text_box.map(|v| v as f64);
+    bends
+        .iter()
+        .filter(|b| b.edge != edge && b.span.0 <= right && left <= b.span.1)
+        .any(|b| {
+            let mut from = b.hop.at(0.0);
+            (1..=CHORDS).any(|k| {
+                let to = b.hop.at(k as f64 / CHORDS as f64);
+                let meets = chord_meets_box(from, to, [left, top, right, bottom]);
+                from = to;
+                meets
+            })
+        })
+}
+
+/// Whether the chord from `a` to `b` passes through the box (clipped against
+/// each side in turn).
+fn chord_meets_box(a: (f64, f64), b: (f64, f64), [left, top, right, bottom]: [f64; 4]) -> bool {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut enter, mut leave) = (0.0f64, 1.0f64);
+    for (towards, room) in [
+        (-dx, a.0 - left),
+        (dx, right - a.0),
+        (-dy, a.1 - top),
+        (dy, bottom - a.1),
+    ] {
+        if towards == 0.0 {
+            if room < 0.0 {
+                return false;
+            }
+        } else if towards < 0.0 {
+            enter = enter.max(room / towards);
+        } else {
+            leave = leave.min(room / towards);
+        }
+    }
+    enter <= leave
 }
 
 /// Of many points along the bends, the one furthest from every other edge.
@@ -262,6 +316,15 @@ fn distance_to_chord(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chords_meet_boxes_they_pass_through_only() {
+        let square = [0.0, 0.0, 10.0, 10.0];
+        assert!(chord_meets_box((-5.0, 5.0), (15.0, 5.0), square));
+        assert!(chord_meets_box((5.0, 5.0), (6.0, 6.0), square));
+        assert!(!chord_meets_box((-5.0, -5.0), (-1.0, 20.0), square));
+        assert!(!chord_meets_box((-5.0, 4.0), (4.0, -5.0), square));
+    }
 
     #[test]
     fn a_label_moves_off_the_middle_where_another_edge_crosses() {
