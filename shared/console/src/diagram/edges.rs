@@ -182,6 +182,7 @@ pub(super) fn route(canvas: &mut Canvas<'_>, conditions: Vec<Option<String>>) ->
         }
         widenings += 1;
     };
+    // The bands are final: read only from here on.
     let canvas: &Canvas<'_> = canvas;
     let mut loops_on = vec![0i64; layout.nodes];
     layout

@@ -1,6 +1,7 @@
 //! Rendering tests on small plans and on a 10,000-step one: what each side
 //! shows, escaping of user text, refusal of unknown anchors, bounded
-//! neighbourhoods.
+//! neighbourhoods. `routing` checks the drawn geometry on generated flows,
+//! `scale` the layout's work on 1,000-step ones.
 
 use super::*;
 use planning::plan::{SessionCounts, compute_plan};
