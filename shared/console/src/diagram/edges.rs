@@ -17,7 +17,7 @@ use super::geometry::{Canvas, NODE_H, NODE_W};
 use super::labels::{self, Hop};
 use super::layout::{Chain, Layout};
 use super::neighbourhood::Subgraph;
-use super::svg::shorten;
+use super::shapes::{Label, Piece, Point, shorten};
 
 /// Characters of a transition condition on its edge before "…".
 const CONDITION_CHARS: usize = 22;
@@ -34,17 +34,6 @@ const SELF_LOOP_PAD: i64 = 8;
 /// times its height at most).
 const BAND_WIDENINGS: usize = 3;
 
-pub(super) type Point = (i64, i64);
-
-/// How a path goes on from its previous point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Piece {
-    /// Straight, down or up a dummy's slot.
-    Line(Point),
-    /// A cubic Bézier: two control points, then the end.
-    Curve(Point, Point, Point),
-}
-
 /// One drawn transition, from its source to its target.
 pub(super) struct Path {
     pub start: Point,
@@ -52,17 +41,6 @@ pub(super) struct Path {
     /// Dashed: a loop back up the flow or a self-loop.
     pub loops_back: bool,
     pub label: Option<Label>,
-}
-
-/// A transition's condition and the point of its own path it is written at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Label {
-    pub anchor: Point,
-    /// Shortened, not yet escaped.
-    pub text: String,
-    /// Written right of the anchor instead of centred on it: a self-loop's
-    /// label, beside its box.
-    pub beside: bool,
 }
 
 impl Path {

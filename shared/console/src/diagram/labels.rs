@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::edges::{Label, Point};
+use super::shapes::{BESIDE_DX, Label, Point};
 
 /// About 7 px a character at 11 px (a little more than most glyphs), plus the
 /// white halo either side.
@@ -22,8 +22,6 @@ const HALO: i64 = 3;
 /// Text height around the anchor: the SVG writes the baseline 4 px below it.
 const ABOVE_ANCHOR: i64 = 6;
 const BELOW_ANCHOR: i64 = 8;
-/// A beside label starts this far right of its anchor.
-pub(super) const BESIDE_DX: i64 = 5;
 /// How far from any other edge an anchor must be to count as clear of it.
 const CLEARANCE: f64 = 8.0;
 /// Points tried along a bend, as fractions of the curve: the middle first. Not

@@ -29,6 +29,7 @@ mod neighbourhood;
 mod order;
 mod place;
 pub mod route;
+mod shapes;
 mod style;
 mod svg;
 mod verdict;

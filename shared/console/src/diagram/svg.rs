@@ -12,9 +12,9 @@ use planning::ScenarioInput;
 use uuid::Uuid;
 
 use super::Side;
-use super::edges::{Label, Path, Piece};
+use super::edges::Path;
 use super::geometry::{Canvas, MARGIN, NODE_H, NODE_W};
-use super::labels::BESIDE_DX;
+use super::shapes::{BESIDE_DX, Label, Piece, shorten};
 use super::style::{self, LEGEND};
 use super::verdict::{self, Verdict};
 
@@ -37,15 +37,6 @@ pub fn escape(text: &str) -> String {
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
-    }
-    out
-}
-
-/// The first `max` characters of `text`, with "…" when it had more.
-pub(super) fn shorten(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().take(max).collect();
-    if text.chars().count() > max {
-        out.push('…');
     }
     out
 }
