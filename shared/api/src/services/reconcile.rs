@@ -265,7 +265,9 @@ fn change_for(
             .map(|(plan, _)| plan.plan())
             .filter(|plan| plan.to_version <= landing)
             .map(|plan| plan.id);
-        for plan_id in traversed.chain(counted_plan) {
+        // Only plans the walk loaded: a plan deleted by retention (the session is
+        // relocated by content hash) can be neither paused nor checked.
+        for plan_id in traversed {
             if !require_applying.contains(&plan_id) {
                 require_applying.push(plan_id);
             }
@@ -468,13 +470,14 @@ pub async fn reconcile(
             Ok(applied) => applied,
             Err(StoreError::PlanNotApplying(plan_id)) => {
                 // Paused since the decision: decide again, answering from the cache.
-                let status = store
-                    .get_plan_header(tenant, plan_id)
-                    .await?
-                    .map_or(PlanStatus::Paused, |plan| plan.status);
-                cache
-                    .stopped
-                    .insert((tenant, plan_id), (Instant::now(), status));
+                // (A plan that applies again, or is gone, was a race: decide again.)
+                if let Some(plan) = store.get_plan_header(tenant, plan_id).await?
+                    && !plan.status.applies_migrations()
+                {
+                    cache
+                        .stopped
+                        .insert((tenant, plan_id), (Instant::now(), plan.status));
+                }
                 continue;
             }
             Err(e) => return Err(e.into()),
