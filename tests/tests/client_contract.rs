@@ -469,13 +469,28 @@ async fn call_everything(client: &Client) {
         )
         .await
         .expect("approve");
-    let deployed = client.deploy_plan(plan.id).await.expect("deploy");
+    // With a guard, so that the body is checked against the document too.
+    let guard = RolloutGuard {
+        max_exit_rate: Some(0.5),
+        max_checkpoint_block_rate: None,
+        min_sessions: 100,
+    };
+    let deployed = client
+        .deploy_plan_with(
+            plan.id,
+            &DeployRequest {
+                guard: Some(guard.clone()),
+            },
+        )
+        .await
+        .expect("deploy");
     assert_eq!(deployed.sessions_marked, 2);
     let status = client
         .deployment_status(plan.id)
         .await
         .expect("deployment status");
     assert_eq!(status.status, PlanStatus::Deployed);
+    assert_eq!(status.guard, Some(guard));
     let paused = client.pause_plan(plan.id).await.expect("pause");
     assert_eq!(paused.status, PlanStatus::Paused);
     let resumed = client.resume_plan(plan.id).await.expect("resume");

@@ -24,6 +24,7 @@ mod plan_expiry;
 mod reconcile_http;
 mod reconcile_preview_http;
 mod retention;
+mod rollout_guard;
 mod rollout_pause;
 mod route_list;
 mod session_counts_http;

@@ -172,6 +172,8 @@ fn forecast(
         deployed_at: None,
         expires_at: None,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     };
     let prepared = PreparedPlan::new(plan);

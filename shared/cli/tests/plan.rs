@@ -257,6 +257,8 @@ fn the_offline_forecast_is_the_api_forecast() {
             deployed_at: None,
             expires_at: None,
             paused_from: None,
+            guard: None,
+            halt_reason: None,
             revision: 1,
         };
         store.create_plan(&plan, &version(&v2)).await.unwrap();

@@ -647,6 +647,18 @@ impl Client {
             .json()
     }
 
+    /// `POST /migration-plans/{id}/deploy` with a body (a rollout guard).
+    /// Retried like [`Client::deploy_plan`]: a repeat resumes or reports progress.
+    pub async fn deploy_plan_with(
+        &self,
+        plan_id: Uuid,
+        request: &DeployRequest,
+    ) -> Result<DeploymentResult, Error> {
+        let id = path_id(plan_id);
+        let call = Call::new(&ops::DEPLOY_PLAN, &[("plan_id", &id)]).json(request)?;
+        self.send(call).await?.json()
+    }
+
     /// `POST /migration-plans/{id}/pause`: stop marking and applying a
     /// rollout; reconcile answers `continue` meanwhile and sessions keep
     /// their flags. Not retried: a repeat is a 409.
@@ -693,6 +705,7 @@ fn status_text(status: PlanStatus) -> &'static str {
         PlanStatus::Deploying => "deploying",
         PlanStatus::Deployed => "deployed",
         PlanStatus::Paused => "paused",
+        PlanStatus::Halted => "halted",
         PlanStatus::Rejected => "rejected",
         PlanStatus::Superseded => "superseded",
         PlanStatus::Expired => "expired",

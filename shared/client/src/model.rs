@@ -208,6 +208,15 @@ pub struct DeploymentResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentStatus {
     pub checkpoint_blocks: u64,
+    /// Applied migrations that ended the conversation (`exit_scenario`).
+    #[serde(default)]
+    pub migrations_exited: u64,
+    /// The rollout guard given at deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RolloutGuard>,
+    /// While `halted`: the threshold crossed, with its figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -436,9 +445,15 @@ pub struct MigrationPlan {
     pub expires_at: Option<DateTime<Utc>>,
     pub from_version: i64,
     pub id: Uuid,
-    /// The status a paused plan returns to when resumed.
+    /// The status a paused or halted plan returns to when resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_from: Option<PlanStatus>,
+    /// The rollout guard given at deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RolloutGuard>,
+    /// While `halted`: the threshold crossed, with its figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -576,9 +591,33 @@ pub enum PlanStatus {
     Deploying,
     Deployed,
     Paused,
+    Halted,
     Rejected,
     Superseded,
     Expired,
+}
+
+/// Thresholds over a plan's applied migrations that halt its rollout once
+/// `min_sessions` migrations have been applied (rates are fractions, 0–1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutGuard {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_exit_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_checkpoint_block_rate: Option<f64>,
+    #[serde(default = "default_min_sessions")]
+    pub min_sessions: u64,
+}
+
+fn default_min_sessions() -> u64 {
+    50
+}
+
+/// The optional body of `POST /migration-plans/{id}/deploy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RolloutGuard>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -47,6 +47,9 @@ export async function progressPage(planId) {
         ? notice('error', `${plural(st.pages_failed, 'marking page')} failed: re-drive the dead-letter queue (docs/operations.md, “Marking fan-out”).`) : null,
       st.status === 'paused'
         ? notice('warning', `Rollout paused: nothing is applied and marking is stopped. ${plural(st.migrations_pending || 0, 'flagged session')} keep their flags and stay on their version until you resume.`) : null,
+      st.status === 'halted'
+        ? h('div', { class: 'notice error', role: 'alert', id: 'halt-banner' }, `Rollout halted by its guard: ${st.halt_reason || 'a threshold was crossed'}. Nothing is applied and marking is stopped until you resume.`) : null,
+      guardFigures(st),
       rolloutControls(planId, st, () => { clearTimeout(timer); poll(); }),
       done ? h('button', { type: 'button', onclick: () => { clearTimeout(timer); poll(); } }, 'Refresh counts') : null);
     if (st.status === 'deploying' || st.status === 'approved') {
@@ -58,7 +61,26 @@ export async function progressPage(planId) {
   poll();
 }
 
-// Pause (deploying or deployed) or resume (paused), each behind a confirmation
+// The guard's thresholds against the figures they are checked on.
+function guardFigures(st) {
+  const guard = st.guard;
+  if (!guard) return null;
+  const applied = (st.migrations_applied || 0) + (st.migrations_applied_unflagged || 0);
+  const rate = (n) => (applied ? (n / applied).toFixed(3) : '—');
+  const rows = [];
+  if (guard.max_exit_rate != null) rows.push(['Exit rate', rate(st.migrations_exited || 0), guard.max_exit_rate]);
+  if (guard.max_checkpoint_block_rate != null) rows.push(['Checkpoint-block rate', rate(st.checkpoint_blocks || 0), guard.max_checkpoint_block_rate]);
+  return h('div', { class: 'panel', id: 'guard-figures' },
+    h('h2', {}, 'Rollout guard'),
+    h('p', { class: 'muted' }, applied >= guard.min_sessions
+      ? `Checked after every migration (${applied} applied, from ${guard.min_sessions} on).`
+      : `Not checked yet: ${applied} of ${guard.min_sessions} migrations applied.`),
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['Figure', 'Now', 'Halts above'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, rows.map(([k, now, max]) => h('tr', {}, h('td', {}, k), h('td', {}, String(now)), h('td', {}, String(max)))))));
+}
+
+// Pause (deploying or deployed) or resume (paused or halted), each behind a confirmation
 // that says how many sessions it affects.
 function rolloutControls(planId, st, refresh) {
   const pending = st.migrations_pending || 0;
@@ -68,7 +90,7 @@ function rolloutControls(planId, st, refresh) {
       id: 'pause', label: 'Pause rollout', route: 'pause', kind: 'danger',
       says: `Pausing stops marking and applying at once: ${plural(pending, 'flagged session')} not yet migrated keep their flags and stay on their version; reconcile answers “rollout paused”. Migrations already applied stay.`,
     };
-  } else if (st.status === 'paused') {
+  } else if (st.status === 'paused' || st.status === 'halted') {
     action = {
       id: 'resume', label: 'Resume rollout', route: 'resume', kind: 'primary',
       says: `Resuming lets ${plural(pending, 'flagged session')} migrate on their next message; unfinished marking goes on.`,

@@ -119,6 +119,8 @@ fn fixture() -> Fixture {
         deployed_at: Some(now()),
         expires_at: None,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     };
     Fixture {

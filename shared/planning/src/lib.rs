@@ -8,6 +8,7 @@ pub mod diff;
 pub mod eligibility;
 pub mod forecast;
 mod graph;
+pub mod guard;
 pub mod hash;
 pub mod lifecycle;
 pub mod model;

@@ -10,6 +10,7 @@
 //!
 //!  deploying ──pause──▶ paused ──resume──▶ deploying   (marking goes on)
 //!  deployed  ──pause──▶ paused ──resume──▶ deployed
+//!  deploying / deployed ──(the guard crossed)──▶ halted ──resume──▶ as paused
 //! ```
 //!
 //! The services ask [`transition`] whether a command is legal for the plan's
@@ -50,6 +51,8 @@ pub enum PlanCommand {
     /// An operator lets a paused rollout go on, in the status it was paused in
     /// (`MigrationPlan::paused_from`: `deploying` or `deployed`).
     Resume { to: PlanStatus },
+    /// The rollout guard's threshold was crossed: like a pause, with the reason.
+    Halt { reason: String },
 }
 
 impl PlanCommand {
@@ -65,6 +68,7 @@ impl PlanCommand {
             PlanCommand::Expire => "expired",
             PlanCommand::Pause => "paused",
             PlanCommand::Resume { .. } => "resumed",
+            PlanCommand::Halt { .. } => "halted",
         }
     }
 
@@ -81,8 +85,10 @@ impl PlanCommand {
             }
             // Named first: the message "only deployed plans can be paused" reads
             // right for every status that cannot pause.
-            PlanCommand::Pause => &[PlanStatus::Deployed, PlanStatus::Deploying],
-            PlanCommand::Resume { .. } => &[PlanStatus::Paused],
+            PlanCommand::Pause | PlanCommand::Halt { .. } => {
+                &[PlanStatus::Deployed, PlanStatus::Deploying]
+            }
+            PlanCommand::Resume { .. } => &[PlanStatus::Paused, PlanStatus::Halted],
         }
     }
 
@@ -97,6 +103,7 @@ impl PlanCommand {
             PlanCommand::Supersede => Some(PlanStatus::Superseded),
             PlanCommand::Expire => Some(PlanStatus::Expired),
             PlanCommand::Pause => Some(PlanStatus::Paused),
+            PlanCommand::Halt { .. } => Some(PlanStatus::Halted),
             // Only back to an activated status that applies migrations.
             PlanCommand::Resume { to } if to.applies_migrations() => Some(*to),
             PlanCommand::Resume { .. } => None,
@@ -158,6 +165,10 @@ pub fn transition(
         PlanCommand::Reject { by, reason } => Stamp::Rejected { by, reason },
         PlanCommand::FinishDeploying => Stamp::Deployed,
         PlanCommand::Pause => Stamp::Paused { from: status },
+        PlanCommand::Halt { reason } => Stamp::Halted {
+            from: status,
+            reason,
+        },
         PlanCommand::Resume { .. } => Stamp::Resumed,
         PlanCommand::Supersede
         | PlanCommand::Expire
@@ -195,7 +206,9 @@ pub enum Stamp {
     Deployed,
     /// `paused_from`: the status `resume` returns to.
     Paused { from: PlanStatus },
-    /// `paused_from` removed.
+    /// `paused_from` and `halt_reason`.
+    Halted { from: PlanStatus, reason: String },
+    /// `paused_from` and `halt_reason` removed.
     Resumed,
     /// Nothing besides the status.
     Unstamped,
@@ -251,7 +264,14 @@ impl StatusChange {
                 "paused_from",
                 Some(StampValue::Text(from.as_str().to_owned())),
             )],
-            Stamp::Resumed => vec![field("paused_from", None)],
+            Stamp::Halted { from, reason } => vec![
+                field(
+                    "paused_from",
+                    Some(StampValue::Text(from.as_str().to_owned())),
+                ),
+                field("halt_reason", Some(StampValue::Text(reason.clone()))),
+            ],
+            Stamp::Resumed => vec![field("paused_from", None), field("halt_reason", None)],
             Stamp::Unstamped => Vec::new(),
         }
     }
@@ -273,7 +293,14 @@ impl StatusChange {
             }
             Stamp::Deployed => plan.deployed_at = Some(self.at),
             Stamp::Paused { from } => plan.paused_from = Some(*from),
-            Stamp::Resumed => plan.paused_from = None,
+            Stamp::Halted { from, reason } => {
+                plan.paused_from = Some(*from);
+                plan.halt_reason = Some(reason.clone());
+            }
+            Stamp::Resumed => {
+                plan.paused_from = None;
+                plan.halt_reason = None;
+            }
             Stamp::Unstamped => {}
         }
     }
@@ -283,12 +310,13 @@ impl StatusChange {
 mod tests {
     use super::*;
 
-    const ALL: [PlanStatus; 8] = [
+    const ALL: [PlanStatus; 9] = [
         PlanStatus::Pending,
         PlanStatus::Approved,
         PlanStatus::Deploying,
         PlanStatus::Deployed,
         PlanStatus::Paused,
+        PlanStatus::Halted,
         PlanStatus::Rejected,
         PlanStatus::Superseded,
         PlanStatus::Expired,
@@ -308,6 +336,9 @@ mod tests {
             PlanCommand::Supersede,
             PlanCommand::Expire,
             PlanCommand::Pause,
+            PlanCommand::Halt {
+                reason: "exit rate".into(),
+            },
             PlanCommand::Resume {
                 to: PlanStatus::Deploying,
             },
@@ -345,7 +376,10 @@ mod tests {
             rejection_reason: None,
             deployed_at: None,
             expires_at: None,
-            paused_from: (status == PlanStatus::Paused).then_some(PlanStatus::Deployed),
+            paused_from: matches!(status, PlanStatus::Paused | PlanStatus::Halted)
+                .then_some(PlanStatus::Deployed),
+            guard: None,
+            halt_reason: (status == PlanStatus::Halted).then(|| "exit rate".to_owned()),
             revision: 4,
         }
     }
@@ -374,6 +408,10 @@ mod tests {
             (Deployed, Paused),
             (Paused, Deploying),
             (Paused, Deployed),
+            (Deploying, Halted),
+            (Deployed, Halted),
+            (Halted, Deploying),
+            (Halted, Deployed),
         ];
         let mut seen = Vec::new();
         for status in ALL {
@@ -397,7 +435,7 @@ mod tests {
         }
         assert!(
             seen.iter()
-                .all(|(from, to)| *from != Deployed || *to == Paused)
+                .all(|(from, to)| *from != Deployed || matches!(to, Paused | Halted))
         );
     }
 
@@ -449,6 +487,18 @@ mod tests {
             (PlanStatus::Deploying, PlanCommand::FinishDeploying),
             (PlanStatus::Approved, PlanCommand::Expire),
             (PlanStatus::Deploying, PlanCommand::Pause),
+            (
+                PlanStatus::Deployed,
+                PlanCommand::Halt {
+                    reason: "exit rate 0.3".into(),
+                },
+            ),
+            (
+                PlanStatus::Halted,
+                PlanCommand::Resume {
+                    to: PlanStatus::Deployed,
+                },
+            ),
             (
                 PlanStatus::Paused,
                 PlanCommand::Resume {

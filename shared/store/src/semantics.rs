@@ -47,6 +47,9 @@ pub(crate) fn count_migration(stats: &mut PlanStats, change: &crate::AppliedMigr
     if change.event.blocked_by_checkpoint {
         stats.checkpoint_blocks += 1;
     }
+    if change.event.action == planning::ReconciliationAction::ExitScenario {
+        stats.exits += 1;
+    }
     let at = change.event.at;
     stats.last_migration_at = Some(stats.last_migration_at.map_or(at, |last| last.max(at)));
 }

@@ -50,6 +50,8 @@ pub struct PlanActivation {
     /// The V2 definition that becomes current (its `version` is the plan's `to_version`).
     pub target: ScenarioVersion,
     pub at: DateTime<Utc>,
+    /// The rollout guard the deploy gave, stored on the plan.
+    pub guard: Option<planning::RolloutGuard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,10 @@ pub struct PlanStats {
     pub gap_fill: u64,
     pub re_route: u64,
     pub checkpoint_blocks: u64,
+    /// Applied migrations that ended the conversation (`exit_scenario`): the
+    /// rollout guard's exit rate.
+    #[serde(default)]
+    pub exits: u64,
     pub last_migration_at: Option<DateTime<Utc>>,
     /// When marking started (chains registered); `None` before, e.g. when a
     /// process died between activation and the first page.

@@ -137,6 +137,7 @@ store::backend_matrix! {
         policies_update_needs_pending_and_revision,
         concurrent_transitions_exactly_one_wins,
         a_paused_plan_applies_nothing,
+        a_guard_is_stored_and_a_halt_says_why,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

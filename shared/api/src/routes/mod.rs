@@ -658,8 +658,9 @@ pub(crate) async fn reject_plan(
 #[utoipa::path(
     post, path = "/migration-plans/{plan_id}/deploy", tag = "deployments", operation_id = "deploy_plan",
     summary = "Deploy an approved plan",
-    description = "Activates the new version atomically and marks the eligible sessions. 200 when marking finished inline (`deployed`); 202 while it fans out (`deploying`). Calling it again while deploying resumes stalled marking and returns the progress (202); after `deployed`, 409.",
+    description = "Activates the new version atomically and marks the eligible sessions. 200 when marking finished inline (`deployed`); 202 while it fans out (`deploying`). Calling it again while deploying resumes stalled marking and returns the progress (202); after `deployed`, 409. The optional `guard` halts the rollout (`halted`) when a threshold over its applied migrations is crossed.",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<planning::DeployRequest>, description = "Optional", example = json!({"guard": {"max_exit_rate": 0.05, "min_sessions": 50}})),
     responses(
         (status = 200, description = "Deployed: marking finished inline", body = planning::DeploymentResult),
         (status = 202, description = "Deploying: marking fans out through the queue", body = planning::DeploymentResult),
@@ -670,8 +671,16 @@ pub(crate) async fn deploy_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((plan_id,)): Path<(Uuid,)>,
+    OptionalJsonBody(request): OptionalJsonBody<planning::DeployRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let outcome = deployments::deploy(state.deps(), tenant, plan_id, Utc::now()).await?;
+    let outcome = deployments::deploy(
+        state.deps(),
+        tenant,
+        plan_id,
+        request.unwrap_or_default(),
+        Utc::now(),
+    )
+    .await?;
     let status = if outcome.finished {
         StatusCode::OK
     } else {

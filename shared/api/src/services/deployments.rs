@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use planning::lifecycle::{self, PlanCommand};
 use planning::{
-    DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario, PlanStatus,
+    DeployRequest, DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario,
+    PlanStatus,
 };
 use store::{
     ActivationError, ChainStart, PlanActivation, PlanStats, PlanTransition, StepQuery, Store,
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::Deps;
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
-use crate::services::error::{ServiceError, ServiceResult};
+use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 use crate::services::plans::{load, load_header, plans_of};
 
 /// A deployment answer: `finished` is false while marking fans out (HTTP 202).
@@ -37,8 +38,21 @@ pub(crate) async fn deploy(
     state: &Deps,
     tenant: Uuid,
     plan_id: Uuid,
+    request: DeployRequest,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeployOutcome> {
+    if let Some(guard) = &request.guard {
+        let issues: Vec<Issue> = planning::guard::problems(guard)
+            .into_iter()
+            .map(|(field, message)| Issue::new(&["guard", field], message, "value_error"))
+            .collect();
+        if !issues.is_empty() {
+            return Err(ServiceError::Invalid {
+                input: Input::Document,
+                issues,
+            });
+        }
+    }
     let store = state.store();
     // The header is enough to decide; activation returns the whole plan.
     let plan = load_header(store, tenant, plan_id).await?;
@@ -62,6 +76,7 @@ pub(crate) async fn deploy(
         from_version: plan.from_version,
         target,
         at: now,
+        guard: request.guard,
     };
     let plan = match store.activate_plan(&activation).await {
         Ok(plan) => plan,
@@ -147,6 +162,60 @@ pub(crate) async fn resume_rollout(
         return resume_chains(state, plan, now, Takeover::Unfinished).await;
     }
     progress(state.store(), tenant, plan_id).await
+}
+
+/// Halt the plan if its guard's thresholds are crossed by its counters now:
+/// called after each migration applied under a guard. The halt is one
+/// conditional write (lost races re-read; a plan already stopped stays as it is),
+/// and every later migration's own write checks it, so none is applied after it.
+pub(crate) async fn enforce_guard(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    guard: &planning::RolloutGuard,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    let figures = planning::guard::GuardFigures {
+        applied: stats.migrations_applied,
+        exits: stats.exits,
+        checkpoint_blocks: stats.checkpoint_blocks,
+    };
+    let Some(reason) = planning::guard::crossed(guard, &figures) else {
+        return Ok(());
+    };
+    for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
+        let plan = load_header(store, tenant, plan_id).await?;
+        if !plan.status.applies_migrations() {
+            return Ok(());
+        }
+        let change = lifecycle::transition(
+            plan.status,
+            PlanCommand::Halt {
+                reason: reason.clone(),
+            },
+            now,
+        )?;
+        match store
+            .transition_plan(&PlanTransition {
+                tenant,
+                plan_id,
+                expected_revision: plan.revision,
+                change,
+            })
+            .await
+        {
+            Ok(_) => {
+                tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
+                return Ok(());
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Conflict(
+        "Migration plan changed concurrently; retry".into(),
+    ))
 }
 
 /// Mark the plan itself superseded (its scenario moved on without it).
@@ -601,6 +670,9 @@ pub(crate) async fn status(
             re_route: stats.re_route,
         },
         checkpoint_blocks: stats.checkpoint_blocks,
+        migrations_exited: stats.exits,
+        guard: plan.guard,
+        halt_reason: plan.halt_reason,
         deployed_at: plan.deployed_at,
         last_migration_at: stats.last_migration_at,
         pages_failed: stats.pages_failed,

@@ -245,6 +245,8 @@ pub(crate) async fn generate(
         deployed_at: None,
         expires_at: Some(now + Duration::days(config.plan_ttl_days)),
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     };
     let mut created = store.create_plan(&plan, &target).await;

@@ -129,6 +129,7 @@ impl PlanCache {
                 PlanStatus::Deployed,
                 PlanStatus::Deploying,
                 PlanStatus::Paused,
+                PlanStatus::Halted,
             ],
         )
         .await?;
@@ -318,11 +319,38 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
     }
 }
 
+/// After a migration is applied: the guard of the plan it is counted on, if
+/// any, may halt the rollout now. A failure here is logged, not the caller's:
+/// the migration is applied, and the next one checks again.
+async fn enforce_guards(
+    store: &dyn Store,
+    tenant: Uuid,
+    decision: &Decision,
+    links: &[(Arc<PreparedPlan>, Arc<PreparedScenario>)],
+    now: DateTime<Utc>,
+) {
+    let Some(counted) = decision.flag_plan_id.or(decision.plan_id) else {
+        return;
+    };
+    let guarded = links
+        .iter()
+        .map(|(plan, _)| plan.plan())
+        .find(|plan| plan.id == counted)
+        .and_then(|plan| plan.guard.as_ref());
+    if let Some(guard) = guarded
+        && let Err(error) =
+            crate::services::deployments::enforce_guard(store, tenant, counted, guard, now).await
+    {
+        tracing::error!(%error, plan_id = %counted, "could not check the rollout guard");
+    }
+}
+
 /// Why a session whose way to the current version crosses a plan in `status`
 /// stays where it is.
 fn stopped_reason(status: PlanStatus) -> &'static str {
     match status {
         PlanStatus::Paused => "rollout paused",
+        PlanStatus::Halted => "rollout halted",
         _ => "rollout not applying migrations",
     }
 }
@@ -483,6 +511,9 @@ pub async fn reconcile(
             Err(e) => return Err(e.into()),
         };
         if applied {
+            if decision.applies_migration {
+                enforce_guards(store, tenant, &decision, &loaded.links, now).await;
+            }
             if decision.checksum_mismatch {
                 tracing::warn!(
                     %tenant,

@@ -53,6 +53,8 @@ pub(super) fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
         deployed_at: None,
         expires_at: None,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     }
 }

@@ -43,6 +43,15 @@ pub struct DeploymentStatus {
     pub migrations_applied_unflagged: u64,
     pub migrations_by_scenario: MigrationsByScenario,
     pub checkpoint_blocks: u64,
+    /// Applied migrations that ended the conversation (`exit_scenario`).
+    #[serde(default)]
+    pub migrations_exited: u64,
+    /// The rollout guard given at deploy, if any.
+    #[serde(default)]
+    pub guard: Option<super::plan::RolloutGuard>,
+    /// While `halted`: the threshold crossed, with its figures.
+    #[serde(default)]
+    pub halt_reason: Option<String>,
     #[serde(default)]
     pub deployed_at: Option<DateTime<Utc>>,
     #[serde(default)]

@@ -21,6 +21,9 @@ pub enum PlanStatus {
     /// An operator paused a deploying or deployed plan: marking and applying
     /// stop, flags stay; `resume` returns it to the status it was paused in.
     Paused,
+    /// The rollout guard halted a deploying or deployed plan (`halt_reason` says
+    /// which threshold, with its figures): like `paused` until resumed.
+    Halted,
     Rejected,
     Superseded,
     /// A pending or approved plan read after its `expires_at`: it can no longer
@@ -36,6 +39,7 @@ impl PlanStatus {
             PlanStatus::Deploying => "deploying",
             PlanStatus::Deployed => "deployed",
             PlanStatus::Paused => "paused",
+            PlanStatus::Halted => "halted",
             PlanStatus::Rejected => "rejected",
             PlanStatus::Superseded => "superseded",
             PlanStatus::Expired => "expired",
@@ -95,10 +99,47 @@ pub struct MigrationPlan {
     pub deployed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
-    /// While `paused`: the status `resume` returns to (`deploying` or `deployed`).
+    /// While `paused` or `halted`: the status `resume` returns to (`deploying` or `deployed`).
     #[serde(default)]
     pub paused_from: Option<PlanStatus>,
+    /// The thresholds given at deploy that halt the rollout.
+    #[serde(default)]
+    pub guard: Option<RolloutGuard>,
+    /// While `halted`: the threshold crossed and its figures.
+    #[serde(default)]
+    pub halt_reason: Option<String>,
     pub revision: u64,
+}
+
+/// Thresholds over a plan's applied migrations that halt its rollout (status
+/// `halted`, in one conditional write) once `min_sessions` migrations have been
+/// applied. A rate is a fraction from 0 to 1; an absent one is not checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RolloutGuard {
+    /// Most migrations that may end the conversation (`exit_scenario`), as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_exit_rate: Option<f64>,
+    /// Most migrations a checkpoint may block, as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_checkpoint_block_rate: Option<f64>,
+    /// Applied migrations before any threshold is checked.
+    #[serde(default = "default_min_sessions")]
+    pub min_sessions: u64,
+}
+
+fn default_min_sessions() -> u64 {
+    50
+}
+
+/// The optional body of `POST …/deploy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    #[serde(default)]
+    pub guard: Option<RolloutGuard>,
 }
 
 impl PlanStatus {
@@ -107,7 +148,7 @@ impl PlanStatus {
     pub fn is_activated(self) -> bool {
         matches!(
             self,
-            PlanStatus::Deploying | PlanStatus::Deployed | PlanStatus::Paused
+            PlanStatus::Deploying | PlanStatus::Deployed | PlanStatus::Paused | PlanStatus::Halted
         )
     }
 

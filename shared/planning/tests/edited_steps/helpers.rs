@@ -42,6 +42,8 @@ pub(super) fn deployed(
         deployed_at: Some(now()),
         expires_at: None,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     }
 }

@@ -329,6 +329,8 @@ pub(super) fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput)
         deployed_at: Some(now()),
         expires_at: None,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 1,
     }
 }

@@ -66,6 +66,9 @@ impl DynamoStore {
         if event.blocked_by_checkpoint {
             expr.add("checkpoint_blocks", 1);
         }
+        if event.action == planning::ReconciliationAction::ExitScenario {
+            expr.add("exits", 1);
+        }
         Ok(vec![
             self.tx_put(self.main(), item, Some("attribute_not_exists(pk)"))?,
             self.tx_update(

@@ -117,6 +117,11 @@ struct PlanHeadAttributes {
     expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     paused_from: Option<String>,
+    /// The rollout guard as JSON text (written at activation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    halt_reason: Option<String>,
 }
 
 pub(super) fn plan_head_item(
@@ -152,6 +157,13 @@ pub(super) fn plan_head_item(
         deployed_at: opt_time_key(&plan.deployed_at),
         expires_at: opt_time_key(&plan.expires_at),
         paused_from: plan.paused_from.map(|s| s.as_str().to_owned()),
+        guard: plan
+            .guard
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| bad_item("guard"))?,
+        halt_reason: plan.halt_reason.clone(),
     };
     let mut item = key(plan_pk(t, plan.id), "HEAD");
     item.extend(encode(&head, "plan head")?);
@@ -222,6 +234,12 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
             .as_deref()
             .map(parse_status)
             .transpose()?,
+        guard: stored
+            .guard
+            .as_deref()
+            .map(|json| serde_json::from_str(json).map_err(|_| bad_item("guard")))
+            .transpose()?,
+        halt_reason: stored.halt_reason,
         revision: stored.revision,
     })
 }
@@ -471,6 +489,8 @@ struct StatsAttributes {
     #[serde(default)]
     checkpoint_blocks: Option<u64>,
     #[serde(default)]
+    exits: Option<u64>,
+    #[serde(default)]
     marking_started_at: Option<String>,
     #[serde(default)]
     last_progress_at: Option<String>,
@@ -492,6 +512,7 @@ pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         gap_fill: stored.gap_fill.unwrap_or_default(),
         re_route: stored.re_route.unwrap_or_default(),
         checkpoint_blocks: stored.checkpoint_blocks.unwrap_or_default(),
+        exits: stored.exits.unwrap_or_default(),
         marking_started_at: opt_parse_time(
             stored.marking_started_at.as_deref(),
             "marking_started_at",

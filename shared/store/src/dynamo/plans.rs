@@ -492,6 +492,10 @@ pub(super) async fn activate_plan(
     let mut plan_expr = Expr::default();
     plan_expr.set("status", s(status_str(PlanStatus::Deploying)));
     plan_expr.set("revision", n(a.expected_revision + 1));
+    if let Some(guard) = &a.guard {
+        let json = serde_json::to_string(guard).map_err(|_| bad_item("guard"))?;
+        plan_expr.set("guard", s(json));
+    }
     let write_id = new_write_id();
     plan_expr.set(WRITE_ID, s(write_id.clone()));
     let (st, rev) = (plan_expr.name("status"), plan_expr.name("revision"));
@@ -545,5 +549,6 @@ pub(super) async fn activate_plan(
     }
     plan.status = PlanStatus::Deploying;
     plan.revision = a.expected_revision + 1;
+    plan.guard = a.guard.clone();
     Ok(plan)
 }

@@ -204,6 +204,7 @@ pub(super) fn activate_plan(
     }
     plan.status = PlanStatus::Deploying;
     plan.revision += 1;
+    plan.guard = a.guard.clone();
     store_plan(kv, &plan)?;
     save(
         kv,

@@ -172,6 +172,8 @@ pub(super) fn plan(
         deployed_at: None,
         expires_at: Some(created_at + Duration::days(30)),
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 0,
     }
 }

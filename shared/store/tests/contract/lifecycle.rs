@@ -82,6 +82,7 @@ pub async fn activation_is_atomic(s: Arc<dyn Store>) {
         from_version: 1,
         target: target.clone(),
         at: t0() + Duration::hours(2),
+        guard: None,
     };
     // Not approved yet.
     assert!(matches!(
@@ -194,6 +195,7 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
         from_version: 1,
         target: v2.clone(),
         at: t0() + Duration::hours(2),
+        guard: None,
     };
     let deploying = s.activate_plan(&activation).await.expect("activate");
     let registered = |list: Vec<(Uuid, Uuid)>| list.contains(&(tenant, p.id));
@@ -292,4 +294,144 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
             .flagged_applied,
         1
     );
+}
+
+/// The guard a deploy gives is stored with the activation and read back on the
+/// header; a halt stores its reason and the status it stopped, a resume clears
+/// both; migrations that exit are counted apart.
+pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
+    use std::collections::BTreeMap;
+
+    use planning::lifecycle::{PlanCommand, transition as lifecycle_transition};
+    use planning::{MigrationScenario, ReconciliationAction, RolloutGuard};
+    use store::{AppliedMigration, PlanTransition, SessionChange, SessionExpectation};
+
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    s.create_scenario(&scenario(tenant, sid, 1, 3))
+        .await
+        .expect("create");
+    let v2 = scenario(tenant, sid, 2, 4);
+    let p = plan(tenant, sid, 1, 2, t0(), 1);
+    s.create_plan(&p, &v2).await.expect("plan");
+    s.transition_plan(&transition(
+        &p,
+        PlanStatus::Pending,
+        0,
+        PlanStatus::Approved,
+    ))
+    .await
+    .expect("approve");
+    let guard = RolloutGuard {
+        max_exit_rate: Some(0.25),
+        max_checkpoint_block_rate: None,
+        min_sessions: 7,
+    };
+    let deploying = s
+        .activate_plan(&PlanActivation {
+            tenant,
+            plan_id: p.id,
+            expected_revision: 1,
+            scenario_id: sid,
+            from_version: 1,
+            target: v2,
+            at: t0() + Duration::hours(2),
+            guard: Some(guard.clone()),
+        })
+        .await
+        .expect("activate");
+    assert_eq!(deploying.guard.as_ref(), Some(&guard));
+    let header = s
+        .get_plan_header(tenant, p.id)
+        .await
+        .expect("header")
+        .expect("plan");
+    assert_eq!(header.guard, Some(guard.clone()));
+
+    // One exit applied: counted in `exits`.
+    let step = Uuid::new_v4();
+    let mut x = session(tenant, "leaves", sid, 1, step);
+    x.pending_migration = Some(pending(p.id, step));
+    s.put_session(&x).await.expect("put");
+    let at = t0() + Duration::hours(3);
+    let mut exit = event(
+        tenant,
+        p.id,
+        "leaves",
+        at,
+        MigrationScenario::CleanGraft,
+        false,
+    );
+    exit.action = ReconciliationAction::ExitScenario;
+    let applied = SessionChange {
+        tenant,
+        session_id: "leaves".into(),
+        expect: SessionExpectation::FlaggedBy(p.id),
+        expected_revision: 0,
+        new_position: None,
+        pin_version: None,
+        clear_flag: true,
+        set_variables: BTreeMap::new(),
+        at,
+        applied: Some(AppliedMigration {
+            event: exit,
+            was_flagged: true,
+        }),
+        require_applying: vec![p.id],
+    };
+    assert!(s.apply_session_change(&applied).await.expect("apply"));
+    let stats = s.get_plan_stats(tenant, p.id).await.expect("stats");
+    assert_eq!((stats.migrations_applied, stats.exits), (1, 1));
+
+    let step_to = |plan: &MigrationPlan, command: PlanCommand| PlanTransition {
+        tenant,
+        plan_id: plan.id,
+        expected_revision: plan.revision,
+        change: lifecycle_transition(plan.status, command, at).expect("legal"),
+    };
+    let reason = "exit rate 1.000 exceeded max_exit_rate 0.25: 7 of 7".to_string();
+    let halted = s
+        .transition_plan(&step_to(
+            &deploying,
+            PlanCommand::Halt {
+                reason: reason.clone(),
+            },
+        ))
+        .await
+        .expect("halt");
+    let header = s
+        .get_plan_header(tenant, p.id)
+        .await
+        .expect("header")
+        .expect("plan");
+    for plan in [&halted, &header] {
+        assert_eq!(plan.status, PlanStatus::Halted);
+        assert_eq!(plan.halt_reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(plan.paused_from, Some(PlanStatus::Deploying));
+        assert_eq!(
+            plan.guard,
+            Some(guard.clone()),
+            "the guard outlives the halt"
+        );
+    }
+    let resumed = s
+        .transition_plan(&step_to(
+            &header,
+            PlanCommand::Resume {
+                to: PlanStatus::Deploying,
+            },
+        ))
+        .await
+        .expect("resume");
+    let header = s
+        .get_plan_header(tenant, p.id)
+        .await
+        .expect("header")
+        .expect("plan");
+    for plan in [&resumed, &header] {
+        assert_eq!(
+            (plan.status, plan.halt_reason.as_deref(), plan.paused_from),
+            (PlanStatus::Deploying, None, None)
+        );
+    }
 }

@@ -300,6 +300,7 @@ pub async fn large_plan_round_trip(s: Arc<dyn Store>) {
         from_version: 1,
         target: target.clone(),
         at: t0(),
+        guard: None,
     })
     .await
     .expect("activate a large target");

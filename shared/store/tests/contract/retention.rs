@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{Duration, Utc};
 use planning::{MigrationScenario, PlanStatus};
 use store::{
     AppliedMigration, ChainStart, EventQuery, MarkedPage, PlanActivation, PlanStats, SessionChange,
@@ -19,12 +19,16 @@ use super::fixtures::*;
 /// `ttl` attributes are checked in `tests/tests/retention.rs`), so there the
 /// sweep deletes nothing and everything stays readable.
 pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store>) {
+    // Times near now, not the fixtures' fixed past: DynamoDB Local deletes items
+    // whose TTL has passed in the background, whenever its sweeper runs, so a
+    // deployed plan stamped in 2025 could vanish in the middle of the test.
+    let start = Utc::now() - Duration::hours(2);
     let tenant = Uuid::new_v4();
     let sid = Uuid::new_v4();
     let v1 = scenario(tenant, sid, 1, 3);
     s.create_scenario(&v1).await.expect("create");
     let v2 = scenario(tenant, sid, 2, 3);
-    let p = plan(tenant, sid, 1, 2, t0(), 1);
+    let p = plan(tenant, sid, 1, 2, start, 1);
     s.create_plan(&p, &v2).await.expect("plan");
     s.transition_plan(&transition(
         &p,
@@ -41,7 +45,8 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
         scenario_id: sid,
         from_version: 1,
         target: v2.clone(),
-        at: t0(),
+        at: start,
+        guard: None,
     })
     .await
     .expect("activate");
@@ -59,7 +64,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             shards: 1,
             anchor_content_hash: None,
         }],
-        t0(),
+        start,
     )
     .await
     .expect("start");
@@ -74,7 +79,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             next_cursor: None,
             sessions_marked: 0,
             by_anchor: BTreeMap::new(),
-            at: t0(),
+            at: start,
         })
         .await
         .expect("record")
@@ -91,13 +96,13 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
         pin_version: None,
         clear_flag: true,
         set_variables: BTreeMap::new(),
-        at: t0(),
+        at: start,
         applied: Some(AppliedMigration {
             event: event(
                 tenant,
                 p.id,
                 "kept",
-                t0(),
+                start,
                 MigrationScenario::CleanGraft,
                 false,
             ),
@@ -106,14 +111,9 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
         require_applying: Vec::new(),
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
-    s.transition_plan(&transition(
-        &p,
-        PlanStatus::Deploying,
-        2,
-        PlanStatus::Deployed,
-    ))
-    .await
-    .expect("deployed");
+    let mut deployed = transition(&p, PlanStatus::Deploying, 2, PlanStatus::Deployed);
+    deployed.change.at = start + Duration::hours(1);
+    s.transition_plan(&deployed).await.expect("deployed");
     assert!(
         s.list_deploying(100).await.expect("deploying").is_empty(),
         "off the sweep's list with the transition"
@@ -126,14 +126,14 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
     };
     // Within the periods nothing goes.
     let early = s
-        .sweep_expired(t0() + Duration::days(20), 10_000)
+        .sweep_expired(start + Duration::days(20), 10_000)
         .await
         .expect("sweep");
     assert_eq!(early, 0);
     assert!(s.get_plan(tenant, p.id).await.expect("get").is_some());
     // Past every period.
     let removed = s
-        .sweep_expired(t0() + Duration::days(500), 10_000)
+        .sweep_expired(start + Duration::days(500), 10_000)
         .await
         .expect("sweep");
     let plan_now = s.get_plan(tenant, p.id).await.expect("get");
@@ -172,7 +172,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             .is_some()
     );
     assert_eq!(
-        s.sweep_expired(t0() + Duration::days(500), 10_000)
+        s.sweep_expired(start + Duration::days(500), 10_000)
             .await
             .expect("again"),
         0,

@@ -186,6 +186,8 @@ impl PlanSpec {
             deployed_at: Some(now()),
             expires_at: None,
             paused_from: None,
+            guard: None,
+            halt_reason: None,
             revision: 1,
         })
     }

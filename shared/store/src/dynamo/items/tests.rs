@@ -328,6 +328,8 @@ fn rich_plan() -> MigrationPlan {
         deployed_at: Some(at(4)),
         expires_at: Some(at(5)),
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: 6,
     };
     plan.summary.total_anchors = 5;

@@ -109,6 +109,8 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         deployed_at: opt_time(item, "deployed_at")?,
         expires_at: opt_time(item, "expires_at")?,
         paused_from: None,
+        guard: None,
+        halt_reason: None,
         revision: get_n(item, "revision")?,
     })
 }
@@ -236,6 +238,7 @@ pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         gap_fill: c("gap_fill")?,
         re_route: c("re_route")?,
         checkpoint_blocks: c("checkpoint_blocks")?,
+        exits: c("exits")?,
         marking_started_at: opt_time(item, "marking_started_at")?,
         last_progress_at: opt_time(item, "last_progress_at")?,
         resumptions: c("resumptions")?,

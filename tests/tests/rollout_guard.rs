@@ -1,0 +1,253 @@
+//! The rollout guard end to end, on the embedded store and DynamoDB Local: a
+//! threshold crossed halts the plan with its figures, sessions then stay where
+//! they are, concurrent reconciles cannot slip past it, and a bad guard is a
+//! 422 that changes nothing.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+store::backend_matrix! {
+    run: with_app,
+    backends: [embedded => Backend::Embedded, dynamodb => Backend::Dynamo],
+    tests: [
+        a_guard_halts_the_rollout_when_its_threshold_is_crossed,
+        concurrent_reconciles_cannot_slip_past_a_halt,
+        a_bad_guard_is_refused_and_changes_nothing,
+    ],
+}
+
+/// V2 keeps nothing of V1: every session at Step 2 exits on its migration.
+fn v2_that_exits_everyone() -> Value {
+    json!({"name": "Fresh", "version": 2, "entry_step_id": step(7), "steps": [step_json(7, "Brand new", &[])]})
+}
+
+/// V1 with `sessions` at Step 2 and an approved plan to V2. Returns the plan id.
+async fn approved_plan(app: &TestApp, sessions: &[String]) -> String {
+    let scenario = Uuid::new_v4();
+    let reply = app
+        .call(
+            "PUT",
+            &format!("/scenarios/{scenario}"),
+            Some(scenario_v1()),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    for id in sessions {
+        let session = session_at(scenario, 1, step(2), "whatsapp");
+        let reply = app
+            .call("PUT", &format!("/sessions/{id}"), Some(session))
+            .await;
+        assert!(
+            reply.status == 201 || reply.status == 200,
+            "{:?}",
+            reply.body
+        );
+    }
+    let reply = app
+        .call(
+            "POST",
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"new_scenario": v2_that_exits_everyone()})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let plan_id = reply.body["id"].as_str().unwrap().to_string();
+    let approve = app
+        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
+        .await;
+    assert_eq!(approve.status, 200, "{:?}", approve.body);
+    plan_id
+}
+
+async fn deploy_guarded(app: &TestApp, plan_id: &str, min_sessions: u64) {
+    let deploy = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/deploy"),
+            Some(json!({"guard": {"max_exit_rate": 0.2, "min_sessions": min_sessions}})),
+        )
+        .await;
+    assert_eq!(deploy.status, 200, "{:?}", deploy.body);
+}
+
+async fn status(app: &TestApp, plan_id: &str) -> Value {
+    let reply = app
+        .call(
+            "GET",
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+async fn reconcile(app: &TestApp, id: &str) -> Value {
+    let reply = app
+        .call(
+            "POST",
+            &format!("/sessions/{id}/reconcile"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+async fn event_count(app: &TestApp, plan_id: &str) -> u64 {
+    let reply = app
+        .call(
+            "GET",
+            &format!("/migration-plans/{plan_id}/events?limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["events"].as_array().unwrap().len() as u64
+}
+
+async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
+    let ids: Vec<String> = (0..8).map(|i| format!("g-{i}")).collect();
+    let plan_id = approved_plan(&app, &ids).await;
+    deploy_guarded(&app, &plan_id, 5).await;
+    // Four exits: below min_sessions, nothing is checked.
+    for id in &ids[..4] {
+        assert_eq!(reconcile(&app, id).await["action"], "exit_scenario");
+    }
+    assert_eq!(status(&app, &plan_id).await["status"], "deployed");
+    // The fifth is applied, and halts the rollout: 5 of 5 exited > 0.2.
+    assert_eq!(reconcile(&app, &ids[4]).await["action"], "exit_scenario");
+    let st = status(&app, &plan_id).await;
+    assert_eq!(st["status"], "halted", "{st}");
+    assert_eq!(
+        st["halt_reason"],
+        "exit rate 1.000 exceeded max_exit_rate 0.2: 5 of 5 applied migrations ended the conversation"
+    );
+    assert_eq!(st["migrations_exited"], 5);
+    assert_eq!(
+        st["guard"],
+        json!({"max_exit_rate": 0.2, "min_sessions": 5})
+    );
+    // Halted: the rest stay where they are, flag kept, nothing counted.
+    let before = app
+        .call("GET", &format!("/sessions/{}", ids[5]), None)
+        .await
+        .body;
+    let answer = reconcile(&app, &ids[5]).await;
+    assert_eq!(
+        (answer["action"].clone(), answer["reason"].clone()),
+        (json!("continue"), json!("rollout halted")),
+        "{answer}"
+    );
+    assert_eq!(
+        app.call("GET", &format!("/sessions/{}", ids[5]), None)
+            .await
+            .body,
+        before
+    );
+    assert_eq!(
+        (
+            status(&app, &plan_id).await["migrations_applied"].clone(),
+            event_count(&app, &plan_id).await
+        ),
+        (json!(5), 5)
+    );
+
+    // Resume: back to deployed, reason gone; the figures still cross, so the
+    // next migration halts it again.
+    let resumed = app
+        .call("POST", &format!("/migration-plans/{plan_id}/resume"), None)
+        .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    let st = status(&app, &plan_id).await;
+    assert_eq!(
+        (st["status"].clone(), st["halt_reason"].clone()),
+        (json!("deployed"), Value::Null),
+        "{st}"
+    );
+    let mut answer = reconcile(&app, &ids[5]).await;
+    for _ in 0..40 {
+        if answer["reason"] != "rollout halted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = reconcile(&app, &ids[5]).await;
+    }
+    assert_eq!(answer["action"], "exit_scenario", "{answer}");
+    let st = status(&app, &plan_id).await;
+    assert_eq!(st["status"], "halted", "{st}");
+    assert!(
+        st["halt_reason"].as_str().unwrap().contains("6 of 6"),
+        "{st}"
+    );
+}
+
+/// Reconciles on real threads race the halt: the counters, the events and the
+/// halt agree, and once halted nothing more is applied.
+async fn concurrent_reconciles_cannot_slip_past_a_halt(app: TestApp) {
+    const SESSIONS: usize = 36;
+    let ids: Vec<String> = (0..SESSIONS).map(|i| format!("c-{i}")).collect();
+    let plan_id = approved_plan(&app, &ids).await;
+    deploy_guarded(&app, &plan_id, 5).await;
+    let (base, tenant) = (app.base.clone(), app.tenant);
+    let mut racers = Vec::new();
+    for chunk in ids.chunks(SESSIONS / 6) {
+        let (client, base, chunk) = (app.client.clone(), base.clone(), chunk.to_vec());
+        racers.push(tokio::spawn(async move {
+            for id in chunk {
+                let reply = client
+                    .post(format!("{base}/sessions/{id}/reconcile"))
+                    .header("X-Tenant-ID", tenant.to_string())
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .expect("reconcile");
+                assert_eq!(reply.status().as_u16(), 200);
+            }
+        }));
+    }
+    for racer in racers {
+        racer.await.expect("racer");
+    }
+    let st = status(&app, &plan_id).await;
+    assert_eq!(st["status"], "halted", "{st}");
+    let applied = st["migrations_applied"].as_u64().unwrap();
+    assert!((5..SESSIONS as u64).contains(&applied), "{st}");
+    assert_eq!(event_count(&app, &plan_id).await, applied);
+    assert_eq!(st["migrations_exited"], applied);
+    assert_eq!(st["migrations_pending"], SESSIONS as u64 - applied);
+    // Nothing more lands: every session still flagged answers "rollout halted".
+    for id in &ids {
+        let session = app.call("GET", &format!("/sessions/{id}"), None).await.body;
+        if session["pending_migration"].is_object() {
+            assert_eq!(reconcile(&app, id).await["reason"], "rollout halted");
+        }
+    }
+    assert_eq!(status(&app, &plan_id).await["migrations_applied"], applied);
+}
+
+async fn a_bad_guard_is_refused_and_changes_nothing(app: TestApp) {
+    let plan_id = approved_plan(&app, &["b-1".to_string()]).await;
+    for guard in [
+        json!({"max_exit_rate": 1.5}),
+        json!({"max_checkpoint_block_rate": -0.1}),
+        json!({"min_sessions": 0}),
+        json!({"max_exit_rate": "high"}),
+        json!({"surprise": 1}),
+    ] {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/migration-plans/{plan_id}/deploy"),
+                Some(json!({"guard": guard})),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{guard}: {:?}", reply.body);
+    }
+    let plan = app
+        .call("GET", &format!("/migration-plans/{plan_id}"), None)
+        .await;
+    assert_eq!(plan.body["status"], "approved");
+    assert!(plan.body["guard"].is_null());
+}
