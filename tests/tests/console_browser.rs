@@ -664,6 +664,81 @@ async fn operator_flow(c: Page, base: &str) {
         .unwrap();
     wait_text(&c, "#progress-numbers", "Migrations applied\n1").await;
 
+    // ----- a rollout guard halts: the banner with its reason, the figures -----------------
+    // A second scenario whose V2 keeps nothing: every migrated session exits.
+    let guarded = Uuid::new_v4();
+    api.call(
+        put.clone(),
+        &format!("/scenarios/{guarded}"),
+        Some(json!({
+            "name": "Guarded", "version": 1, "entry_step_id": step(1),
+            "steps": [
+                {"id": step(1), "name": "Welcome", "transitions": [{"to_step_id": step(2)}]},
+                {"id": step(2), "name": "Middle", "transitions": [{"to_step_id": step(3)}]},
+                {"id": step(3), "name": "Done", "is_terminal": true}]
+        })),
+    )
+    .await;
+    for i in 0..3 {
+        api.call(
+            put.clone(),
+            &format!("/sessions/guarded-{i}"),
+            Some(json!({
+                "channel": "web", "active_scenario_id": guarded, "active_scenario_version": 1,
+                "active_step_id": step(2), "step_history": [], "variables": {}
+            })),
+        )
+        .await;
+    }
+    let guarded_plan = api
+        .call(
+            post.clone(),
+            &format!("/scenarios/{guarded}/migration-plan"),
+            Some(json!({"new_scenario": {
+                "name": "Guarded", "version": 2, "entry_step_id": step(7),
+                "steps": [{"id": step(7), "name": "Brand new", "is_terminal": true}]
+            }})),
+        )
+        .await;
+    let guarded_id = guarded_plan["id"].as_str().unwrap().to_string();
+    api.call(
+        post.clone(),
+        &format!("/migration-plans/{guarded_id}/approve"),
+        None,
+    )
+    .await;
+    api.call(
+        post.clone(),
+        &format!("/migration-plans/{guarded_id}/deploy"),
+        Some(json!({"guard": {"max_exit_rate": 0.1, "min_sessions": 2}})),
+    )
+    .await;
+    for i in 0..2 {
+        api.call(
+            post.clone(),
+            &format!("/sessions/guarded-{i}/reconcile"),
+            Some(json!({})),
+        )
+        .await;
+    }
+    c.goto(&format!("{base}/console/plans/{guarded_id}/progress"))
+        .await
+        .unwrap();
+    wait_text(&c, ".deploy-status", "halted").await;
+    wait_text(
+        &c,
+        "#halt-banner",
+        "exit rate 1.000 exceeded max_exit_rate 0.1: 2 of 2",
+    )
+    .await;
+    let figures = wait_text(&c, "#guard-figures", "Exit rate").await;
+    assert!(
+        figures.contains("1.000") && figures.contains("0.1"),
+        "{figures}"
+    );
+    wait_for(&c, "#resume-button").await;
+    screenshot(&c, "halted").await;
+
     // ----- reject, with a reason ---------------------------------------------------------
     let next = api
         .call(
