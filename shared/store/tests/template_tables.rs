@@ -355,8 +355,8 @@ fn a_mutated_definition_is_reported() {
 }
 
 /// Least privilege on the step index: only the functions that page sessions at
-/// a step (inline marking in deployments, the marking worker, which also runs
-/// recounts, and the plans function for the outcome forecast) may query it.
+/// a step (inline marking and the outcome forecast in deployments, the marking
+/// worker, which also runs recounts) may query it.
 /// Plan generation, the summary and the console read the session counters in
 /// the main table, never the index.
 #[test]
@@ -379,11 +379,7 @@ fn only_marking_and_the_forecast_may_query_the_step_index() {
     }
     assert_eq!(
         roles,
-        // Deploy probes and marking walk it; the plans function's forecast reads it.
-        BTreeSet::from([
-            "DeploymentsRole".to_owned(),
-            "MarkSessionsRole".to_owned(),
-            "PlansRole".to_owned()
-        ])
+        // Deploy probes, marking and the forecast (served by deployments) walk it.
+        BTreeSet::from(["DeploymentsRole".to_owned(), "MarkSessionsRole".to_owned()])
     );
 }
