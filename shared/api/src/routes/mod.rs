@@ -658,6 +658,16 @@ pub(crate) async fn reject_plan(
 
 // ----- deployments -----------------------------------------------------------
 
+/// 200 when the deployment's marking finished, 202 while it goes on.
+fn deployment_answer(outcome: deployments::DeployOutcome) -> impl IntoResponse {
+    let status = if outcome.finished {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    (status, Json(outcome.result))
+}
+
 #[utoipa::path(
     post, path = "/migration-plans/{plan_id}/deploy", tag = "deployments", operation_id = "deploy_plan",
     summary = "Deploy an approved plan",
@@ -684,12 +694,7 @@ pub(crate) async fn deploy_plan(
         Utc::now(),
     )
     .await?;
-    let status = if outcome.finished {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(outcome.result)))
+    Ok(deployment_answer(outcome))
 }
 
 #[utoipa::path(
@@ -729,12 +734,7 @@ pub(crate) async fn resume_plan(
     Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
     let outcome = deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now()).await?;
-    let status = if outcome.finished {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(outcome.result)))
+    Ok(deployment_answer(outcome))
 }
 
 #[utoipa::path(

@@ -95,17 +95,22 @@ pub(crate) async fn deploy(
 const ROLLOUT_TRANSITION_ATTEMPTS: usize = 4;
 
 /// Store `command`'s transition on the plan as it is now, reading again when
-/// marking moved it in between. Refusals (409) come from `planning::lifecycle`.
+/// marking moved it in between; `None` from `command` means nothing is to be
+/// done to the plan as it is (`Ok(None)`). Refusals (409) come from
+/// `planning::lifecycle`.
 async fn transition_rollout(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
-    command: impl Fn(&MigrationPlan) -> PlanCommand,
+    command: impl Fn(&MigrationPlan) -> Option<PlanCommand>,
     now: DateTime<Utc>,
-) -> ServiceResult<MigrationPlan> {
+) -> ServiceResult<Option<MigrationPlan>> {
     for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
         let plan = load_header(store, tenant, plan_id).await?;
-        let change = lifecycle::transition(plan.status, command(&plan), now)?;
+        let Some(command) = command(&plan) else {
+            return Ok(None);
+        };
+        let change = lifecycle::transition(plan.status, command, now)?;
         match store
             .transition_plan(&PlanTransition {
                 tenant,
@@ -115,7 +120,7 @@ async fn transition_rollout(
             })
             .await
         {
-            Ok(plan) => return Ok(store::plan_header(&plan)),
+            Ok(plan) => return Ok(Some(store::plan_header(&plan))),
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -135,7 +140,7 @@ pub(crate) async fn pause(
     plan_id: Uuid,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeploymentStatus> {
-    transition_rollout(store, tenant, plan_id, |_| PlanCommand::Pause, now).await?;
+    transition_rollout(store, tenant, plan_id, |_| Some(PlanCommand::Pause), now).await?;
     status(store, tenant, plan_id).await
 }
 
@@ -152,13 +157,15 @@ pub(crate) async fn resume_rollout(
         state.store(),
         tenant,
         plan_id,
-        |plan| PlanCommand::Resume {
-            to: plan.paused_from.unwrap_or(PlanStatus::Deploying),
+        |plan| {
+            Some(PlanCommand::Resume {
+                to: plan.paused_from.unwrap_or(PlanStatus::Deploying),
+            })
         },
         now,
     )
     .await?;
-    if plan.status == PlanStatus::Deploying {
+    if let Some(plan) = plan.filter(|plan| plan.status == PlanStatus::Deploying) {
         return resume_chains(state, plan, now, Takeover::Unfinished).await;
     }
     progress(state.store(), tenant, plan_id).await
@@ -184,38 +191,23 @@ pub(crate) async fn enforce_guard(
     let Some(reason) = planning::guard::crossed(guard, &figures) else {
         return Ok(());
     };
-    for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
-        let plan = load_header(store, tenant, plan_id).await?;
-        if !plan.status.applies_migrations() {
-            return Ok(());
-        }
-        let change = lifecycle::transition(
-            plan.status,
-            PlanCommand::Halt {
+    // A plan already stopped (halted by a concurrent reconcile, paused) stays as it is.
+    let halted = transition_rollout(
+        store,
+        tenant,
+        plan_id,
+        |plan| {
+            plan.status.applies_migrations().then(|| PlanCommand::Halt {
                 reason: reason.clone(),
-            },
-            now,
-        )?;
-        match store
-            .transition_plan(&PlanTransition {
-                tenant,
-                plan_id,
-                expected_revision: plan.revision,
-                change,
             })
-            .await
-        {
-            Ok(_) => {
-                tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
-                return Ok(());
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        },
+        now,
+    )
+    .await?;
+    if halted.is_some() {
+        tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
     }
-    Err(ServiceError::Conflict(
-        "Migration plan changed concurrently; retry".into(),
-    ))
+    Ok(())
 }
 
 /// Mark the plan itself superseded (its scenario moved on without it).
