@@ -71,54 +71,24 @@ async fn deploy_guarded(app: &TestApp, plan_id: &str, min_sessions: u64) {
     assert_eq!(deploy.status, 200, "{:?}", deploy.body);
 }
 
-async fn status(app: &TestApp, plan_id: &str) -> Value {
-    let reply = app
-        .call(
-            "GET",
-            &format!("/migration-plans/{plan_id}/deployment-status"),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
-}
-
-async fn reconcile(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .call(
-            "POST",
-            &format!("/sessions/{id}/reconcile"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
-}
-
-async fn event_count(app: &TestApp, plan_id: &str) -> u64 {
-    let reply = app
-        .call(
-            "GET",
-            &format!("/migration-plans/{plan_id}/events?limit=100"),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["events"].as_array().unwrap().len() as u64
-}
-
 async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
     let ids: Vec<String> = (0..8).map(|i| format!("g-{i}")).collect();
     let plan_id = approved_plan(&app, &ids).await;
     deploy_guarded(&app, &plan_id, 5).await;
     // Four exits: below min_sessions, nothing is checked.
     for id in &ids[..4] {
-        assert_eq!(reconcile(&app, id).await["action"], "exit_scenario");
+        assert_eq!(reconcile_now(&app, id).await["action"], "exit_scenario");
     }
-    assert_eq!(status(&app, &plan_id).await["status"], "deployed");
+    assert_eq!(
+        deployment_status(&app, &plan_id).await["status"],
+        "deployed"
+    );
     // The fifth is applied, and halts the rollout: 5 of 5 exited > 0.2.
-    assert_eq!(reconcile(&app, &ids[4]).await["action"], "exit_scenario");
-    let st = status(&app, &plan_id).await;
+    assert_eq!(
+        reconcile_now(&app, &ids[4]).await["action"],
+        "exit_scenario"
+    );
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(st["status"], "halted", "{st}");
     assert_eq!(
         st["halt_reason"],
@@ -134,7 +104,7 @@ async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
         .call("GET", &format!("/sessions/{}", ids[5]), None)
         .await
         .body;
-    let answer = reconcile(&app, &ids[5]).await;
+    let answer = reconcile_now(&app, &ids[5]).await;
     assert_eq!(
         (answer["action"].clone(), answer["reason"].clone()),
         (json!("continue"), json!("rollout halted")),
@@ -148,8 +118,8 @@ async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
     );
     assert_eq!(
         (
-            status(&app, &plan_id).await["migrations_applied"].clone(),
-            event_count(&app, &plan_id).await
+            deployment_status(&app, &plan_id).await["migrations_applied"].clone(),
+            audit_event_count(&app, &plan_id).await
         ),
         (json!(5), 5)
     );
@@ -160,22 +130,22 @@ async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
         .call("POST", &format!("/migration-plans/{plan_id}/resume"), None)
         .await;
     assert_eq!(resumed.status, 200, "{:?}", resumed.body);
-    let st = status(&app, &plan_id).await;
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(
         (st["status"].clone(), st["halt_reason"].clone()),
         (json!("deployed"), Value::Null),
         "{st}"
     );
-    let mut answer = reconcile(&app, &ids[5]).await;
+    let mut answer = reconcile_now(&app, &ids[5]).await;
     for _ in 0..40 {
         if answer["reason"] != "rollout halted" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = reconcile(&app, &ids[5]).await;
+        answer = reconcile_now(&app, &ids[5]).await;
     }
     assert_eq!(answer["action"], "exit_scenario", "{answer}");
-    let st = status(&app, &plan_id).await;
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(st["status"], "halted", "{st}");
     assert!(
         st["halt_reason"].as_str().unwrap().contains("6 of 6"),
@@ -210,21 +180,24 @@ async fn concurrent_reconciles_cannot_slip_past_a_halt(app: TestApp) {
     for racer in racers {
         racer.await.expect("racer");
     }
-    let st = status(&app, &plan_id).await;
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(st["status"], "halted", "{st}");
     let applied = st["migrations_applied"].as_u64().unwrap();
     assert!((5..SESSIONS as u64).contains(&applied), "{st}");
-    assert_eq!(event_count(&app, &plan_id).await, applied);
+    assert_eq!(audit_event_count(&app, &plan_id).await, applied);
     assert_eq!(st["migrations_exited"], applied);
     assert_eq!(st["migrations_pending"], SESSIONS as u64 - applied);
     // Nothing more lands: every session still flagged answers "rollout halted".
     for id in &ids {
         let session = app.call("GET", &format!("/sessions/{id}"), None).await.body;
         if session["pending_migration"].is_object() {
-            assert_eq!(reconcile(&app, id).await["reason"], "rollout halted");
+            assert_eq!(reconcile_now(&app, id).await["reason"], "rollout halted");
         }
     }
-    assert_eq!(status(&app, &plan_id).await["migrations_applied"], applied);
+    assert_eq!(
+        deployment_status(&app, &plan_id).await["migrations_applied"],
+        applied
+    );
 }
 
 async fn a_bad_guard_is_refused_and_changes_nothing(app: TestApp) {

@@ -3,7 +3,7 @@
 //! the pause on real threads), flags stay, and a resume applies exactly once.
 
 use crate::common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 store::backend_matrix! {
@@ -60,43 +60,6 @@ async fn deployed_with(app: &TestApp, sessions: &[String]) -> String {
     plan_id
 }
 
-async fn status(app: &TestApp, plan_id: &str) -> Value {
-    let reply = app
-        .call(
-            "GET",
-            &format!("/migration-plans/{plan_id}/deployment-status"),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
-}
-
-async fn reconcile(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .call(
-            "POST",
-            &format!("/sessions/{id}/reconcile"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
-}
-
-async fn event_count(app: &TestApp, plan_id: &str) -> usize {
-    let reply = app
-        .call(
-            "GET",
-            &format!("/migration-plans/{plan_id}/events?limit=100"),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert!(reply.body.get("next_token").is_none(), "{:?}", reply.body);
-    reply.body["events"].as_array().unwrap().len()
-}
-
 async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
     let ids: Vec<String> = (0..3).map(|i| format!("p-{i}")).collect();
     let plan_id = deployed_with(&app, &ids).await;
@@ -115,7 +78,7 @@ async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
 
     // Flagged sessions stay where they are, flag kept, nothing counted.
     let before = app.call("GET", "/sessions/p-0", None).await.body;
-    let answer = reconcile(&app, "p-0").await;
+    let answer = reconcile_now(&app, "p-0").await;
     assert_eq!(answer["action"], "continue", "{answer}");
     assert_eq!(answer["reason"], "rollout paused", "{answer}");
     let after = app.call("GET", "/sessions/p-0", None).await.body;
@@ -124,7 +87,7 @@ async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
         after["pending_migration"]["migration_plan_id"],
         plan_id.as_str()
     );
-    let st = status(&app, &plan_id).await;
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(
         (
             st["migrations_applied"].clone(),
@@ -133,7 +96,7 @@ async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
         (json!(0), json!(3)),
         "{st}"
     );
-    assert_eq!(event_count(&app, &plan_id).await, 0);
+    assert_eq!(audit_event_count(&app, &plan_id).await, 0);
     // A second pause is refused: the plan is not deploying or deployed.
     let again = app
         .call("POST", &format!("/migration-plans/{plan_id}/pause"), None)
@@ -150,19 +113,19 @@ async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
         .await;
     assert!(plan.body["paused_from"].is_null(), "{:?}", plan.body);
     // The process that saw the pause trusts it for up to 2 s; then it writes.
-    let mut answer = reconcile(&app, "p-0").await;
+    let mut answer = reconcile_now(&app, "p-0").await;
     for _ in 0..40 {
         if answer["reason"] != "rollout paused" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = reconcile(&app, "p-0").await;
+        answer = reconcile_now(&app, "p-0").await;
     }
     assert_eq!(answer["migration_scenario"], "clean_graft", "{answer}");
     for id in &ids[1..] {
-        reconcile(&app, id).await;
+        reconcile_now(&app, id).await;
     }
-    let st = status(&app, &plan_id).await;
+    let st = deployment_status(&app, &plan_id).await;
     assert_eq!(
         (
             st["migrations_applied"].clone(),
@@ -171,7 +134,7 @@ async fn a_paused_rollout_applies_nothing_and_resumes(app: TestApp) {
         (json!(3), json!(0)),
         "{st}"
     );
-    assert_eq!(event_count(&app, &plan_id).await, 3);
+    assert_eq!(audit_event_count(&app, &plan_id).await, 3);
 }
 
 /// Reconciles on real threads race the pause: every migration counted once
@@ -204,18 +167,18 @@ async fn no_migration_lands_after_the_pause_answers(app: TestApp) {
         .call("POST", &format!("/migration-plans/{plan_id}/pause"), None)
         .await;
     assert_eq!(paused.status, 200, "{:?}", paused.body);
-    let at_pause = status(&app, &plan_id).await["migrations_applied"]
+    let at_pause = deployment_status(&app, &plan_id).await["migrations_applied"]
         .as_u64()
         .unwrap();
     for racer in racers {
         racer.await.expect("racer");
     }
-    let after = status(&app, &plan_id).await;
+    let after = deployment_status(&app, &plan_id).await;
     assert_eq!(
         after["migrations_applied"], at_pause,
         "applied after the pause answered: {after}"
     );
-    assert_eq!(event_count(&app, &plan_id).await as u64, at_pause);
+    assert_eq!(audit_event_count(&app, &plan_id).await, at_pause);
     assert_eq!(after["migrations_pending"], SESSIONS as u64 - at_pause);
 }
 

@@ -343,3 +343,43 @@ pub async fn events_per_session(app: &TestApp, plan_id: &str) -> BTreeMap<String
         }
     }
 }
+
+/// `GET …/deployment-status`, expected to answer 200.
+pub async fn deployment_status(app: &TestApp, plan_id: &str) -> Value {
+    let reply = app
+        .call(
+            "GET",
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+/// `POST /sessions/{id}/reconcile` with no known fields, expected to answer 200.
+pub async fn reconcile_now(app: &TestApp, id: &str) -> Value {
+    let reply = app
+        .call(
+            "POST",
+            &format!("/sessions/{id}/reconcile"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+/// The plan's audit events, all on one page (at most 100).
+pub async fn audit_event_count(app: &TestApp, plan_id: &str) -> u64 {
+    let reply = app
+        .call(
+            "GET",
+            &format!("/migration-plans/{plan_id}/events?limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert!(reply.body.get("next_token").is_none(), "{:?}", reply.body);
+    reply.body["events"].as_array().unwrap().len() as u64
+}
