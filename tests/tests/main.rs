@@ -19,6 +19,7 @@ mod hostile_input;
 mod lambda_auth_invoke;
 mod lambda_invoke;
 mod large_plan;
+mod metrics_scrape;
 mod original_compat;
 mod plan_expiry;
 mod reconcile_http;

@@ -26,6 +26,11 @@ type RouteKey = (String, String);
 /// API Gateway report health), so not in the template or the watch router.
 const SERVE_ONLY: [(&str, &str); 1] = [("GET", "/health")];
 
+/// Routes only `migrations serve` has that are not operations of the tenant API
+/// either: the process's own metrics as Prometheus text (like the console's
+/// pages, not in the OpenAPI document). On Lambda the metrics leave as EMF log lines.
+const SERVE_ONLY_NOT_API: [(&str, &str); 1] = [("GET", api::metrics::prometheus::PATH)];
+
 /// The console's pages: routes of the console function, not API operations, so
 /// not in the OpenAPI document. Taken from the console crate's own route
 /// constants; its assets (`console::ASSET_ROUTES`) live under the greedy page
@@ -164,6 +169,15 @@ fn watch_routes() -> BTreeMap<RouteKey, String> {
 
 fn state() -> api::AppState {
     api::AppState::new(Arc::new(store::MemoryStore::new()), api::Config::default())
+}
+
+/// The router `migrations serve` runs (shared/cli/src/serve): the API, the
+/// console and the metrics scrape.
+fn serve_router() -> Router {
+    let (_, scrape) = api::metrics::prometheus::recorder();
+    api::routes::app_with(state(), console::openapi)
+        .merge(console::router(state()))
+        .merge(api::metrics::prometheus::router(scrape))
 }
 
 /// The router each Lambda serves, by binary name (what the template and the
@@ -310,10 +324,35 @@ async fn routers_openapi_template_and_watch_router_agree() {
         }
     }
 
-    // `migrations serve` (api::app + the console) answers every route, serve-only ones included.
-    for route in expected.iter().chain(&serve_only) {
-        let app = api::routes::app_with(state(), console::openapi).merge(console::router(state()));
-        if let Err(answer) = answers(app, &route.0, &route.1).await {
+    // The metrics scrape: served by `migrations serve` alone, outside the API's contract.
+    for (method, path) in SERVE_ONLY_NOT_API {
+        let route = (method.to_string(), path.to_string());
+        if documented.contains(&route) {
+            problems.push(format!("{route:?} is in the OpenAPI document"));
+        }
+        if template.contains_key(&route) || watch.contains_key(&route) {
+            problems.push(format!("{route:?} is routed to a Lambda"));
+        }
+        for function in &functions {
+            if let Some(router) = function_router(function)
+                && let Ok(status) = answers(router, method, path).await
+            {
+                problems.push(format!(
+                    "{route:?}: the {function} router answers it ({status})"
+                ));
+            }
+        }
+    }
+    let serve_only_not_api = SERVE_ONLY_NOT_API.map(|(m, p)| (m.to_string(), p.to_string()));
+
+    // `migrations serve` (api::app + the console + the scrape) answers every route,
+    // serve-only ones included.
+    for route in expected
+        .iter()
+        .chain(&serve_only)
+        .chain(&serve_only_not_api)
+    {
+        if let Err(answer) = answers(serve_router(), &route.0, &route.1).await {
             problems.push(format!(
                 "{route:?}: migrations serve's router does not answer it ({answer})"
             ));

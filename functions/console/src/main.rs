@@ -5,6 +5,8 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     api::telemetry::init(true);
+    // The diagram route's router flushes after each request (`http_app`).
+    api::metrics::emf::install();
     let config = api::Config::from_env()?;
     let state = api::aws::lambda_state(config).await;
     let diagram = api::lambda::http_app(console::api_router, state);

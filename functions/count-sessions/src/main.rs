@@ -62,6 +62,10 @@ async fn handle(
             "the event names no shardId: configure the event source mapping with a tumbling window",
         )?;
         let applied = applier.apply(shard, &records).await?;
+        // How far behind the table the counts were: the batch's last change.
+        if let Some(last) = records.iter().map(|r| r.at).max() {
+            api::metrics::stream_lag((chrono::Utc::now() - last).as_seconds_f64());
+        }
         tracing::info!(
             records = records.len(),
             counted = applied.records,
@@ -76,12 +80,17 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     api::telemetry::init(true);
+    api::metrics::emf::install();
     let config = api::Config::from_env()?;
     let sdk = api::aws::sdk_config().await;
     let applier = CountsApplier::new(aws_sdk_dynamodb::Client::new(&sdk), config.main_table);
     lambda_runtime::run(service_fn(|event: LambdaEvent<TimeWindowEvent>| {
         let applier = &applier;
-        async move { handle(applier, event.payload).await }
+        async move {
+            let answer = handle(applier, event.payload).await;
+            api::metrics::emf::flush();
+            answer
+        }
     }))
     .await
 }

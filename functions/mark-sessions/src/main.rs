@@ -10,11 +10,16 @@ use api::worker::{SqsEvent, handle_sqs_event};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     api::telemetry::init(true);
+    api::metrics::emf::install();
     let config = api::Config::from_env()?;
     let state = api::aws::lambda_state(config).await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let state = &state;
-        async move { Ok::<_, Error>(handle_sqs_event(state, &event.payload).await) }
+        async move {
+            let answer = handle_sqs_event(state, &event.payload).await;
+            api::metrics::emf::flush();
+            Ok::<_, Error>(answer)
+        }
     }))
     .await
 }

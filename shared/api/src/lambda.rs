@@ -150,17 +150,18 @@ pub fn http_app(group: fn() -> Router<AppState>, state: AppState) -> Router {
         claim: state.config().tenant_claim.clone(),
     });
     let routes = group().layer(middleware::from_fn_with_state(guard, bind_tenant));
-    // API Gateway's request id for the router's logs and `x-request-id`.
-    crate::routes::finish(routes, state).layer(middleware::map_request(
-        |mut request: Request| async move {
+    crate::routes::finish(routes, state)
+        // One invocation is one request: its metrics leave as EMF lines after it.
+        .layer(middleware::from_fn(crate::metrics::emf::flush_after))
+        // API Gateway's request id for the router's logs and `x-request-id`.
+        .layer(middleware::map_request(|mut request: Request| async move {
             if let Some(id) = api_gateway_request_id(&request) {
                 request
                     .extensions_mut()
                     .insert(crate::routes::PlatformRequestId(id));
             }
             request
-        },
-    ))
+        }))
 }
 
 /// Say once per cold start how tenants are authorised.
@@ -188,6 +189,7 @@ fn log_auth_mode(config: &Config) {
 /// and SDK clients once per cold start, then the runtime loop.
 pub async fn run(group: fn() -> Router<AppState>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
+    crate::metrics::emf::install();
     let config = Config::from_env()?;
     log_auth_mode(&config);
     let state = crate::aws::lambda_state(config).await;
@@ -217,6 +219,7 @@ pub async fn deployments_invocation(
             .await
             .map_err(|e| lambda_http::Error::from(e.to_string()))?;
         tracing::info!(?report, "scheduled deployment sweep");
+        crate::metrics::emf::flush();
         return Ok(serde_json::to_value(report)?);
     }
     let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -232,6 +235,7 @@ pub async fn run_deployments() -> Result<(), lambda_http::Error> {
     use lambda_http::{LambdaEvent, service_fn};
 
     crate::telemetry::init(true);
+    crate::metrics::emf::install();
     let config = Config::from_env()?;
     log_auth_mode(&config);
     let state = crate::aws::lambda_state(config).await;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod marking;
+pub mod metrics;
 pub mod routes;
 pub mod services;
 pub mod state;

@@ -288,11 +288,20 @@ pub async fn fresh_store_and_tables(
 /// Serve a prepared state (store, config and queue already chosen) over real
 /// HTTP, like [`spawn_app`]. `dir` is kept alive with the app.
 pub async fn serve_state(state: AppState, dir: Option<tempfile::TempDir>) -> TestApp {
+    let app = api::app(state.clone());
+    serve_router(state, dir, app).await
+}
+
+/// [`serve_state`] with the router to serve (`migrations serve`'s composition, …).
+pub async fn serve_router(
+    state: AppState,
+    dir: Option<tempfile::TempDir>,
+    app: axum::Router,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let app = api::app(state.clone());
     let server = tokio::spawn(async move {
         let _ = axum_serve(listener, app).await;
     });

@@ -44,6 +44,9 @@ pub async fn record_page(
             at: recorded_at,
         })
         .await?;
+    if recorded {
+        crate::metrics::page_recorded(outcome.marked);
+    }
     if recorded && outcome.next_cursor.is_none() {
         finish_if_complete(store, plan.tenant_id, plan.id, recorded_at).await?;
     }

@@ -116,6 +116,7 @@ where
 {
     router
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(crate::metrics::http::count_responses))
         // Outermost: its span is entered while the panic is caught and logged.
         .layer(middleware::from_fn(with_request_id))
 }
@@ -418,15 +419,18 @@ pub(crate) async fn reconcile_session(
 ) -> ApiResult<impl IntoResponse> {
     // After the body: a bad body is reported before a bad path, as before.
     let Path((RuntimeId(session_id),)) = path?;
+    let request = request.unwrap_or_default();
+    let timer = crate::metrics::ReconcileTimer::start(request.dry_run);
     let reconciled = reconcile::reconcile(
         state.store(),
         state.plan_cache(),
         tenant,
         &session_id,
-        request.unwrap_or_default(),
+        request,
         Utc::now(),
     )
     .await?;
+    timer.finish(&reconciled.result);
     Ok((session_etag(reconciled.revision), Json(reconciled.result)))
 }
 
@@ -451,7 +455,7 @@ pub(crate) async fn create_plan(
 ) -> ApiResult<impl IntoResponse> {
     // After the body: a bad body is reported before a bad path, as before.
     let Path((scenario_id,)) = path?;
-    let plan = plans::generate(
+    let plan = crate::metrics::plan_generation(plans::generate(
         state.store(),
         state.config(),
         state.plan_permits(),
@@ -459,7 +463,7 @@ pub(crate) async fn create_plan(
         scenario_id,
         request,
         Utc::now(),
-    )
+    ))
     .await?;
     let plan = plans::fit_for_response(plan, state.config().max_response_bytes);
     Ok((StatusCode::CREATED, Json(plan)))

@@ -370,6 +370,7 @@ async fn resume_chains(
                 resumptions = chain.resumptions + 1,
                 "resuming a marking chain that made no progress"
             );
+            crate::metrics::page_resumed();
             let position = Chain {
                 step_id: chain.step_id,
                 shard: chain.shard,

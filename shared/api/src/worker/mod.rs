@@ -122,6 +122,7 @@ async fn handle_body(
                 "marking page failed; left for redelivery"
             );
             if attempt >= state.config().mark_max_receives {
+                crate::metrics::page_failed();
                 let recorded = state
                     .store()
                     .record_failed_page(message.tenant_id, message.plan_id, &message.page_id())

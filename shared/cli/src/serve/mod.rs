@@ -219,8 +219,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let limits = Limits::from_args(&args);
     tracing::info!(%address, store = ?args.store, queue = ?args.queue, ?limits, "serving every route");
     // The operator console (pages, assets, diagram route) beside the API routes;
-    // `GET /openapi.json` describes the console's diagram route too.
-    let app = api::routes::app_with(state.clone(), console::openapi).merge(console::router(state));
+    // `GET /openapi.json` describes the console's diagram route too. `GET /metrics`:
+    // this process's metrics as Prometheus text (docs/observability.md).
+    let metrics = api::metrics::prometheus::install()?;
+    let app = api::routes::app_with(state.clone(), console::openapi)
+        .merge(console::router(state))
+        .merge(api::metrics::prometheus::router(metrics));
     run_server(listener, app, limits, signals).await;
     Ok(())
 }
