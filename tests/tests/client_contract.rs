@@ -355,6 +355,15 @@ async fn call_everything(client: &Client) {
             .version,
         1
     );
+    // No partial rollout: every session starts on the current version.
+    assert_eq!(
+        client
+            .get_scenario_for_session(scenario, "new-session")
+            .await
+            .expect("for a session")
+            .version,
+        1
+    );
     let v1 = client
         .get_scenario_version(scenario, 1)
         .await
@@ -479,6 +488,7 @@ async fn call_everything(client: &Client) {
         .deploy_plan_with(
             plan.id,
             &DeployRequest {
+                percent: None,
                 guard: Some(guard.clone()),
             },
         )

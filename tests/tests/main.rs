@@ -27,6 +27,7 @@ mod reconcile_preview_http;
 mod retention;
 mod rollout_guard;
 mod rollout_pause;
+mod rollout_ramp;
 mod route_list;
 mod session_counts_http;
 mod session_integrity;

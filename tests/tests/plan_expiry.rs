@@ -52,6 +52,7 @@ async fn expired_copy(app: &TestApp, plan_id: Uuid, status: PlanStatus) -> Uuid 
                         by: Some("lead".into()),
                     },
                 },
+                rollout: None,
             })
             .await
             .expect("approve copy");

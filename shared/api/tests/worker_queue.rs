@@ -22,6 +22,8 @@ fn message_for_missing_plan() -> MarkMessage {
             shard: 0,
             shards: 1,
             anchor_content_hash: Some("a".repeat(64)),
+            pass: 0,
+            percent: 100,
         },
         cursor: None,
     }

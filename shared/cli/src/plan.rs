@@ -174,6 +174,8 @@ fn forecast(
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     };
     let prepared = PreparedPlan::new(plan);

@@ -259,6 +259,8 @@ fn the_offline_forecast_is_the_api_forecast() {
             paused_from: None,
             guard: None,
             halt_reason: None,
+            percent: None,
+            rollout_pass: 0,
             revision: 1,
         };
         store.create_plan(&plan, &version(&v2)).await.unwrap();

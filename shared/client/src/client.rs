@@ -466,6 +466,20 @@ impl Client {
             .json()
     }
 
+    /// `GET /scenarios/{id}?session_id=…`: the version a new session starts on
+    /// (during a partial rollout, the rollout's version when the session is in
+    /// its cohort — [`crate::cohort::in_cohort`] computes the same locally).
+    pub async fn get_scenario_for_session(
+        &self,
+        scenario_id: Uuid,
+        session_id: &str,
+    ) -> Result<ScenarioVersion, Error> {
+        let id = path_id(scenario_id);
+        let call = Call::new(&ops::GET_SCENARIO, &[("scenario_id", &id)])
+            .query("session_id", Some(session_id));
+        self.send(call).await?.json()
+    }
+
     /// `GET /scenarios/{id}/versions/{version}`.
     pub async fn get_scenario_version(
         &self,

@@ -199,6 +199,9 @@ pub struct DeletedNode {
 pub struct DeploymentResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_at: Option<DateTime<Utc>>,
+    /// The share of sessions the rollout reaches, 1–100.
+    #[serde(default = "all_sessions")]
+    pub percent: u8,
     pub plan_id: Uuid,
     pub sessions_by_anchor: BTreeMap<String, u64>,
     pub sessions_marked: u64,
@@ -207,6 +210,9 @@ pub struct DeploymentResult {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentStatus {
+    /// The share of sessions the rollout reaches, 1–100.
+    #[serde(default = "all_sessions")]
+    pub percent: u8,
     pub checkpoint_blocks: u64,
     /// Applied migrations that ended the conversation (`exit_scenario`).
     #[serde(default)]
@@ -454,6 +460,12 @@ pub struct MigrationPlan {
     /// While `halted`: the threshold crossed, with its figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt_reason: Option<String>,
+    /// The share of sessions the rollout reaches, 1–100 (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    /// Marking passes after the deploy's: one per ramp.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rollout_pass: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -616,8 +628,20 @@ fn default_min_sessions() -> u64 {
 /// The optional body of `POST /migration-plans/{id}/deploy`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {
+    /// The share of sessions to migrate, 1–100 (default 100); a plan deployed
+    /// at a smaller share ramps to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<RolloutGuard>,
+}
+
+fn all_sessions() -> u8 {
+    100
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -121,6 +121,8 @@ fn fixture() -> Fixture {
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     };
     Fixture {

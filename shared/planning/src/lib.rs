@@ -21,3 +21,7 @@ pub mod testkit;
 pub mod validate;
 
 pub use model::*;
+
+/// Which sessions a partial rollout reaches: the stable bucket runtimes
+/// compute too, kept in the client crate so both sides share one function.
+pub use focal_migrations_client::cohort;

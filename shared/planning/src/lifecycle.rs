@@ -11,6 +11,7 @@
 //!  deploying ──pause──▶ paused ──resume──▶ deploying   (marking goes on)
 //!  deployed  ──pause──▶ paused ──resume──▶ deployed
 //!  deploying / deployed ──(the guard crossed)──▶ halted ──resume──▶ as paused
+//!  deployed (at a percent below 100) ──ramp──▶ deploying (the new slice is marked)
 //! ```
 //!
 //! The services ask [`transition`] whether a command is legal for the plan's
@@ -53,6 +54,9 @@ pub enum PlanCommand {
     Resume { to: PlanStatus },
     /// The rollout guard's threshold was crossed: like a pause, with the reason.
     Halt { reason: String },
+    /// An operator widens a partial rollout to `percent`: marking pass `pass`
+    /// marks the sessions the wider cohort adds.
+    Ramp { percent: u8, pass: u32 },
 }
 
 impl PlanCommand {
@@ -69,6 +73,7 @@ impl PlanCommand {
             PlanCommand::Pause => "paused",
             PlanCommand::Resume { .. } => "resumed",
             PlanCommand::Halt { .. } => "halted",
+            PlanCommand::Ramp { .. } => "ramped",
         }
     }
 
@@ -89,6 +94,7 @@ impl PlanCommand {
                 &[PlanStatus::Deployed, PlanStatus::Deploying]
             }
             PlanCommand::Resume { .. } => &[PlanStatus::Paused, PlanStatus::Halted],
+            PlanCommand::Ramp { .. } => &[PlanStatus::Deployed],
         }
     }
 
@@ -104,6 +110,7 @@ impl PlanCommand {
             PlanCommand::Expire => Some(PlanStatus::Expired),
             PlanCommand::Pause => Some(PlanStatus::Paused),
             PlanCommand::Halt { .. } => Some(PlanStatus::Halted),
+            PlanCommand::Ramp { .. } => Some(PlanStatus::Deploying),
             // Only back to an activated status that applies migrations.
             PlanCommand::Resume { to } if to.applies_migrations() => Some(*to),
             PlanCommand::Resume { .. } => None,
@@ -170,6 +177,7 @@ pub fn transition(
             reason,
         },
         PlanCommand::Resume { .. } => Stamp::Resumed,
+        PlanCommand::Ramp { percent, pass } => Stamp::Ramped { percent, pass },
         PlanCommand::Supersede
         | PlanCommand::Expire
         | PlanCommand::Deploy
@@ -210,6 +218,8 @@ pub enum Stamp {
     Halted { from: PlanStatus, reason: String },
     /// `paused_from` and `halt_reason` removed.
     Resumed,
+    /// `percent` and `rollout_pass`.
+    Ramped { percent: u8, pass: u32 },
     /// Nothing besides the status.
     Unstamped,
 }
@@ -227,6 +237,7 @@ pub struct StampedField {
 pub enum StampValue {
     Time(DateTime<Utc>),
     Text(String),
+    Number(u64),
 }
 
 impl StatusChange {
@@ -272,6 +283,10 @@ impl StatusChange {
                 field("halt_reason", Some(StampValue::Text(reason.clone()))),
             ],
             Stamp::Resumed => vec![field("paused_from", None), field("halt_reason", None)],
+            Stamp::Ramped { percent, pass } => vec![
+                field("percent", Some(StampValue::Number(u64::from(*percent)))),
+                field("rollout_pass", Some(StampValue::Number(u64::from(*pass)))),
+            ],
             Stamp::Unstamped => Vec::new(),
         }
     }
@@ -300,6 +315,10 @@ impl StatusChange {
             Stamp::Resumed => {
                 plan.paused_from = None;
                 plan.halt_reason = None;
+            }
+            Stamp::Ramped { percent, pass } => {
+                plan.percent = Some(*percent);
+                plan.rollout_pass = *pass;
             }
             Stamp::Unstamped => {}
         }
@@ -349,6 +368,10 @@ mod tests {
             PlanCommand::Resume {
                 to: PlanStatus::Approved,
             },
+            PlanCommand::Ramp {
+                percent: 50,
+                pass: 1,
+            },
         ]
     }
 
@@ -380,6 +403,8 @@ mod tests {
                 .then_some(PlanStatus::Deployed),
             guard: None,
             halt_reason: (status == PlanStatus::Halted).then(|| "exit rate".to_owned()),
+            percent: Some(10),
+            rollout_pass: 0,
             revision: 4,
         }
     }
@@ -412,6 +437,7 @@ mod tests {
             (Deployed, Halted),
             (Halted, Deploying),
             (Halted, Deployed),
+            (Deployed, Deploying),
         ];
         let mut seen = Vec::new();
         for status in ALL {
@@ -429,13 +455,13 @@ mod tests {
         for edge in legal {
             assert!(seen.contains(&edge), "{edge:?} missing from {seen:?}");
         }
-        // Terminal states accept nothing; a deployed plan only pauses.
+        // Terminal states accept nothing; a deployed plan only pauses or ramps.
         for status in [Rejected, Superseded, Expired] {
             assert!(seen.iter().all(|(from, _)| *from != status));
         }
         assert!(
             seen.iter()
-                .all(|(from, to)| *from != Deployed || matches!(to, Paused | Halted))
+                .all(|(from, to)| *from != Deployed || matches!(to, Paused | Halted | Deploying))
         );
     }
 
@@ -505,6 +531,13 @@ mod tests {
                     to: PlanStatus::Deployed,
                 },
             ),
+            (
+                PlanStatus::Deployed,
+                PlanCommand::Ramp {
+                    percent: 50,
+                    pass: 1,
+                },
+            ),
         ] {
             let change = transition(status, command, now()).unwrap();
             let mut plan = plan_in(status);
@@ -520,6 +553,7 @@ mod tests {
                 by_name[field.name] = match field.value {
                     Some(StampValue::Time(t)) => serde_json::to_value(t).unwrap(),
                     Some(StampValue::Text(s)) => serde_json::Value::String(s),
+                    Some(StampValue::Number(n)) => serde_json::Value::from(n),
                     None => serde_json::Value::Null,
                 };
             }

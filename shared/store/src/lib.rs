@@ -105,6 +105,14 @@ pub trait Store: Send + Sync + 'static {
         scenario_id: Uuid,
     ) -> StoreResult<Option<ScenarioVersion>>;
 
+    /// The current version's number and the partial rollout leaving it: one
+    /// small read, no definition.
+    async fn get_scenario_head(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioHead>>;
+
     /// Any archived or current version.
     async fn get_scenario_version(
         &self,
@@ -177,7 +185,10 @@ pub trait Store: Send + Sync + 'static {
     async fn transition_plan(&self, change: &PlanTransition) -> StoreResult<MigrationPlan>;
 
     /// Deploy step 1, atomically: plan `approved → deploying` (at `expected_revision`),
-    /// scenario current version `from_version → to_version`, V2 archived as a version.
+    /// scenario current version `from_version → to_version` (below 100 percent:
+    /// the version stays and the partial rollout is recorded with it), V2
+    /// archived as a version. A scenario with another partial rollout is
+    /// [`ActivationError::ScenarioMoved`] too.
     /// [`ActivationError::PlanChanged`] if the plan is not approved at that revision
     /// (checked first), [`ActivationError::ScenarioMoved`] if the current version is
     /// no longer `from_version`. Nothing is written on either error; superseding
@@ -193,14 +204,17 @@ pub trait Store: Send + Sync + 'static {
     /// `last_migration_at` is the latest audit event time.
     async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats>;
 
-    /// Start marking a deploying plan: register its chains (each at its first
-    /// page) and how many must finish. Only the first call for a plan starts it
-    /// (`true`); later calls change nothing and return `false` — a resumer then
-    /// reads the registered chains with [`Store::list_chains`].
+    /// Start marking pass `pass` of a deploying plan (0: the deploy's, one more
+    /// per ramp): register its chains (each at its first page, all of this pass)
+    /// and how many must finish — those of earlier passes, all done, plus these.
+    /// Only the first call for a pass starts it (`true`); later calls change
+    /// nothing and return `false` — a resumer then reads the registered chains
+    /// with [`Store::list_chains`].
     async fn start_marking(
         &self,
         tenant: Uuid,
         plan_id: Uuid,
+        pass: u32,
         chains: &[ChainStart],
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
@@ -219,8 +233,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
+        chain: ChainKey,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;

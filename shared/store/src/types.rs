@@ -38,6 +38,29 @@ pub struct PlanTransition {
     pub plan_id: Uuid,
     pub expected_revision: u64,
     pub change: StatusChange,
+    /// A ramp's change to the scenario, written in the same atomic step.
+    pub rollout: Option<RolloutMove>,
+}
+
+/// What a ramp changes on the scenario: the partial rollout recorded with its
+/// current version widens to `percent`; at 100 the plan's to-version becomes
+/// current and the partial rollout is gone. Holds only while the scenario is
+/// at `from_version` with this plan's partial rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutMove {
+    pub scenario_id: Uuid,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub percent: u8,
+}
+
+/// A scenario's current version and the partial rollout leaving it, if any:
+/// what reconcile reads on every call (no definition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioHead {
+    pub current_version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<planning::PartialRollout>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +75,10 @@ pub struct PlanActivation {
     pub at: DateTime<Utc>,
     /// The rollout guard the deploy gave, stored on the plan.
     pub guard: Option<planning::RolloutGuard>,
+    /// The share of sessions the rollout reaches, 1–100. Below 100 the
+    /// scenario's current version stays `from_version` and the partial rollout
+    /// is recorded beside it.
+    pub percent: u8,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +124,9 @@ pub struct PlanStats {
     /// Chains resumed after their lease ran out (deploy called again, or the sweep).
     #[serde(default)]
     pub resumptions: u64,
+    /// The last marking pass started (0: the deploy's; one more per ramp).
+    #[serde(default)]
+    pub marking_pass: u32,
 }
 
 /// One page of marking, as recorded in the ledger.
@@ -106,9 +136,10 @@ pub struct MarkedPage {
     pub plan_id: Uuid,
     /// Stable identity of the page (chain + cursor), the ledger key.
     pub page_id: String,
-    /// The chain (its V1 step and step-index shard) the page belongs to.
+    /// The chain (its V1 step, step-index shard and marking pass) the page belongs to.
     pub chain_step: Uuid,
     pub chain_shard: u32,
+    pub chain_pass: u32,
     /// The page's own cursor: the chain must stand exactly there.
     pub cursor: Option<String>,
     /// Where the chain continues; `None` ends the chain.
@@ -139,6 +170,29 @@ pub struct ChainStart {
     pub shards: u32,
     /// The anchor whose policy applies (`None`: a deleted step without anchor).
     pub anchor_content_hash: Option<String>,
+    /// The marking pass (0: the deploy's; one more per ramp): each pass walks
+    /// its own chains.
+    pub pass: u32,
+    /// The share of sessions the pass marks (its cohort), 1–100.
+    pub percent: u8,
+}
+
+/// Which chain: its V1 step, step-index shard and marking pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainKey {
+    pub step_id: Uuid,
+    pub shard: u32,
+    pub pass: u32,
+}
+
+impl ChainState {
+    pub fn key(&self) -> ChainKey {
+        ChainKey {
+            step_id: self.step_id,
+            shard: self.shard,
+            pass: self.pass,
+        }
+    }
 }
 
 /// Where one chain's marking stands. Pages of a chain are recorded in order:
@@ -155,6 +209,10 @@ pub struct ChainState {
     pub shards: u32,
     #[serde(default)]
     pub anchor_content_hash: Option<String>,
+    #[serde(default)]
+    pub pass: u32,
+    #[serde(default = "all_sessions")]
+    pub percent: u8,
     /// Cursor of the next page to mark (`None` with `!done`: the first page).
     #[serde(default)]
     pub cursor: Option<String>,
@@ -168,6 +226,10 @@ pub struct ChainState {
 
 fn one_shard() -> u32 {
     1
+}
+
+fn all_sessions() -> u8 {
+    100
 }
 
 /// One shard of the sessions at one step: the step index is write-sharded

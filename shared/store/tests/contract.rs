@@ -17,6 +17,7 @@ mod marking;
 mod plans;
 mod reconcile;
 mod retention;
+mod rollout;
 mod scenarios;
 mod sessions;
 mod tenancy;
@@ -113,6 +114,7 @@ mod cases {
     pub(super) use super::plans::*;
     pub(super) use super::reconcile::*;
     pub(super) use super::retention::*;
+    pub(super) use super::rollout::*;
     pub(super) use super::scenarios::*;
     pub(super) use super::sessions::*;
     pub(super) use super::tenancy::*;
@@ -138,6 +140,8 @@ store::backend_matrix! {
         concurrent_transitions_exactly_one_wins,
         a_paused_plan_applies_nothing,
         a_guard_is_stored_and_a_halt_says_why,
+        a_partial_rollout_keeps_the_version_until_it_ramps_to_100,
+        each_marking_pass_has_its_own_chains,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

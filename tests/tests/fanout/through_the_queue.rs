@@ -163,6 +163,8 @@ pub(crate) async fn redelivered_pages_count_once(rig: Rig) {
                         shard,
                         shards,
                         anchor_content_hash: Some(deployment.flag_hash[&n].clone()),
+                        pass: 0,
+                        percent: 100,
                     },
                     cursor: None,
                 })

@@ -37,6 +37,7 @@ pub async fn record_page(
             page_id: message.page_id(),
             chain_step: message.chain.step_id,
             chain_shard: message.chain.shard,
+            chain_pass: message.chain.pass,
             cursor: message.cursor.clone(),
             next_cursor: outcome.next_cursor.clone(),
             sessions_marked: outcome.marked,
@@ -79,6 +80,11 @@ pub async fn finish_if_complete(
     let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
         return Ok(None);
     };
+    // A ramp whose pass has not registered its chains yet is not finished:
+    // the counters only cover the passes before it.
+    if plan.rollout_pass > stats.marking_pass {
+        return Ok(None);
+    }
     // Only a deploying plan finishes (`planning::lifecycle`).
     let Ok(change) = lifecycle::transition(plan.status, PlanCommand::FinishDeploying, now) else {
         return Ok(None);
@@ -89,6 +95,7 @@ pub async fn finish_if_complete(
             plan_id,
             expected_revision: plan.revision,
             change,
+            rollout: None,
         })
         .await
     {

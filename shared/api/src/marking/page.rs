@@ -167,6 +167,13 @@ pub(crate) async fn mark_read_page(
     };
     let mut candidates = Vec::new();
     for session in &page.sessions {
+        // A partial rollout marks only its cohort (a stable bucket per plan
+        // and session, so a ramp's wider cohort holds the narrower one).
+        if chain.percent < 100
+            && !planning::cohort::in_cohort(plan.id, &session.session_id, chain.percent)
+        {
+            continue;
+        }
         match marking_decision(session, plan.id, scope.as_ref(), step_name, ctx.now) {
             // Ours already: counted if this page's mark id set the flag.
             MarkDecision::AlreadyMarked | MarkDecision::Mark => {

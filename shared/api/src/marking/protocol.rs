@@ -19,10 +19,31 @@ pub struct Chain {
     /// step's nearest anchor. `None` for a deleted step with no anchor at all
     /// (its sessions are still flagged, and reconcile exits them gracefully).
     pub anchor_content_hash: Option<String>,
+    /// The marking pass (0: the deploy's; one more per ramp): each pass walks
+    /// the chains again under its own page ids.
+    #[serde(default, skip_serializing_if = "is_first_pass")]
+    pub pass: u32,
+    /// The rollout's share when the pass started: only sessions of that
+    /// cohort are marked (carried in the message, so a worker never marks with
+    /// a percent it cached before a ramp).
+    #[serde(default = "all_sessions", skip_serializing_if = "reaches_all")]
+    pub percent: u8,
 }
 
 fn one_shard() -> u32 {
     1
+}
+
+fn is_first_pass(pass: &u32) -> bool {
+    *pass == 0
+}
+
+fn all_sessions() -> u8 {
+    100
+}
+
+fn reaches_all(percent: &u8) -> bool {
+    *percent >= 100
 }
 
 impl Chain {
@@ -42,14 +63,19 @@ impl Chain {
 }
 
 /// The id of the page of `chain` that starts after `cursor`: the same for
-/// every delivery and every walk of that page (the ledger's key).
+/// every delivery and every walk of that page (the ledger's key). A ramp's
+/// pass walks the same pages again, under ids of its own.
 pub fn page_id(chain: &Chain, cursor: Option<&str>) -> String {
-    format!(
+    let page = format!(
         "{}#{}#{}",
         chain.step_id,
         chain.shard,
         cursor.unwrap_or("start")
-    )
+    );
+    match chain.pass {
+        0 => page,
+        pass => format!("p{pass}#{page}"),
+    }
 }
 
 /// Why a queue body is not a marking message.
@@ -88,6 +114,8 @@ pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
             shard: 0,
             shards: 1,
             anchor_content_hash: step.anchor_content_hash,
+            pass: 0,
+            percent: 100,
         })
         .collect()
 }

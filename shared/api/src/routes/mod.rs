@@ -304,17 +304,22 @@ pub(crate) async fn put_scenario(
 
 #[utoipa::path(
     get, path = "/scenarios/{scenario_id}", tag = "scenarios", operation_id = "get_scenario",
-    summary = "The current version of a scenario",
-    params(("scenario_id" = Uuid, Path, description = "The scenario's id")),
-    responses((status = 200, description = "The current version", body = planning::ScenarioVersion), (status = 404, response = crate::openapi::NotFound))
+    summary = "The current version of a scenario, or the one a session starts on",
+    description = "Without `session_id`: the current version. With it: the version that session should start on — during a partial rollout, the rollout's version for a session in its cohort, else the current one.",
+    params(
+        ("scenario_id" = Uuid, Path, description = "The scenario's id"),
+        ("session_id" = Option<String>, Query, description = "A session about to start: answer the version it starts on"),
+    ),
+    responses((status = 200, description = "The current version (or the session's)", body = planning::ScenarioVersion), (status = 404, response = crate::openapi::NotFound))
 )]
 pub(crate) async fn get_scenario(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    QueryParams(query): QueryParams<scenarios::ScenarioQuery>,
     Path((scenario_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        scenarios::current(state.store(), tenant, scenario_id).await?,
+        scenarios::current_for(state.store(), tenant, scenario_id, query).await?,
     ))
 }
 

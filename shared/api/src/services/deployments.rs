@@ -8,8 +8,8 @@ use planning::{
     PlanStatus,
 };
 use store::{
-    ActivationError, ChainStart, PlanActivation, PlanStats, PlanTransition, StepQuery, Store,
-    StoreError,
+    ActivationError, ChainStart, PlanActivation, PlanStats, PlanTransition, RolloutMove, StepQuery,
+    Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -31,6 +31,7 @@ fn result_of(plan: &MigrationPlan, stats: &PlanStats) -> DeploymentResult {
         sessions_marked: stats.sessions_marked,
         sessions_by_anchor: stats.sessions_by_anchor.clone(),
         deployed_at: plan.deployed_at,
+        percent: plan.rollout_percent(),
     }
 }
 
@@ -41,24 +42,42 @@ pub(crate) async fn deploy(
     request: DeployRequest,
     now: DateTime<Utc>,
 ) -> ServiceResult<DeployOutcome> {
-    if let Some(guard) = &request.guard {
-        let issues: Vec<Issue> = planning::guard::problems(guard)
-            .into_iter()
-            .map(|(field, message)| Issue::new(&["guard", field], message, "value_error"))
-            .collect();
-        if !issues.is_empty() {
-            return Err(ServiceError::Invalid {
-                input: Input::Document,
-                issues,
-            });
-        }
+    let mut issues: Vec<Issue> = request
+        .guard
+        .iter()
+        .flat_map(planning::guard::problems)
+        .map(|(field, message)| Issue::new(&["guard", field], message, "value_error"))
+        .collect();
+    if request.percent.is_some_and(|p| !(1..=100).contains(&p)) {
+        issues.push(Issue::new(
+            &["percent"],
+            "percent must be a whole number from 1 to 100",
+            "value_error.number.range",
+        ));
     }
+    if !issues.is_empty() {
+        return Err(ServiceError::Invalid {
+            input: Input::Document,
+            issues,
+        });
+    }
+    let percent = request.percent.unwrap_or(100);
     let store = state.store();
     // The header is enough to decide; activation returns the whole plan.
     let plan = load_header(store, tenant, plan_id).await?;
     match plan.status {
         // Again while deploying: resume whatever stalled, then report progress.
-        PlanStatus::Deploying => return resume(state, plan, now).await,
+        // A wider percent waits until this pass is marked.
+        PlanStatus::Deploying => {
+            if request.percent.is_some_and(|p| p != plan.rollout_percent()) {
+                return Err(ServiceError::Conflict(format!(
+                    "Plan is deploying at {}%; ramp once it is deployed",
+                    plan.rollout_percent()
+                )));
+            }
+            return resume(state, plan, now).await;
+        }
+        PlanStatus::Deployed => return ramp(state, plan, &request, now).await,
         // Only approved plans deploy (`planning::lifecycle`): else 409.
         status => lifecycle::check(status, &PlanCommand::Deploy)?,
     }
@@ -77,6 +96,7 @@ pub(crate) async fn deploy(
         target,
         at: now,
         guard: request.guard,
+        percent,
     };
     let plan = match store.activate_plan(&activation).await {
         Ok(plan) => plan,
@@ -87,6 +107,66 @@ pub(crate) async fn deploy(
         Err(e) => return Err(e.into()),
     };
     supersede_siblings(store, &plan, now).await?;
+    mark(state, plan, now).await
+}
+
+/// `POST …/deploy` on a plan deployed at a smaller percent: widen its cohort.
+/// One conditional write moves the plan back to `deploying` at the new percent
+/// (a new marking pass) together with the scenario: the partial rollout it
+/// records widens, or at 100% the plan's version becomes current. Then the new
+/// pass marks the sessions the wider cohort adds; sessions flagged or migrated
+/// by an earlier pass are left as they are (a flag is set only where none is).
+async fn ramp(
+    state: &Deps,
+    plan: MigrationPlan,
+    request: &DeployRequest,
+    now: DateTime<Utc>,
+) -> ServiceResult<DeployOutcome> {
+    let current = plan.rollout_percent();
+    let Some(percent) = request.percent.filter(|p| *p > current) else {
+        return Err(ServiceError::Conflict(format!(
+            "Plan is deployed at {current}%; only a larger percent ramps it"
+        )));
+    };
+    if request.guard.is_some() {
+        return Err(ServiceError::Invalid {
+            input: Input::Document,
+            issues: vec![Issue::new(
+                &["guard"],
+                "a rollout's guard is given when it is first deployed; ramp with percent alone",
+                "value_error",
+            )],
+        });
+    }
+    let store = state.store();
+    let command = PlanCommand::Ramp {
+        percent,
+        pass: plan.rollout_pass + 1,
+    };
+    let change = lifecycle::transition(plan.status, command, now)?;
+    let transition = PlanTransition {
+        tenant: plan.tenant_id,
+        plan_id: plan.id,
+        expected_revision: plan.revision,
+        change,
+        rollout: Some(RolloutMove {
+            scenario_id: plan.scenario_id,
+            from_version: plan.from_version,
+            to_version: plan.to_version,
+            percent,
+        }),
+    };
+    match store.transition_plan(&transition).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ServiceError::Conflict(
+                "Migration plan changed concurrently; read it and retry".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(plan_id = %plan.id, from = current, to = percent, "rollout ramped");
+    let plan = load(store, plan.tenant_id, plan.id).await?;
     mark(state, plan, now).await
 }
 
@@ -117,6 +197,7 @@ async fn transition_rollout(
                 plan_id,
                 expected_revision: plan.revision,
                 change,
+                rollout: None,
             })
             .await
         {
@@ -225,6 +306,7 @@ async fn supersede(
         plan_id: plan.id,
         expected_revision: plan.revision,
         change,
+        rollout: None,
     };
     match store.transition_plan(&change).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
@@ -269,9 +351,17 @@ async fn mark(
     // marked in parallel. The shard count is the store's now, recorded on
     // every chain, so resumptions walk the same shards whatever changes later.
     let shards = store.step_index_shards();
+    // Each pass (the deploy's, then one per ramp) walks every chain again,
+    // marking the cohort of its percent.
+    let (pass, percent) = (plan.rollout_pass, plan.rollout_percent());
     let sharded = marking::chains_of(&plan)
         .into_iter()
         .flat_map(|chain| chain.sharded(shards))
+        .map(|chain| Chain {
+            pass,
+            percent,
+            ..chain
+        })
         .collect();
     // Only chains with sessions become work; inline vs fan-out reads the
     // session counts — a deployment's sessions are never paged inside this call.
@@ -290,10 +380,12 @@ async fn mark(
             shard: c.shard,
             shards: c.shards,
             anchor_content_hash: c.anchor_content_hash.clone(),
+            pass,
+            percent,
         })
         .collect();
     if !store
-        .start_marking(plan.tenant_id, plan.id, &starts, now)
+        .start_marking(plan.tenant_id, plan.id, pass, &starts, now)
         .await?
     {
         // Another call started it meanwhile; its walk goes on (202 here).
@@ -336,7 +428,7 @@ async fn resume_chains(
 ) -> ServiceResult<DeployOutcome> {
     let store = state.store();
     let stats = store.get_plan_stats(plan.tenant_id, plan.id).await?;
-    if stats.marking_started_at.is_none() {
+    if stats.marking_started_at.is_none() || stats.marking_pass < plan.rollout_pass {
         tracing::warn!(plan_id = %plan.id, "deploy stopped before marking started; starting it");
         let plan = load(store, plan.tenant_id, plan.id).await?;
         return mark(state, plan, now).await;
@@ -353,14 +445,7 @@ async fn resume_chains(
             continue;
         }
         if store
-            .claim_chain(
-                plan.tenant_id,
-                plan.id,
-                chain.step_id,
-                chain.shard,
-                chain.updated_at,
-                now,
-            )
+            .claim_chain(plan.tenant_id, plan.id, chain.key(), chain.updated_at, now)
             .await?
         {
             tracing::warn!(
@@ -376,6 +461,8 @@ async fn resume_chains(
                 shard: chain.shard,
                 shards: chain.shards,
                 anchor_content_hash: chain.anchor_content_hash,
+                pass: chain.pass,
+                percent: chain.percent,
             };
             work.push((position, chain.cursor));
         }
@@ -649,6 +736,7 @@ pub(crate) async fn status(
     Ok(DeploymentStatus {
         plan_id,
         status: plan.status,
+        percent: plan.rollout_percent(),
         sessions_marked: stats.sessions_marked,
         // Counted apart so that applied never exceeds marked: a session reconciled
         // without a flag was never part of `sessions_marked`.

@@ -156,6 +156,17 @@ pub(crate) async fn generate(
         .await?
         .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))?;
     validated(&request.new_scenario, &["new_scenario"])?;
+    // One rollout at a time leaves a version: a plan from it could never deploy.
+    if let Some(rollout) = store
+        .get_scenario_head(tenant, scenario_id)
+        .await?
+        .and_then(|head| head.rollout)
+    {
+        return Err(ServiceError::Conflict(format!(
+            "Plan {} is rolled out to {}% of this scenario's sessions; ramp it to 100% before planning the next version",
+            rollout.plan_id, rollout.percent
+        )));
+    }
     if request.new_scenario.version <= current.version {
         return Err(ServiceError::Conflict(format!(
             "New version {} must be greater than the current version {}",
@@ -247,6 +258,8 @@ pub(crate) async fn generate(
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     };
     let mut created = store.create_plan(&plan, &target).await;
@@ -304,6 +317,7 @@ pub(crate) async fn load(
                 plan_id,
                 expected_revision: plan.revision,
                 change,
+                rollout: None,
             })
             .await;
         match expired {
@@ -662,6 +676,7 @@ pub(crate) async fn approve(
             plan_id,
             expected_revision: plan.revision,
             change,
+            rollout: None,
         })
         .await
         .map_err(conflict_as(
@@ -691,6 +706,7 @@ pub(crate) async fn reject(
             plan_id,
             expected_revision: plan.revision,
             change,
+            rollout: None,
         })
         .await
         .map_err(conflict_as(

@@ -146,6 +146,20 @@ struct Loaded {
     current: Arc<PreparedScenario>,
     session_version: Option<Arc<PreparedScenario>>,
     links: Vec<(Arc<PreparedPlan>, Arc<PreparedScenario>)>,
+    /// The session is at the scenario's current version and a partial
+    /// rollout leaving it does not reach the session: it stays.
+    outside_cohort: bool,
+}
+
+/// Whether a partial rollout reaches a session: its cohort bucket, or a flag
+/// its marking set, or the session already on (or past) its version.
+fn reached_by(rollout: &planning::PartialRollout, session: &Session) -> bool {
+    session
+        .pending_migration
+        .as_ref()
+        .is_some_and(|flag| flag.migration_plan_id == rollout.plan_id)
+        || session.active_scenario_version >= rollout.to_version
+        || rollout.reaches(&session.session_id)
 }
 
 async fn load_context(
@@ -155,11 +169,22 @@ async fn load_context(
 ) -> ServiceResult<Loaded> {
     let tenant = session.tenant_id;
     let scenario_id = session.active_scenario_id;
-    let current_version = store
-        .get_current_scenario(tenant, scenario_id)
+    // The head only (no definition): the current version and a partial rollout.
+    let head = store
+        .get_scenario_head(tenant, scenario_id)
         .await?
-        .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))?
-        .version;
+        .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))?;
+    // During a partial rollout the sessions it reaches migrate to its version;
+    // the others stay on the current one.
+    let (current_version, outside_cohort) = match &head.rollout {
+        Some(rollout) if reached_by(rollout, session) => (rollout.to_version, false),
+        Some(_) => (
+            head.current_version,
+            session.active_scenario_version == head.current_version
+                && session.pinned_version.is_none(),
+        ),
+        None => (head.current_version, false),
+    };
     let current = cache
         .scenario(store, tenant, scenario_id, current_version)
         .await?
@@ -204,6 +229,7 @@ async fn load_context(
         current,
         session_version,
         links,
+        outside_cohort,
     })
 }
 
@@ -454,6 +480,12 @@ pub async fn reconcile(
         {
             return Ok(Reconciled {
                 result: ReconciliationResult::continue_with(stopped_reason(status)),
+                revision: session.revision,
+            });
+        }
+        if loaded.outside_cohort {
+            return Ok(Reconciled {
+                result: ReconciliationResult::continue_with("outside the rollout cohort"),
                 revision: session.revision,
             });
         }

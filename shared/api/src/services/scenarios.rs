@@ -70,6 +70,38 @@ pub async fn current(
         .ok_or_else(|| ServiceError::not_found("Scenario", scenario_id))
 }
 
+/// `GET /scenarios/{id}` query. Unknown query parameters are ignored, as FastAPI does.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ScenarioQuery {
+    /// A session about to start: answer the version it should start on.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// The current version, or with a `session_id` the version that session
+/// starts on: during a partial rollout, the rollout's version when its cohort
+/// holds the session (the bucket the runtime can compute too), else the
+/// current one.
+pub async fn current_for(
+    store: &dyn Store,
+    tenant: Uuid,
+    scenario_id: Uuid,
+    query: ScenarioQuery,
+) -> ServiceResult<ScenarioVersion> {
+    let rollout = match &query.session_id {
+        Some(session_id) => store
+            .get_scenario_head(tenant, scenario_id)
+            .await?
+            .and_then(|head| head.rollout)
+            .filter(|rollout| rollout.reaches(session_id)),
+        None => None,
+    };
+    match rollout {
+        Some(rollout) => version(store, tenant, scenario_id, rollout.to_version).await,
+        None => current(store, tenant, scenario_id).await,
+    }
+}
+
 pub async fn version(
     store: &dyn Store,
     tenant: Uuid,

@@ -55,6 +55,8 @@ pub(super) fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     }
 }

@@ -17,6 +17,13 @@ pub struct DeploymentResult {
     pub sessions_by_anchor: BTreeMap<String, u64>,
     #[serde(default)]
     pub deployed_at: Option<DateTime<Utc>>,
+    /// The share of sessions the rollout reaches, 1–100.
+    #[serde(default = "all_sessions")]
+    pub percent: u8,
+}
+
+fn all_sessions() -> u8 {
+    100
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +39,9 @@ pub struct MigrationsByScenario {
 pub struct DeploymentStatus {
     pub plan_id: Uuid,
     pub status: PlanStatus,
+    /// The share of sessions the rollout reaches, 1–100.
+    #[serde(default = "all_sessions")]
+    pub percent: u8,
     pub sessions_marked: u64,
     /// Migrations applied to sessions this deploy marked: never more than
     /// `sessions_marked`.

@@ -108,7 +108,25 @@ pub struct MigrationPlan {
     /// While `halted`: the threshold crossed and its figures.
     #[serde(default)]
     pub halt_reason: Option<String>,
+    /// The share of sessions the rollout reaches, 1–100 (absent: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    /// Marking passes after the first: one per ramp to a larger percent. Each
+    /// pass has its own chains and ledger pages.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rollout_pass: u32,
     pub revision: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl MigrationPlan {
+    /// The share of sessions the rollout reaches, 1–100.
+    pub fn rollout_percent(&self) -> u8 {
+        self.percent.unwrap_or(100)
+    }
 }
 
 /// Thresholds over a plan's applied migrations that halt its rollout (status
@@ -138,6 +156,10 @@ fn default_min_sessions() -> u64 {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
+    /// The share of sessions to migrate, 1–100 (default 100). A plan already
+    /// deployed at a smaller share ramps to this one.
+    #[serde(default)]
+    pub percent: Option<u8>,
     #[serde(default)]
     pub guard: Option<RolloutGuard>,
 }

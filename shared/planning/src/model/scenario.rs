@@ -87,3 +87,23 @@ impl ScenarioVersion {
         }
     }
 }
+
+/// A rollout that reaches only part of a scenario's sessions: its plan, the
+/// version it migrates to and the share it reaches. Recorded with the
+/// scenario's current version (still the plan's from-version) until the
+/// rollout reaches 100%, when the to-version becomes current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialRollout {
+    pub plan_id: Uuid,
+    pub to_version: i64,
+    /// 1–99.
+    pub percent: u8,
+}
+
+impl PartialRollout {
+    /// Whether the rollout reaches the session (its stable cohort bucket is
+    /// below `percent × 100`): a ramp only adds sessions, never drops one.
+    pub fn reaches(&self, session_id: &str) -> bool {
+        crate::cohort::in_cohort(self.plan_id, session_id, self.percent)
+    }
+}

@@ -44,6 +44,8 @@ pub(super) fn deployed(
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     }
 }

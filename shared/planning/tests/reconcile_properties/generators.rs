@@ -331,6 +331,8 @@ pub(super) fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput)
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 1,
     }
 }

@@ -122,6 +122,10 @@ struct PlanHeadAttributes {
     guard: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     halt_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollout_pass: Option<u32>,
 }
 
 pub(super) fn plan_head_item(
@@ -164,6 +168,8 @@ pub(super) fn plan_head_item(
             .transpose()
             .map_err(|_| bad_item("guard"))?,
         halt_reason: plan.halt_reason.clone(),
+        percent: plan.percent,
+        rollout_pass: (plan.rollout_pass > 0).then_some(plan.rollout_pass),
     };
     let mut item = key(plan_pk(t, plan.id), "HEAD");
     item.extend(encode(&head, "plan head")?);
@@ -240,6 +246,8 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
             .map(|json| serde_json::from_str(json).map_err(|_| bad_item("guard")))
             .transpose()?,
         halt_reason: stored.halt_reason,
+        percent: stored.percent,
+        rollout_pass: stored.rollout_pass.unwrap_or(0),
         revision: stored.revision,
     })
 }
@@ -496,6 +504,8 @@ struct StatsAttributes {
     last_progress_at: Option<String>,
     #[serde(default)]
     resumptions: Option<u64>,
+    #[serde(default)]
+    marking_pass: Option<u32>,
 }
 
 pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
@@ -519,6 +529,7 @@ pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         )?,
         last_progress_at: opt_parse_time(stored.last_progress_at.as_deref(), "last_progress_at")?,
         resumptions: stored.resumptions.unwrap_or_default(),
+        marking_pass: stored.marking_pass.unwrap_or_default(),
         ..PlanStats::default()
     };
     for name in item.keys() {
@@ -550,6 +561,10 @@ struct ChainAttributes {
     updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resumptions: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pass: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    percent: Option<u8>,
 }
 
 /// A chain as registered when marking starts: not done, no cursor yet.
@@ -563,8 +578,15 @@ pub(super) fn chain_item(pk: String, chain: &ChainStart, at: DateTime<Utc>) -> S
         done: Some(false),
         updated_at: time_key(&at),
         resumptions: None,
+        pass: (chain.pass > 0).then_some(chain.pass),
+        percent: (chain.percent < 100).then_some(chain.percent),
     };
-    let mut item = key(pk, &chain_sk(chain.step_id, chain.shard));
+    let which = crate::ChainKey {
+        step_id: chain.step_id,
+        shard: chain.shard,
+        pass: chain.pass,
+    };
+    let mut item = key(pk, &chain_sk(which));
     item.extend(encode(&stored, "chain")?);
     Ok(item)
 }
@@ -576,6 +598,8 @@ pub(super) fn chain_from(item: &Item) -> StoreResult<ChainState> {
         shard: stored.shard.unwrap_or(0),
         shards: stored.shards.unwrap_or(1),
         anchor_content_hash: stored.anchor_content_hash,
+        pass: stored.pass.unwrap_or(0),
+        percent: stored.percent.unwrap_or(100),
         cursor: stored.cursor,
         done: matches!(item.get("done"), Some(Av::Bool(true))),
         updated_at: parse_time(&stored.updated_at, "updated_at")?,

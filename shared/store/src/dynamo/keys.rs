@@ -102,8 +102,17 @@ pub(super) fn page_of<T>(
 pub(super) const CHAIN_PREFIX: &str = "CHAIN#";
 pub(super) const DEPLOYING_PK: &str = "DEPLOYING";
 
-pub(super) fn chain_sk(step: Uuid, shard: u32) -> String {
-    format!("{CHAIN_PREFIX}{step}#{shard}")
+/// Pass 0 keeps the key chains always had; a ramp's passes add theirs.
+pub(super) fn chain_sk(chain: crate::ChainKey) -> String {
+    let crate::ChainKey {
+        step_id,
+        shard,
+        pass,
+    } = chain;
+    match pass {
+        0 => format!("{CHAIN_PREFIX}{step_id}#{shard}"),
+        pass => format!("{CHAIN_PREFIX}{step_id}#{shard}#p{pass}"),
+    }
 }
 
 pub(super) fn deploying_key(t: Uuid, pid: Uuid) -> Item {

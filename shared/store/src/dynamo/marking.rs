@@ -16,7 +16,8 @@ use super::ops::{
 use super::tables::TTL;
 use crate::codec::time_key;
 use crate::{
-    ChainStart, ChainState, MarkedPage, PageClaim, PlanStats, Store, StoreError, StoreResult,
+    ChainKey, ChainStart, ChainState, MarkedPage, PageClaim, PlanStats, Store, StoreError,
+    StoreResult,
 };
 
 pub(super) async fn get_plan_stats(
@@ -39,6 +40,7 @@ pub(super) async fn start_marking(
     db: &DynamoStore,
     tenant: Uuid,
     plan_id: Uuid,
+    pass: u32,
     chains: &[ChainStart],
     at: DateTime<Utc>,
 ) -> StoreResult<bool> {
@@ -46,7 +48,11 @@ pub(super) async fn start_marking(
     let pk = plan_pk(tenant, plan_id);
     // The stats item alone: `get_plan_stats` also queries the events.
     let stats = db.get_item(db.main(), key(pk.clone(), "STATS")).await?;
-    if stats.is_some_and(|item| item.contains_key("marking_started_at")) {
+    let started = |item: &Item| match pass {
+        0 => item.contains_key("marking_started_at"),
+        pass => stats_from(item).is_ok_and(|stats| stats.marking_pass >= pass),
+    };
+    if stats.as_ref().is_some_and(started) {
         return Ok(false);
     }
     // Each chain at most once: a second starter (a resume racing the first)
@@ -79,20 +85,33 @@ pub(super) async fn start_marking(
     // The total is what is registered, whoever registered it.
     let registered = db.list_chains(tenant, plan_id).await?.len() as u64;
     let write_id = new_write_id();
-    let request = db
+    // Pass 0 starts marking; a ramp's pass only moves `marking_pass` on (the
+    // chains of earlier passes, all done, stay in the total).
+    let (update, condition) = match pass {
+        0 => (
+            "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at, #w = :w",
+            "attribute_not_exists(marking_started_at)",
+        ),
+        _ => (
+            "SET chains_total = :n, marking_pass = :p, last_progress_at = :at, #w = :w",
+            "attribute_not_exists(marking_pass) OR marking_pass < :p",
+        ),
+    };
+    let mut request = db
         .client
         .update_item()
         .table_name(db.main())
         .set_key(Some(key(pk, "STATS")))
-        .update_expression(
-            "SET chains_total = :n, marking_started_at = :at, last_progress_at = :at, #w = :w",
-        )
-        .condition_expression("attribute_not_exists(marking_started_at)")
+        .update_expression(update)
+        .condition_expression(condition)
         .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
         .expression_attribute_names("#w", WRITE_ID)
         .expression_attribute_values(":w", s(write_id.clone()))
         .expression_attribute_values(":n", n(registered))
         .expression_attribute_values(":at", s(time_key(&at)));
+    if pass > 0 {
+        request = request.expression_attribute_values(":p", n(pass));
+    }
     match retrying(|| request.clone().send()).await {
         Ok(_) => Ok(true),
         // Our own start, applied with its answer lost: this call started marking
@@ -125,8 +144,7 @@ pub(super) async fn claim_chain(
     db: &DynamoStore,
     tenant: Uuid,
     plan_id: Uuid,
-    step_id: Uuid,
-    shard: u32,
+    which: ChainKey,
     seen_updated_at: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> StoreResult<bool> {
@@ -148,7 +166,7 @@ pub(super) async fn claim_chain(
     let items = vec![
         db.tx_update(
             db.main(),
-            key(pk.clone(), &chain_sk(step_id, shard)),
+            key(pk.clone(), &chain_sk(which)),
             &chain,
             Some(condition),
         )?,
@@ -214,7 +232,14 @@ pub(super) async fn record_marking_page(db: &DynamoStore, page: &MarkedPage) -> 
         db.tx_put(db.main(), ledger, Some("attribute_not_exists(pk)"))?,
         db.tx_update(
             db.main(),
-            key(pk.clone(), &chain_sk(page.chain_step, page.chain_shard)),
+            key(
+                pk.clone(),
+                &chain_sk(ChainKey {
+                    step_id: page.chain_step,
+                    shard: page.chain_shard,
+                    pass: page.chain_pass,
+                }),
+            ),
             &chain,
             Some(chain_condition),
         )?,

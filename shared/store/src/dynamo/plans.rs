@@ -4,7 +4,8 @@ use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use planning::lifecycle::StampValue;
 use planning::{
-    AnchorMigrationPolicy, MigrationPlan, MigrationSummary, PlanStatus, ScenarioVersion,
+    AnchorMigrationPolicy, MigrationPlan, MigrationSummary, PartialRollout, PlanStatus,
+    ScenarioVersion,
 };
 use uuid::Uuid;
 
@@ -366,6 +367,7 @@ pub(super) async fn transition_plan(
         let value = field.value.map(|value| match value {
             StampValue::Time(at) => s(time_key(&at)),
             StampValue::Text(text) => s(text),
+            StampValue::Number(number) => n(number),
         });
         expr.set_or_remove(field.name, value);
     }
@@ -381,7 +383,11 @@ pub(super) async fn transition_plan(
     let condition = format!("{st} = {from} AND {rev} = {expected}");
     let head_key = key(plan_pk(t, transition.plan_id), "HEAD");
 
-    if !change.frees_version_pair() && !change.leaves_deploying() && !change.enters_deploying() {
+    if !change.frees_version_pair()
+        && !change.leaves_deploying()
+        && !change.enters_deploying()
+        && transition.rollout.is_none()
+    {
         let request = db
             .client
             .update_item()
@@ -430,6 +436,9 @@ pub(super) async fn transition_plan(
             .build(),
     )?;
     let mut items = vec![db.tx_update(db.main(), head_key, &expr, Some(condition))?];
+    if let Some(ramp) = &transition.rollout {
+        items.push(rollout_move(db, t, transition.plan_id, ramp)?);
+    }
     if change.frees_version_pair() {
         items.push(TransactWriteItem::builder().delete(delete).build());
     }
@@ -503,11 +512,28 @@ pub(super) async fn activate_plan(
         plan_expr.value(s(status_str(PlanStatus::Approved))),
         plan_expr.value(n(a.expected_revision)),
     );
+    if a.percent < 100 {
+        plan_expr.set("percent", n(a.percent));
+    }
+    // Below 100 percent the current version stays and the partial rollout is
+    // recorded beside it; either way no other partial rollout may be there.
     let mut scenario_expr = Expr::default();
-    scenario_expr.set("current_version", n(a.target.version));
-    let (cv, from) = (
+    if a.percent < 100 {
+        let rollout = PartialRollout {
+            plan_id: a.plan_id,
+            to_version: a.target.version,
+            percent: a.percent,
+        };
+        let json = serde_json::to_string(&rollout).map_err(|_| bad_item("rollout"))?;
+        scenario_expr.set("rollout", s(json));
+        scenario_expr.set("rollout_plan", s(a.plan_id.to_string()));
+    } else {
+        scenario_expr.set("current_version", n(a.target.version));
+    }
+    let (cv, from, other) = (
         scenario_expr.name("current_version"),
         scenario_expr.value(n(a.from_version)),
+        scenario_expr.name("rollout_plan"),
     );
     let pk = scenario_pk(t, a.scenario_id);
     let mut version = key(pk.clone(), &version_sk(a.target.version));
@@ -527,7 +553,7 @@ pub(super) async fn activate_plan(
             db.main(),
             key(pk, "HEAD"),
             &scenario_expr,
-            Some(format!("{cv} = {from}")),
+            Some(format!("{cv} = {from} AND attribute_not_exists({other})")),
         )?,
         db.tx_put(db.main(), version, None)?,
         db.tx_put(db.main(), registry, None)?,
@@ -550,5 +576,45 @@ pub(super) async fn activate_plan(
     plan.status = PlanStatus::Deploying;
     plan.revision = a.expected_revision + 1;
     plan.guard = a.guard.clone();
+    plan.percent = (a.percent < 100).then_some(a.percent);
     Ok(plan)
+}
+
+/// A ramp's change to the scenario head ([`crate::RolloutMove`]), conditioned
+/// on the scenario standing at the plan's from-version with this plan's
+/// partial rollout.
+fn rollout_move(
+    db: &DynamoStore,
+    t: Uuid,
+    plan_id: Uuid,
+    ramp: &crate::RolloutMove,
+) -> StoreResult<TransactWriteItem> {
+    let mut expr = Expr::default();
+    if ramp.percent < 100 {
+        let rollout = PartialRollout {
+            plan_id,
+            to_version: ramp.to_version,
+            percent: ramp.percent,
+        };
+        let json = serde_json::to_string(&rollout).map_err(|_| bad_item("rollout"))?;
+        expr.set("rollout", s(json));
+    } else {
+        expr.set("current_version", n(ramp.to_version));
+        expr.set_or_remove("rollout", None);
+        expr.set_or_remove("rollout_plan", None);
+    }
+    let (cv, from) = (
+        expr.name("current_version"),
+        expr.value(n(ramp.from_version)),
+    );
+    let (owner, ours) = (
+        expr.name("rollout_plan"),
+        expr.value(s(plan_id.to_string())),
+    );
+    db.tx_update(
+        db.main(),
+        key(scenario_pk(t, ramp.scenario_id), "HEAD"),
+        &expr,
+        Some(format!("{cv} = {from} AND {owner} = {ours}")),
+    )
 }

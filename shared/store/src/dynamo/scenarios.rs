@@ -1,14 +1,14 @@
 //! Scenarios: the head (current version) and the versions.
 
-use planning::ScenarioVersion;
+use planning::{PartialRollout, ScenarioVersion};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attr::{get_n, n, s};
+use super::attr::{Item, bad_item, get_n, n, opt_s, s};
 use super::body::BodyRef;
 use super::keys::{key, scenario_pk, version_sk};
 use super::ops::{WRITE_ID, new_write_id};
-use crate::{Store, StoreResult};
+use crate::{ScenarioHead, Store, StoreResult};
 
 pub(super) async fn create_scenario(
     db: &DynamoStore,
@@ -57,6 +57,31 @@ pub(super) async fn get_current_scenario(
         }
         None => Ok(None),
     }
+}
+
+pub(super) async fn get_scenario_head(
+    db: &DynamoStore,
+    tenant: Uuid,
+    scenario_id: Uuid,
+) -> StoreResult<Option<ScenarioHead>> {
+    let head = db
+        .get_item(db.main(), key(scenario_pk(tenant, scenario_id), "HEAD"))
+        .await?;
+    head.as_ref().map(scenario_head_from).transpose()
+}
+
+/// The scenario head: `current_version`, and while a rollout is partial,
+/// `rollout` (its JSON) beside `rollout_plan` (its plan id, for conditions).
+pub(super) fn scenario_head_from(item: &Item) -> StoreResult<ScenarioHead> {
+    let rollout = opt_s(item, "rollout")?
+        .map(|json| {
+            serde_json::from_str::<PartialRollout>(json).map_err(|_| bad_item("scenario rollout"))
+        })
+        .transpose()?;
+    Ok(ScenarioHead {
+        current_version: get_n(item, "current_version")?,
+        rollout,
+    })
 }
 
 pub(super) async fn get_scenario_version(

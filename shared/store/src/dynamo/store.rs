@@ -10,16 +10,24 @@ use uuid::Uuid;
 
 use super::{DynamoStore, events, marking, plans, scenarios, sessions};
 use crate::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
-    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark,
-    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
-    WrittenSession,
+    ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
+    PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, ScenarioHead,
+    SessionChange, SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError,
+    StepQuery, Store, StoreResult, WrittenSession,
 };
 
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()> {
         scenarios::create_scenario(self, scenario).await
+    }
+
+    async fn get_scenario_head(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioHead>> {
+        scenarios::get_scenario_head(self, tenant, scenario_id).await
     }
 
     async fn get_current_scenario(
@@ -101,10 +109,11 @@ impl Store for DynamoStore {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
+        pass: u32,
         chains: &[ChainStart],
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        marking::start_marking(self, tenant, plan_id, chains, at).await
+        marking::start_marking(self, tenant, plan_id, pass, chains, at).await
     }
 
     fn step_index_shards(&self) -> u32 {
@@ -119,12 +128,11 @@ impl Store for DynamoStore {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
+        chain: ChainKey,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        marking::claim_chain(self, tenant, plan_id, step_id, shard, seen_updated_at, at).await
+        marking::claim_chain(self, tenant, plan_id, chain, seen_updated_at, at).await
     }
 
     async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {

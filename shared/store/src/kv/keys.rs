@@ -70,8 +70,17 @@ pub(super) fn failed_key(t: Uuid, pid: Uuid, page: &str) -> String {
 pub(super) fn chains_prefix(t: Uuid, pid: Uuid) -> String {
     format!("{t}/CHAIN/{pid}/")
 }
-pub(super) fn chain_key(t: Uuid, pid: Uuid, step: Uuid, shard: u32) -> String {
-    format!("{}{step}/{shard}", chains_prefix(t, pid))
+/// Pass 0 keeps the key chains always had; a ramp's passes add theirs.
+pub(super) fn chain_key(t: Uuid, pid: Uuid, chain: crate::ChainKey) -> String {
+    let crate::ChainKey {
+        step_id,
+        shard,
+        pass,
+    } = chain;
+    match pass {
+        0 => format!("{}{step_id}/{shard}", chains_prefix(t, pid)),
+        pass => format!("{}{step_id}/{shard}/p{pass}", chains_prefix(t, pid)),
+    }
 }
 pub(super) const DEPLOYING_PREFIX: &str = "DEPLOYING/";
 pub(super) const EXPIRE_PREFIX: &str = "EXPIRE/";

@@ -23,11 +23,16 @@ pub(super) fn start_marking(
     kv: &mut dyn KvWrite,
     t: Uuid,
     pid: Uuid,
+    pass: u32,
     chains: &[ChainStart],
     at: DateTime<Utc>,
 ) -> StoreResult<bool> {
     let mut stats = load_stats(kv, t, pid)?;
-    if stats.marking_started_at.is_some() {
+    let started = match pass {
+        0 => stats.marking_started_at.is_some(),
+        pass => stats.marking_pass >= pass,
+    };
+    if started {
         return Ok(false);
     }
     for chain in chains {
@@ -36,15 +41,19 @@ pub(super) fn start_marking(
             shard: chain.shard,
             shards: chain.shards,
             anchor_content_hash: chain.anchor_content_hash.clone(),
+            pass,
+            percent: chain.percent,
             cursor: None,
             done: false,
             updated_at: at,
             resumptions: 0,
         };
-        save(kv, &chain_key(t, pid, chain.step_id, chain.shard), &state)?;
+        save(kv, &chain_key(t, pid, state.key()), &state)?;
     }
-    stats.chains_total = chains.len() as u64;
-    stats.marking_started_at = Some(at);
+    // Earlier passes' chains are all done (a ramp starts from `deployed`).
+    stats.chains_total = list_chains(kv, t, pid)?.len() as u64;
+    stats.marking_pass = pass;
+    stats.marking_started_at = stats.marking_started_at.or(Some(at));
     stats.last_progress_at = Some(at);
     save(kv, &stats_key(t, pid), &stats)?;
     Ok(true)
@@ -62,11 +71,11 @@ pub(super) fn claim_chain(
     kv: &mut dyn KvWrite,
     t: Uuid,
     pid: Uuid,
-    (step, shard): (Uuid, u32),
+    which: crate::ChainKey,
     seen: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    let key = chain_key(t, pid, step, shard);
+    let key = chain_key(t, pid, which);
     let Some(mut chain) = load::<ChainState>(kv, &key)? else {
         return Ok(false);
     };
@@ -129,7 +138,12 @@ pub(super) fn record_marking_page(
     if kv.get(&ledger)?.is_some() {
         return Ok(false);
     }
-    let chain_key = chain_key(page.tenant, page.plan_id, page.chain_step, page.chain_shard);
+    let which = crate::ChainKey {
+        step_id: page.chain_step,
+        shard: page.chain_shard,
+        pass: page.chain_pass,
+    };
+    let chain_key = chain_key(page.tenant, page.plan_id, which);
     let Some(mut chain) = load::<ChainState>(kv, &chain_key)? else {
         return Ok(false);
     };

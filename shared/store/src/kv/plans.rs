@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use planning::{
-    AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, PlanStatus, ScenarioVersion,
+    AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, PartialRollout, PlanStatus,
+    ScenarioVersion,
 };
 use uuid::Uuid;
 
@@ -14,13 +15,13 @@ use super::keys::{
     plan_target_key, prefix_end, scenario_head_key, scenario_version_key, slot_key,
 };
 use super::retention::expire_deployed_plan;
-use super::values::{ScenarioHead, conflict, decode_value, load, save};
+use super::values::{conflict, decode_value, load, save};
 use super::{KvRead, KvWrite};
 use crate::plan_header;
 use crate::semantics::{plan_matches, plan_query_id};
 use crate::{
-    ActivationError, PlanActivation, PlanPage, PlanQuery, PlanTransition, Retention, StoreError,
-    StoreResult,
+    ActivationError, PlanActivation, PlanPage, PlanQuery, PlanTransition, Retention, ScenarioHead,
+    StoreError, StoreResult,
 };
 
 pub(super) fn create_scenario(kv: &mut dyn KvWrite, s: &ScenarioVersion) -> StoreResult<()> {
@@ -33,9 +34,18 @@ pub(super) fn create_scenario(kv: &mut dyn KvWrite, s: &ScenarioVersion) -> Stor
         &head,
         &ScenarioHead {
             current_version: s.version,
+            rollout: None,
         },
     )?;
     save(kv, &scenario_version_key(s.tenant_id, s.id, s.version), s)
+}
+
+pub(super) fn get_scenario_head(
+    kv: &dyn KvRead,
+    t: Uuid,
+    sid: Uuid,
+) -> StoreResult<Option<ScenarioHead>> {
+    load(kv, &scenario_head_key(t, sid))
 }
 
 pub(super) fn get_current_scenario(
@@ -178,6 +188,9 @@ pub(super) fn transition_plan(
     if plan.status != change.from || plan.revision != transition.expected_revision {
         return Err(conflict("plan changed concurrently"));
     }
+    if let Some(ramp) = &transition.rollout {
+        move_rollout(kv, transition.tenant, transition.plan_id, ramp)?;
+    }
     change.apply(&mut plan);
     store_plan(kv, &plan)?;
     if change.to == PlanStatus::Deployed {
@@ -199,24 +212,69 @@ pub(super) fn activate_plan(
     }
     let head_key = scenario_head_key(t, a.scenario_id);
     let head: Option<ScenarioHead> = load(kv, &head_key)?;
-    if head.map(|h| h.current_version) != Some(a.from_version) {
+    // Another partial rollout leaves this version: this plan cannot deploy beside it.
+    if !head.is_some_and(|h| h.current_version == a.from_version && h.rollout.is_none()) {
         return Err(ActivationError::ScenarioMoved);
     }
     plan.status = PlanStatus::Deploying;
     plan.revision += 1;
     plan.guard = a.guard.clone();
+    plan.percent = (a.percent < 100).then_some(a.percent);
     store_plan(kv, &plan)?;
-    save(
-        kv,
-        &head_key,
-        &ScenarioHead {
+    let head = if a.percent < 100 {
+        ScenarioHead {
+            current_version: a.from_version,
+            rollout: Some(PartialRollout {
+                plan_id: a.plan_id,
+                to_version: a.target.version,
+                percent: a.percent,
+            }),
+        }
+    } else {
+        ScenarioHead {
             current_version: a.target.version,
-        },
-    )?;
+            rollout: None,
+        }
+    };
+    save(kv, &head_key, &head)?;
     save(
         kv,
         &scenario_version_key(t, a.scenario_id, a.target.version),
         &a.target,
     )?;
     Ok(plan)
+}
+
+/// A ramp's change to the scenario ([`crate::RolloutMove`]): only while the
+/// scenario is at the plan's from-version with this plan's partial rollout.
+fn move_rollout(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    plan_id: Uuid,
+    ramp: &crate::RolloutMove,
+) -> StoreResult<()> {
+    let head_key = scenario_head_key(t, ramp.scenario_id);
+    let head: Option<ScenarioHead> = load(kv, &head_key)?;
+    let ours = head.is_some_and(|h| {
+        h.current_version == ramp.from_version && h.rollout.is_some_and(|r| r.plan_id == plan_id)
+    });
+    if !ours {
+        return Err(conflict("the scenario has no partial rollout of this plan"));
+    }
+    let head = if ramp.percent < 100 {
+        ScenarioHead {
+            current_version: ramp.from_version,
+            rollout: Some(PartialRollout {
+                plan_id,
+                to_version: ramp.to_version,
+                percent: ramp.percent,
+            }),
+        }
+    } else {
+        ScenarioHead {
+            current_version: ramp.to_version,
+            rollout: None,
+        }
+    };
+    save(kv, &head_key, &head)
 }

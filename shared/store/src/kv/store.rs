@@ -22,8 +22,8 @@ use super::marking::{
     record_marking_page, start_marking,
 };
 use super::plans::{
-    activate_plan, create_plan, create_scenario, get_current_scenario, list_plans, transition_plan,
-    update_plan_policies,
+    activate_plan, create_plan, create_scenario, get_current_scenario, get_scenario_head,
+    list_plans, transition_plan, update_plan_policies,
 };
 use super::retention::sweep_expired;
 use super::sessions::{
@@ -33,10 +33,10 @@ use super::values::load;
 use super::{KvBackend, KvStore};
 use crate::plan_header;
 use crate::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
-    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, SessionChange, SessionMark,
-    SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepQuery, Store, StoreResult,
-    WrittenSession,
+    ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
+    PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, ScenarioHead,
+    SessionChange, SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError,
+    StepQuery, Store, StoreResult, WrittenSession,
 };
 
 #[async_trait]
@@ -44,6 +44,16 @@ impl<B: KvBackend> Store for KvStore<B> {
     async fn create_scenario(&self, scenario: &ScenarioVersion) -> StoreResult<()> {
         let s = scenario.clone();
         self.backend.write(move |kv| create_scenario(kv, &s)).await
+    }
+
+    async fn get_scenario_head(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioHead>> {
+        self.backend
+            .read(move |kv| get_scenario_head(kv, tenant, scenario_id))
+            .await
     }
 
     async fn get_current_scenario(
@@ -161,12 +171,13 @@ impl<B: KvBackend> Store for KvStore<B> {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
+        pass: u32,
         chains: &[ChainStart],
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let chains = chains.to_vec();
         self.backend
-            .write(move |kv| start_marking(kv, tenant, plan_id, &chains, at))
+            .write(move |kv| start_marking(kv, tenant, plan_id, pass, &chains, at))
             .await
     }
 
@@ -184,15 +195,12 @@ impl<B: KvBackend> Store for KvStore<B> {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
+        chain: ChainKey,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         self.backend
-            .write(move |kv| {
-                claim_chain(kv, tenant, plan_id, (step_id, shard), seen_updated_at, at)
-            })
+            .write(move |kv| claim_chain(kv, tenant, plan_id, chain, seen_updated_at, at))
             .await
     }
 

@@ -1,17 +1,12 @@
 //! How values are stored: JSON, zlib-compressed above 4 KB.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::codec::{decompress_json, from_json};
 
 use super::{KvRead, KvWrite};
 use crate::{StoreError, StoreResult};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ScenarioHead {
-    pub current_version: i64,
-}
 
 /// Values above this are stored zlib-compressed (plans and their V2 definitions:
 /// tens of MB of JSON for a 10,000-step scenario, a few MB compressed).

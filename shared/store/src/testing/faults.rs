@@ -22,10 +22,10 @@ use planning::{
 use uuid::Uuid;
 
 use crate::{
-    ActivationError, ChainStart, ChainState, EventPage, EventQuery, MarkedPage, PageClaim,
-    PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, Recount, SessionChange,
-    SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError, StepCounts,
-    StepQuery, Store, StoreError, StoreResult, WrittenSession,
+    ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
+    PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, Recount,
+    ScenarioHead, SessionChange, SessionMark, SessionPage, SessionPosition, SessionWrite,
+    SessionWriteError, StepCounts, StepQuery, Store, StoreError, StoreResult, WrittenSession,
 };
 
 /// A call on the marking path, with its arguments, as a [`StoreFaults`] hook sees it.
@@ -41,8 +41,7 @@ pub enum StoreOp<'a> {
     ClaimChain {
         tenant: Uuid,
         plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
+        chain: ChainKey,
     },
     RecordMarkingPage(&'a MarkedPage),
     RecordFailedPage {
@@ -126,6 +125,14 @@ impl Store for FaultyStore {
         self.inner.get_current_scenario(tenant, scenario_id).await
     }
 
+    async fn get_scenario_head(
+        &self,
+        tenant: Uuid,
+        scenario_id: Uuid,
+    ) -> StoreResult<Option<ScenarioHead>> {
+        self.inner.get_scenario_head(tenant, scenario_id).await
+    }
+
     async fn get_scenario_version(
         &self,
         tenant: Uuid,
@@ -204,6 +211,7 @@ impl Store for FaultyStore {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
+        pass: u32,
         chains: &[ChainStart],
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -213,7 +221,7 @@ impl Store for FaultyStore {
             chains,
             at,
         };
-        let call = self.inner.start_marking(tenant, plan_id, chains, at);
+        let call = self.inner.start_marking(tenant, plan_id, pass, chains, at);
         self.hooked(op, call).await
     }
 
@@ -229,20 +237,18 @@ impl Store for FaultyStore {
         &self,
         tenant: Uuid,
         plan_id: Uuid,
-        step_id: Uuid,
-        shard: u32,
+        chain: ChainKey,
         seen_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let op = StoreOp::ClaimChain {
             tenant,
             plan_id,
-            step_id,
-            shard,
+            chain,
         };
         let call = self
             .inner
-            .claim_chain(tenant, plan_id, step_id, shard, seen_updated_at, at);
+            .claim_chain(tenant, plan_id, chain, seen_updated_at, at);
         self.hooked(op, call).await
     }
 
@@ -467,9 +473,9 @@ mod tests {
         );
         assert_eq!(faults.over.load(Ordering::SeqCst), 0);
         // Hooked and let through: forwarded to the inner store.
-        let started = store.start_marking(tenant, plan, &[], Utc::now()).await;
+        let started = store.start_marking(tenant, plan, 0, &[], Utc::now()).await;
         assert!(started.unwrap(), "the first start marks");
-        let again = store.inner.start_marking(tenant, plan, &[], Utc::now());
+        let again = store.inner.start_marking(tenant, plan, 0, &[], Utc::now());
         assert!(!again.await.unwrap(), "the inner store saw the first");
         // Hooked and failed: the inner store never sees it.
         let failed = store.record_failed_page(tenant, plan, "p1").await;

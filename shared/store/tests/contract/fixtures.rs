@@ -174,6 +174,8 @@ pub(super) fn plan(
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 0,
     }
 }
@@ -258,6 +260,7 @@ pub(super) fn transition(
             at: t0() + Duration::hours(1),
             stamp,
         },
+        rollout: None,
     }
 }
 

@@ -83,6 +83,7 @@ pub async fn activation_is_atomic(s: Arc<dyn Store>) {
         target: target.clone(),
         at: t0() + Duration::hours(2),
         guard: None,
+        percent: 100,
     };
     // Not approved yet.
     assert!(matches!(
@@ -196,6 +197,7 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
         target: v2.clone(),
         at: t0() + Duration::hours(2),
         guard: None,
+        percent: 100,
     };
     let deploying = s.activate_plan(&activation).await.expect("activate");
     let registered = |list: Vec<(Uuid, Uuid)>| list.contains(&(tenant, p.id));
@@ -235,6 +237,7 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
         plan_id: plan.id,
         expected_revision: plan.revision,
         change: lifecycle_transition(plan.status, command, at).expect("legal"),
+        rollout: None,
     };
     let paused = s
         .transition_plan(&step_to(&deploying, PlanCommand::Pause))
@@ -337,6 +340,7 @@ pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
             target: v2,
             at: t0() + Duration::hours(2),
             guard: Some(guard.clone()),
+            percent: 100,
         })
         .await
         .expect("activate");
@@ -388,6 +392,7 @@ pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
         plan_id: plan.id,
         expected_revision: plan.revision,
         change: lifecycle_transition(plan.status, command, at).expect("legal"),
+        rollout: None,
     };
     let reason = "exit rate 1.000 exceeded max_exit_rate 0.25: 7 of 7".to_string();
     let halted = s

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use store::{
-    AppliedMigration, ChainStart, MarkedPage, NewPosition, PageClaim, PlanStats, SessionChange,
-    SessionExpectation, SessionMark, SessionPosition, Store,
+    AppliedMigration, ChainKey, ChainStart, MarkedPage, NewPosition, PageClaim, PlanStats,
+    SessionChange, SessionExpectation, SessionMark, SessionPosition, Store,
 };
 use uuid::Uuid;
 
@@ -192,16 +192,20 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
             shard: chain_0,
             shards: 2,
             anchor_content_hash: Some("h1".into()),
+            pass: 0,
+            percent: 100,
         },
         ChainStart {
             step_id: step,
             shard: chain_1,
             shards: 2,
             anchor_content_hash: None,
+            pass: 0,
+            percent: 100,
         },
     ];
     assert!(
-        s.start_marking(tenant, plan_id, &chains, started)
+        s.start_marking(tenant, plan_id, 0, &chains, started)
             .await
             .expect("start")
     );
@@ -211,6 +215,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         page_id: "anchor-0/cursor-start".into(),
         chain_step: step,
         chain_shard: chain_0,
+        chain_pass: 0,
         cursor: None,
         next_cursor: Some("abc".into()),
         sessions_marked: 3,
@@ -242,7 +247,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
     };
     assert!(s.record_marking_page(&last).await.expect("record"));
     assert!(
-        !s.start_marking(tenant, plan_id, &chains[..1], t0() + Duration::days(1))
+        !s.start_marking(tenant, plan_id, 0, &chains[..1], t0() + Duration::days(1))
             .await
             .expect("start again"),
         "only the first start counts"
@@ -293,6 +298,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         page_id: "anchor-1/cursor-start".into(),
         chain_step: step,
         chain_shard: chain_1,
+        chain_pass: 0,
         ..page.clone()
     };
     let mut tasks = Vec::new();
@@ -326,8 +332,18 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         let s = Arc::clone(&s);
         let seen = chain.updated_at;
         claims.push(tokio::spawn(async move {
-            s.claim_chain(tenant, plan_id, step, chain_1, seen, resume_at)
-                .await
+            s.claim_chain(
+                tenant,
+                plan_id,
+                ChainKey {
+                    step_id: step,
+                    shard: chain_1,
+                    pass: 0,
+                },
+                seen,
+                resume_at,
+            )
+            .await
         }));
     }
     let mut claimed = 0;
@@ -338,9 +354,19 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
     }
     assert_eq!(claimed, 1, "one resumer takes a stalled chain");
     assert!(
-        !s.claim_chain(tenant, plan_id, step, chain_0, started, resume_at)
-            .await
-            .expect("claim"),
+        !s.claim_chain(
+            tenant,
+            plan_id,
+            ChainKey {
+                step_id: step,
+                shard: chain_0,
+                pass: 0
+            },
+            started,
+            resume_at
+        )
+        .await
+        .expect("claim"),
         "a finished chain is never resumed"
     );
     let stats = s.get_plan_stats(tenant, plan_id).await.expect("stats");

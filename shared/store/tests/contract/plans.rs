@@ -301,6 +301,7 @@ pub async fn large_plan_round_trip(s: Arc<dyn Store>) {
         target: target.clone(),
         at: t0(),
         guard: None,
+        percent: 100,
     })
     .await
     .expect("activate a large target");

@@ -47,6 +47,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
         target: v2.clone(),
         at: start,
         guard: None,
+        percent: 100,
     })
     .await
     .expect("activate");
@@ -58,11 +59,14 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
     s.start_marking(
         tenant,
         p.id,
+        0,
         &[ChainStart {
             step_id: chain,
             shard: 0,
             shards: 1,
             anchor_content_hash: None,
+            pass: 0,
+            percent: 100,
         }],
         start,
     )
@@ -75,6 +79,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             page_id: "only".into(),
             chain_step: chain,
             chain_shard: 0,
+            chain_pass: 0,
             cursor: None,
             next_cursor: None,
             sessions_marked: 0,

@@ -188,6 +188,8 @@ impl PlanSpec {
             paused_from: None,
             guard: None,
             halt_reason: None,
+            percent: None,
+            rollout_pass: 0,
             revision: 1,
         })
     }

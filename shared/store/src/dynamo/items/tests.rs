@@ -267,6 +267,8 @@ fn chain_keeps_its_stored_form() {
             shard: 3,
             shards: 8,
             anchor_content_hash: anchor,
+            pass: 0,
+            percent: 100,
         };
         let stored = chain_item(pk.clone(), &start, at(1)).expect("encode");
         assert_eq!(stored, old::chain_item(pk.clone(), &start, at(1)));
@@ -330,6 +332,8 @@ fn rich_plan() -> MigrationPlan {
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: 6,
     };
     plan.summary.total_anchors = 5;

@@ -111,6 +111,8 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         paused_from: None,
         guard: None,
         halt_reason: None,
+        percent: None,
+        rollout_pass: 0,
         revision: get_n(item, "revision")?,
     })
 }
@@ -258,6 +260,8 @@ pub(super) fn chain_from(item: &Item) -> StoreResult<ChainState> {
         shard: opt_n(item, "shard")?.unwrap_or(0),
         shards: opt_n(item, "shards")?.unwrap_or(1),
         anchor_content_hash: opt_s(item, "anchor_content_hash")?.map(str::to_owned),
+        pass: opt_n(item, "pass")?.unwrap_or(0),
+        percent: opt_n(item, "percent")?.unwrap_or(100),
         cursor: opt_s(item, "cursor")?.map(str::to_owned),
         done: matches!(item.get("done"), Some(Av::Bool(true))),
         updated_at: get_time(item, "updated_at")?,
@@ -267,7 +271,14 @@ pub(super) fn chain_from(item: &Item) -> StoreResult<ChainState> {
 
 /// The chain item `start_marking` built by hand.
 pub(super) fn chain_item(pk: String, chain: &ChainStart, at: DateTime<Utc>) -> Item {
-    let mut item = key(pk, &chain_sk(chain.step_id, chain.shard));
+    let mut item = key(
+        pk,
+        &chain_sk(crate::ChainKey {
+            step_id: chain.step_id,
+            shard: chain.shard,
+            pass: chain.pass,
+        }),
+    );
     item.insert("step_id".into(), s(chain.step_id.to_string()));
     item.insert("shard".into(), n(chain.shard));
     item.insert("shards".into(), n(chain.shards));

@@ -1,0 +1,296 @@
+//! Partial rollouts: the scenario keeps its version while a plan reaches part
+//! of its sessions; a ramp widens it (or makes the plan's version current at
+//! 100%) in the same atomic step as the plan's change; each marking pass has its
+//! own chains.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use planning::lifecycle::{PlanCommand, transition as lifecycle_transition};
+use planning::{MigrationPlan, PartialRollout, PlanStatus};
+use store::{
+    ActivationError, ChainKey, ChainStart, MarkedPage, PlanActivation, PlanTransition, RolloutMove,
+    Store, StoreError,
+};
+use uuid::Uuid;
+
+use super::fixtures::*;
+
+fn ramp_to(plan: &MigrationPlan, percent: u8, expected_revision: u64) -> PlanTransition {
+    PlanTransition {
+        tenant: plan.tenant_id,
+        plan_id: plan.id,
+        expected_revision,
+        change: lifecycle_transition(
+            PlanStatus::Deployed,
+            PlanCommand::Ramp {
+                percent,
+                pass: plan.rollout_pass + 1,
+            },
+            t0() + Duration::hours(4),
+        )
+        .expect("legal"),
+        rollout: Some(RolloutMove {
+            scenario_id: plan.scenario_id,
+            from_version: plan.from_version,
+            to_version: plan.to_version,
+            percent,
+        }),
+    }
+}
+
+pub async fn a_partial_rollout_keeps_the_version_until_it_ramps_to_100(s: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    s.create_scenario(&scenario(tenant, sid, 1, 3))
+        .await
+        .expect("create");
+    let v2 = scenario(tenant, sid, 2, 4);
+    let p = plan(tenant, sid, 1, 2, t0(), 1);
+    s.create_plan(&p, &v2).await.expect("plan");
+    s.transition_plan(&transition(
+        &p,
+        PlanStatus::Pending,
+        0,
+        PlanStatus::Approved,
+    ))
+    .await
+    .expect("approve");
+    let activation = PlanActivation {
+        tenant,
+        plan_id: p.id,
+        expected_revision: 1,
+        scenario_id: sid,
+        from_version: 1,
+        target: v2.clone(),
+        at: t0() + Duration::hours(2),
+        guard: None,
+        percent: 10,
+    };
+    let deploying = s.activate_plan(&activation).await.expect("activate");
+    assert_eq!(deploying.percent, Some(10));
+    let head = s
+        .get_scenario_head(tenant, sid)
+        .await
+        .expect("head")
+        .expect("scenario");
+    assert_eq!(head.current_version, 1, "the version stays below 100%");
+    assert_eq!(
+        head.rollout,
+        Some(PartialRollout {
+            plan_id: p.id,
+            to_version: 2,
+            percent: 10
+        })
+    );
+    assert_eq!(
+        s.get_current_scenario(tenant, sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(
+        s.get_scenario_version(tenant, sid, 2)
+            .await
+            .unwrap()
+            .is_some(),
+        "V2 archived"
+    );
+    let header = s.get_plan_header(tenant, p.id).await.unwrap().unwrap();
+    assert_eq!((header.percent, header.rollout_pass), (Some(10), 0));
+
+    // A second plan from the same version cannot deploy beside it.
+    let other = plan(tenant, sid, 1, 3, t0(), 2);
+    s.create_plan(&other, &scenario(tenant, sid, 3, 5))
+        .await
+        .expect("plan");
+    s.transition_plan(&transition(
+        &other,
+        PlanStatus::Pending,
+        0,
+        PlanStatus::Approved,
+    ))
+    .await
+    .expect("approve");
+    let beside = s
+        .activate_plan(&PlanActivation {
+            plan_id: other.id,
+            target: scenario(tenant, sid, 3, 5),
+            percent: 100,
+            ..activation.clone()
+        })
+        .await;
+    assert!(
+        matches!(beside, Err(ActivationError::ScenarioMoved)),
+        "{beside:?}"
+    );
+
+    // Deployed at 10%, then ramped to 50%: the plan is deploying again in a new
+    // pass and the scenario's rollout widened, in one step.
+    let deployed = s
+        .transition_plan(&transition(
+            &deploying,
+            PlanStatus::Deploying,
+            2,
+            PlanStatus::Deployed,
+        ))
+        .await
+        .expect("finish");
+    let ramped = s
+        .transition_plan(&ramp_to(&deployed, 50, 3))
+        .await
+        .expect("ramp");
+    assert_eq!(
+        (ramped.status, ramped.percent, ramped.rollout_pass),
+        (PlanStatus::Deploying, Some(50), 1)
+    );
+    let header = s.get_plan_header(tenant, p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (header.percent, header.rollout_pass, header.revision),
+        (Some(50), 1, 4)
+    );
+    assert!(
+        s.list_deploying(1000)
+            .await
+            .unwrap()
+            .contains(&(tenant, p.id)),
+        "a ramp is the sweep's again"
+    );
+    let head = s.get_scenario_head(tenant, sid).await.unwrap().unwrap();
+    assert_eq!(
+        (head.current_version, head.rollout.map(|r| r.percent)),
+        (1, Some(50))
+    );
+    // A replayed ramp (same revision) changes nothing.
+    assert!(matches!(
+        s.transition_plan(&ramp_to(&deployed, 50, 3)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // To 100%: V2 becomes current and the partial rollout is gone.
+    let deployed = s
+        .transition_plan(&transition(
+            &ramped,
+            PlanStatus::Deploying,
+            4,
+            PlanStatus::Deployed,
+        ))
+        .await
+        .expect("finish");
+    s.transition_plan(&ramp_to(&deployed, 100, 5))
+        .await
+        .expect("ramp to 100");
+    let head = s.get_scenario_head(tenant, sid).await.unwrap().unwrap();
+    assert_eq!((head.current_version, head.rollout), (2, None));
+    assert_eq!(
+        s.get_current_scenario(tenant, sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+
+    // A ramp of a plan whose scenario holds no partial rollout of it changes nothing.
+    let full = s.get_plan_header(tenant, p.id).await.unwrap().unwrap();
+    let finished = s
+        .transition_plan(&transition(
+            &full,
+            PlanStatus::Deploying,
+            6,
+            PlanStatus::Deployed,
+        ))
+        .await
+        .expect("finish");
+    assert!(matches!(
+        s.transition_plan(&ramp_to(&finished, 100, 7)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // (The plan's head is not read back here: a deployed plan dated in the past
+    // is already expired, and another case's sweep may delete it.)
+    let head = s.get_scenario_head(tenant, sid).await.unwrap().unwrap();
+    assert_eq!((head.current_version, head.rollout), (2, None));
+}
+
+/// Each marking pass registers its own chains and counts on the totals of the
+/// passes before it; only the first start of a pass starts it.
+pub async fn each_marking_pass_has_its_own_chains(s: Arc<dyn Store>) {
+    let (tenant, plan_id, step) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let start = |pass: u32, percent: u8| ChainStart {
+        step_id: step,
+        shard: 0,
+        shards: 1,
+        anchor_content_hash: None,
+        pass,
+        percent,
+    };
+    let at = t0();
+    assert!(
+        s.start_marking(tenant, plan_id, 0, &[start(0, 10)], at)
+            .await
+            .unwrap()
+    );
+    let page = |pass: u32, id: &str| MarkedPage {
+        tenant,
+        plan_id,
+        page_id: id.into(),
+        chain_step: step,
+        chain_shard: 0,
+        chain_pass: pass,
+        cursor: None,
+        next_cursor: None,
+        sessions_marked: 2,
+        by_anchor: Default::default(),
+        at,
+    };
+    assert!(s.record_marking_page(&page(0, "a")).await.unwrap());
+    let stats = s.get_plan_stats(tenant, plan_id).await.unwrap();
+    assert_eq!(
+        (stats.chains_total, stats.chains_done, stats.marking_pass),
+        (1, 1, 0)
+    );
+
+    // Pass 1: a chain of its own on the same step, at its first page again.
+    assert!(
+        s.start_marking(tenant, plan_id, 1, &[start(1, 50)], at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.start_marking(tenant, plan_id, 1, &[start(1, 50)], at)
+            .await
+            .unwrap()
+    );
+    let chains = s.list_chains(tenant, plan_id).await.unwrap();
+    assert_eq!(chains.len(), 2);
+    let second = chains.iter().find(|c| c.pass == 1).expect("pass 1 chain");
+    assert_eq!(
+        (second.percent, second.done, second.cursor.clone()),
+        (50, false, None)
+    );
+    let stats = s.get_plan_stats(tenant, plan_id).await.unwrap();
+    assert_eq!(
+        (stats.chains_total, stats.chains_done, stats.marking_pass),
+        (2, 1, 1)
+    );
+    // A pass-0 page replayed never moves the pass-1 chain.
+    assert!(!s.record_marking_page(&page(0, "a")).await.unwrap());
+    assert!(s.record_marking_page(&page(1, "p1#a")).await.unwrap());
+    let stats = s.get_plan_stats(tenant, plan_id).await.unwrap();
+    assert_eq!((stats.chains_done, stats.sessions_marked), (2, 4));
+    // Claiming is per pass too: the pass-1 chain is done, the claim fails.
+    let key = ChainKey {
+        step_id: step,
+        shard: 0,
+        pass: 1,
+    };
+    assert!(!s.claim_chain(tenant, plan_id, key, at, at).await.unwrap());
+    // An earlier pass never restarts.
+    assert!(
+        !s.start_marking(tenant, plan_id, 0, &[start(0, 10)], at)
+            .await
+            .unwrap()
+    );
+}
