@@ -20,6 +20,7 @@ mod lambda_auth_invoke;
 mod lambda_invoke;
 mod large_plan;
 mod metrics_scrape;
+mod metrics_template;
 mod original_compat;
 mod plan_expiry;
 mod reconcile_http;

@@ -5,11 +5,11 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     api::telemetry::init(true);
-    // The diagram route's router flushes after each request (`http_app`).
+    // Both routers flush the metrics after each request (`http_app` the diagram's).
     api::metrics::emf::install();
     let config = api::Config::from_env()?;
     let state = api::aws::lambda_state(config).await;
     let diagram = api::lambda::http_app(console::api_router, state);
-    let pages = api::routes::catch_panics(console::pages_router());
+    let pages = api::metrics::emf::flush_each(api::routes::catch_panics(console::pages_router()));
     lambda_http::run(diagram.merge(pages)).await
 }

@@ -150,9 +150,8 @@ pub fn http_app(group: fn() -> Router<AppState>, state: AppState) -> Router {
         claim: state.config().tenant_claim.clone(),
     });
     let routes = group().layer(middleware::from_fn_with_state(guard, bind_tenant));
-    crate::routes::finish(routes, state)
-        // One invocation is one request: its metrics leave as EMF lines after it.
-        .layer(middleware::from_fn(crate::metrics::emf::flush_after))
+    // One invocation is one request: its metrics leave as EMF lines after it.
+    crate::metrics::emf::flush_each(crate::routes::finish(routes, state))
         // API Gateway's request id for the router's logs and `x-request-id`.
         .layer(middleware::map_request(|mut request: Request| async move {
             if let Some(id) = api_gateway_request_id(&request) {

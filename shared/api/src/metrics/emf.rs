@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -61,6 +62,11 @@ pub async fn flush_after(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     flush();
     response
+}
+
+/// `router` with [`flush_after`] as its outermost layer.
+pub fn flush_each(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(flush_after))
 }
 
 #[cfg(test)]

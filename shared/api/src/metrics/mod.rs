@@ -38,6 +38,11 @@ pub const SESSIONS_MARKED: &str = "sessions_marked";
 /// Marking pages by `outcome`: `recorded` (in the ledger, once per page),
 /// `failed` (its last delivery failed), `resumed` (a stalled chain taken over at its page).
 pub const MARKING_PAGES: &str = "marking_pages";
+/// The values of [`MARKING_PAGES`]'s `outcome` label.
+pub const PAGE_OUTCOMES: [&str; 3] = [PAGE_RECORDED, PAGE_FAILED, PAGE_RESUMED];
+const PAGE_RECORDED: &str = "recorded";
+const PAGE_FAILED: &str = "failed";
+const PAGE_RESUMED: &str = "resumed";
 /// Flags withdrawn from sessions (`flags_withdrawn`).
 pub const FLAGS_WITHDRAWN: &str = "flags_withdrawn";
 /// Seconds plan generation took (diff, plan, counts, store), successful plans only.
@@ -223,18 +228,18 @@ pub async fn plan_generation<T, E>(generate: impl Future<Output = Result<T, E>>)
 /// A marking page recorded in the ledger (exactly once per page, however many
 /// deliveries marked it), with the sessions it flagged.
 pub fn page_recorded(sessions_marked: u64) {
-    metrics::counter!(MARKING_PAGES, "outcome" => "recorded").increment(1);
+    metrics::counter!(MARKING_PAGES, "outcome" => PAGE_RECORDED).increment(1);
     metrics::counter!(SESSIONS_MARKED).increment(sessions_marked);
 }
 
 /// A marking page whose last allowed delivery failed (it goes to the dead-letter queue).
 pub fn page_failed() {
-    metrics::counter!(MARKING_PAGES, "outcome" => "failed").increment(1);
+    metrics::counter!(MARKING_PAGES, "outcome" => PAGE_FAILED).increment(1);
 }
 
 /// A stalled marking chain taken over at its next page (by a deploy call or the sweep).
 pub fn page_resumed() {
-    metrics::counter!(MARKING_PAGES, "outcome" => "resumed").increment(1);
+    metrics::counter!(MARKING_PAGES, "outcome" => PAGE_RESUMED).increment(1);
 }
 
 /// `n` migration flags withdrawn from sessions.
