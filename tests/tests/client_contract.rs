@@ -171,6 +171,7 @@ fn client_round_trip(operation: &str, body: &[u8]) -> Option<Result<Value, Strin
         }
         "put_session" | "get_session" => round_trip::<Session>(body),
         "reconcile_session" => round_trip::<ReconciliationResult>(body),
+        "report_outcome" => round_trip::<OutcomeAnswer>(body),
         "create_plan" | "get_plan" | "put_policies" | "approve_plan" | "reject_plan" => {
             round_trip::<MigrationPlan>(body)
         }
@@ -482,6 +483,7 @@ async fn call_everything(client: &Client) {
     let guard = RolloutGuard {
         max_exit_rate: Some(0.5),
         max_checkpoint_block_rate: None,
+        max_reported_failure_rate: None,
         min_sessions: 100,
     };
     let deployed = client
@@ -540,6 +542,24 @@ async fn call_everything(client: &Client) {
         .await
         .expect("events");
     assert_eq!(events.events.len(), 1);
+    // How c-1 fared after its migration: counted once on this plan.
+    let failed = OutcomeRequest {
+        ok: false,
+        reason: Some("abandoned at the new age question".into()),
+    };
+    let report = client
+        .report_outcome("c-1", &failed)
+        .await
+        .expect("outcome");
+    assert!(report.counted, "{report:?}");
+    assert_eq!(report.plan_id, Some(plan.id));
+    let again = client
+        .report_outcome("c-1", &failed)
+        .await
+        .expect("outcome again");
+    assert!(!again.counted, "{again:?}");
+    let status = client.deployment_status(plan.id).await.expect("status");
+    assert_eq!((status.reported_outcomes, status.reported_failures), (1, 1));
 
     // A second flow, whose plan is rejected.
     let other = Uuid::new_v4();

@@ -14,6 +14,7 @@ store::backend_matrix! {
         a_guard_halts_the_rollout_when_its_threshold_is_crossed,
         concurrent_reconciles_cannot_slip_past_a_halt,
         a_bad_guard_is_refused_and_changes_nothing,
+        concurrent_failure_reports_halt_the_rollout_once,
     ],
 }
 
@@ -223,4 +224,112 @@ async fn a_bad_guard_is_refused_and_changes_nothing(app: TestApp) {
         .await;
     assert_eq!(plan.body["status"], "approved");
     assert!(plan.body["guard"].is_null());
+}
+
+/// The runtime reports failures on real threads, several per session: each
+/// session counts once, the guard halts the plan once its failure rate is
+/// crossed, and no migration is applied after that.
+async fn concurrent_failure_reports_halt_the_rollout_once(app: TestApp) {
+    let ids: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
+    let plan_id = approved_plan(&app, &ids).await;
+    let deploy = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/deploy"),
+            Some(json!({"guard": {"max_reported_failure_rate": 0.25, "min_sessions": 4}})),
+        )
+        .await;
+    assert_eq!(deploy.status, 200, "{:?}", deploy.body);
+    for id in &ids[..8] {
+        assert_eq!(reconcile_now(&app, id).await["action"], "exit_scenario");
+    }
+    // Never migrated: nothing to count.
+    let never = app
+        .call(
+            "POST",
+            &format!("/sessions/{}/outcome", ids[9]),
+            Some(json!({"ok": false})),
+        )
+        .await;
+    assert_eq!(never.status, 200, "{:?}", never.body);
+    assert_eq!(never.body["counted"], false);
+    // Three sessions reported failed, each three times at once; one ok.
+    let (base, tenant) = (app.base.clone(), app.tenant);
+    let mut reporters = Vec::new();
+    for id in ids[..3]
+        .iter()
+        .cycle()
+        .take(9)
+        .chain(std::iter::once(&ids[3]))
+    {
+        let (client, base, id) = (app.client.clone(), base.clone(), id.clone());
+        let ok = id == ids[3];
+        reporters.push(tokio::spawn(async move {
+            let reply = client
+                .post(format!("{base}/sessions/{id}/outcome"))
+                .header("X-Tenant-ID", tenant.to_string())
+                .json(&json!({"ok": ok}))
+                .send()
+                .await
+                .expect("report");
+            assert_eq!(reply.status().as_u16(), 200);
+            let body: Value = reply.json().await.expect("json");
+            body["counted"].as_bool().unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for reporter in reporters {
+        counted += usize::from(reporter.await.expect("reporter"));
+    }
+    assert_eq!(counted, 4, "three failures and one ok, each once");
+    let st = deployment_status(&app, &plan_id).await;
+    assert_eq!(
+        (
+            st["reported_outcomes"].clone(),
+            st["reported_failures"].clone()
+        ),
+        (json!(4), json!(3)),
+        "{st}"
+    );
+    // 3 of 8 > 0.25: halted, with the figures.
+    assert_eq!(st["status"], "halted", "{st}");
+    let reason = st["halt_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("reported failure rate 0.375 exceeded max_reported_failure_rate 0.25"),
+        "{reason}"
+    );
+    let answer = reconcile_now(&app, &ids[8]).await;
+    assert_eq!(answer["reason"], "rollout halted", "{answer}");
+    assert_eq!(
+        deployment_status(&app, &plan_id).await["migrations_applied"],
+        8
+    );
+    // A bad report is a 422 and counts nothing.
+    for body in [
+        json!({}),
+        json!({"ok": "no"}),
+        json!({"ok": true, "extra": 1}),
+        json!({"ok": false, "reason": "x".repeat(501)}),
+    ] {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/sessions/{}/outcome", ids[4]),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{body}: {:?}", reply.body);
+    }
+    let unknown = app
+        .call(
+            "POST",
+            "/sessions/nobody/outcome",
+            Some(json!({"ok": false})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+    assert_eq!(
+        deployment_status(&app, &plan_id).await["reported_outcomes"],
+        4
+    );
 }

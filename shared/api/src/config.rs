@@ -45,6 +45,9 @@ pub struct Config {
     pub count_concurrency: usize,
     /// Days a pending plan stays valid (`PLAN_TTL_DAYS`).
     pub plan_ttl_days: i64,
+    /// Hours after a migration in which the runtime's outcome report counts
+    /// against its plan (`OUTCOME_WINDOW_HOURS`).
+    pub outcome_window_hours: i64,
     /// Responses above this many bytes page the plan's anchors (`MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
     /// JWT claim that carries the tenant id when an authorizer is configured (`TENANT_CLAIM`).
@@ -115,6 +118,7 @@ impl Default for Config {
             mark_max_receives: 5,
             count_concurrency: 16,
             plan_ttl_days: 30,
+            outcome_window_hours: 72,
             max_response_bytes: 5 * 1024 * 1024,
             tenant_claim: "tenant_id".into(),
             warm_up: true,
@@ -198,6 +202,12 @@ impl Config {
             mark_max_receives: number(&lookup, "MARK_MAX_RECEIVES", defaults.mark_max_receives, 1)?,
             count_concurrency: number(&lookup, "COUNT_CONCURRENCY", defaults.count_concurrency, 1)?,
             plan_ttl_days: number(&lookup, "PLAN_TTL_DAYS", defaults.plan_ttl_days, 1)?,
+            outcome_window_hours: number(
+                &lookup,
+                "OUTCOME_WINDOW_HOURS",
+                defaults.outcome_window_hours,
+                1,
+            )?,
             max_response_bytes: number(
                 &lookup,
                 "MAX_RESPONSE_BYTES",

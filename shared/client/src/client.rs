@@ -536,6 +536,18 @@ impl Client {
         self.send(call).await?.revisioned()
     }
 
+    /// `POST /sessions/{id}/outcome`: how the session fared after its last
+    /// migration. Retried like reads: a repeat is never counted twice (it
+    /// answers `counted: false`).
+    pub async fn report_outcome(
+        &self,
+        session_id: &str,
+        request: &OutcomeRequest,
+    ) -> Result<OutcomeAnswer, Error> {
+        let call = Call::new(&ops::REPORT_OUTCOME, &[("session_id", session_id)]).json(request)?;
+        self.send(call).await?.json()
+    }
+
     // ----- plans -----------------------------------------------------------
 
     /// `POST /scenarios/{id}/migration-plan`: plan the move to a new version.

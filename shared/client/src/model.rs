@@ -217,6 +217,12 @@ pub struct DeploymentStatus {
     /// Applied migrations that ended the conversation (`exit_scenario`).
     #[serde(default)]
     pub migrations_exited: u64,
+    /// Outcomes the runtime reported for sessions this plan migrated, and of
+    /// those the failed ones.
+    #[serde(default)]
+    pub reported_outcomes: u64,
+    #[serde(default)]
+    pub reported_failures: u64,
     /// The rollout guard given at deploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<RolloutGuard>,
@@ -617,6 +623,10 @@ pub struct RolloutGuard {
     pub max_exit_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_checkpoint_block_rate: Option<f64>,
+    /// Most migrated sessions the runtime may report failed, as a fraction of
+    /// the applied migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reported_failure_rate: Option<f64>,
     #[serde(default = "default_min_sessions")]
     pub min_sessions: u64,
 }
@@ -950,4 +960,25 @@ pub struct ValidationError {
     /// `json_invalid`, `int_parsing`, `model_type`, …) or, for checks of this
     /// product, `value_error…` (`value_error.unknown_step`, `value_error.cel`, …).
     pub r#type: String,
+}
+
+/// The body of `POST /sessions/{id}/outcome`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeRequest {
+    /// `false`: the migrated session failed, in the runtime's judgement.
+    pub ok: bool,
+    /// Why (at most 500 characters; not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What an outcome report did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeAnswer {
+    pub session_id: String,
+    /// Counted now; `false` when counted before or no migration in the window.
+    pub counted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<Uuid>,
+    pub detail: String,
 }

@@ -34,6 +34,8 @@ pub const RECONCILE_SESSION: Operation = op(
     "POST",
     "/sessions/{session_id}/reconcile",
 );
+pub const REPORT_OUTCOME: Operation =
+    op("report_outcome", "POST", "/sessions/{session_id}/outcome");
 pub const CREATE_PLAN: Operation = op(
     "create_plan",
     "POST",
@@ -71,6 +73,7 @@ pub const OPERATIONS: &[Operation] = &[
     PUT_SESSION,
     GET_SESSION,
     RECONCILE_SESSION,
+    REPORT_OUTCOME,
     CREATE_PLAN,
     LIST_PLANS,
     GET_PLAN,

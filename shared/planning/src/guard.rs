@@ -14,6 +14,8 @@ pub struct GuardFigures {
     pub exits: u64,
     /// Of those, the ones a checkpoint blocked.
     pub checkpoint_blocks: u64,
+    /// Migrated sessions the runtime reported as failed.
+    pub reported_failures: u64,
 }
 
 /// One threshold the figures exceed, said with its figures: what `halt_reason` stores.
@@ -36,6 +38,13 @@ pub fn crossed(guard: &RolloutGuard, figures: &GuardFigures) -> Option<String> {
             figures.checkpoint_blocks,
             "were blocked by a checkpoint",
         ),
+        (
+            "reported failure rate",
+            "max_reported_failure_rate",
+            guard.max_reported_failure_rate,
+            figures.reported_failures,
+            "were reported failed by the runtime",
+        ),
     ];
     for (what, name, limit, count, meaning) in checks {
         let Some(limit) = limit else { continue };
@@ -57,6 +66,7 @@ pub fn problems(guard: &RolloutGuard) -> Vec<(&'static str, String)> {
     for (name, value) in [
         ("max_exit_rate", guard.max_exit_rate),
         ("max_checkpoint_block_rate", guard.max_checkpoint_block_rate),
+        ("max_reported_failure_rate", guard.max_reported_failure_rate),
     ] {
         if let Some(v) = value
             && !(0.0..=1.0).contains(&v)
@@ -78,6 +88,7 @@ mod tests {
         RolloutGuard {
             max_exit_rate: exit,
             max_checkpoint_block_rate: blocks,
+            max_reported_failure_rate: None,
             min_sessions: min,
         }
     }
@@ -87,7 +98,26 @@ mod tests {
             applied,
             exits,
             checkpoint_blocks,
+            reported_failures: 0,
         }
+    }
+
+    #[test]
+    fn reported_failures_count_against_the_applied_migrations() {
+        let mut g = guard(None, None, 4);
+        g.max_reported_failure_rate = Some(0.25);
+        let mut f = figures(8, 0, 0);
+        f.reported_failures = 2;
+        assert_eq!(crossed(&g, &f), None, "2 of 8 is the threshold itself");
+        f.reported_failures = 3;
+        let reason = crossed(&g, &f).expect("crossed");
+        assert_eq!(
+            reason,
+            "reported failure rate 0.375 exceeded max_reported_failure_rate 0.25: 3 of 8 applied migrations were reported failed by the runtime"
+        );
+        let mut bad = g.clone();
+        bad.max_reported_failure_rate = Some(2.0);
+        assert_eq!(problems(&bad)[0].0, "max_reported_failure_rate");
     }
 
     #[test]

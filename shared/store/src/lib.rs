@@ -417,6 +417,12 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events of a plan, oldest first.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
 
+    /// Count a runtime's outcome report on the plan that last migrated the
+    /// session (each applied migration records which plan and when, kept as
+    /// long as audit events): once per session and plan, atomically with the
+    /// plan's `reported_outcomes` / `reported_failures`.
+    async fn report_outcome(&self, report: &OutcomeReport) -> StoreResult<OutcomeRecorded>;
+
     /// Delete up to `limit` items whose retention ([`Retention`]) ended before
     /// `now`; returns how many. Backends with native expiry (DynamoDB's TTL)
     /// delete on their own and return 0.

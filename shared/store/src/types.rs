@@ -127,6 +127,35 @@ pub struct PlanStats {
     /// The last marking pass started (0: the deploy's; one more per ramp).
     #[serde(default)]
     pub marking_pass: u32,
+    /// Outcomes the runtime reported for sessions this plan migrated.
+    #[serde(default)]
+    pub reported_outcomes: u64,
+    /// Of those, the ones reported failed: the guard's reported failure rate.
+    #[serde(default)]
+    pub reported_failures: u64,
+}
+
+/// A runtime's report of how a migrated session fared: counted against the
+/// plan that last migrated the session, once, if that was at `window_start` or
+/// later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeReport {
+    pub tenant: Uuid,
+    pub session_id: String,
+    pub ok: bool,
+    pub window_start: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// What an outcome report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeRecorded {
+    /// Counted on this plan's counters now.
+    Counted { plan_id: Uuid },
+    /// This session's outcome for this plan was reported before: not counted again.
+    AlreadyReported { plan_id: Uuid },
+    /// No migration was applied to the session within the window.
+    NoRecentMigration,
 }
 
 /// One page of marking, as recorded in the ledger.

@@ -142,6 +142,7 @@ store::backend_matrix! {
         a_guard_is_stored_and_a_halt_says_why,
         a_partial_rollout_keeps_the_version_until_it_ramps_to_100,
         each_marking_pass_has_its_own_chains,
+        outcome_reports_count_once_against_the_migrating_plan,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

@@ -60,6 +60,7 @@ pub fn sessions_router() -> Router<AppState> {
     Router::new()
         .route("/sessions/{session_id}", put(put_session).get(get_session))
         .route("/sessions/{session_id}/reconcile", post(reconcile_session))
+        .route("/sessions/{session_id}/outcome", post(report_outcome))
 }
 
 /// Plan generation, listing, review, policies, approve and reject.
@@ -403,6 +404,37 @@ pub(crate) async fn get_session(
 ) -> ApiResult<impl IntoResponse> {
     let session = sessions::get(state.store(), tenant, &session_id).await?;
     Ok((session_etag(session.revision), Json(session)))
+}
+
+#[utoipa::path(
+    post, path = "/sessions/{session_id}/outcome", tag = "sessions", operation_id = "report_outcome",
+    summary = "How a migrated session fared",
+    description = "The runtime reports whether a session went well after its last migration. The report counts once against the plan that migrated the session, if that was within `OUTCOME_WINDOW_HOURS` (default 72); the plan's `reported_failures` feed its guard's `max_reported_failure_rate`. A repeated report, or one for a session no plan migrated in the window, answers `counted: false` and changes nothing.",
+    params(("session_id" = String, Path, description = "The runtime's session id: 1–256 of A–Z a–z 0–9 . _ - : @ + = ~ |", pattern = "^[A-Za-z0-9._:@+=~|-]{1,256}$")),
+    request_body(content = sessions::OutcomeRequest, example = json!({"ok": false, "reason": "customer abandoned after the new age check"})),
+    responses(
+        (status = 200, description = "Whether the report counted, and on which plan", body = sessions::OutcomeAnswer),
+        (status = 404, response = crate::openapi::NotFound), (status = 413, response = crate::openapi::PayloadTooLarge), (status = 422, response = crate::openapi::ValidationFailed),
+    )
+)]
+pub(crate) async fn report_outcome(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    path: Result<Path<(RuntimeId,)>, ApiError>,
+    JsonBody(request): JsonBody<sessions::OutcomeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let Path((RuntimeId(session_id),)) = path?;
+    Ok(Json(
+        sessions::report_outcome(
+            state.store(),
+            tenant,
+            &session_id,
+            request,
+            state.config().outcome_window_hours,
+            Utc::now(),
+        )
+        .await?,
+    ))
 }
 
 #[utoipa::path(

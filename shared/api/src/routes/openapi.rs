@@ -101,6 +101,7 @@ pub struct ValidationFailed(#[to_schema] pub HttpValidationError);
         crate::routes::put_session,
         crate::routes::get_session,
         crate::routes::reconcile_session,
+        crate::routes::report_outcome,
         crate::routes::create_plan,
         crate::routes::list_plans,
         crate::routes::get_plan,

@@ -268,6 +268,7 @@ pub(crate) async fn enforce_guard(
         applied: stats.migrations_applied,
         exits: stats.exits,
         checkpoint_blocks: stats.checkpoint_blocks,
+        reported_failures: stats.reported_failures,
     };
     let Some(reason) = planning::guard::crossed(guard, &figures) else {
         return Ok(());
@@ -289,6 +290,31 @@ pub(crate) async fn enforce_guard(
         tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
     }
     Ok(())
+}
+
+/// [`enforce_guard`] for a plan known by id only (after a reported failure):
+/// its header says whether it has a guard. Failures are logged, not the
+/// caller's — the report is counted, and the next one checks again.
+pub(crate) async fn enforce_guard_of(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) {
+    let checked = async {
+        let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
+            return Ok(());
+        };
+        match &plan.guard {
+            Some(guard) if plan.status.applies_migrations() => {
+                enforce_guard(store, tenant, plan_id, guard, now).await
+            }
+            _ => Ok(()),
+        }
+    };
+    if let Err(error) = checked.await {
+        tracing::error!(%error, %plan_id, "could not check the rollout guard");
+    }
 }
 
 /// Mark the plan itself superseded (its scenario moved on without it).
@@ -752,6 +778,8 @@ pub(crate) async fn status(
         },
         checkpoint_blocks: stats.checkpoint_blocks,
         migrations_exited: stats.exits,
+        reported_outcomes: stats.reported_outcomes,
+        reported_failures: stats.reported_failures,
         guard: plan.guard,
         halt_reason: plan.halt_reason,
         deployed_at: plan.deployed_at,

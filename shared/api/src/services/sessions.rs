@@ -101,3 +101,92 @@ pub async fn get(store: &dyn Store, tenant: Uuid, session_id: &str) -> ServiceRe
         .await?
         .ok_or_else(|| ServiceError::not_found("Session", session_id))
 }
+
+/// The body of `POST /sessions/{id}/outcome`: how the session fared after
+/// its last migration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRequest {
+    /// `false`: the migrated session failed (the runtime's judgement: an error,
+    /// an abandoned conversation, a complaint).
+    pub ok: bool,
+    /// Why, for the runtime's own logs (at most 500 characters; not stored).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What an outcome report did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct OutcomeAnswer {
+    pub session_id: String,
+    /// Whether this report was counted now (`false`: counted before, or no
+    /// migration of the session within the outcome window).
+    pub counted: bool,
+    /// The plan whose migration of the session the report is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<Uuid>,
+    pub detail: String,
+}
+
+/// Longest `reason` accepted.
+const MAX_REASON_CHARS: usize = 500;
+
+/// `POST /sessions/{id}/outcome`: count the runtime's report against the plan
+/// that last migrated the session (once per session and plan, within
+/// `window_hours` of the migration), then let that plan's guard halt the
+/// rollout if the reported failures cross its threshold.
+pub async fn report_outcome(
+    store: &dyn Store,
+    tenant: Uuid,
+    session_id: &str,
+    request: OutcomeRequest,
+    window_hours: i64,
+    now: DateTime<Utc>,
+) -> ServiceResult<OutcomeAnswer> {
+    if request
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    {
+        return Err(ServiceError::invalid_document(
+            &["reason"],
+            "at most 500 characters",
+            "string_too_long",
+        ));
+    }
+    store
+        .get_session(tenant, session_id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("Session", session_id))?;
+    let report = store::OutcomeReport {
+        tenant,
+        session_id: session_id.to_owned(),
+        ok: request.ok,
+        window_start: now - chrono::Duration::hours(window_hours),
+        at: now,
+    };
+    let answer = |counted, plan_id, detail: &str| OutcomeAnswer {
+        session_id: session_id.to_owned(),
+        counted,
+        plan_id,
+        detail: detail.to_owned(),
+    };
+    match store.report_outcome(&report).await? {
+        store::OutcomeRecorded::Counted { plan_id } => {
+            if !request.ok {
+                crate::services::deployments::enforce_guard_of(store, tenant, plan_id, now).await;
+            }
+            Ok(answer(true, Some(plan_id), "counted"))
+        }
+        store::OutcomeRecorded::AlreadyReported { plan_id } => Ok(answer(
+            false,
+            Some(plan_id),
+            "this session's outcome after this migration was reported before",
+        )),
+        store::OutcomeRecorded::NoRecentMigration => Ok(answer(
+            false,
+            None,
+            "no migration was applied to this session within the outcome window",
+        )),
+    }
+}

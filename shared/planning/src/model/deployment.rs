@@ -56,6 +56,12 @@ pub struct DeploymentStatus {
     /// Applied migrations that ended the conversation (`exit_scenario`).
     #[serde(default)]
     pub migrations_exited: u64,
+    /// Outcomes the runtime reported for sessions this plan migrated
+    /// (`POST /sessions/{id}/outcome`), and of those the failed ones.
+    #[serde(default)]
+    pub reported_outcomes: u64,
+    #[serde(default)]
+    pub reported_failures: u64,
     /// The rollout guard given at deploy, if any.
     #[serde(default)]
     pub guard: Option<super::plan::RolloutGuard>,

@@ -142,6 +142,10 @@ pub struct RolloutGuard {
     /// Most migrations a checkpoint may block, as a fraction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_checkpoint_block_rate: Option<f64>,
+    /// Most migrated sessions the runtime may report failed
+    /// (`POST /sessions/{id}/outcome`), as a fraction of the applied migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reported_failure_rate: Option<f64>,
     /// Applied migrations before any threshold is checked.
     #[serde(default = "default_min_sessions")]
     pub min_sessions: u64,

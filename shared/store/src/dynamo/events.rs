@@ -9,7 +9,7 @@ use super::DynamoStore;
 use super::attr::{bad_item, get_s, get_time, s};
 use super::expr::Expr;
 use super::items::ttl_av;
-use super::keys::{events_pk, key, page_of, plan_pk, token_item};
+use super::keys::{events_pk, key, migrated_by_pk, page_of, plan_pk, token_item};
 use super::ops::sdk_error;
 use super::tables::TTL;
 use crate::codec::{from_json, time_key, to_json};
@@ -69,6 +69,16 @@ impl DynamoStore {
         if event.action == planning::ReconciliationAction::ExitScenario {
             expr.add("exits", 1);
         }
+        // Which plan migrated the session and when: what the runtime's outcome
+        // report is counted against (a later migration by the same plan starts
+        // its outcome afresh).
+        let mut migrated = key(
+            migrated_by_pk(t, &event.session_id),
+            &event.plan_id.to_string(),
+        );
+        migrated.insert("plan_id".into(), s(event.plan_id.to_string()));
+        migrated.insert("at".into(), s(time_key(&event.at)));
+        migrated.insert(TTL.into(), ttl_av(event.at, self.retention.event_days));
         Ok(vec![
             self.tx_put(self.main(), item, Some("attribute_not_exists(pk)"))?,
             self.tx_update(
@@ -77,6 +87,7 @@ impl DynamoStore {
                 &expr,
                 None,
             )?,
+            self.tx_put(self.main(), migrated, None)?,
         ])
     }
 }

@@ -506,6 +506,10 @@ struct StatsAttributes {
     resumptions: Option<u64>,
     #[serde(default)]
     marking_pass: Option<u32>,
+    #[serde(default)]
+    reported_outcomes: Option<u64>,
+    #[serde(default)]
+    reported_failures: Option<u64>,
 }
 
 pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
@@ -530,6 +534,8 @@ pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         last_progress_at: opt_parse_time(stored.last_progress_at.as_deref(), "last_progress_at")?,
         resumptions: stored.resumptions.unwrap_or_default(),
         marking_pass: stored.marking_pass.unwrap_or_default(),
+        reported_outcomes: stored.reported_outcomes.unwrap_or_default(),
+        reported_failures: stored.reported_failures.unwrap_or_default(),
         ..PlanStats::default()
     };
     for name in item.keys() {

@@ -28,6 +28,10 @@ pub(super) fn slot_pk(t: Uuid, sid: Uuid, from: i64, to: i64) -> String {
 pub(super) fn events_pk(t: Uuid, pid: Uuid) -> String {
     format!("{t}#EVT#{pid}")
 }
+/// Which plans migrated a session (sort key: the plan id), for outcome reports.
+pub(super) fn migrated_by_pk(t: Uuid, session_id: &str) -> String {
+    format!("{t}#MIGRATEDBY#{session_id}")
+}
 pub(super) fn blob_pk(t: Uuid, blob: &str) -> String {
     format!("{t}#BLOB#{blob}")
 }

@@ -24,6 +24,7 @@ mod items;
 mod keys;
 mod marking;
 mod ops;
+mod outcomes;
 mod plans;
 mod scenarios;
 mod sessions;

@@ -8,7 +8,7 @@ use planning::{
 };
 use uuid::Uuid;
 
-use super::{DynamoStore, events, marking, plans, scenarios, sessions};
+use super::{DynamoStore, events, marking, outcomes, plans, scenarios, sessions};
 use crate::{
     ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
     PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, ScenarioHead,
@@ -237,6 +237,13 @@ impl Store for DynamoStore {
         version: i64,
     ) -> StoreResult<Option<crate::Recount>> {
         events::get_recount(self, tenant, scenario_id, version).await
+    }
+
+    async fn report_outcome(
+        &self,
+        report: &crate::OutcomeReport,
+    ) -> StoreResult<crate::OutcomeRecorded> {
+        outcomes::report_outcome(self, report).await
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<EventPage> {

@@ -88,6 +88,11 @@ pub(super) const EXPIRE_PREFIX: &str = "EXPIRE/";
 pub(super) fn deploying_key(t: Uuid, pid: Uuid) -> String {
     format!("{DEPLOYING_PREFIX}{t}/{pid}")
 }
+/// Which plans migrated a session and when, one entry per plan, with the
+/// runtime's reported outcome once given.
+pub(super) fn migrated_by_prefix(t: Uuid, session_id: &str) -> String {
+    format!("{t}/MIGRATEDBY/{session_id}/")
+}
 pub(super) fn events_prefix(t: Uuid, pid: Uuid) -> String {
     format!("{t}/EVT/{pid}/")
 }

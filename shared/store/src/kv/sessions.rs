@@ -1,5 +1,6 @@
 //! Sessions (with their step-index entries and counts) and the audit events of reconcile.
 
+use chrono::{DateTime, Utc};
 use planning::{MigrationPlan, PendingMigration, Session};
 use uuid::Uuid;
 
@@ -7,8 +8,8 @@ use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, mark_ids_key, plan_header_key, prefix_end, session_key, stats_key,
-    step_entry_key, step_shard_prefix,
+    events_prefix, mark_ids_key, migrated_by_prefix, plan_header_key, prefix_end, session_key,
+    stats_key, step_entry_key, step_shard_prefix,
 };
 use super::marking::load_stats;
 use super::retention::expire_at;
@@ -208,8 +209,66 @@ pub(super) fn apply_session_change(
         let mut stats = load_stats(kv, change.tenant, e.plan_id)?;
         count_migration(&mut stats, applied);
         save(kv, &stats_key(change.tenant, e.plan_id), &stats)?;
+        let migrated = format!(
+            "{}{}",
+            migrated_by_prefix(change.tenant, &change.session_id),
+            e.plan_id
+        );
+        save(
+            kv,
+            &migrated,
+            &MigratedBy {
+                plan_id: e.plan_id,
+                at: e.at,
+                outcome: None,
+            },
+        )?;
+        expire_at(kv, &migrated, Retention::until(e.at, retention.event_days))?;
     }
     Ok(true)
+}
+
+/// A plan's migration of a session, for the runtime's outcome report.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct MigratedBy {
+    plan_id: Uuid,
+    at: DateTime<Utc>,
+    /// Reported ok (`true`) or failed.
+    outcome: Option<bool>,
+}
+
+pub(super) fn report_outcome(
+    kv: &mut dyn KvWrite,
+    report: &crate::OutcomeReport,
+) -> StoreResult<crate::OutcomeRecorded> {
+    use crate::OutcomeRecorded;
+    let prefix = migrated_by_prefix(report.tenant, &report.session_id);
+    let mut last: Option<(String, MigratedBy)> = None;
+    for (key, bytes) in kv.range(&prefix, &prefix_end(&prefix), false, usize::MAX)? {
+        let entry: MigratedBy = decode_value(&bytes)?;
+        if last.as_ref().is_none_or(|(_, l)| entry.at > l.at) {
+            last = Some((key, entry));
+        }
+    }
+    let Some((key, mut entry)) = last.filter(|(_, e)| e.at >= report.window_start) else {
+        return Ok(OutcomeRecorded::NoRecentMigration);
+    };
+    if entry.outcome.is_some() {
+        return Ok(OutcomeRecorded::AlreadyReported {
+            plan_id: entry.plan_id,
+        });
+    }
+    entry.outcome = Some(report.ok);
+    save(kv, &key, &entry)?;
+    let mut stats = load_stats(kv, report.tenant, entry.plan_id)?;
+    stats.reported_outcomes += 1;
+    if !report.ok {
+        stats.reported_failures += 1;
+    }
+    save(kv, &stats_key(report.tenant, entry.plan_id), &stats)?;
+    Ok(OutcomeRecorded::Counted {
+        plan_id: entry.plan_id,
+    })
 }
 
 pub(super) fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventPage> {

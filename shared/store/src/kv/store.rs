@@ -27,7 +27,8 @@ use super::plans::{
 };
 use super::retention::sweep_expired;
 use super::sessions::{
-    apply_session_change, list_events, mark_session, put_session, sessions_at_step, write_session,
+    apply_session_change, list_events, mark_session, put_session, report_outcome, sessions_at_step,
+    write_session,
 };
 use super::values::load;
 use super::{KvBackend, KvStore};
@@ -386,6 +387,16 @@ impl<B: KvBackend> Store for KvStore<B> {
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
         let q = query.clone();
         self.backend.read(move |kv| list_events(kv, &q)).await
+    }
+
+    async fn report_outcome(
+        &self,
+        report: &crate::OutcomeReport,
+    ) -> StoreResult<crate::OutcomeRecorded> {
+        let report = report.clone();
+        self.backend
+            .write(move |kv| report_outcome(kv, &report))
+            .await
     }
 
     async fn sweep_expired(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {

@@ -395,6 +395,13 @@ impl Store for FaultyStore {
         self.inner.apply_session_change(change).await
     }
 
+    async fn report_outcome(
+        &self,
+        report: &crate::OutcomeReport,
+    ) -> StoreResult<crate::OutcomeRecorded> {
+        self.inner.report_outcome(report).await
+    }
+
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
         self.inner.list_events(query).await
     }

@@ -328,6 +328,7 @@ pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
     let guard = RolloutGuard {
         max_exit_rate: Some(0.25),
         max_checkpoint_block_rate: None,
+        max_reported_failure_rate: None,
         min_sessions: 7,
     };
     let deploying = s

@@ -294,3 +294,106 @@ pub async fn each_marking_pass_has_its_own_chains(s: Arc<dyn Store>) {
             .unwrap()
     );
 }
+
+/// An outcome report counts once per session and plan, against the plan that
+/// last migrated the session, and only within the window.
+pub async fn outcome_reports_count_once_against_the_migrating_plan(s: Arc<dyn Store>) {
+    use std::collections::BTreeMap;
+
+    use planning::MigrationScenario;
+    use store::{
+        AppliedMigration, OutcomeRecorded, OutcomeReport, SessionChange, SessionExpectation,
+    };
+
+    let tenant = Uuid::new_v4();
+    let (sid, plan_id, step) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let migrated_at = t0() + Duration::hours(3);
+    for id in ["ok-1", "bad-1", "never"] {
+        let mut x = session(tenant, id, sid, 1, step);
+        if id != "never" {
+            x.pending_migration = Some(pending(plan_id, step));
+        }
+        s.put_session(&x).await.expect("put");
+    }
+    for id in ["ok-1", "bad-1"] {
+        let applied = SessionChange {
+            tenant,
+            session_id: id.into(),
+            expect: SessionExpectation::FlaggedBy(plan_id),
+            expected_revision: 0,
+            new_position: None,
+            pin_version: None,
+            clear_flag: true,
+            set_variables: BTreeMap::new(),
+            at: migrated_at,
+            applied: Some(AppliedMigration {
+                event: event(
+                    tenant,
+                    plan_id,
+                    id,
+                    migrated_at,
+                    MigrationScenario::CleanGraft,
+                    false,
+                ),
+                was_flagged: true,
+            }),
+            require_applying: Vec::new(),
+        };
+        assert!(s.apply_session_change(&applied).await.expect("apply"));
+    }
+    let report = |id: &str, ok: bool, window_start| OutcomeReport {
+        tenant,
+        session_id: id.into(),
+        ok,
+        window_start,
+        at: migrated_at + Duration::hours(1),
+    };
+    let window = migrated_at - Duration::hours(72);
+    // Reports racing each other: one counts, the rest find it reported.
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let (s, r) = (Arc::clone(&s), report("bad-1", false, window));
+        racers.push(tokio::spawn(async move { s.report_outcome(&r).await }));
+    }
+    let mut counted = 0;
+    for racer in racers {
+        match racer.await.expect("join").expect("report") {
+            OutcomeRecorded::Counted { plan_id: p } => {
+                assert_eq!(p, plan_id);
+                counted += 1;
+            }
+            OutcomeRecorded::AlreadyReported { plan_id: p } => assert_eq!(p, plan_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counted, 1);
+    assert_eq!(
+        s.report_outcome(&report("ok-1", true, window))
+            .await
+            .unwrap(),
+        OutcomeRecorded::Counted { plan_id }
+    );
+    // Outside the window, or never migrated: nothing to count.
+    let late = migrated_at + Duration::minutes(1);
+    assert_eq!(
+        s.report_outcome(&report("ok-1", false, late))
+            .await
+            .unwrap(),
+        OutcomeRecorded::NoRecentMigration
+    );
+    assert_eq!(
+        s.report_outcome(&report("never", false, window))
+            .await
+            .unwrap(),
+        OutcomeRecorded::NoRecentMigration
+    );
+    // Another tenant sees no migration of these sessions.
+    let mut foreign = report("ok-1", false, window);
+    foreign.tenant = Uuid::new_v4();
+    assert_eq!(
+        s.report_outcome(&foreign).await.unwrap(),
+        OutcomeRecorded::NoRecentMigration
+    );
+    let stats = s.get_plan_stats(tenant, plan_id).await.unwrap();
+    assert_eq!((stats.reported_outcomes, stats.reported_failures), (2, 1));
+}
