@@ -105,6 +105,13 @@ fn sample_event(file: &str) -> Value {
 
 /// Invoke `function` once with `event`; returns ("response" | "error" | "init_error", payload).
 async fn invoke(function: &str, event: Value) -> Option<(String, Value)> {
+    let (kind, payload, _) = invoke_logged(function, event).await?;
+    Some((kind, payload))
+}
+
+/// [`invoke`], with what the function wrote to stdout by the time it answered:
+/// its JSON log lines and its metrics as EMF lines.
+async fn invoke_logged(function: &str, event: Value) -> Option<(String, Value, String)> {
     if !store::testing::dynamo_configured() {
         return None;
     }
@@ -121,7 +128,7 @@ async fn run(
     function: &str,
     event: Value,
     tables: &store::TableNames,
-) -> (String, Value) {
+) -> (String, Value, String) {
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {
         event: Arc::new(Mutex::new(Some(event))),
@@ -134,15 +141,30 @@ async fn run(
         .env("MIGRATIONS_TABLE", &tables.main)
         .env("SESSIONS_TABLE", &tables.sessions)
         .stderr(Stdio::inherit())
+        // One invocation's logs: far below a pipe's buffer, read once it answered.
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start function binary");
-    let answer = tokio::time::timeout(Duration::from_secs(60), received.recv())
+    let (kind, payload) = tokio::time::timeout(Duration::from_secs(60), received.recv())
         .await
         .expect("the function answered within 60 s")
         .expect("answer channel open");
     let _ = child.kill().await;
     server.abort();
-    answer
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut out, &mut stdout).await;
+    }
+    (kind, payload, stdout)
+}
+
+/// The EMF documents among a function's stdout lines (its logs are JSON too).
+fn emf_documents(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect()
 }
 
 /// A function process with the variables the Lambda service sets, no queue.
@@ -212,6 +234,32 @@ async fn sessions_function_answers_the_sample_request() {
     }
 }
 
+/// After the invocation the function has written its metrics as EMF lines: the
+/// sample's 404 under its route template and status class, no id of the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_function_writes_its_metrics_as_emf_lines() {
+    let Some((kind, payload, stdout)) =
+        invoke_logged("sessions", sample_event("sessions-get.json")).await
+    else {
+        return;
+    };
+    assert_eq!(kind, "response", "{payload}");
+    let docs = emf_documents(&stdout);
+    let http = docs
+        .iter()
+        .find(|d| d.get("http_responses").is_some())
+        .unwrap_or_else(|| panic!("no EMF line for http_responses in:\n{stdout}"));
+    let directive = &http["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "FocalMigrations");
+    assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+    assert_eq!(http["route"], "/sessions/{session_id}");
+    assert_eq!(http["method"], "GET");
+    assert_eq!(http["status"], "4xx");
+    assert_eq!(http["http_responses"], 1);
+    let metrics_text = serde_json::to_string(&docs).unwrap();
+    assert!(!metrics_text.contains("22222222-2222-4222-8222-222222222222"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plans_function_answers_the_sample_request() {
     if let Some(body) = assert_http_answer("plans", "plans-list.json", 200).await {
@@ -235,8 +283,8 @@ async fn count_sessions_counts_the_sample_stream_batch() {
     // A windowed DynamoDB stream event (the shard id keys the checkpoint): the
     // function parses it, applies it to the counters in DynamoDB Local and
     // answers with an empty window state (an error would come back as "error").
-    let Some((kind, payload)) =
-        invoke("count-sessions", sample_event("count-sessions-stream.json")).await
+    let Some((kind, payload, stdout)) =
+        invoke_logged("count-sessions", sample_event("count-sessions-stream.json")).await
     else {
         return;
     };
@@ -247,6 +295,16 @@ async fn count_sessions_counts_the_sample_stream_batch() {
         serde_json::json!([]),
         "{payload}"
     );
+    // The batch's lag went out as an EMF line: one value, in seconds, positive
+    // (the sample's records were created long ago).
+    let docs = emf_documents(&stdout);
+    let lag = docs
+        .iter()
+        .find(|d| d.get("session_count_stream_lag").is_some())
+        .unwrap_or_else(|| panic!("no EMF line for the stream lag in:\n{stdout}"));
+    let values = lag["session_count_stream_lag"].as_array().expect("values");
+    assert_eq!(values.len(), 1, "{lag}");
+    assert!(values[0].as_f64().unwrap() > 0.0, "{lag}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
