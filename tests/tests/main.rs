@@ -29,6 +29,7 @@ mod retention;
 mod rollout_guard;
 mod rollout_pause;
 mod rollout_ramp;
+mod rollout_withdraw;
 mod route_list;
 mod session_counts_http;
 mod session_integrity;

@@ -24,6 +24,7 @@ fn message_for_missing_plan() -> MarkMessage {
             anchor_content_hash: Some("a".repeat(64)),
             pass: 0,
             percent: 100,
+            withdraw: false,
         },
         cursor: None,
     }

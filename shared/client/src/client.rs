@@ -703,6 +703,15 @@ impl Client {
         self.send(call).await?.json()
     }
 
+    /// `POST /migration-plans/{id}/withdraw`: take the rollout back (every
+    /// unapplied flag cleared). Sent once: a repeat while withdrawing resumes
+    /// and reports progress, from any other status it is a 409.
+    pub async fn withdraw_plan(&self, plan_id: Uuid) -> Result<DeploymentResult, Error> {
+        let id = path_id(plan_id);
+        let call = Call::new(&ops::WITHDRAW_PLAN, &[("plan_id", &id)]).once();
+        self.send(call).await?.json()
+    }
+
     /// `GET /migration-plans/{id}/diagram`: the SVG of one side of the plan.
     pub async fn plan_diagram(&self, plan_id: Uuid, query: &DiagramQuery) -> Result<String, Error> {
         let id = path_id(plan_id);
@@ -732,6 +741,8 @@ fn status_text(status: PlanStatus) -> &'static str {
         PlanStatus::Deployed => "deployed",
         PlanStatus::Paused => "paused",
         PlanStatus::Halted => "halted",
+        PlanStatus::Withdrawing => "withdrawing",
+        PlanStatus::Withdrawn => "withdrawn",
         PlanStatus::Rejected => "rejected",
         PlanStatus::Superseded => "superseded",
         PlanStatus::Expired => "expired",

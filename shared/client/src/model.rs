@@ -213,6 +213,9 @@ pub struct DeploymentStatus {
     /// The share of sessions the rollout reaches, 1–100.
     #[serde(default = "all_sessions")]
     pub percent: u8,
+    /// Flags a withdrawal cleared before reconcile applied them.
+    #[serde(default)]
+    pub flags_withdrawn: u64,
     pub checkpoint_blocks: u64,
     /// Applied migrations that ended the conversation (`exit_scenario`).
     #[serde(default)]
@@ -610,6 +613,8 @@ pub enum PlanStatus {
     Deployed,
     Paused,
     Halted,
+    Withdrawing,
+    Withdrawn,
     Rejected,
     Superseded,
     Expired,

@@ -61,6 +61,11 @@ pub const DEPLOYMENT_STATUS: Operation = op(
 );
 pub const PAUSE_PLAN: Operation = op("pause_plan", "POST", "/migration-plans/{plan_id}/pause");
 pub const RESUME_PLAN: Operation = op("resume_plan", "POST", "/migration-plans/{plan_id}/resume");
+pub const WITHDRAW_PLAN: Operation = op(
+    "withdraw_plan",
+    "POST",
+    "/migration-plans/{plan_id}/withdraw",
+);
 pub const PLAN_DIAGRAM: Operation = op("plan_diagram", "GET", "/migration-plans/{plan_id}/diagram");
 
 /// All of them.
@@ -88,6 +93,7 @@ pub const OPERATIONS: &[Operation] = &[
     DEPLOYMENT_STATUS,
     PAUSE_PLAN,
     RESUME_PLAN,
+    WITHDRAW_PLAN,
     PLAN_DIAGRAM,
 ];
 

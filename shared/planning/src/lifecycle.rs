@@ -12,6 +12,7 @@
 //!  deployed  ──pause──▶ paused ──resume──▶ deployed
 //!  deploying / deployed ──(the guard crossed)──▶ halted ──resume──▶ as paused
 //!  deployed (at a percent below 100) ──ramp──▶ deploying (the new slice is marked)
+//!  deploying / deployed / paused / halted ──withdraw──▶ withdrawing ──finish──▶ withdrawn
 //! ```
 //!
 //! The services ask [`transition`] whether a command is legal for the plan's
@@ -57,6 +58,11 @@ pub enum PlanCommand {
     /// An operator widens a partial rollout to `percent`: marking pass `pass`
     /// marks the sessions the wider cohort adds.
     Ramp { percent: u8, pass: u32 },
+    /// An operator takes the rollout back: pass `pass` clears every flag not
+    /// yet applied.
+    Withdraw { pass: u32 },
+    /// Every flag of the withdrawal is cleared: `withdrawing` becomes `withdrawn`.
+    FinishWithdrawing,
 }
 
 impl PlanCommand {
@@ -74,6 +80,8 @@ impl PlanCommand {
             PlanCommand::Resume { .. } => "resumed",
             PlanCommand::Halt { .. } => "halted",
             PlanCommand::Ramp { .. } => "ramped",
+            PlanCommand::Withdraw { .. } => "withdrawn",
+            PlanCommand::FinishWithdrawing => "finished withdrawing",
         }
     }
 
@@ -95,6 +103,13 @@ impl PlanCommand {
             }
             PlanCommand::Resume { .. } => &[PlanStatus::Paused, PlanStatus::Halted],
             PlanCommand::Ramp { .. } => &[PlanStatus::Deployed],
+            PlanCommand::Withdraw { .. } => &[
+                PlanStatus::Deployed,
+                PlanStatus::Deploying,
+                PlanStatus::Paused,
+                PlanStatus::Halted,
+            ],
+            PlanCommand::FinishWithdrawing => &[PlanStatus::Withdrawing],
         }
     }
 
@@ -111,6 +126,8 @@ impl PlanCommand {
             PlanCommand::Pause => Some(PlanStatus::Paused),
             PlanCommand::Halt { .. } => Some(PlanStatus::Halted),
             PlanCommand::Ramp { .. } => Some(PlanStatus::Deploying),
+            PlanCommand::Withdraw { .. } => Some(PlanStatus::Withdrawing),
+            PlanCommand::FinishWithdrawing => Some(PlanStatus::Withdrawn),
             // Only back to an activated status that applies migrations.
             PlanCommand::Resume { to } if to.applies_migrations() => Some(*to),
             PlanCommand::Resume { .. } => None,
@@ -178,6 +195,9 @@ pub fn transition(
         },
         PlanCommand::Resume { .. } => Stamp::Resumed,
         PlanCommand::Ramp { percent, pass } => Stamp::Ramped { percent, pass },
+        // The withdrawal's pass; the pause or halt it ends is over too.
+        PlanCommand::Withdraw { pass } => Stamp::Withdrawing { pass },
+        PlanCommand::FinishWithdrawing => Stamp::Unstamped,
         PlanCommand::Supersede
         | PlanCommand::Expire
         | PlanCommand::Deploy
@@ -220,6 +240,8 @@ pub enum Stamp {
     Resumed,
     /// `percent` and `rollout_pass`.
     Ramped { percent: u8, pass: u32 },
+    /// `rollout_pass`; `paused_from` and `halt_reason` removed.
+    Withdrawing { pass: u32 },
     /// Nothing besides the status.
     Unstamped,
 }
@@ -246,14 +268,16 @@ impl StatusChange {
         self.from.is_live() && !self.to.is_live()
     }
 
-    /// Leaving `deploying` takes the plan off the resume sweep's list.
+    /// Leaving the statuses whose chains are walked (`deploying`,
+    /// `withdrawing`) takes the plan off the resume sweep's list.
     pub fn leaves_deploying(&self) -> bool {
-        self.from == PlanStatus::Deploying && self.to != PlanStatus::Deploying
+        self.from.walks_chains() && !self.to.walks_chains()
     }
 
-    /// Returning to `deploying` (a resume) puts the plan back on the sweep's list.
+    /// Entering them (a resume, a ramp, a withdrawal) puts the plan back on
+    /// the sweep's list.
     pub fn enters_deploying(&self) -> bool {
-        self.from != PlanStatus::Deploying && self.to == PlanStatus::Deploying
+        !self.from.walks_chains() && self.to.walks_chains()
     }
 
     /// The side fields this change sets or removes, in a stable order.
@@ -286,6 +310,11 @@ impl StatusChange {
             Stamp::Ramped { percent, pass } => vec![
                 field("percent", Some(StampValue::Number(u64::from(*percent)))),
                 field("rollout_pass", Some(StampValue::Number(u64::from(*pass)))),
+            ],
+            Stamp::Withdrawing { pass } => vec![
+                field("rollout_pass", Some(StampValue::Number(u64::from(*pass)))),
+                field("paused_from", None),
+                field("halt_reason", None),
             ],
             Stamp::Unstamped => Vec::new(),
         }
@@ -320,6 +349,11 @@ impl StatusChange {
                 plan.percent = Some(*percent);
                 plan.rollout_pass = *pass;
             }
+            Stamp::Withdrawing { pass } => {
+                plan.rollout_pass = *pass;
+                plan.paused_from = None;
+                plan.halt_reason = None;
+            }
             Stamp::Unstamped => {}
         }
     }
@@ -329,13 +363,15 @@ impl StatusChange {
 mod tests {
     use super::*;
 
-    const ALL: [PlanStatus; 9] = [
+    const ALL: [PlanStatus; 11] = [
         PlanStatus::Pending,
         PlanStatus::Approved,
         PlanStatus::Deploying,
         PlanStatus::Deployed,
         PlanStatus::Paused,
         PlanStatus::Halted,
+        PlanStatus::Withdrawing,
+        PlanStatus::Withdrawn,
         PlanStatus::Rejected,
         PlanStatus::Superseded,
         PlanStatus::Expired,
@@ -372,6 +408,8 @@ mod tests {
                 percent: 50,
                 pass: 1,
             },
+            PlanCommand::Withdraw { pass: 1 },
+            PlanCommand::FinishWithdrawing,
         ]
     }
 
@@ -438,6 +476,11 @@ mod tests {
             (Halted, Deploying),
             (Halted, Deployed),
             (Deployed, Deploying),
+            (Deploying, Withdrawing),
+            (Deployed, Withdrawing),
+            (Paused, Withdrawing),
+            (Halted, Withdrawing),
+            (Withdrawing, Withdrawn),
         ];
         let mut seen = Vec::new();
         for status in ALL {
@@ -456,13 +499,11 @@ mod tests {
             assert!(seen.contains(&edge), "{edge:?} missing from {seen:?}");
         }
         // Terminal states accept nothing; a deployed plan only pauses or ramps.
-        for status in [Rejected, Superseded, Expired] {
+        for status in [Rejected, Superseded, Expired, Withdrawn] {
             assert!(seen.iter().all(|(from, _)| *from != status));
         }
-        assert!(
-            seen.iter()
-                .all(|(from, to)| *from != Deployed || matches!(to, Paused | Halted | Deploying))
-        );
+        assert!(seen.iter().all(|(from, to)| *from != Deployed
+            || matches!(to, Paused | Halted | Deploying | Withdrawing)));
     }
 
     #[test]
@@ -538,6 +579,8 @@ mod tests {
                     pass: 1,
                 },
             ),
+            (PlanStatus::Halted, PlanCommand::Withdraw { pass: 2 }),
+            (PlanStatus::Withdrawing, PlanCommand::FinishWithdrawing),
         ] {
             let change = transition(status, command, now()).unwrap();
             let mut plan = plan_in(status);

@@ -408,6 +408,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(marked)
     }
 
+    /// Clear withdrawn flags, each on its own: a session's flag is cleared
+    /// (its revision bumped) only while it is `plan_id`'s. Returns one answer
+    /// per input, in order: true when this call cleared it, or found it
+    /// cleared by the same `unmark_id` (a repeat). `concurrency` as for
+    /// [`Store::mark_sessions`].
+    async fn unmark_sessions(
+        &self,
+        tenant: Uuid,
+        unmarks: &[SessionUnmark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>>;
+
     /// Apply a reconcile outcome to a session in one atomic step with its audit
     /// event and the plan counters. Holds only if the session is still at
     /// `change.expected_revision` and matches `change.expect`; bumps the revision.

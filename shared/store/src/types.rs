@@ -46,12 +46,17 @@ pub struct PlanTransition {
 /// current version widens to `percent`; at 100 the plan's to-version becomes
 /// current and the partial rollout is gone. Holds only while the scenario is
 /// at `from_version` with this plan's partial rollout.
+///
+/// `withdraw`: the end of a withdrawal instead — the plan's partial rollout is
+/// removed, or if its version had become current, `from_version` is current
+/// again (when the scenario moved on since, it is left as it is).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutMove {
     pub scenario_id: Uuid,
     pub from_version: i64,
     pub to_version: i64,
     pub percent: u8,
+    pub withdraw: bool,
 }
 
 /// A scenario's current version and the partial rollout leaving it, if any:
@@ -133,6 +138,20 @@ pub struct PlanStats {
     /// Of those, the ones reported failed: the guard's reported failure rate.
     #[serde(default)]
     pub reported_failures: u64,
+    /// Flags a withdrawal cleared before they were applied.
+    #[serde(default)]
+    pub flags_withdrawn: u64,
+}
+
+/// One flag a withdrawal clears: the arguments of [`crate::Store::unmark_sessions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionUnmark {
+    pub session_id: String,
+    /// The plan whose flag is cleared (only its flag is).
+    pub plan_id: Uuid,
+    /// The withdrawal page's own id for its clearings: a repeat recognises
+    /// the clearing it made before (an answer lost, a redelivery).
+    pub unmark_id: String,
 }
 
 /// A runtime's report of how a migrated session fared: counted against the
@@ -174,6 +193,8 @@ pub struct MarkedPage {
     /// Where the chain continues; `None` ends the chain.
     pub next_cursor: Option<String>,
     pub sessions_marked: u64,
+    /// Flags the page cleared (a withdrawal's pages; 0 for marking pages).
+    pub flags_withdrawn: u64,
     /// anchor content hash → sessions marked in this page.
     pub by_anchor: BTreeMap<String, u64>,
     pub at: DateTime<Utc>,
@@ -409,6 +430,19 @@ pub struct SessionChange {
     /// before it stops it ([`StoreError::PlanNotApplying`]), whatever the
     /// caller read earlier.
     pub require_applying: Vec<Uuid>,
+    /// The scenario head the decision was made on, when the change moves the
+    /// session to another version: a head changed since (a withdrawal
+    /// finished, a ramp) makes the write not hold (`false`, decide again).
+    pub expect_head: Option<HeadExpectation>,
+}
+
+/// What a reconcile write expects of the scenario head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadExpectation {
+    pub scenario_id: Uuid,
+    pub current_version: i64,
+    /// The plan of the partial rollout recorded there (`None`: none).
+    pub rollout_plan: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -143,6 +143,8 @@ store::backend_matrix! {
         a_partial_rollout_keeps_the_version_until_it_ramps_to_100,
         each_marking_pass_has_its_own_chains,
         outcome_reports_count_once_against_the_migrating_plan,
+        withdrawn_flags_clear_once,
+        a_finished_withdrawal_gives_the_version_back,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

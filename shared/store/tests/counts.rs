@@ -221,6 +221,7 @@ async fn counts_follow_creates_and_moves(h: Harness) {
             applied: None,
             at: Utc::now(),
             require_applying: Vec::new(),
+            expect_head: None,
         })
         .await
         .unwrap();
@@ -249,6 +250,7 @@ async fn counts_follow_creates_and_moves(h: Harness) {
             applied: None,
             at: Utc::now(),
             require_applying: Vec::new(),
+            expect_head: None,
         })
         .await
         .unwrap();

@@ -165,6 +165,7 @@ pub(crate) async fn redelivered_pages_count_once(rig: Rig) {
                         anchor_content_hash: Some(deployment.flag_hash[&n].clone()),
                         pass: 0,
                         percent: 100,
+                        withdraw: false,
                     },
                     cursor: None,
                 })

@@ -84,11 +84,12 @@ pub(crate) async fn still_deploying(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
+    walking: PlanStatus,
 ) -> MarkingResult<bool> {
     Ok(store
         .get_plan_header(tenant, plan_id)
         .await?
-        .is_some_and(|plan| plan.status == PlanStatus::Deploying))
+        .is_some_and(|plan| plan.status == walking))
 }
 
 impl PlanContexts {
@@ -111,7 +112,7 @@ impl PlanContexts {
             .get_plan(tenant, plan_id)
             .await?
             .ok_or(MarkingError::PlanGone { plan_id })?;
-        if plan.status != PlanStatus::Deploying {
+        if !plan.status.walks_chains() {
             return Err(MarkingError::PlanNotDeploying {
                 plan_id,
                 status: plan.status,

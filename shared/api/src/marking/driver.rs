@@ -2,7 +2,6 @@
 //! when possible), the marks, the ledger, and the continuation.
 
 use chrono::{DateTime, Utc};
-use planning::PlanStatus;
 use store::Store;
 
 use super::contexts::PlanContexts;
@@ -33,7 +32,7 @@ pub async fn process_message(
         .get_plan_header(message.tenant_id, message.plan_id)
         .await?
         .map(|plan| plan.status);
-    if status != Some(PlanStatus::Deploying) {
+    if status != Some(message.chain.walking_status()) {
         contexts.forget(key);
         return Err(match status {
             None => MarkingError::PlanGone {

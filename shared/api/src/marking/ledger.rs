@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use planning::MigrationPlan;
 use planning::lifecycle::{self, PlanCommand};
-use store::{MarkedPage, PlanTransition, Store, StoreError, StoreResult};
+use planning::{MigrationPlan, PlanStatus};
+use store::{MarkedPage, PlanTransition, RolloutMove, Store, StoreError, StoreResult};
 use uuid::Uuid;
 
 use super::page::PageOutcome;
@@ -41,6 +41,7 @@ pub async fn record_page(
             cursor: message.cursor.clone(),
             next_cursor: outcome.next_cursor.clone(),
             sessions_marked: outcome.marked,
+            flags_withdrawn: outcome.withdrawn,
             by_anchor,
             at: recorded_at,
         })
@@ -63,39 +64,60 @@ pub async fn finish_if_complete(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<MigrationPlan>> {
     let stats = store.get_plan_stats(tenant, plan_id).await?;
-    if stats.marking_started_at.is_none() || stats.chains_done < stats.chains_total {
-        return Ok(None);
-    }
-    // The counters say so; the chains themselves have the last word (two
-    // starters racing after a crash may have registered more chains than counted).
-    if store
-        .list_chains(tenant, plan_id)
-        .await?
-        .iter()
-        .any(|c| !c.done)
-    {
+    if stats.marking_started_at.is_none() {
         return Ok(None);
     }
     // Status and revision only: the header, not the plan's body.
     let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
         return Ok(None);
     };
-    // A ramp whose pass has not registered its chains yet is not finished:
-    // the counters only cover the passes before it.
+    // A pass (a ramp's, a withdrawal's) that has not registered its chains yet
+    // is not finished: the counters only cover the passes before it.
     if plan.rollout_pass > stats.marking_pass {
         return Ok(None);
     }
-    // Only a deploying plan finishes (`planning::lifecycle`).
-    let Ok(change) = lifecycle::transition(plan.status, PlanCommand::FinishDeploying, now) else {
+    let (command, chains_of_pass) = match plan.status {
+        // Marking: every pass before this one finished, so all chains count.
+        PlanStatus::Deploying => {
+            if stats.chains_done < stats.chains_total {
+                return Ok(None);
+            }
+            (PlanCommand::FinishDeploying, None)
+        }
+        // A withdrawal may have cut the marking short: only its own chains count.
+        PlanStatus::Withdrawing => (PlanCommand::FinishWithdrawing, Some(plan.rollout_pass)),
+        _ => return Ok(None),
+    };
+    // The counters say so; the chains themselves have the last word (two
+    // starters racing after a crash may have registered more chains than counted).
+    if store
+        .list_chains(tenant, plan_id)
+        .await?
+        .iter()
+        .filter(|c| chains_of_pass.is_none_or(|pass| c.pass == pass))
+        .any(|c| !c.done)
+    {
+        return Ok(None);
+    }
+    let Ok(change) = lifecycle::transition(plan.status, command, now) else {
         return Ok(None);
     };
+    // The end of a withdrawal gives the scenario its from-version back (or
+    // drops the partial rollout), in the same step.
+    let rollout = (plan.status == PlanStatus::Withdrawing).then(|| RolloutMove {
+        scenario_id: plan.scenario_id,
+        from_version: plan.from_version,
+        to_version: plan.to_version,
+        percent: plan.rollout_percent(),
+        withdraw: true,
+    });
     match store
         .transition_plan(&PlanTransition {
             tenant,
             plan_id,
             expected_revision: plan.revision,
             change,
-            rollout: None,
+            rollout,
         })
         .await
     {

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use planning::eligibility::{MarkDecision, marking_decision};
 use planning::scope::CompiledScope;
 use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioInput};
-use store::{PageClaim, SessionMark, SessionPage, SessionPosition, StepQuery, Store, StoreResult};
+use store::{
+    PageClaim, SessionMark, SessionPage, SessionPosition, SessionUnmark, StepQuery, Store,
+    StoreResult,
+};
 use uuid::Uuid;
 
 use super::contexts::step_names_of;
@@ -70,6 +73,8 @@ impl<'a> MarkingContext<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageOutcome {
     pub marked: u64,
+    /// Flags a withdrawal's page cleared.
+    pub withdrawn: u64,
     pub next_cursor: Option<String>,
 }
 
@@ -126,6 +131,9 @@ pub(crate) async fn mark_read_page(
     page: &SessionPage,
 ) -> MarkingResult<PageOutcome> {
     let plan = ctx.plan;
+    if chain.withdraw {
+        return withdraw_read_page(store, ctx, page_id, page).await;
+    }
     let policy = ctx.policy(chain);
     let scope = match policy {
         Some(p) => match CompiledScope::compile(&p.scope_filter) {
@@ -142,6 +150,7 @@ pub(crate) async fn mark_read_page(
                 );
                 return Ok(PageOutcome {
                     marked: 0,
+                    withdrawn: 0,
                     next_cursor: page.next_cursor.clone(),
                 });
             }
@@ -213,6 +222,62 @@ pub(crate) async fn mark_read_page(
     let marked = results.iter().filter(|m| **m).count() as u64;
     Ok(PageOutcome {
         marked,
+        withdrawn: 0,
+        next_cursor: claim.next_cursor,
+    })
+}
+
+/// A withdrawal's page: clear the flags this plan set and reconcile has not
+/// applied, exactly as [`mark_read_page`] sets them — the first delivery
+/// claims the page's flagged sessions, every delivery clears exactly those
+/// with the page's own id, and a clearing counts when it cleared the flag or
+/// finds it cleared by the same id. A flag applied in between is not there to
+/// clear (reconcile applies only while the plan applies, which it stopped
+/// doing when the withdrawal began), so each flag is applied or withdrawn,
+/// never both.
+async fn withdraw_read_page(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    page_id: &str,
+    page: &SessionPage,
+) -> MarkingResult<PageOutcome> {
+    let plan = ctx.plan;
+    let flagged = page
+        .sessions
+        .iter()
+        .filter(|s| {
+            s.pending_migration
+                .as_ref()
+                .is_some_and(|flag| flag.migration_plan_id == plan.id)
+        })
+        .map(|s| s.session_id.clone())
+        .collect();
+    let claim = store
+        .claim_page(&PageClaim {
+            tenant: plan.tenant_id,
+            plan_id: plan.id,
+            page_id: page_id.to_owned(),
+            session_ids: flagged,
+            next_cursor: page.next_cursor.clone(),
+            at: ctx.now,
+        })
+        .await?;
+    let unmark_id = page_mark_id(plan.id, page_id);
+    let unmarks: Vec<SessionUnmark> = claim
+        .session_ids
+        .iter()
+        .map(|id| SessionUnmark {
+            session_id: id.clone(),
+            plan_id: plan.id,
+            unmark_id: unmark_id.clone(),
+        })
+        .collect();
+    let results = store
+        .unmark_sessions(plan.tenant_id, &unmarks, ctx.concurrency)
+        .await?;
+    Ok(PageOutcome {
+        marked: 0,
+        withdrawn: results.iter().filter(|c| **c).count() as u64,
         next_cursor: claim.next_cursor,
     })
 }

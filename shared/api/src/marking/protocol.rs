@@ -28,6 +28,10 @@ pub struct Chain {
     /// a percent it cached before a ramp).
     #[serde(default = "all_sessions", skip_serializing_if = "reaches_all")]
     pub percent: u8,
+    /// A withdrawal's chain: its pages clear this plan's unapplied flags
+    /// instead of setting flags.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdraw: bool,
 }
 
 fn one_shard() -> u32 {
@@ -47,6 +51,15 @@ fn reaches_all(percent: &u8) -> bool {
 }
 
 impl Chain {
+    /// The status the plan is in while this chain is walked.
+    pub(crate) fn walking_status(&self) -> planning::PlanStatus {
+        if self.withdraw {
+            planning::PlanStatus::Withdrawing
+        } else {
+            planning::PlanStatus::Deploying
+        }
+    }
+
     pub(crate) fn flag_hash(&self) -> String {
         self.anchor_content_hash.clone().unwrap_or_default()
     }
@@ -116,6 +129,7 @@ pub fn chains_of(plan: &MigrationPlan) -> Vec<Chain> {
             anchor_content_hash: step.anchor_content_hash,
             pass: 0,
             percent: 100,
+            withdraw: false,
         })
         .collect()
 }

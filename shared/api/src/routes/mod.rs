@@ -83,6 +83,7 @@ pub fn deployments_router() -> Router<AppState> {
         .route("/migration-plans/{plan_id}/deploy", post(deploy_plan))
         .route("/migration-plans/{plan_id}/pause", post(pause_plan))
         .route("/migration-plans/{plan_id}/resume", post(resume_plan))
+        .route("/migration-plans/{plan_id}/withdraw", post(withdraw_plan))
         // Served with the deployments, not the plans: it reads sessions (sampled,
         // BatchGetItem) as marking does, and its code keeps the plans function
         // under the 10 MB binary limit.
@@ -775,6 +776,26 @@ pub(crate) async fn resume_plan(
     Path((plan_id,)): Path<(Uuid,)>,
 ) -> ApiResult<impl IntoResponse> {
     let outcome = deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now()).await?;
+    Ok(deployment_answer(outcome))
+}
+
+#[utoipa::path(
+    post, path = "/migration-plans/{plan_id}/withdraw", tag = "deployments", operation_id = "withdraw_plan",
+    summary = "Withdraw a rollout",
+    description = "Takes a rollout back: from `deploying`, `deployed`, `paused` or `halted` the plan becomes `withdrawing` in one conditional write, after which no migration of it is applied, and every flag it set that reconcile has not applied is cleared through the same paged, resumable walk as marking (`flags_withdrawn` counts them exactly). When the last flag is cleared the plan is `withdrawn` and the scenario's current version is the from-version again. Sessions already migrated stay on the new version. 200 when the withdrawal finished inline, 202 while it fans out; called again while withdrawing it resumes what stalled. 409 from any other status.",
+    params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    responses(
+        (status = 200, description = "Withdrawn: every unapplied flag cleared", body = planning::DeploymentResult),
+        (status = 202, description = "Withdrawing: the flags are being cleared through the queue", body = planning::DeploymentResult),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict),
+    )
+)]
+pub(crate) async fn withdraw_plan(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((plan_id,)): Path<(Uuid,)>,
+) -> ApiResult<impl IntoResponse> {
+    let outcome = deployments::withdraw(state.deps(), tenant, plan_id, Utc::now()).await?;
     Ok(deployment_answer(outcome))
 }
 

@@ -115,6 +115,7 @@ pub struct ValidationFailed(#[to_schema] pub HttpValidationError);
         crate::routes::deploy_plan,
         crate::routes::pause_plan,
         crate::routes::resume_plan,
+        crate::routes::withdraw_plan,
         crate::routes::deployment_status,
         crate::routes::openapi_json,
         crate::routes::health,
@@ -470,6 +471,7 @@ impl Modify for LifecycleLinks {
             &["200"],
             &[
                 ("Resume", deployment("resume_plan")),
+                ("Withdraw", deployment("withdraw_plan")),
                 ("DeploymentStatus", deployment("deployment_status")),
             ],
         );

@@ -154,6 +154,7 @@ async fn ramp(
             from_version: plan.from_version,
             to_version: plan.to_version,
             percent,
+            withdraw: false,
         }),
     };
     match store.transition_plan(&transition).await {
@@ -250,6 +251,43 @@ pub(crate) async fn resume_rollout(
         return resume_chains(state, plan, now, Takeover::Unfinished).await;
     }
     progress(state.store(), tenant, plan_id).await
+}
+
+/// `POST …/withdraw`: take the rollout back. One conditional write moves the
+/// plan to `withdrawing` (from `deploying`, `deployed`, `paused` or `halted`),
+/// after which reconcile applies none of its migrations (every migration's
+/// write checks the plan applies); then a pass of chains over every step of
+/// the from-version clears each flag of the plan still there, through the same
+/// paged, ledgered, resumable walk as marking. The last chain's end moves the
+/// plan to `withdrawn` and gives the scenario its from-version back. Sessions
+/// already migrated stay. Called again while withdrawing: resumes whatever
+/// stalled and reports progress.
+pub(crate) async fn withdraw(
+    state: &Deps,
+    tenant: Uuid,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> ServiceResult<DeployOutcome> {
+    let store = state.store();
+    let header = load_header(store, tenant, plan_id).await?;
+    if header.status == PlanStatus::Withdrawing {
+        return resume(state, header, now).await;
+    }
+    transition_rollout(
+        store,
+        tenant,
+        plan_id,
+        |plan| {
+            Some(PlanCommand::Withdraw {
+                pass: plan.rollout_pass + 1,
+            })
+        },
+        now,
+    )
+    .await?;
+    tracing::warn!(%tenant, %plan_id, "rollout withdrawn: clearing its unapplied flags");
+    let plan = load(store, tenant, plan_id).await?;
+    mark(state, plan, now).await
 }
 
 /// Halt the plan if its guard's thresholds are crossed by its counters now:
@@ -380,12 +418,19 @@ async fn mark(
     // Each pass (the deploy's, then one per ramp) walks every chain again,
     // marking the cohort of its percent.
     let (pass, percent) = (plan.rollout_pass, plan.rollout_percent());
-    let sharded = marking::chains_of(&plan)
+    let withdraw = plan.status == PlanStatus::Withdrawing;
+    let steps = if withdraw {
+        withdrawal_chains(store, &plan).await?
+    } else {
+        marking::chains_of(&plan)
+    };
+    let sharded = steps
         .into_iter()
         .flat_map(|chain| chain.sharded(shards))
         .map(|chain| Chain {
             pass,
-            percent,
+            percent: if withdraw { 100 } else { percent },
+            withdraw,
             ..chain
         })
         .collect();
@@ -421,6 +466,28 @@ async fn mark(
     }
     let work = chains.into_iter().map(|chain| (chain, None)).collect();
     dispatch(state, &plan, work, fan_out, now).await
+}
+
+/// A withdrawal walks every step of the from-version: a flagged session may
+/// have been moved by its runtime to any step since it was marked.
+async fn withdrawal_chains(store: &dyn Store, plan: &MigrationPlan) -> ServiceResult<Vec<Chain>> {
+    let v1 = store
+        .get_scenario_version(plan.tenant_id, plan.scenario_id, plan.from_version)
+        .await?
+        .ok_or_else(|| ServiceError::Unexpected("plan's from-version is missing".into()))?;
+    Ok(v1
+        .steps
+        .iter()
+        .map(|step| Chain {
+            step_id: step.id,
+            shard: 0,
+            shards: 1,
+            anchor_content_hash: None,
+            pass: 0,
+            percent: 100,
+            withdraw: true,
+        })
+        .collect())
 }
 
 /// Resume a deploying plan (its header is enough; the body is read only when
@@ -463,7 +530,12 @@ async fn resume_chains(
         i64::try_from(state.config().deploy_lease_seconds).unwrap_or(i64::MAX),
     );
     let mut work = Vec::new();
+    let withdraw = plan.status == PlanStatus::Withdrawing;
     for chain in store.list_chains(plan.tenant_id, plan.id).await? {
+        // Only the current pass walks: a withdrawal leaves the marking it cut short.
+        if chain.pass != plan.rollout_pass {
+            continue;
+        }
         let stalled = !chain.done
             && (takeover == Takeover::Unfinished
                 || now.signed_duration_since(chain.updated_at) >= lease);
@@ -489,6 +561,7 @@ async fn resume_chains(
                 anchor_content_hash: chain.anchor_content_hash,
                 pass: chain.pass,
                 percent: chain.percent,
+                withdraw,
             };
             work.push((position, chain.cursor));
         }
@@ -539,7 +612,7 @@ pub async fn sweep(state: &Deps, now: DateTime<Utc>) -> ServiceResult<SweepRepor
         let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
             continue;
         };
-        if plan.status != PlanStatus::Deploying {
+        if !plan.status.walks_chains() {
             continue;
         }
         report.plans_deploying += 1;
@@ -580,7 +653,7 @@ async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ServiceResu
     let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
     Ok(DeployOutcome {
-        finished: plan.status == PlanStatus::Deployed,
+        finished: matches!(plan.status, PlanStatus::Deployed | PlanStatus::Withdrawn),
         result: result_of(&plan, &stats),
     })
 }
@@ -654,7 +727,8 @@ async fn walk_chain(
     loop {
         // A pause stops the walk before its next page (resume walks on from
         // the ledger).
-        if !marking::still_deploying(store, plan.tenant_id, plan.id).await? {
+        if !marking::still_deploying(store, plan.tenant_id, plan.id, chain.walking_status()).await?
+        {
             return Ok(());
         }
         let message = MarkMessage {
@@ -767,7 +841,11 @@ pub(crate) async fn status(
         // Counted apart so that applied never exceeds marked: a session reconciled
         // without a flag was never part of `sessions_marked`.
         migrations_applied: stats.flagged_applied,
-        migrations_pending: stats.sessions_marked.saturating_sub(stats.flagged_applied),
+        migrations_pending: stats
+            .sessions_marked
+            .saturating_sub(stats.flagged_applied)
+            .saturating_sub(stats.flags_withdrawn),
+        flags_withdrawn: stats.flags_withdrawn,
         migrations_applied_unflagged: stats
             .migrations_applied
             .saturating_sub(stats.flagged_applied),

@@ -167,6 +167,19 @@ pub(crate) async fn generate(
             rollout.plan_id, rollout.percent
         )));
     }
+    // A version stored already (a withdrawn plan's) keeps its definition:
+    // sessions migrated to it stay there.
+    if request.new_scenario.version > current.version
+        && store
+            .get_scenario_version(tenant, scenario_id, request.new_scenario.version)
+            .await?
+            .is_some()
+    {
+        return Err(ServiceError::Conflict(format!(
+            "Version {} exists already (a withdrawn rollout's); plan a higher version",
+            request.new_scenario.version
+        )));
+    }
     if request.new_scenario.version <= current.version {
         return Err(ServiceError::Conflict(format!(
             "New version {} must be greater than the current version {}",

@@ -32,8 +32,11 @@ const CACHE_ENTRIES: usize = 64;
 pub struct PlanCache {
     plans: Cache<(Uuid, Uuid), Arc<PreparedPlan>>,
     scenarios: Cache<(Uuid, Uuid, i64), Arc<PreparedScenario>>,
-    /// (tenant, scenario, from_version) → the activated plan leaving that version.
-    successors: Cache<(Uuid, Uuid, i64), Uuid>,
+    /// (tenant, scenario, from_version) → the activated plan leaving that
+    /// version, and when it was found: trusted for [`SUCCESSOR_RECHECK`] (a
+    /// withdrawn plan leaves the chain; every write checks the plans it moves
+    /// a session through, so a stale entry can only delay a migration).
+    successors: Cache<(Uuid, Uuid, i64), (Uuid, Instant)>,
     /// Plans found not applying migrations (paused) by a write that required
     /// them to, with when: for [`STOPPED_RECHECK`], reconciles through them
     /// answer at once instead of trying a write that would fail.
@@ -43,6 +46,9 @@ pub struct PlanCache {
 /// How long a process trusts that a plan it found paused still is: a resume is
 /// seen by every process within this time.
 const STOPPED_RECHECK: Duration = Duration::from_secs(2);
+
+/// How long a process trusts which plan leaves a version.
+const SUCCESSOR_RECHECK: Duration = Duration::from_secs(30);
 
 impl Default for PlanCache {
     fn default() -> Self {
@@ -118,7 +124,9 @@ impl PlanCache {
         from_version: i64,
     ) -> ServiceResult<Option<Uuid>> {
         let key = (tenant, scenario_id, from_version);
-        if let Some(id) = self.successors.get(&key) {
+        if let Some((id, found)) = self.successors.get(&key)
+            && found.elapsed() < SUCCESSOR_RECHECK
+        {
             return Ok(Some(id));
         }
         let activated = plans_of(
@@ -130,11 +138,12 @@ impl PlanCache {
                 PlanStatus::Deploying,
                 PlanStatus::Paused,
                 PlanStatus::Halted,
+                PlanStatus::Withdrawing,
             ],
         )
         .await?;
         if let Some(item) = activated.iter().find(|p| p.from_version == from_version) {
-            self.successors.insert(key, item.id);
+            self.successors.insert(key, (item.id, Instant::now()));
             return Ok(Some(item.id));
         }
         Ok(None)
@@ -149,6 +158,8 @@ struct Loaded {
     /// The session is at the scenario's current version and a partial
     /// rollout leaving it does not reach the session: it stays.
     outside_cohort: bool,
+    /// The scenario head the decision is made on.
+    head: store::ScenarioHead,
 }
 
 /// Whether a partial rollout reaches a session: its cohort bucket, or a flag
@@ -230,15 +241,17 @@ async fn load_context(
         session_version,
         links,
         outside_cohort,
+        head,
     })
 }
 
 fn change_for(
     session: &Session,
     decision: &Decision,
-    links: &[(Arc<PreparedPlan>, Arc<PreparedScenario>)],
+    loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> SessionChange {
+    let links = &loaded.links;
     let expect = match session.pending_migration.as_ref() {
         Some(flag) => SessionExpectation::FlaggedBy(flag.migration_plan_id),
         None => SessionExpectation::UnflaggedAt {
@@ -312,6 +325,18 @@ fn change_for(
         at: now,
         applied,
         require_applying,
+        // A move to another version holds only on the head it was decided on:
+        // a withdrawal finishing in between (the version no longer current,
+        // its plan no longer in the chain) makes this decide again.
+        expect_head: decision
+            .new_position
+            .as_ref()
+            .filter(|p| p.version != session.active_scenario_version)
+            .map(|_| store::HeadExpectation {
+                scenario_id: session.active_scenario_id,
+                current_version: loaded.head.current_version,
+                rollout_plan: loaded.head.rollout.as_ref().map(|r| r.plan_id),
+            }),
     }
 }
 
@@ -342,6 +367,7 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
         at: now,
         applied: None,
         require_applying: Vec::new(),
+        expect_head: None,
     }
 }
 
@@ -377,6 +403,7 @@ fn stopped_reason(status: PlanStatus) -> &'static str {
     match status {
         PlanStatus::Paused => "rollout paused",
         PlanStatus::Halted => "rollout halted",
+        PlanStatus::Withdrawing | PlanStatus::Withdrawn => "rollout withdrawn",
         _ => "rollout not applying migrations",
     }
 }
@@ -524,7 +551,7 @@ pub async fn reconcile(
             });
         }
         let applied = match store
-            .apply_session_change(&change_for(&session, &decision, &loaded.links, now))
+            .apply_session_change(&change_for(&session, &decision, &loaded, now))
             .await
         {
             Ok(applied) => applied,

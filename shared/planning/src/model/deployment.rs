@@ -56,6 +56,9 @@ pub struct DeploymentStatus {
     /// Applied migrations that ended the conversation (`exit_scenario`).
     #[serde(default)]
     pub migrations_exited: u64,
+    /// Flags a withdrawal cleared before reconcile applied them.
+    #[serde(default)]
+    pub flags_withdrawn: u64,
     /// Outcomes the runtime reported for sessions this plan migrated
     /// (`POST /sessions/{id}/outcome`), and of those the failed ones.
     #[serde(default)]

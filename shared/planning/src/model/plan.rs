@@ -24,6 +24,12 @@ pub enum PlanStatus {
     /// The rollout guard halted a deploying or deployed plan (`halt_reason` says
     /// which threshold, with its figures): like `paused` until resumed.
     Halted,
+    /// An operator withdrew the rollout: every flag not yet applied is being
+    /// cleared (a paged walk like marking); nothing more is applied.
+    Withdrawing,
+    /// Every unapplied flag is cleared; sessions already migrated stay, and the
+    /// from-version is current again.
+    Withdrawn,
     Rejected,
     Superseded,
     /// A pending or approved plan read after its `expires_at`: it can no longer
@@ -40,6 +46,8 @@ impl PlanStatus {
             PlanStatus::Deployed => "deployed",
             PlanStatus::Paused => "paused",
             PlanStatus::Halted => "halted",
+            PlanStatus::Withdrawing => "withdrawing",
+            PlanStatus::Withdrawn => "withdrawn",
             PlanStatus::Rejected => "rejected",
             PlanStatus::Superseded => "superseded",
             PlanStatus::Expired => "expired",
@@ -50,8 +58,17 @@ impl PlanStatus {
     pub fn is_live(self) -> bool {
         !matches!(
             self,
-            PlanStatus::Rejected | PlanStatus::Superseded | PlanStatus::Expired
+            PlanStatus::Rejected
+                | PlanStatus::Superseded
+                | PlanStatus::Expired
+                | PlanStatus::Withdrawn
         )
+    }
+
+    /// A plan whose chains are being walked (marking, or a withdrawal's
+    /// clearing): the periodic sweep resumes it.
+    pub fn walks_chains(self) -> bool {
+        matches!(self, PlanStatus::Deploying | PlanStatus::Withdrawing)
     }
 }
 
@@ -170,11 +187,16 @@ pub struct DeployRequest {
 
 impl PlanStatus {
     /// A plan whose migrations reconcile applies. A paused plan is activated
-    /// too (its flags, its place in the version chain) but applies nothing.
+    /// too (its flags, its place in the version chain) but applies nothing;
+    /// so is one being withdrawn, until its flags are cleared.
     pub fn is_activated(self) -> bool {
         matches!(
             self,
-            PlanStatus::Deploying | PlanStatus::Deployed | PlanStatus::Paused | PlanStatus::Halted
+            PlanStatus::Deploying
+                | PlanStatus::Deployed
+                | PlanStatus::Paused
+                | PlanStatus::Halted
+                | PlanStatus::Withdrawing
         )
     }
 

@@ -510,6 +510,8 @@ struct StatsAttributes {
     reported_outcomes: Option<u64>,
     #[serde(default)]
     reported_failures: Option<u64>,
+    #[serde(default)]
+    flags_withdrawn: Option<u64>,
 }
 
 pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
@@ -536,6 +538,7 @@ pub(super) fn stats_from(item: &Item) -> StoreResult<PlanStats> {
         marking_pass: stored.marking_pass.unwrap_or_default(),
         reported_outcomes: stored.reported_outcomes.unwrap_or_default(),
         reported_failures: stored.reported_failures.unwrap_or_default(),
+        flags_withdrawn: stored.flags_withdrawn.unwrap_or_default(),
         ..PlanStats::default()
     };
     for name in item.keys() {

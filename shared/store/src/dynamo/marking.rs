@@ -220,6 +220,9 @@ pub(super) async fn record_marking_page(db: &DynamoStore, page: &MarkedPage) -> 
     let chain_condition = format!("attribute_exists(pk) AND {done} = {no} AND {at_cursor}");
     let mut expr = Expr::default();
     expr.add("sessions_marked", page.sessions_marked);
+    if page.flags_withdrawn > 0 {
+        expr.add("flags_withdrawn", page.flags_withdrawn);
+    }
     expr.add("pages_recorded", 1);
     if page.completes_chain() {
         expr.add("chains_done", 1);

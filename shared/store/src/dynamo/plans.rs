@@ -436,8 +436,10 @@ pub(super) async fn transition_plan(
             .build(),
     )?;
     let mut items = vec![db.tx_update(db.main(), head_key, &expr, Some(condition))?];
-    if let Some(ramp) = &transition.rollout {
-        items.push(rollout_move(db, t, transition.plan_id, ramp)?);
+    if let Some(ramp) = &transition.rollout
+        && let Some(item) = rollout_move(db, t, transition.plan_id, ramp).await?
+    {
+        items.push(item);
     }
     if change.frees_version_pair() {
         items.push(TransactWriteItem::builder().delete(delete).build());
@@ -583,12 +585,15 @@ pub(super) async fn activate_plan(
 /// A ramp's change to the scenario head ([`crate::RolloutMove`]), conditioned
 /// on the scenario standing at the plan's from-version with this plan's
 /// partial rollout.
-fn rollout_move(
+async fn rollout_move(
     db: &DynamoStore,
     t: Uuid,
     plan_id: Uuid,
     ramp: &crate::RolloutMove,
-) -> StoreResult<TransactWriteItem> {
+) -> StoreResult<Option<TransactWriteItem>> {
+    if ramp.withdraw {
+        return withdrawal_move(db, t, plan_id, ramp).await;
+    }
     let mut expr = Expr::default();
     if ramp.percent < 100 {
         let rollout = PartialRollout {
@@ -617,4 +622,44 @@ fn rollout_move(
         &expr,
         Some(format!("{cv} = {from} AND {owner} = {ours}")),
     )
+    .map(Some)
+}
+
+/// The end of a withdrawal on the scenario head, as read now: the plan's
+/// partial rollout removed, or its version (current since) back to the
+/// from-version — conditioned on the head still being as read. `None` when
+/// the scenario moved on (nothing to restore).
+async fn withdrawal_move(
+    db: &DynamoStore,
+    t: Uuid,
+    plan_id: Uuid,
+    ramp: &crate::RolloutMove,
+) -> StoreResult<Option<TransactWriteItem>> {
+    let head_key = key(scenario_pk(t, ramp.scenario_id), "HEAD");
+    let Some(item) = db.get_item(db.main(), head_key.clone()).await? else {
+        return Ok(None);
+    };
+    let head = super::scenarios::scenario_head_from(&item)?;
+    let mut expr = Expr::default();
+    let condition = if head.rollout.as_ref().is_some_and(|r| r.plan_id == plan_id) {
+        expr.set_or_remove("rollout", None);
+        expr.set_or_remove("rollout_plan", None);
+        let (owner, ours) = (
+            expr.name("rollout_plan"),
+            expr.value(s(plan_id.to_string())),
+        );
+        format!("{owner} = {ours}")
+    } else if head.current_version == ramp.to_version && head.rollout.is_none() {
+        expr.set("current_version", n(ramp.from_version));
+        let (cv, to, other) = (
+            expr.name("current_version"),
+            expr.value(n(ramp.to_version)),
+            expr.name("rollout_plan"),
+        );
+        format!("{cv} = {to} AND attribute_not_exists({other})")
+    } else {
+        return Ok(None);
+    };
+    db.tx_update(db.main(), head_key, &expr, Some(condition))
+        .map(Some)
 }

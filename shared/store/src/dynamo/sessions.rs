@@ -11,7 +11,7 @@ use super::expr::{Expr, revision_condition};
 use super::items::{
     indexed_session_from, json_text, pending_av, session_from, session_item, status_str,
 };
-use super::keys::{key, page_of, plan_pk, session_pk, step_key, token_item};
+use super::keys::{key, page_of, plan_pk, scenario_pk, session_pk, step_key, token_item};
 use super::ops::{
     ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, own_write, retry_delays, retrying,
     retrying_same_write, sdk_error,
@@ -309,10 +309,74 @@ fn keep_mark_ids(old: &Item, new: &mut Item, stored: Option<&Session>, next: &Se
     if let Some(id) = old.get(APPLIED_MARK_ID) {
         new.insert(APPLIED_MARK_ID.into(), id.clone());
     }
+    if let Some(id) = old.get(UNMARK_ID) {
+        new.insert(UNMARK_ID.into(), id.clone());
+    }
+}
+
+/// Clear one withdrawn flag: only while it is `plan_id`'s; the page's
+/// `unmark_id` stays on the item so that a repeat recognises its clearing.
+pub(super) async fn unmark_session(
+    db: &DynamoStore,
+    tenant: Uuid,
+    unmark: &crate::SessionUnmark,
+) -> StoreResult<bool> {
+    let request = db
+        .client
+        .update_item()
+        .table_name(&db.tables.sessions)
+        .key("pk", s(session_pk(tenant, &unmark.session_id)))
+        .update_expression(
+            "REMOVE pending_migration, mark_id \
+             SET unmark_id = :u, revision = if_not_exists(revision, :zero) + :one",
+        )
+        .condition_expression("attribute_exists(pk) AND pending_migration.migration_plan_id = :p")
+        .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
+        .expression_attribute_values(":u", s(unmark.unmark_id.clone()))
+        .expression_attribute_values(":p", s(unmark.plan_id.to_string()))
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":one", n(1));
+    match retrying_same_write(|| request.clone().send()).await {
+        Ok(_) => Ok(true),
+        // Cleared by an earlier attempt of this call whose answer was lost, or
+        // by another delivery of the same page.
+        Err(e) if found_item(&e).is_some_and(|item| has_s(item, UNMARK_ID, &unmark.unmark_id)) => {
+            Ok(true)
+        }
+        Err(e) => match sdk_error(e) {
+            StoreError::Conflict(_) => Ok(false),
+            other => Err(other),
+        },
+    }
+}
+
+pub(super) async fn unmark_sessions(
+    db: &DynamoStore,
+    tenant: Uuid,
+    unmarks: &[crate::SessionUnmark],
+    concurrency: usize,
+) -> StoreResult<Vec<bool>> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let writes: Vec<_> = unmarks
+        .iter()
+        .enumerate()
+        .map(|(i, u)| async move { unmark_session(db, tenant, u).await.map(|done| (i, done)) })
+        .collect();
+    let done: Vec<(usize, bool)> = stream::iter(writes)
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut cleared = vec![false; unmarks.len()];
+    for (i, c) in done {
+        cleared[i] = c;
+    }
+    Ok(cleared)
 }
 
 /// The id of the mark that set the session's current flag.
 const MARK_ID: &str = "mark_id";
+/// The id of the withdrawal page that cleared the session's last flag.
+const UNMARK_ID: &str = "unmark_id";
 /// The id of the mark whose flag the last flagged reconcile applied (and cleared).
 const APPLIED_MARK_ID: &str = "applied_mark_id";
 
@@ -454,6 +518,27 @@ pub(super) async fn apply_session_change(
             format!("{st} IN ({deploying}, {deployed})"),
         )?);
     }
+    // The scenario head as the decision read it: a withdrawal that finished
+    // since (its version no longer current) stops the write.
+    let head_at = items.len();
+    if let Some(head) = &change.expect_head {
+        let mut check = Expr::default();
+        let (cv, v, owner) = (
+            check.name("current_version"),
+            check.value(n(head.current_version)),
+            check.name("rollout_plan"),
+        );
+        let rollout = match head.rollout_plan {
+            Some(plan_id) => format!("{owner} = {}", check.value(s(plan_id.to_string()))),
+            None => format!("attribute_not_exists({owner})"),
+        };
+        items.push(db.tx_check(
+            db.main(),
+            key(scenario_pk(t, head.scenario_id), "HEAD"),
+            &check,
+            format!("{cv} = {v} AND {rollout}"),
+        )?);
+    }
     if let Some(applied) = &change.applied {
         items.extend(db.applied_items(t, &applied.event, applied.was_flagged)?);
     }
@@ -461,6 +546,7 @@ pub(super) async fn apply_session_change(
         Ok(()) => Ok(true),
         Err(e) if e.own_write_at(0, &write_id) => Ok(true),
         Err(e) if e.failed_at(0) => Ok(false),
+        Err(e) if change.expect_head.is_some() && e.failed_at(head_at) => Ok(false),
         Err(e) if let Some(i) = (1..=change.require_applying.len()).find(|i| e.failed_at(*i)) => {
             Err(StoreError::PlanNotApplying(change.require_applying[i - 1]))
         }

@@ -239,6 +239,15 @@ impl Store for DynamoStore {
         events::get_recount(self, tenant, scenario_id, version).await
     }
 
+    async fn unmark_sessions(
+        &self,
+        tenant: Uuid,
+        unmarks: &[crate::SessionUnmark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        sessions::unmark_sessions(self, tenant, unmarks, concurrency).await
+    }
+
     async fn report_outcome(
         &self,
         report: &crate::OutcomeReport,

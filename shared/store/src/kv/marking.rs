@@ -162,6 +162,7 @@ pub(super) fn record_marking_page(
     )?;
     let mut stats = load_stats(kv, page.tenant, page.plan_id)?;
     stats.sessions_marked += page.sessions_marked;
+    stats.flags_withdrawn += page.flags_withdrawn;
     for (hash, n) in &page.by_anchor {
         *stats.sessions_by_anchor.entry(hash.clone()).or_default() += n;
     }

@@ -87,7 +87,7 @@ pub(super) fn create_plan(
 /// Store a changed plan and keep its listing entry and slot in step.
 pub(super) fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
     let registry = deploying_key(plan.tenant_id, plan.id);
-    if plan.status == PlanStatus::Deploying {
+    if plan.status.walks_chains() {
         kv.put(&registry, Vec::new())?;
     } else {
         kv.delete(&registry)?;
@@ -255,6 +255,20 @@ fn move_rollout(
 ) -> StoreResult<()> {
     let head_key = scenario_head_key(t, ramp.scenario_id);
     let head: Option<ScenarioHead> = load(kv, &head_key)?;
+    if ramp.withdraw {
+        let Some(mut head) = head else {
+            return Ok(());
+        };
+        if head.rollout.as_ref().is_some_and(|r| r.plan_id == plan_id) {
+            head.rollout = None;
+        } else if head.current_version == ramp.to_version && head.rollout.is_none() {
+            head.current_version = ramp.from_version;
+        } else {
+            // The scenario moved on since: left as it is.
+            return Ok(());
+        }
+        return save(kv, &head_key, &head);
+    }
     let ours = head.is_some_and(|h| {
         h.current_version == ramp.from_version && h.rollout.is_some_and(|r| r.plan_id == plan_id)
     });

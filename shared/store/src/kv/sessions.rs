@@ -8,7 +8,7 @@ use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, mark_ids_key, migrated_by_prefix, plan_header_key, prefix_end, session_key,
+    events_prefix, mark_ids_key, migrated_by_prefix, scenario_head_key, plan_header_key, prefix_end, session_key,
     stats_key, step_entry_key, step_shard_prefix,
 };
 use super::marking::load_stats;
@@ -114,6 +114,9 @@ pub(super) fn sessions_at_step(kv: &dyn KvRead, q: &StepQuery) -> StoreResult<Se
 struct MarkIds {
     mark_id: Option<String>,
     applied_mark_id: Option<String>,
+    /// The withdrawal page that cleared the last flag.
+    #[serde(default)]
+    unmark_id: Option<String>,
 }
 
 pub(super) fn mark_session(
@@ -143,6 +146,32 @@ pub(super) fn mark_session(
     session.revision += 1;
     save(kv, &key, &session)?;
     ids.mark_id = Some(mark_id.to_owned());
+    save(kv, &ids_key, &ids).map(|()| true)
+}
+
+pub(super) fn unmark_session(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    unmark: &crate::SessionUnmark,
+) -> StoreResult<bool> {
+    let key = session_key(t, &unmark.session_id);
+    let Some(mut session) = load::<Session>(kv, &key)? else {
+        return Ok(false);
+    };
+    let ids_key = mark_ids_key(t, &unmark.session_id);
+    let mut ids = load::<MarkIds>(kv, &ids_key)?.unwrap_or_default();
+    let ours = session
+        .pending_migration
+        .as_ref()
+        .is_some_and(|flag| flag.migration_plan_id == unmark.plan_id);
+    if !ours {
+        return Ok(ids.unmark_id.as_deref() == Some(unmark.unmark_id.as_str()));
+    }
+    session.pending_migration = None;
+    session.revision += 1;
+    save(kv, &key, &session)?;
+    ids.mark_id = None;
+    ids.unmark_id = Some(unmark.unmark_id.clone());
     save(kv, &ids_key, &ids).map(|()| true)
 }
 
@@ -185,6 +214,17 @@ pub(super) fn apply_session_change(
         let header: Option<MigrationPlan> = load(kv, &plan_header_key(change.tenant, *plan_id))?;
         if !header.is_some_and(|plan| plan.status.applies_migrations()) {
             return Err(StoreError::PlanNotApplying(*plan_id));
+        }
+    }
+    if let Some(expected) = &change.expect_head {
+        let head: Option<crate::ScenarioHead> =
+            load(kv, &scenario_head_key(change.tenant, expected.scenario_id))?;
+        let holds = head.is_some_and(|h| {
+            h.current_version == expected.current_version
+                && h.rollout.map(|r| r.plan_id) == expected.rollout_plan
+        });
+        if !holds {
+            return Ok(false);
         }
     }
     kv.delete(&step_entry_key(&session, shards))?;

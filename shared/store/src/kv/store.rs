@@ -389,6 +389,24 @@ impl<B: KvBackend> Store for KvStore<B> {
         self.backend.read(move |kv| list_events(kv, &q)).await
     }
 
+    async fn unmark_sessions(
+        &self,
+        tenant: Uuid,
+        unmarks: &[crate::SessionUnmark],
+        _concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        let unmarks = unmarks.to_vec();
+        // One transaction for the page, as for marking.
+        self.backend
+            .write(move |kv| {
+                unmarks
+                    .iter()
+                    .map(|u| super::sessions::unmark_session(kv, tenant, u))
+                    .collect()
+            })
+            .await
+    }
+
     async fn report_outcome(
         &self,
         report: &crate::OutcomeReport,

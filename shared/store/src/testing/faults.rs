@@ -395,6 +395,17 @@ impl Store for FaultyStore {
         self.inner.apply_session_change(change).await
     }
 
+    async fn unmark_sessions(
+        &self,
+        tenant: Uuid,
+        unmarks: &[crate::SessionUnmark],
+        concurrency: usize,
+    ) -> StoreResult<Vec<bool>> {
+        self.inner
+            .unmark_sessions(tenant, unmarks, concurrency)
+            .await
+    }
+
     async fn report_outcome(
         &self,
         report: &crate::OutcomeReport,

@@ -46,6 +46,7 @@ pub async fn events_paging(s: Arc<dyn Store>) {
                 was_flagged: true,
             }),
             require_applying: Vec::new(),
+            expect_head: None,
         };
         assert!(s.apply_session_change(&change).await.expect("apply"));
     }

@@ -230,6 +230,7 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
             was_flagged: true,
         }),
         require_applying: vec![p.id],
+        expect_head: None,
     };
 
     let step_to = |plan: &MigrationPlan, command: PlanCommand| PlanTransition {
@@ -383,6 +384,7 @@ pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
             was_flagged: true,
         }),
         require_applying: vec![p.id],
+        expect_head: None,
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     let stats = s.get_plan_stats(tenant, p.id).await.expect("stats");

@@ -219,6 +219,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         cursor: None,
         next_cursor: Some("abc".into()),
         sessions_marked: 3,
+        flags_withdrawn: 0,
         by_anchor: BTreeMap::from([("h1".to_owned(), 2), ("h/2 #x".to_owned(), 1)]),
         at: started + Duration::seconds(1),
     };
@@ -242,6 +243,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         cursor: Some("abc".into()),
         next_cursor: None,
         sessions_marked: 4,
+        flags_withdrawn: 0,
         by_anchor: BTreeMap::from([("h1".to_owned(), 4)]),
         ..page.clone()
     };
@@ -267,6 +269,7 @@ pub async fn record_marking_page_is_idempotent(s: Arc<dyn Store>) {
         stats,
         PlanStats {
             sessions_marked: 7,
+            flags_withdrawn: 0,
             sessions_by_anchor: BTreeMap::from([("h1".to_owned(), 6), ("h/2 #x".to_owned(), 1)]),
             chains_total: 2,
             chains_done: 1,
@@ -451,6 +454,7 @@ pub async fn a_mark_recognises_its_own_flag(s: Arc<dyn Store>) {
             was_flagged: true,
         }),
         require_applying: Vec::new(),
+        expect_head: None,
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     let again = |id: &'static str, mark: &'static str| {

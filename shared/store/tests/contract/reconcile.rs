@@ -51,6 +51,7 @@ pub async fn apply_session_change_once_under_concurrency(s: Arc<dyn Store>) {
             was_flagged: true,
         }),
         require_applying: Vec::new(),
+        expect_head: None,
     };
     let mut tasks = Vec::new();
     for i in 0..10 {
@@ -146,6 +147,7 @@ pub async fn apply_session_change_unflagged_and_pinned(s: Arc<dyn Store>) {
             was_flagged: false,
         }),
         require_applying: Vec::new(),
+        expect_head: None,
     };
     // Wrong expectations first: nothing is written.
     let mut wrong_version = pin.clone();
@@ -216,6 +218,7 @@ pub async fn apply_session_change_unflagged_and_pinned(s: Arc<dyn Store>) {
         at,
         applied: None,
         require_applying: Vec::new(),
+        expect_head: None,
     };
     assert!(s.apply_session_change(&collect).await.expect("apply"));
     let stored = s

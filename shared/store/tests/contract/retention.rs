@@ -83,6 +83,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             cursor: None,
             next_cursor: None,
             sessions_marked: 0,
+            flags_withdrawn: 0,
             by_anchor: BTreeMap::new(),
             at: start,
         })
@@ -114,6 +115,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
             was_flagged: true,
         }),
         require_applying: Vec::new(),
+        expect_head: None,
     };
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     let mut deployed = transition(&p, PlanStatus::Deploying, 2, PlanStatus::Deployed);

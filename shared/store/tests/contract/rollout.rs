@@ -35,6 +35,7 @@ fn ramp_to(plan: &MigrationPlan, percent: u8, expected_revision: u64) -> PlanTra
             from_version: plan.from_version,
             to_version: plan.to_version,
             percent,
+            withdraw: false,
         }),
     }
 }
@@ -242,6 +243,7 @@ pub async fn each_marking_pass_has_its_own_chains(s: Arc<dyn Store>) {
         cursor: None,
         next_cursor: None,
         sessions_marked: 2,
+        flags_withdrawn: 0,
         by_anchor: Default::default(),
         at,
     };
@@ -338,6 +340,7 @@ pub async fn outcome_reports_count_once_against_the_migrating_plan(s: Arc<dyn St
                 was_flagged: true,
             }),
             require_applying: Vec::new(),
+            expect_head: None,
         };
         assert!(s.apply_session_change(&applied).await.expect("apply"));
     }
@@ -396,4 +399,158 @@ pub async fn outcome_reports_count_once_against_the_migrating_plan(s: Arc<dyn St
     );
     let stats = s.get_plan_stats(tenant, plan_id).await.unwrap();
     assert_eq!((stats.reported_outcomes, stats.reported_failures), (2, 1));
+}
+
+/// A withdrawal clears only its plan's flags, and a repeat of the same page
+/// (a lost answer, a redelivery) recognises its own clearing — also after a
+/// runtime write came in between.
+pub async fn withdrawn_flags_clear_once(s: Arc<dyn Store>) {
+    use store::{SessionPrecondition, SessionUnmark};
+
+    let tenant = Uuid::new_v4();
+    let (sid, plan_id, other, step) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let mut ours = session(tenant, "ours", sid, 1, step);
+    ours.pending_migration = Some(pending(plan_id, step));
+    let mut theirs = session(tenant, "theirs", sid, 1, step);
+    theirs.pending_migration = Some(pending(other, step));
+    for x in [&ours, &theirs] {
+        s.put_session(x).await.expect("put");
+    }
+    let unmark = |id: &str, unmark_id: &str| SessionUnmark {
+        session_id: id.into(),
+        plan_id,
+        unmark_id: unmark_id.into(),
+    };
+    let page = [
+        unmark("ours", "page-a"),
+        unmark("theirs", "page-a"),
+        unmark("nobody", "page-a"),
+    ];
+    assert_eq!(
+        s.unmark_sessions(tenant, &page, 4).await.unwrap(),
+        vec![true, false, false]
+    );
+    let cleared = s.get_session(tenant, "ours").await.unwrap().unwrap();
+    assert_eq!(cleared.pending_migration, None);
+    assert_eq!(cleared.revision, ours.revision + 1);
+    let kept = s.get_session(tenant, "theirs").await.unwrap().unwrap();
+    assert_eq!(
+        kept.pending_migration, theirs.pending_migration,
+        "another plan's flag stays"
+    );
+    // The runtime writes the session; the same page again still counts its
+    // clearing, another page does not.
+    s.write_session(&runtime_write(&cleared, SessionPrecondition::None))
+        .await
+        .expect("runtime write");
+    assert_eq!(
+        s.unmark_sessions(tenant, &page[..1], 1).await.unwrap(),
+        vec![true]
+    );
+    assert_eq!(
+        s.unmark_sessions(tenant, &[unmark("ours", "page-b")], 1)
+            .await
+            .unwrap(),
+        vec![false]
+    );
+}
+
+/// The end of a withdrawal gives the scenario back: a partial rollout's
+/// record is dropped; a version that had become current yields to the
+/// from-version again.
+pub async fn a_finished_withdrawal_gives_the_version_back(s: Arc<dyn Store>) {
+    for percent in [10u8, 100] {
+        let tenant = Uuid::new_v4();
+        let sid = Uuid::new_v4();
+        s.create_scenario(&scenario(tenant, sid, 1, 3))
+            .await
+            .expect("create");
+        let v2 = scenario(tenant, sid, 2, 4);
+        let p = plan(tenant, sid, 1, 2, t0(), 1);
+        s.create_plan(&p, &v2).await.expect("plan");
+        s.transition_plan(&transition(
+            &p,
+            PlanStatus::Pending,
+            0,
+            PlanStatus::Approved,
+        ))
+        .await
+        .expect("approve");
+        let deploying = s
+            .activate_plan(&PlanActivation {
+                tenant,
+                plan_id: p.id,
+                expected_revision: 1,
+                scenario_id: sid,
+                from_version: 1,
+                target: v2,
+                at: t0() + Duration::hours(2),
+                guard: None,
+                percent,
+            })
+            .await
+            .expect("activate");
+        let at = t0() + Duration::hours(3);
+        let step = |plan: &MigrationPlan, command: PlanCommand, rollout| PlanTransition {
+            tenant,
+            plan_id: plan.id,
+            expected_revision: plan.revision,
+            change: lifecycle_transition(plan.status, command, at).expect("legal"),
+            rollout,
+        };
+        let withdrawing = s
+            .transition_plan(&step(&deploying, PlanCommand::Withdraw { pass: 1 }, None))
+            .await
+            .expect("withdraw");
+        assert_eq!(
+            (withdrawing.status, withdrawing.rollout_pass),
+            (PlanStatus::Withdrawing, 1)
+        );
+        assert!(
+            s.list_deploying(1000)
+                .await
+                .unwrap()
+                .contains(&(tenant, p.id))
+        );
+        let back = RolloutMove {
+            scenario_id: sid,
+            from_version: 1,
+            to_version: 2,
+            percent,
+            withdraw: true,
+        };
+        let withdrawn = s
+            .transition_plan(&step(
+                &withdrawing,
+                PlanCommand::FinishWithdrawing,
+                Some(back),
+            ))
+            .await
+            .expect("finish");
+        assert_eq!(withdrawn.status, PlanStatus::Withdrawn);
+        assert!(
+            !s.list_deploying(1000)
+                .await
+                .unwrap()
+                .contains(&(tenant, p.id))
+        );
+        let head = s.get_scenario_head(tenant, sid).await.unwrap().unwrap();
+        assert_eq!(
+            (head.current_version, head.rollout),
+            (1, None),
+            "at {percent}%"
+        );
+        assert!(
+            s.get_scenario_version(tenant, sid, 2)
+                .await
+                .unwrap()
+                .is_some(),
+            "V2 stays stored"
+        );
+    }
 }
