@@ -35,7 +35,7 @@ export async function reviewPage(planId) {
     h('h2', {}, 'Summary'),
     summaryNumbers(summary),
     forecast.element,
-    actionsPanel(plan, messages),
+    actionsPanel(plan, summary, messages),
     h('h2', {}, 'Diagrams'),
     diagrams.section(),
     h('h2', { id: 'anchors-title' }, 'Anchors and their policies'),
@@ -117,7 +117,7 @@ function planMeta(plan) {
   return h('p', { class: 'muted' }, items.map(([k, v], i) => [i ? ' · ' : '', `${k}: `, v]));
 }
 
-function actionsPanel(plan, messages) {
+function actionsPanel(plan, summary, messages) {
   const links = h('p', {},
     h('a', { href: `/console/plans/${plan.id}/events` }, 'Applied migrations (events)'), ' · ',
     h('a', { href: `/console/plans/${plan.id}/progress` }, 'Deployment progress'), ' · ',
@@ -161,11 +161,26 @@ function actionsPanel(plan, messages) {
       h('div', { class: 'field' }, h('label', { for: 'rejected-by' }, 'Rejected by'), rejectedBy),
       h('button', { type: 'submit', class: 'danger', id: 'reject-button' }, 'Reject plan')));
   } else if (plan.status === 'approved') {
-    panel.append(h('p', {}, 'Approved. Deploying activates the new version and marks the sessions to migrate.'),
+    const eligible = summary.estimated_sessions_affected || 0;
+    const percent = h('input', { type: 'range', id: 'deploy-percent', name: 'percent', min: 1, max: 100, step: 1, value: 100, 'aria-describedby': 'deploy-cohort' });
+    const cohort = h('output', { id: 'deploy-cohort', for: 'deploy-percent' });
+    const explain = h('p', { id: 'deploy-explain' });
+    const describe = () => {
+      const p = Number(percent.value);
+      cohort.textContent = `${p}% — ≈ ${Math.round((eligible * p) / 100)} of ${plural(eligible, 'eligible session')}`;
+      explain.textContent = p === 100
+        ? 'Approved. Deploying activates the new version and marks the sessions to migrate.'
+        : `Approved. Deploying to ${p}% marks only that cohort (a stable share of the sessions, decided per session); the current version stays current for the others until you ramp the rollout to 100% from the progress page.`;
+    };
+    percent.addEventListener('input', describe);
+    percent.addEventListener('change', describe);
+    describe();
+    panel.append(explain,
+      h('div', { class: 'field percent-field' }, h('label', { for: 'deploy-percent' }, 'Sessions to reach'), h('div', { class: 'row' }, percent, cohort)),
       h('button', { type: 'button', class: 'primary', id: 'deploy-button', onclick: async (e) => {
         e.target.disabled = true;
         try {
-          await api('POST', `/migration-plans/${plan.id}/deploy`);
+          await api('POST', `/migration-plans/${plan.id}/deploy`, { percent: Number(percent.value) });
           navigate(`/console/plans/${plan.id}/progress`);
         } catch (error) {
           e.target.disabled = false;
