@@ -711,7 +711,7 @@ async fn operator_flow(c: Page, base: &str) {
     api.call(
         post.clone(),
         &format!("/migration-plans/{guarded_id}/deploy"),
-        Some(json!({"guard": {"max_exit_rate": 0.1, "min_sessions": 2}})),
+        Some(json!({"guard": {"max_exit_rate": 0.1, "max_reported_failure_rate": 0.9, "min_sessions": 2}})),
     )
     .await;
     for i in 0..2 {
@@ -722,10 +722,31 @@ async fn operator_flow(c: Page, base: &str) {
         )
         .await;
     }
+    // The runtime reports one of the two migrated sessions failed: 1 of 2 applied.
+    let outcome = api
+        .call(
+            post.clone(),
+            "/sessions/guarded-0/outcome",
+            Some(json!({"ok": false, "reason": "customer gave up"})),
+        )
+        .await;
+    assert_eq!(outcome["counted"], true, "{outcome}");
     c.goto(&format!("{base}/console/plans/{guarded_id}/progress"))
         .await
         .unwrap();
     wait_text(&c, ".deploy-status", "halted").await;
+    let reported = wait_text(&c, "#reported-outcomes", "1, of which 1 failed").await;
+    assert!(reported.contains("1 of 2 applied migrations"), "{reported}");
+    let failure_row = wait_text(
+        &c,
+        "#guard-figures tr:nth-child(2)",
+        "Reported failure rate",
+    )
+    .await;
+    assert!(
+        failure_row.contains("0.500") && failure_row.contains("0.9"),
+        "{failure_row}"
+    );
     wait_text(
         &c,
         "#halt-banner",
