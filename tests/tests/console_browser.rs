@@ -8,7 +8,8 @@
 //! the summary, change a policy and see the API's validation errors next to the
 //! fields, fix it, approve, deploy, watch the progress view reach `deployed`,
 //! preview a session (nothing written), and read the applied migration in the
-//! events page. Screenshots go to `target/console-screenshots/` (`firefox-*.png`
+//! events page; then a staged rollout (deploy at 30% with the slider, ramp to 100%,
+//! withdraw, prepare the return plan), each step checked against the API. Screenshots go to `target/console-screenshots/` (`firefox-*.png`
 //! for Firefox).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, `firefox-esr` and geckodriver
@@ -938,6 +939,17 @@ async fn staged_rollout(c: &Page, api: &Api, base: &str) {
     )
     .await;
     screenshot(c, "partial").await;
+    // The review says how far the plan is rolled out and where to steer it.
+    c.goto(&format!("{base}/console/plans/{plan_id}"))
+        .await
+        .unwrap();
+    wait_text(c, "#actions", "rolled out to 30% of the sessions").await;
+    wait_for(c, "#actions a[href$=\"/progress\"]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "#rollout-percent", "reaches 30% of the sessions").await;
 
     // Ramp to 100%, behind a confirmation that names the percent.
     fill(c, "#ramp-percent", "100").await;
@@ -1056,6 +1068,14 @@ async fn staged_rollout(c: &Page, api: &Api, base: &str) {
         )),
         "{url}"
     );
+    // The plans list finds the withdrawn plan by its status.
+    c.goto(&format!(
+        "{base}/console/plans?scenario_id={staged}&status=withdrawn"
+    ))
+    .await
+    .unwrap();
+    let listed = wait_text(c, "#plans-table", "withdrawn").await;
+    assert!(!listed.contains("pending"), "{listed}");
     let session = api.call(get, "/sessions/staged-0", None).await;
     assert_eq!(session["active_scenario_version"], 2, "{session}");
 }

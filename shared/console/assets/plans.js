@@ -3,7 +3,7 @@
 import { get, failed } from './api.js';
 import { h, put, show, announce, fmtTime, badge, plural } from './dom.js';
 
-const STATUSES = ['pending', 'approved', 'deploying', 'deployed', 'rejected', 'superseded', 'expired'];
+const STATUSES = ['pending', 'approved', 'deploying', 'deployed', 'paused', 'halted', 'withdrawing', 'withdrawn', 'rejected', 'superseded', 'expired'];
 
 export async function plansPage() {
   document.title = 'Plans · Migrations console';

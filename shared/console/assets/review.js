@@ -188,7 +188,11 @@ function actionsPanel(plan, summary, messages) {
         }
       } }, 'Deploy'));
   } else {
-    panel.append(h('p', {}, 'Status: ', badge(plan.status)));
+    const rolled = ['deploying', 'deployed', 'paused', 'halted', 'withdrawing', 'withdrawn'].includes(plan.status);
+    panel.append(h('p', {}, 'Status: ', badge(plan.status),
+      rolled && plan.percent != null && plan.percent < 100 ? ` · rolled out to ${plan.percent}% of the sessions` : '',
+      rolled ? (plan.status.startsWith('withdraw') ? ' · see the ' : ' · pause, ramp or withdraw it on the ') : '',
+      rolled ? h('a', { href: `/console/plans/${plan.id}/progress` }, 'deployment progress page') : ''));
   }
   panel.append(links);
   return panel;
