@@ -92,57 +92,18 @@ async fn reconciles_are_counted_exactly_and_no_id_reaches_the_scrape() {
     let (recorder, handle) = api::metrics::prometheus::recorder();
     let _recorder = metrics::set_default_local_recorder(&recorder);
     api::metrics::describe();
-    let Some((store, dir, _)) = fresh_store_and_tables(Backend::Embedded).await else {
+    let Some(app) = app_scraped_by(handle).await else {
         return;
     };
-    let state = api::local_queue::InProcessQueue::attach(AppState::new(store, test_config()));
-    let app = serve_router_app(&state, dir, handle).await;
-
-    // V1 with N sessions waiting at "Collect email"; V2 inserts an age check
-    // before it: every session migrates by gap_fill.
     const N: usize = 12;
-    let scenario = Uuid::new_v4();
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/scenarios/{scenario}"),
-            Some(scenario_v1()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let sessions: Vec<String> = (0..N)
-        .map(|_| format!("s{}", Uuid::new_v4().simple()))
-        .collect();
-    for id in &sessions {
-        let reply = app
-            .call(
-                "PUT",
-                &format!("/sessions/{id}"),
-                Some(session_at(scenario, 1, step(2), "whatsapp")),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-    }
-    let (_, first) = scrape(&app).await;
-    let reply = app
-        .call(
-            "POST",
-            &format!("/scenarios/{scenario}/migration-plan"),
-            Some(json!({"created_by": "ops@example.com", "new_scenario": scenario_v2()})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let plan_id = reply.body["id"].as_str().unwrap().to_string();
-    for action in ["approve", "deploy"] {
-        let reply = app
-            .call(
-                "POST",
-                &format!("/migration-plans/{plan_id}/{action}"),
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{action}: {:?}", reply.body);
-    }
+    let (
+        first,
+        Deployed {
+            scenario,
+            sessions,
+            plan_id,
+        },
+    ) = deployed(&app, N).await;
     let (_, before) = scrape(&app).await;
     let plan_count = "focal_migrations_plan_generation_duration_seconds_count";
     assert_eq!(
@@ -298,4 +259,121 @@ async fn serve_router_app(
     scrape: PrometheusHandle,
 ) -> TestApp {
     serve_router(state.clone(), dir, serve_app_router(state, scrape)).await
+}
+
+/// The serve router on a fresh embedded store, scraped through `scrape`.
+async fn app_scraped_by(scrape: PrometheusHandle) -> Option<TestApp> {
+    let (store, dir, _) = fresh_store_and_tables(Backend::Embedded).await?;
+    let state = api::local_queue::InProcessQueue::attach(AppState::new(store, test_config()));
+    Some(serve_router_app(&state, dir, scrape).await)
+}
+
+struct Deployed {
+    scenario: Uuid,
+    sessions: Vec<String>,
+    plan_id: String,
+}
+
+/// V1 with `n` sessions waiting at "Collect email"; V2 inserts an age check
+/// before it (every session migrates by gap_fill), planned, approved and
+/// deployed inline. Returns the scrape taken before the plan, too.
+async fn deployed(app: &TestApp, n: usize) -> (Samples, Deployed) {
+    let scenario = Uuid::new_v4();
+    let reply = app
+        .call(
+            "PUT",
+            &format!("/scenarios/{scenario}"),
+            Some(scenario_v1()),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let sessions: Vec<String> = (0..n)
+        .map(|_| format!("s{}", Uuid::new_v4().simple()))
+        .collect();
+    for id in &sessions {
+        let reply = app
+            .call(
+                "PUT",
+                &format!("/sessions/{id}"),
+                Some(session_at(scenario, 1, step(2), "whatsapp")),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+    let (_, first) = scrape(app).await;
+    let reply = app
+        .call(
+            "POST",
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"created_by": "ops@example.com", "new_scenario": scenario_v2()})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let plan_id = reply.body["id"].as_str().unwrap().to_string();
+    for action in ["approve", "deploy"] {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/migration-plans/{plan_id}/{action}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{action}: {:?}", reply.body);
+    }
+    let deployed = Deployed {
+        scenario,
+        sessions,
+        plan_id,
+    };
+    (first, deployed)
+}
+
+/// A withdrawal clears the flags reconcile has not applied: the counter grows
+/// by exactly those, as the plan's own `flags_withdrawn` says.
+#[tokio::test]
+async fn withdrawn_flags_are_counted_exactly() {
+    let (recorder, handle) = api::metrics::prometheus::recorder();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let Some(app) = app_scraped_by(handle).await else {
+        return;
+    };
+    const N: usize = 9;
+    const RECONCILED: usize = 4;
+    let (_, deployed) = deployed(&app, N).await;
+    // Migrated (the age is known, so nothing is left to collect): their flags are gone.
+    for id in &deployed.sessions[..RECONCILED] {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/sessions/{id}/reconcile"),
+                Some(json!({"known_fields": {"age": 34}})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let (_, before) = scrape(&app).await;
+    let plan_id = &deployed.plan_id;
+    let reply = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/withdraw"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let status = deployment_status(&app, plan_id).await;
+    assert_eq!(
+        status["flags_withdrawn"],
+        (N - RECONCILED) as u64,
+        "{status}"
+    );
+    let (_, after) = scrape(&app).await;
+    let name = "focal_migrations_flags_withdrawn_total";
+    assert_eq!(
+        sample(&after, name, &[]) - sample(&before, name, &[]),
+        (N - RECONCILED) as f64
+    );
+    // Nothing was marked by the withdrawal's pages.
+    let marked = "focal_migrations_sessions_marked_total";
+    assert_eq!(sample(&after, marked, &[]), sample(&before, marked, &[]));
 }

@@ -47,7 +47,7 @@ pub async fn record_page(
         })
         .await?;
     if recorded {
-        crate::metrics::page_recorded(outcome.marked);
+        crate::metrics::page_recorded(outcome.marked, outcome.withdrawn);
     }
     if recorded && outcome.next_cursor.is_none() {
         finish_if_complete(store, plan.tenant_id, plan.id, recorded_at).await?;

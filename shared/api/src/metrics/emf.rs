@@ -90,7 +90,7 @@ mod tests {
             result.migration_scenario = Some(MigrationScenario::GapFill);
             super::super::reconciled(&result, Duration::from_millis(20));
             super::super::reconciled(&result, Duration::from_millis(40));
-            super::super::page_recorded(7);
+            super::super::page_recorded(7, 0);
             let lines = String::from_utf8(super::take_lines()).unwrap();
             for line in lines.lines() {
                 println!("{MARK}{line}");

@@ -43,7 +43,7 @@ pub const PAGE_OUTCOMES: [&str; 3] = [PAGE_RECORDED, PAGE_FAILED, PAGE_RESUMED];
 const PAGE_RECORDED: &str = "recorded";
 const PAGE_FAILED: &str = "failed";
 const PAGE_RESUMED: &str = "resumed";
-/// Flags withdrawn from sessions (`flags_withdrawn`).
+/// Flags withdrawn from sessions by a withdrawal walk, counted when their page is recorded.
 pub const FLAGS_WITHDRAWN: &str = "flags_withdrawn";
 /// Seconds plan generation took (diff, plan, counts, store), successful plans only.
 pub const PLAN_GENERATION_DURATION: &str = "plan_generation_duration";
@@ -225,11 +225,15 @@ pub async fn plan_generation<T, E>(generate: impl Future<Output = Result<T, E>>)
     generated
 }
 
-/// A marking page recorded in the ledger (exactly once per page, however many
-/// deliveries marked it), with the sessions it flagged.
-pub fn page_recorded(sessions_marked: u64) {
+/// A page of a marking or withdrawal walk recorded in the ledger (exactly once
+/// per page, however many deliveries walked it), with the sessions it flagged
+/// and the flags it withdrew.
+pub fn page_recorded(sessions_marked: u64, flags_withdrawn: u64) {
     metrics::counter!(MARKING_PAGES, "outcome" => PAGE_RECORDED).increment(1);
     metrics::counter!(SESSIONS_MARKED).increment(sessions_marked);
+    if flags_withdrawn > 0 {
+        self::flags_withdrawn(flags_withdrawn);
+    }
 }
 
 /// A marking page whose last allowed delivery failed (it goes to the dead-letter queue).
@@ -242,7 +246,8 @@ pub fn page_resumed() {
     metrics::counter!(MARKING_PAGES, "outcome" => PAGE_RESUMED).increment(1);
 }
 
-/// `n` migration flags withdrawn from sessions.
+/// `n` migration flags withdrawn from sessions (the ledger calls it for each
+/// recorded withdrawal page; a second call for the same page would count twice).
 pub fn flags_withdrawn(n: u64) {
     metrics::counter!(FLAGS_WITHDRAWN).increment(n);
 }

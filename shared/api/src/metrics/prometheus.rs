@@ -107,7 +107,7 @@ mod tests {
         let (recorder, handle) = recorder();
         metrics::with_local_recorder(&recorder, || {
             super::super::describe();
-            super::super::page_recorded(3);
+            super::super::page_recorded(3, 0);
             super::super::stream_lag(2.0);
         });
         let text = handle.render();
