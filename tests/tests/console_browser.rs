@@ -99,6 +99,11 @@ fn start_server(binary: &Path, data_dir: &Path) -> (Process, String) {
     let mut child = Command::new(binary)
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(data_dir)
+        // More than 10 sessions go through the in-process marking queue: the staged
+        // rollout's deploy, ramp and withdrawal answer 202 and the page polls them
+        // to their end, as on AWS.
+        .env("INLINE_MARK_THRESHOLD", "10")
+        .env("MARK_PAGE_SIZE", "4")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1003,12 +1008,25 @@ async fn staged_rollout(c: &Page, api: &Api, base: &str) {
         says.contains("Sessions already migrated stay on the new version"),
         "{says}"
     );
+    // Whether the page showed the withdrawing banner on its way (the walk through
+    // the queue may end before the first status read after the 202).
+    c.execute(
+        "window.sawWithdrawing = false; new MutationObserver(() => { if (document.getElementById('withdrawing-banner')) window.sawWithdrawing = true; }).observe(document.getElementById('main'), { childList: true, subtree: true });",
+        vec![],
+    )
+    .await
+    .unwrap();
     wait_for(c, "#withdraw-confirm")
         .await
         .click()
         .await
         .unwrap();
     wait_text(c, ".deploy-status", "withdrawn").await;
+    let saw = c
+        .execute("return window.sawWithdrawing;", vec![])
+        .await
+        .unwrap();
+    eprintln!("{}withdrawing banner seen before withdrawn: {saw}", c.shots);
     let withdrawn = status().await;
     assert_eq!(withdrawn["status"], "withdrawn", "{withdrawn}");
     let cleared = withdrawn["flags_withdrawn"].as_u64().unwrap();
