@@ -31,6 +31,7 @@ store::backend_matrix! {
         throttled_write_is_retried_exactly,
         poison_page_shows_in_status,
         inline_deploy_failing_mid_marking_finishes_after_resume,
+        a_withdrawal_through_the_queue_clears_each_flag_once,
     ],
 }
 

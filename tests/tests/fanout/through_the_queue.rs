@@ -392,3 +392,60 @@ pub(crate) async fn inline_deploy_failing_mid_marking_finishes_after_resume(rig:
         assert_marked_exactly(&fx.app, &deployment).await;
     }
 }
+
+/// A withdrawal fans out through the same queue as marking: with every
+/// chain's first page delivered twice (SQS) and two pages crashing between
+/// clearing and recording, each flag is cleared and counted once, and every
+/// session is as it was before the deployment.
+pub(crate) async fn a_withdrawal_through_the_queue_clears_each_flag_once(rig: Rig) {
+    let duplicate = matches!(rig, Rig::DynamoSqs);
+    let Some(fx) = fixture(rig, fan_out_config(), Faults::default(), duplicate).await else {
+        return;
+    };
+    let deployment = prepare(&fx.app, small_population()).await;
+    let reply = deploy(&fx.app, &deployment.plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    wait_deployed(&fx.app, &deployment.plan_id).await;
+    let marked = status(&fx.app, &deployment.plan_id).await["sessions_marked"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(marked, deployment.population.eligible() as u64);
+    // The worker dies twice after clearing a page, before the ledger knows.
+    fx.faults.record_failures.store(2, Ordering::SeqCst);
+    let reply = fx
+        .app
+        .call(
+            "POST",
+            &format!("/migration-plans/{}/withdraw", deployment.plan_id),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let done = wait_for(&fx.app, &deployment.plan_id, "withdrawn", |s| {
+        s["status"] == "withdrawn"
+    })
+    .await;
+    assert_eq!(
+        fx.faults.record_failures.load(Ordering::SeqCst),
+        0,
+        "faults fired"
+    );
+    assert_eq!(done["flags_withdrawn"], marked, "{done}");
+    assert_eq!(done["migrations_pending"], 0, "{done}");
+    assert_eq!(done["pages_failed"], 0, "{done}");
+    // Every session is back to what it was, but for its revision (a flag was
+    // set and cleared).
+    let after = read_sessions(&fx.app, &deployment).await;
+    for (id, before) in &deployment.before {
+        let now = &after[id];
+        assert!(now["pending_migration"].is_null(), "{id}: {now}");
+        for field in [
+            "active_scenario_version",
+            "active_step_id",
+            "variables",
+            "step_history",
+        ] {
+            assert_eq!(now[field], before[field], "{id}.{field}");
+        }
+    }
+}

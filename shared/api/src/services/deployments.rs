@@ -711,6 +711,10 @@ async fn dispatch(
     progress(store, plan.tenant_id, plan.id).await
 }
 
+/// Most chains a deploy walks inside its call; more fan out (when a queue is
+/// configured).
+const INLINE_CHAINS_MAX: usize = 32;
+
 /// Chains an inline deploy walks at once (each with up to `MARK_CONCURRENCY`
 /// writes in flight on its page).
 const INLINE_CHAINS_AT_ONCE: usize = 8;
@@ -820,7 +824,10 @@ async fn probe_chains(
         .map(|(_, n)| *n)
         .sum();
     let seen = counted_total.max(probed.len() as u64);
-    let fan_out = seen > threshold;
+    // Many chains cost the call time whatever their sessions (a claim and a
+    // ledger write per page): past `INLINE_CHAINS_MAX` they go to the queue,
+    // so the call answers in bounded time for any plan.
+    let fan_out = seen > threshold || probed.len() > INLINE_CHAINS_MAX;
     let chains = probed.into_iter().map(|(chain, _)| chain).collect();
     Ok((chains, fan_out))
 }

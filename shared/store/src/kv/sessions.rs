@@ -8,8 +8,8 @@ use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, mark_ids_key, migrated_by_prefix, scenario_head_key, plan_header_key, prefix_end, session_key,
-    stats_key, step_entry_key, step_shard_prefix,
+    events_prefix, mark_ids_key, migrated_by_prefix, plan_header_key, prefix_end,
+    scenario_head_key, session_key, stats_key, step_entry_key, step_shard_prefix,
 };
 use super::marking::load_stats;
 use super::retention::expire_at;
