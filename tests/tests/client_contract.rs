@@ -182,7 +182,7 @@ fn client_round_trip(operation: &str, body: &[u8]) -> Option<Result<Value, Strin
         "get_events" => round_trip::<EventList>(body),
         "deploy_plan" => round_trip::<DeploymentResult>(body),
         "deployment_status" | "pause_plan" => round_trip::<DeploymentStatus>(body),
-        "resume_plan" => round_trip::<DeploymentResult>(body),
+        "resume_plan" | "withdraw_plan" => round_trip::<DeploymentResult>(body),
         "plan_diagram" => return None,
         other => Err(format!("no client type for {other}")),
     })
@@ -560,6 +560,11 @@ async fn call_everything(client: &Client) {
     assert!(!again.counted, "{again:?}");
     let status = client.deployment_status(plan.id).await.expect("status");
     assert_eq!((status.reported_outcomes, status.reported_failures), (1, 1));
+    // Taken back: c-1 migrated and stays, c-2's flag is withdrawn.
+    let withdrawn = client.withdraw_plan(plan.id).await.expect("withdraw");
+    assert_eq!(withdrawn.status, PlanStatus::Withdrawn);
+    let status = client.deployment_status(plan.id).await.expect("status");
+    assert_eq!((status.migrations_applied, status.flags_withdrawn), (1, 1));
 
     // A second flow, whose plan is rejected.
     let other = Uuid::new_v4();
