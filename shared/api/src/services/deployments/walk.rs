@@ -1,410 +1,22 @@
-//! Deploy (activation + marking) and deployment status.
+//! Marking's walk: the chains of a pass and which have sessions, their
+//! dispatch (inline or through the queue), page after page with the ledger,
+//! the resumption of stalled chains and the periodic sweep.
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use planning::lifecycle::{self, PlanCommand};
-use planning::{
-    DeployRequest, DeploymentResult, DeploymentStatus, MigrationPlan, MigrationsByScenario,
-    PlanStatus,
-};
-use store::{
-    ActivationError, ChainStart, PlanActivation, PlanStats, PlanTransition, RolloutMove, StepQuery,
-    Store, StoreError,
-};
+use planning::{MigrationPlan, PlanStatus};
+use store::{ChainStart, StepQuery, Store, StoreError};
 use uuid::Uuid;
 
-use super::Deps;
+use super::{DeployOutcome, progress};
 use crate::marking::{self, Chain, MarkMessage, MarkingContext};
-use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
-use crate::services::plans::{load, load_header, plans_of};
-
-/// A deployment answer: `finished` is false while marking fans out (HTTP 202).
-pub(crate) struct DeployOutcome {
-    pub result: DeploymentResult,
-    pub finished: bool,
-}
-
-fn result_of(plan: &MigrationPlan, stats: &PlanStats) -> DeploymentResult {
-    DeploymentResult {
-        plan_id: plan.id,
-        status: plan.status,
-        sessions_marked: stats.sessions_marked,
-        sessions_by_anchor: stats.sessions_by_anchor.clone(),
-        deployed_at: plan.deployed_at,
-        percent: plan.rollout_percent(),
-    }
-}
-
-pub(crate) async fn deploy(
-    state: &Deps,
-    tenant: Uuid,
-    plan_id: Uuid,
-    request: DeployRequest,
-    now: DateTime<Utc>,
-) -> ServiceResult<DeployOutcome> {
-    let mut issues: Vec<Issue> = request
-        .guard
-        .iter()
-        .flat_map(planning::guard::problems)
-        .map(|(field, message)| Issue::new(&["guard", field], message, "value_error"))
-        .collect();
-    if request.percent.is_some_and(|p| !(1..=100).contains(&p)) {
-        issues.push(Issue::new(
-            &["percent"],
-            "percent must be a whole number from 1 to 100",
-            "value_error.number.range",
-        ));
-    }
-    if !issues.is_empty() {
-        return Err(ServiceError::Invalid {
-            input: Input::Document,
-            issues,
-        });
-    }
-    let percent = request.percent.unwrap_or(100);
-    let store = state.store();
-    // The header is enough to decide; activation returns the whole plan.
-    let plan = load_header(store, tenant, plan_id).await?;
-    match plan.status {
-        // Again while deploying: resume whatever stalled, then report progress.
-        // A wider percent waits until this pass is marked.
-        PlanStatus::Deploying => {
-            if request.percent.is_some_and(|p| p != plan.rollout_percent()) {
-                return Err(ServiceError::Conflict(format!(
-                    "Plan is deploying at {}%; ramp once it is deployed",
-                    plan.rollout_percent()
-                )));
-            }
-            return resume(state, plan, now).await;
-        }
-        PlanStatus::Deployed => return ramp(state, plan, &request, now).await,
-        // Only approved plans deploy (`planning::lifecycle`): else 409.
-        status => lifecycle::check(status, &PlanCommand::Deploy)?,
-    }
-    let target = store
-        .get_plan_target(tenant, plan_id)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::Unexpected("approved plan without its target version".into())
-        })?;
-    let activation = PlanActivation {
-        tenant,
-        plan_id,
-        expected_revision: plan.revision,
-        scenario_id: plan.scenario_id,
-        from_version: plan.from_version,
-        target,
-        at: now,
-        guard: request.guard,
-        percent,
-    };
-    let plan = match store.activate_plan(&activation).await {
-        Ok(plan) => plan,
-        Err(ActivationError::ScenarioMoved) => {
-            supersede(store, &plan, now).await?;
-            return Err(ActivationError::ScenarioMoved.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    supersede_siblings(store, &plan, now).await?;
-    mark(state, plan, now).await
-}
-
-/// `POST …/deploy` on a plan deployed at a smaller percent: widen its cohort.
-/// One conditional write moves the plan back to `deploying` at the new percent
-/// (a new marking pass) together with the scenario: the partial rollout it
-/// records widens, or at 100% the plan's version becomes current. Then the new
-/// pass marks the sessions the wider cohort adds; sessions flagged or migrated
-/// by an earlier pass are left as they are (a flag is set only where none is).
-async fn ramp(
-    state: &Deps,
-    plan: MigrationPlan,
-    request: &DeployRequest,
-    now: DateTime<Utc>,
-) -> ServiceResult<DeployOutcome> {
-    let current = plan.rollout_percent();
-    let Some(percent) = request.percent.filter(|p| *p > current) else {
-        return Err(ServiceError::Conflict(format!(
-            "Plan is deployed at {current}%; only a larger percent ramps it"
-        )));
-    };
-    if request.guard.is_some() {
-        return Err(ServiceError::Invalid {
-            input: Input::Document,
-            issues: vec![Issue::new(
-                &["guard"],
-                "a rollout's guard is given when it is first deployed; ramp with percent alone",
-                "value_error",
-            )],
-        });
-    }
-    let store = state.store();
-    let command = PlanCommand::Ramp {
-        percent,
-        pass: plan.rollout_pass + 1,
-    };
-    let change = lifecycle::transition(plan.status, command, now)?;
-    let transition = PlanTransition {
-        tenant: plan.tenant_id,
-        plan_id: plan.id,
-        expected_revision: plan.revision,
-        change,
-        rollout: Some(RolloutMove {
-            scenario_id: plan.scenario_id,
-            from_version: plan.from_version,
-            to_version: plan.to_version,
-            percent,
-            withdraw: false,
-        }),
-    };
-    match store.transition_plan(&transition).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(ServiceError::Conflict(
-                "Migration plan changed concurrently; read it and retry".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(plan_id = %plan.id, from = current, to = percent, "rollout ramped");
-    let plan = load(store, plan.tenant_id, plan.id).await?;
-    mark(state, plan, now).await
-}
-
-/// Transitions a pause or resume tries before giving up with a 409: each lost
-/// race is marking finishing (`deploying` → `deployed`) in between.
-const ROLLOUT_TRANSITION_ATTEMPTS: usize = 4;
-
-/// Store `command`'s transition on the plan as it is now, reading again when
-/// marking moved it in between; `None` from `command` means nothing is to be
-/// done to the plan as it is (`Ok(None)`). Refusals (409) come from
-/// `planning::lifecycle`.
-async fn transition_rollout(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-    command: impl Fn(&MigrationPlan) -> Option<PlanCommand>,
-    now: DateTime<Utc>,
-) -> ServiceResult<Option<MigrationPlan>> {
-    for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
-        let plan = load_header(store, tenant, plan_id).await?;
-        let Some(command) = command(&plan) else {
-            return Ok(None);
-        };
-        let change = lifecycle::transition(plan.status, command, now)?;
-        match store
-            .transition_plan(&PlanTransition {
-                tenant,
-                plan_id,
-                expected_revision: plan.revision,
-                change,
-                rollout: None,
-            })
-            .await
-        {
-            Ok(plan) => return Ok(Some(store::plan_header(&plan))),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ServiceError::Conflict(
-        "Migration plan changed concurrently; retry".into(),
-    ))
-}
-
-/// `POST …/pause`: marking and applying stop in one conditional write on the
-/// plan. Reconcile checks the plan's status inside its own atomic write, so no
-/// migration is applied after this returns; marking stops at its next page.
-/// Flags stay on their sessions.
-pub(crate) async fn pause(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-    now: DateTime<Utc>,
-) -> ServiceResult<DeploymentStatus> {
-    transition_rollout(store, tenant, plan_id, |_| Some(PlanCommand::Pause), now).await?;
-    status(store, tenant, plan_id).await
-}
-
-/// `POST …/resume`: back to the status the plan was paused in. A plan paused
-/// while deploying takes up every unfinished marking chain at once (no lease to
-/// wait for: the pause stopped them) from where its ledger stands.
-pub(crate) async fn resume_rollout(
-    state: &Deps,
-    tenant: Uuid,
-    plan_id: Uuid,
-    now: DateTime<Utc>,
-) -> ServiceResult<DeployOutcome> {
-    let plan = transition_rollout(
-        state.store(),
-        tenant,
-        plan_id,
-        |plan| {
-            Some(PlanCommand::Resume {
-                to: plan.paused_from.unwrap_or(PlanStatus::Deploying),
-            })
-        },
-        now,
-    )
-    .await?;
-    if let Some(plan) = plan.filter(|plan| plan.status == PlanStatus::Deploying) {
-        return resume_chains(state, plan, now, Takeover::Unfinished).await;
-    }
-    progress(state.store(), tenant, plan_id).await
-}
-
-/// `POST …/withdraw`: take the rollout back. One conditional write moves the
-/// plan to `withdrawing` (from `deploying`, `deployed`, `paused` or `halted`),
-/// after which reconcile applies none of its migrations (every migration's
-/// write checks the plan applies); then a pass of chains over every step of
-/// the from-version clears each flag of the plan still there, through the same
-/// paged, ledgered, resumable walk as marking. The last chain's end moves the
-/// plan to `withdrawn` and gives the scenario its from-version back. Sessions
-/// already migrated stay. Called again while withdrawing: resumes whatever
-/// stalled and reports progress.
-pub(crate) async fn withdraw(
-    state: &Deps,
-    tenant: Uuid,
-    plan_id: Uuid,
-    now: DateTime<Utc>,
-) -> ServiceResult<DeployOutcome> {
-    let store = state.store();
-    let header = load_header(store, tenant, plan_id).await?;
-    if header.status == PlanStatus::Withdrawing {
-        return resume(state, header, now).await;
-    }
-    transition_rollout(
-        store,
-        tenant,
-        plan_id,
-        |plan| {
-            Some(PlanCommand::Withdraw {
-                pass: plan.rollout_pass + 1,
-            })
-        },
-        now,
-    )
-    .await?;
-    tracing::warn!(%tenant, %plan_id, "rollout withdrawn: clearing its unapplied flags");
-    let plan = load(store, tenant, plan_id).await?;
-    mark(state, plan, now).await
-}
-
-/// Halt the plan if its guard's thresholds are crossed by its counters now:
-/// called after each migration applied under a guard. The halt is one
-/// conditional write (lost races re-read; a plan already stopped stays as it is),
-/// and every later migration's own write checks it, so none is applied after it.
-pub(crate) async fn enforce_guard(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-    guard: &planning::RolloutGuard,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    let stats = store.get_plan_stats(tenant, plan_id).await?;
-    let figures = planning::guard::GuardFigures {
-        applied: stats.migrations_applied,
-        exits: stats.exits,
-        checkpoint_blocks: stats.checkpoint_blocks,
-        reported_failures: stats.reported_failures,
-    };
-    let Some(reason) = planning::guard::crossed(guard, &figures) else {
-        return Ok(());
-    };
-    // A plan already stopped (halted by a concurrent reconcile, paused) stays as it is.
-    let halted = transition_rollout(
-        store,
-        tenant,
-        plan_id,
-        |plan| {
-            plan.status.applies_migrations().then(|| PlanCommand::Halt {
-                reason: reason.clone(),
-            })
-        },
-        now,
-    )
-    .await?;
-    if halted.is_some() {
-        tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
-    }
-    Ok(())
-}
-
-/// [`enforce_guard`] for a plan known by id only (after a reported failure):
-/// its header says whether it has a guard. Failures are logged, not the
-/// caller's — the report is counted, and the next one checks again.
-pub(crate) async fn enforce_guard_of(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-    now: DateTime<Utc>,
-) {
-    let checked = async {
-        let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
-            return Ok(());
-        };
-        match &plan.guard {
-            Some(guard) if plan.status.applies_migrations() => {
-                enforce_guard(store, tenant, plan_id, guard, now).await
-            }
-            _ => Ok(()),
-        }
-    };
-    if let Err(error) = checked.await {
-        tracing::error!(%error, %plan_id, "could not check the rollout guard");
-    }
-}
-
-/// Mark the plan itself superseded (its scenario moved on without it).
-async fn supersede(
-    store: &dyn Store,
-    plan: &MigrationPlan,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    // A plan no longer pending or approved has nothing left to supersede.
-    let Ok(change) = lifecycle::transition(plan.status, PlanCommand::Supersede, now) else {
-        return Ok(());
-    };
-    let change = PlanTransition {
-        tenant: plan.tenant_id,
-        plan_id: plan.id,
-        expected_revision: plan.revision,
-        change,
-        rollout: None,
-    };
-    match store.transition_plan(&change).await {
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Other live plans from the same version can never deploy now.
-async fn supersede_siblings(
-    store: &dyn Store,
-    deployed: &MigrationPlan,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    let live = plans_of(
-        store,
-        deployed.tenant_id,
-        deployed.scenario_id,
-        &[PlanStatus::Pending, PlanStatus::Approved],
-    )
-    .await?;
-    for item in live {
-        if item.id == deployed.id || item.from_version != deployed.from_version {
-            continue;
-        }
-        if let Some(sibling) = store.get_plan(deployed.tenant_id, item.id).await? {
-            supersede(store, &sibling, now).await?;
-        }
-    }
-    Ok(())
-}
+use crate::services::Deps;
+use crate::services::error::{ServiceError, ServiceResult};
+use crate::services::plans::load;
 
 /// Marking from the start: right after activation, or when a deploy died
 /// between activation and the start of marking.
-async fn mark(
+pub(super) async fn mark(
     state: &Deps,
     plan: MigrationPlan,
     now: DateTime<Utc>,
@@ -496,7 +108,7 @@ async fn withdrawal_chains(store: &dyn Store, plan: &MigrationPlan) -> ServiceRe
 /// and walk it on from where the ledger says it stands — through the queue when
 /// there is one. Recording is conditional on the chain's position, so a walk
 /// that was only slow, not dead, and its resumption never both count a page.
-pub(crate) async fn resume(
+pub(super) async fn resume(
     state: &Deps,
     plan: MigrationPlan,
     now: DateTime<Utc>,
@@ -506,14 +118,14 @@ pub(crate) async fn resume(
 
 /// Which marking chains a resumption takes over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Takeover {
+pub(super) enum Takeover {
     /// Those whose lease ran out (a process died, a store error).
     Stalled,
     /// Every unfinished one: after a pause, which stopped them all.
     Unfinished,
 }
 
-async fn resume_chains(
+pub(super) async fn resume_chains(
     state: &Deps,
     plan: MigrationPlan,
     now: DateTime<Utc>,
@@ -647,15 +259,6 @@ pub async fn sweep_forever(state: Deps) {
             Err(error) => tracing::error!(%error, "deployment sweep failed"),
         }
     }
-}
-
-async fn progress(store: &dyn Store, tenant: Uuid, plan_id: Uuid) -> ServiceResult<DeployOutcome> {
-    let plan = load_header(store, tenant, plan_id).await?;
-    let stats = store.get_plan_stats(tenant, plan_id).await?;
-    Ok(DeployOutcome {
-        finished: matches!(plan.status, PlanStatus::Deployed | PlanStatus::Withdrawn),
-        result: result_of(&plan, &stats),
-    })
 }
 
 /// Walk chains from the given positions: inline in this call, or as queue
@@ -830,47 +433,4 @@ async fn probe_chains(
     let fan_out = seen > threshold || probed.len() > INLINE_CHAINS_MAX;
     let chains = probed.into_iter().map(|(chain, _)| chain).collect();
     Ok((chains, fan_out))
-}
-
-pub(crate) async fn status(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-) -> ServiceResult<DeploymentStatus> {
-    // Status and counters only: never the plan's body.
-    let plan = load_header(store, tenant, plan_id).await?;
-    let stats = store.get_plan_stats(tenant, plan_id).await?;
-    Ok(DeploymentStatus {
-        plan_id,
-        status: plan.status,
-        percent: plan.rollout_percent(),
-        sessions_marked: stats.sessions_marked,
-        // Counted apart so that applied never exceeds marked: a session reconciled
-        // without a flag was never part of `sessions_marked`.
-        migrations_applied: stats.flagged_applied,
-        migrations_pending: stats
-            .sessions_marked
-            .saturating_sub(stats.flagged_applied)
-            .saturating_sub(stats.flags_withdrawn),
-        flags_withdrawn: stats.flags_withdrawn,
-        migrations_applied_unflagged: stats
-            .migrations_applied
-            .saturating_sub(stats.flagged_applied),
-        migrations_by_scenario: MigrationsByScenario {
-            clean_graft: stats.clean_graft,
-            gap_fill: stats.gap_fill,
-            re_route: stats.re_route,
-        },
-        checkpoint_blocks: stats.checkpoint_blocks,
-        migrations_exited: stats.exits,
-        reported_outcomes: stats.reported_outcomes,
-        reported_failures: stats.reported_failures,
-        guard: plan.guard,
-        halt_reason: plan.halt_reason,
-        deployed_at: plan.deployed_at,
-        last_migration_at: stats.last_migration_at,
-        pages_failed: stats.pages_failed,
-        last_progress_at: stats.last_progress_at,
-        resumptions: stats.resumptions,
-    })
 }
