@@ -38,7 +38,7 @@ source "$ROOT/tests/services/lib.sh"
 # Binaries of the Lambda functions; each must stay under 10 MB (decimal; docs/design.md).
 LAMBDA_PACKAGES=(scenarios sessions plans deployments mark-sessions count-sessions console-fn)
 MAX_BOOTSTRAP_BYTES=10000000
-# The operator console's browser test (tests/tests/console_browser.rs) fails instead of
+# The operator console's browser test (tests/tests/console_browser/) fails instead of
 # skipping when Chromium or chromedriver is missing (install_tools installs them).
 export FOCAL_REQUIRE_BROWSER=1
 

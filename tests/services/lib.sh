@@ -148,7 +148,7 @@ fm_ensure_venv() {
 }
 
 # Debian's chromium and chromium-driver for the operator console's browser test
-# (tests/tests/console_browser.rs), installed with apt only when missing. Exports
+# (tests/tests/console_browser/), installed with apt only when missing. Exports
 # CHROMIUM and CHROMEDRIVER for the test.
 fm_ensure_chromium() {
     if ! command -v chromium >/dev/null 2>&1; then
