@@ -367,7 +367,8 @@ async fn walk_chain(
 /// the stream's) is not marked; it migrates as a late arrival on its next
 /// reconcile, the scope filter evaluated then, and is counted in
 /// `migrations_applied_unflagged`. Counters that never counted (`counted_at`
-/// absent) prune nothing.
+/// absent) prune nothing. Past `INLINE_CHAINS_MAX` occupied chains nothing is
+/// probed: every shard of the occupied steps is registered and fans out.
 async fn probe_chains(
     store: &dyn Store,
     plan: &MigrationPlan,
@@ -387,6 +388,12 @@ async fn probe_chains(
         .into_iter()
         .filter(|chain| occupied(&chain.step_id))
         .collect();
+    // More chains than a call walks: they fan out anyway, so the probes (one
+    // query each, seconds for a few hundred on DynamoDB) are not worth the
+    // call's time; a chain without sessions ends at its first, empty page.
+    if counted.counted_at.is_some() && chains.len() > INLINE_CHAINS_MAX {
+        return Ok((chains, true));
+    }
     let query = |chain: &Chain, limit: usize, cursor: Option<String>| StepQuery {
         tenant: plan.tenant_id,
         scenario_id: plan.scenario_id,
