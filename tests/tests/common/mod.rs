@@ -366,6 +366,31 @@ pub async fn deployment_status(app: &TestApp, plan_id: &str) -> Value {
     reply.body
 }
 
+/// `POST …/deploy` with no body, then (when it fanned out: 202) the status
+/// polled until the plan is `deployed`. The deadline only guards a hang.
+pub async fn deploy_until_deployed(app: &TestApp, plan_id: &str) {
+    let reply = app
+        .call("POST", &format!("/migration-plans/{plan_id}/deploy"), None)
+        .await;
+    assert!(
+        reply.status == 200 || reply.status == 202,
+        "{:?}",
+        reply.body
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let status = deployment_status(app, plan_id).await;
+        if status["status"] == "deployed" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never deployed: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `POST /sessions/{id}/reconcile` with no known fields, expected to answer 200.
 pub async fn reconcile_now(app: &TestApp, id: &str) -> Value {
     let reply = app
