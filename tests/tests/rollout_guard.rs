@@ -5,7 +5,6 @@
 
 use crate::common::*;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 store::backend_matrix! {
     run: with_app,
@@ -25,40 +24,9 @@ fn v2_that_exits_everyone() -> Value {
 
 /// V1 with `sessions` at Step 2 and an approved plan to V2. Returns the plan id.
 async fn approved_plan(app: &TestApp, sessions: &[String]) -> String {
-    let scenario = Uuid::new_v4();
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/scenarios/{scenario}"),
-            Some(scenario_v1()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    for id in sessions {
-        let session = session_at(scenario, 1, step(2), "whatsapp");
-        let reply = app
-            .call("PUT", &format!("/sessions/{id}"), Some(session))
-            .await;
-        assert!(
-            reply.status == 201 || reply.status == 200,
-            "{:?}",
-            reply.body
-        );
-    }
-    let reply = app
-        .call(
-            "POST",
-            &format!("/scenarios/{scenario}/migration-plan"),
-            Some(json!({"new_scenario": v2_that_exits_everyone()})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let plan_id = reply.body["id"].as_str().unwrap().to_string();
-    let approve = app
-        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
-        .await;
-    assert_eq!(approve.status, 200, "{:?}", approve.body);
-    plan_id
+    approved_plan_with_sessions(app, sessions, 2, v2_that_exits_everyone())
+        .await
+        .1
 }
 
 async fn deploy_guarded(app: &TestApp, plan_id: &str, min_sessions: u64) {

@@ -19,39 +19,7 @@ store::backend_matrix! {
 /// V1 and its sessions at Step 1 (upstream of V2's change: a clean graft each),
 /// then plan V2, approve and deploy. Returns the plan id.
 async fn deployed_with(app: &TestApp, sessions: &[String]) -> String {
-    let scenario = Uuid::new_v4();
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/scenarios/{scenario}"),
-            Some(scenario_v1()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    for id in sessions {
-        let session = session_at(scenario, 1, step(1), "whatsapp");
-        let reply = app
-            .call("PUT", &format!("/sessions/{id}"), Some(session))
-            .await;
-        assert!(
-            reply.status == 201 || reply.status == 200,
-            "{:?}",
-            reply.body
-        );
-    }
-    let reply = app
-        .call(
-            "POST",
-            &format!("/scenarios/{scenario}/migration-plan"),
-            Some(json!({"new_scenario": scenario_v2()})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let plan_id = reply.body["id"].as_str().unwrap().to_string();
-    let approve = app
-        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
-        .await;
-    assert_eq!(approve.status, 200, "{:?}", approve.body);
+    let (_, plan_id) = approved_plan_with_sessions(app, sessions, 1, scenario_v2()).await;
     let deploy = app
         .call("POST", &format!("/migration-plans/{plan_id}/deploy"), None)
         .await;

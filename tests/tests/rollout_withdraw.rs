@@ -20,39 +20,7 @@ store::backend_matrix! {
 
 /// V1 with sessions at Step 1, plan V2 approved and deployed at `percent`.
 async fn deployed_at(app: &TestApp, sessions: &[String], percent: u8) -> (Uuid, String) {
-    let scenario = Uuid::new_v4();
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/scenarios/{scenario}"),
-            Some(scenario_v1()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    for id in sessions {
-        let session = session_at(scenario, 1, step(1), "whatsapp");
-        let reply = app
-            .call("PUT", &format!("/sessions/{id}"), Some(session))
-            .await;
-        assert!(
-            reply.status == 201 || reply.status == 200,
-            "{:?}",
-            reply.body
-        );
-    }
-    let reply = app
-        .call(
-            "POST",
-            &format!("/scenarios/{scenario}/migration-plan"),
-            Some(json!({"new_scenario": scenario_v2()})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let plan_id = reply.body["id"].as_str().unwrap().to_string();
-    let approve = app
-        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
-        .await;
-    assert_eq!(approve.status, 200, "{:?}", approve.body);
+    let (scenario, plan_id) = approved_plan_with_sessions(app, sessions, 1, scenario_v2()).await;
     let deploy = app
         .call(
             "POST",

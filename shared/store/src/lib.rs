@@ -204,6 +204,13 @@ pub trait Store: Send + Sync + 'static {
     /// `last_migration_at` is the latest audit event time.
     async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats>;
 
+    /// [`Store::get_plan_stats`] for callers that need only the counters (the
+    /// rollout guard after each migration): `last_migration_at` may be absent,
+    /// which saves DynamoDB the audit-event query.
+    async fn get_plan_counters(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
+        self.get_plan_stats(tenant, plan_id).await
+    }
+
     /// Start marking pass `pass` of a deploying plan (0: the deploy's, one more
     /// per ramp): register its chains (each at its first page, all of this pass)
     /// and how many must finish — those of earlier passes, all done, plus these.

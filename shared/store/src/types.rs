@@ -68,6 +68,29 @@ pub struct ScenarioHead {
     pub rollout: Option<planning::PartialRollout>,
 }
 
+impl ScenarioHead {
+    /// The head once `plan_id` (from `from_version` to `to_version`) reaches
+    /// `percent` of the sessions: the partial rollout recorded beside the
+    /// unchanged version, or at 100 the new version current.
+    pub fn rolled_out(from_version: i64, to_version: i64, plan_id: Uuid, percent: u8) -> Self {
+        if percent < 100 {
+            ScenarioHead {
+                current_version: from_version,
+                rollout: Some(planning::PartialRollout {
+                    plan_id,
+                    to_version,
+                    percent,
+                }),
+            }
+        } else {
+            ScenarioHead {
+                current_version: to_version,
+                rollout: None,
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanActivation {
     pub tenant: Uuid,

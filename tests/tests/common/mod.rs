@@ -366,6 +366,50 @@ pub async fn deployment_status(app: &TestApp, plan_id: &str) -> Value {
     reply.body
 }
 
+/// V1 with `sessions` recorded at V1's Step `at`, a plan to `v2` generated and
+/// approved: what every rollout test starts from. Returns (scenario, plan id).
+pub async fn approved_plan_with_sessions(
+    app: &TestApp,
+    sessions: &[String],
+    at: u32,
+    v2: Value,
+) -> (Uuid, String) {
+    let scenario = Uuid::new_v4();
+    let reply = app
+        .call(
+            "PUT",
+            &format!("/scenarios/{scenario}"),
+            Some(scenario_v1()),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    for id in sessions {
+        let session = session_at(scenario, 1, step(at), "whatsapp");
+        let reply = app
+            .call("PUT", &format!("/sessions/{id}"), Some(session))
+            .await;
+        assert!(
+            reply.status == 201 || reply.status == 200,
+            "{:?}",
+            reply.body
+        );
+    }
+    let reply = app
+        .call(
+            "POST",
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({ "new_scenario": v2 })),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let plan_id = reply.body["id"].as_str().unwrap().to_string();
+    let approve = app
+        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
+        .await;
+    assert_eq!(approve.status, 200, "{:?}", approve.body);
+    (scenario, plan_id)
+}
+
 /// `POST …/deploy` with no body, then (when it fanned out: 202) the status
 /// polled until the plan is `deployed`. The deadline only guards a hang.
 pub async fn deploy_until_deployed(app: &TestApp, plan_id: &str) {

@@ -25,15 +25,24 @@ pub(super) async fn get_plan_stats(
     tenant: Uuid,
     plan_id: Uuid,
 ) -> StoreResult<PlanStats> {
+    let mut stats = get_plan_counters(db, tenant, plan_id).await?;
+    stats.last_migration_at = db.last_event_time(tenant, plan_id).await?;
+    Ok(stats)
+}
+
+/// The STATS item alone (no `last_migration_at`: that is the events' query).
+pub(super) async fn get_plan_counters(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> StoreResult<PlanStats> {
     let item = db
         .get_item(db.main(), key(plan_pk(tenant, plan_id), "STATS"))
         .await?;
-    let mut stats = match item {
-        Some(item) => stats_from(&item)?,
-        None => PlanStats::default(),
-    };
-    stats.last_migration_at = db.last_event_time(tenant, plan_id).await?;
-    Ok(stats)
+    match item {
+        Some(item) => stats_from(&item),
+        None => Ok(PlanStats::default()),
+    }
 }
 
 pub(super) async fn start_marking(

@@ -1,6 +1,6 @@
 //! Plans and their lifecycle: the head item, the live-plan slot, listing, transitions, activation.
 
-use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use planning::lifecycle::StampValue;
 use planning::{
@@ -521,13 +521,10 @@ pub(super) async fn activate_plan(
     // recorded beside it; either way no other partial rollout may be there.
     let mut scenario_expr = Expr::default();
     if a.percent < 100 {
-        let rollout = PartialRollout {
-            plan_id: a.plan_id,
-            to_version: a.target.version,
-            percent: a.percent,
-        };
-        let json = serde_json::to_string(&rollout).map_err(|_| bad_item("rollout"))?;
-        scenario_expr.set("rollout", s(json));
+        scenario_expr.set(
+            "rollout",
+            rollout_av(a.plan_id, a.target.version, a.percent)?,
+        );
         scenario_expr.set("rollout_plan", s(a.plan_id.to_string()));
     } else {
         scenario_expr.set("current_version", n(a.target.version));
@@ -596,13 +593,10 @@ async fn rollout_move(
     }
     let mut expr = Expr::default();
     if ramp.percent < 100 {
-        let rollout = PartialRollout {
-            plan_id,
-            to_version: ramp.to_version,
-            percent: ramp.percent,
-        };
-        let json = serde_json::to_string(&rollout).map_err(|_| bad_item("rollout"))?;
-        expr.set("rollout", s(json));
+        expr.set(
+            "rollout",
+            rollout_av(plan_id, ramp.to_version, ramp.percent)?,
+        );
     } else {
         expr.set("current_version", n(ramp.to_version));
         expr.set_or_remove("rollout", None);
@@ -623,6 +617,18 @@ async fn rollout_move(
         Some(format!("{cv} = {from} AND {owner} = {ours}")),
     )
     .map(Some)
+}
+
+/// The partial rollout as the scenario head stores it (JSON text; its plan id
+/// also stands alone in `rollout_plan`, for conditions).
+fn rollout_av(plan_id: Uuid, to_version: i64, percent: u8) -> StoreResult<Av> {
+    let rollout = PartialRollout {
+        plan_id,
+        to_version,
+        percent,
+    };
+    let json = serde_json::to_string(&rollout).map_err(|_| bad_item("rollout"))?;
+    Ok(s(json))
 }
 
 /// The end of a withdrawal on the scenario head, as read now: the plan's

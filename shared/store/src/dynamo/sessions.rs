@@ -356,21 +356,35 @@ pub(super) async fn unmark_sessions(
     unmarks: &[crate::SessionUnmark],
     concurrency: usize,
 ) -> StoreResult<Vec<bool>> {
-    use futures::stream::{self, StreamExt, TryStreamExt};
-    let writes: Vec<_> = unmarks
+    let writes = unmarks
         .iter()
-        .enumerate()
-        .map(|(i, u)| async move { unmark_session(db, tenant, u).await.map(|done| (i, done)) })
+        .map(|u| unmark_session(db, tenant, u))
         .collect();
-    let done: Vec<(usize, bool)> = stream::iter(writes)
+    all_in_order(writes, concurrency).await
+}
+
+/// Run conditional writes `concurrency` at a time and answer in input order.
+/// Unordered while running: one slow write must not hold the other slots
+/// idle (`buffered` starts no new write until the oldest one finishes).
+async fn all_in_order<F>(writes: Vec<F>, concurrency: usize) -> StoreResult<Vec<bool>>
+where
+    F: std::future::Future<Output = StoreResult<bool>>,
+{
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let total = writes.len();
+    let indexed = writes
+        .into_iter()
+        .enumerate()
+        .map(|(i, write)| async move { write.await.map(|done| (i, done)) });
+    let done: Vec<(usize, bool)> = stream::iter(indexed)
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
-    let mut cleared = vec![false; unmarks.len()];
-    for (i, c) in done {
-        cleared[i] = c;
+    let mut answers = vec![false; total];
+    for (i, answer) in done {
+        answers[i] = answer;
     }
-    Ok(cleared)
+    Ok(answers)
 }
 
 /// The id of the mark that set the session's current flag.
@@ -386,29 +400,13 @@ pub(super) async fn mark_sessions(
     marks: &[SessionMark],
     concurrency: usize,
 ) -> StoreResult<Vec<bool>> {
-    use futures::stream::{self, StreamExt, TryStreamExt};
     // Built up front: a mapping closure returning borrowed futures defeats the
     // compiler's `Send` inference for this future.
     let writes: Vec<_> = marks
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let write = db.mark_session(tenant, &m.session_id, &m.expected, &m.pending, &m.mark_id);
-            async move { write.await.map(|marked| (i, marked)) }
-        })
+        .map(|m| db.mark_session(tenant, &m.session_id, &m.expected, &m.pending, &m.mark_id))
         .collect();
-    // Unordered: one slow write must not hold the other slots idle (`buffered`
-    // starts no new write until the oldest one finishes); results are put
-    // back in input order.
-    let done: Vec<(usize, bool)> = stream::iter(writes)
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
-    let mut marked = vec![false; marks.len()];
-    for (i, m) in done {
-        marked[i] = m;
-    }
-    Ok(marked)
+    all_in_order(writes, concurrency).await
 }
 
 pub(super) async fn apply_session_change(

@@ -105,6 +105,10 @@ impl Store for DynamoStore {
         marking::get_plan_stats(self, tenant, plan_id).await
     }
 
+    async fn get_plan_counters(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
+        marking::get_plan_counters(self, tenant, plan_id).await
+    }
+
     async fn start_marking(
         &self,
         tenant: Uuid,

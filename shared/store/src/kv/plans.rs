@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use planning::{
-    AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, PartialRollout, PlanStatus,
-    ScenarioVersion,
+    AnchorMigrationPolicy, MigrationPlan, MigrationPlanSummaryItem, PlanStatus, ScenarioVersion,
 };
 use uuid::Uuid;
 
@@ -221,21 +220,7 @@ pub(super) fn activate_plan(
     plan.guard = a.guard.clone();
     plan.percent = (a.percent < 100).then_some(a.percent);
     store_plan(kv, &plan)?;
-    let head = if a.percent < 100 {
-        ScenarioHead {
-            current_version: a.from_version,
-            rollout: Some(PartialRollout {
-                plan_id: a.plan_id,
-                to_version: a.target.version,
-                percent: a.percent,
-            }),
-        }
-    } else {
-        ScenarioHead {
-            current_version: a.target.version,
-            rollout: None,
-        }
-    };
+    let head = ScenarioHead::rolled_out(a.from_version, a.target.version, a.plan_id, a.percent);
     save(kv, &head_key, &head)?;
     save(
         kv,
@@ -275,20 +260,6 @@ fn move_rollout(
     if !ours {
         return Err(conflict("the scenario has no partial rollout of this plan"));
     }
-    let head = if ramp.percent < 100 {
-        ScenarioHead {
-            current_version: ramp.from_version,
-            rollout: Some(PartialRollout {
-                plan_id,
-                to_version: ramp.to_version,
-                percent: ramp.percent,
-            }),
-        }
-    } else {
-        ScenarioHead {
-            current_version: ramp.to_version,
-            rollout: None,
-        }
-    };
+    let head = ScenarioHead::rolled_out(ramp.from_version, ramp.to_version, plan_id, ramp.percent);
     save(kv, &head_key, &head)
 }

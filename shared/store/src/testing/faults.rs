@@ -207,6 +207,10 @@ impl Store for FaultyStore {
         self.inner.get_plan_stats(tenant, plan_id).await
     }
 
+    async fn get_plan_counters(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
+        self.inner.get_plan_counters(tenant, plan_id).await
+    }
+
     async fn start_marking(
         &self,
         tenant: Uuid,

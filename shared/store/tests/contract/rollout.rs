@@ -40,9 +40,14 @@ fn ramp_to(plan: &MigrationPlan, percent: u8, expected_revision: u64) -> PlanTra
     }
 }
 
-pub async fn a_partial_rollout_keeps_the_version_until_it_ramps_to_100(s: Arc<dyn Store>) {
-    let tenant = Uuid::new_v4();
-    let sid = Uuid::new_v4();
+/// Scenario V1, a plan to V2 approved, and its activation at `percent`
+/// (not yet sent).
+async fn approved_v1_to_v2(
+    s: &Arc<dyn Store>,
+    tenant: Uuid,
+    sid: Uuid,
+    percent: u8,
+) -> (MigrationPlan, PlanActivation) {
     s.create_scenario(&scenario(tenant, sid, 1, 3))
         .await
         .expect("create");
@@ -63,11 +68,18 @@ pub async fn a_partial_rollout_keeps_the_version_until_it_ramps_to_100(s: Arc<dy
         expected_revision: 1,
         scenario_id: sid,
         from_version: 1,
-        target: v2.clone(),
+        target: v2,
         at: t0() + Duration::hours(2),
         guard: None,
-        percent: 10,
+        percent,
     };
+    (p, activation)
+}
+
+pub async fn a_partial_rollout_keeps_the_version_until_it_ramps_to_100(s: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    let (p, activation) = approved_v1_to_v2(&s, tenant, sid, 10).await;
     let deploying = s.activate_plan(&activation).await.expect("activate");
     assert_eq!(deploying.percent, Some(10));
     let head = s
@@ -467,34 +479,8 @@ pub async fn a_finished_withdrawal_gives_the_version_back(s: Arc<dyn Store>) {
     for percent in [10u8, 100] {
         let tenant = Uuid::new_v4();
         let sid = Uuid::new_v4();
-        s.create_scenario(&scenario(tenant, sid, 1, 3))
-            .await
-            .expect("create");
-        let v2 = scenario(tenant, sid, 2, 4);
-        let p = plan(tenant, sid, 1, 2, t0(), 1);
-        s.create_plan(&p, &v2).await.expect("plan");
-        s.transition_plan(&transition(
-            &p,
-            PlanStatus::Pending,
-            0,
-            PlanStatus::Approved,
-        ))
-        .await
-        .expect("approve");
-        let deploying = s
-            .activate_plan(&PlanActivation {
-                tenant,
-                plan_id: p.id,
-                expected_revision: 1,
-                scenario_id: sid,
-                from_version: 1,
-                target: v2,
-                at: t0() + Duration::hours(2),
-                guard: None,
-                percent,
-            })
-            .await
-            .expect("activate");
+        let (p, activation) = approved_v1_to_v2(&s, tenant, sid, percent).await;
+        let deploying = s.activate_plan(&activation).await.expect("activate");
         let at = t0() + Duration::hours(3);
         let step = |plan: &MigrationPlan, command: PlanCommand, rollout| PlanTransition {
             tenant,

@@ -144,7 +144,8 @@ pub(crate) async fn enforce_guard(
     guard: &planning::RolloutGuard,
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
-    let stats = store.get_plan_stats(tenant, plan_id).await?;
+    // The counters only: this runs after every guarded migration.
+    let stats = store.get_plan_counters(tenant, plan_id).await?;
     let figures = planning::guard::GuardFigures {
         applied: stats.migrations_applied,
         exits: stats.exits,
