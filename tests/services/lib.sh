@@ -279,17 +279,35 @@ fm_start_one() {
     return 1
 }
 
+# fm_start_dynamodb STATE_DIR — start DynamoDB Local (its pid in STATE_DIR/dynamodb.pid, its
+# port in FM_STARTED_PORT). It has no bind-address option: it listens on every interface, on a
+# port nobody else knows about, for the lifetime of the run.
+fm_start_dynamodb() {
+    fm_start_one dynamodb "$1" / \
+        "$FM_JAVA" -Xms256m -Djava.library.path="$FM_DDB_DIR/DynamoDBLocal_lib" \
+        -jar "$FM_DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port PORT
+}
+
+# fm_restart_dynamodb STATE_DIR — stop DynamoDB Local and start a fresh one (no tables, a new
+# port), exporting its endpoint. The emulator slows down as it works, even with every table
+# dropped (docs/testing.md): a heavy suite gets a fresh one.
+fm_restart_dynamodb() {
+    local state="$1"
+    if [ -f "$state/dynamodb.pid" ]; then
+        fm_kill_group "$(cat "$state/dynamodb.pid")"
+    fi
+    fm_start_dynamodb "$state" || return 1
+    export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$FM_STARTED_PORT"
+    sed -i "s|^export AWS_ENDPOINT_URL_DYNAMODB=.*|export AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB|" "$state/env.sh"
+    fm_log "fresh DynamoDB Local on 127.0.0.1:$FM_STARTED_PORT (pid $(cat "$state/dynamodb.pid"))"
+}
+
 # fm_start_services STATE_DIR — start DynamoDB Local and moto; writes STATE_DIR/env.sh.
 # Needs fm_ensure_all first.
 fm_start_services() {
     local state="$1"
     mkdir -p "$state" || return 1
-    # DynamoDB Local has no bind-address option: it listens on every interface, on a port
-    # nobody else knows about, for the lifetime of the run.
-    fm_start_one dynamodb "$state" / \
-        "$FM_JAVA" -Xms256m -Djava.library.path="$FM_DDB_DIR/DynamoDBLocal_lib" \
-        -jar "$FM_DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port PORT ||
-        return 1
+    fm_start_dynamodb "$state" || return 1
     local ddb_port="$FM_STARTED_PORT"
     fm_start_one moto "$state" /moto-api/ "$FM_VENV/bin/moto_server" -H 127.0.0.1 -p PORT || return 1
     local moto_port="$FM_STARTED_PORT"

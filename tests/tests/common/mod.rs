@@ -262,6 +262,14 @@ pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
 /// Local tables), with the temp dir that must outlive it and the DynamoDB tables
 /// to drop when the test is done ([`drop_tables_after`], [`DropTablesOnDrop`]);
 /// `None` when unavailable.
+/// Shards of the step index in the suite's stores: two, not the product's
+/// eight. A deployment walks one chain per (step, shard) and most of this
+/// suite's steps hold a handful of sessions, so eight shards made most chains
+/// empty walks — a quarter of the suite's DynamoDB Local time — while two
+/// still walk every step's shards side by side. `sharded_marking` covers one
+/// and six shards, `client_direct_write` five.
+pub const SUITE_STEP_INDEX_SHARDS: u32 = 2;
+
 pub async fn fresh_store_and_tables(
     backend: Backend,
 ) -> Option<(
@@ -270,17 +278,24 @@ pub async fn fresh_store_and_tables(
     Option<store::testing::FreshTables>,
 )> {
     match backend {
-        Backend::Memory => Some((Arc::new(store::MemoryStore::new()), None, None)),
+        Backend::Memory => Some((
+            Arc::new(store::MemoryStore::new().with_step_index_shards(SUITE_STEP_INDEX_SHARDS)),
+            None,
+            None,
+        )),
         Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = store::EmbeddedStore::open(dir.path().join("migrations.redb"))
-                .expect("open embedded store");
+                .expect("open embedded store")
+                .with_step_index_shards(SUITE_STEP_INDEX_SHARDS);
             Some((Arc::new(store), Some(dir), None))
         }
         Backend::Dynamo => {
             let fresh = store::testing::fresh_dynamo_tables("e2e").await?;
             let tables = fresh.clone();
-            Some((Arc::new(dynamo_store_counting(fresh)), None, Some(tables)))
+            let store =
+                dynamo_store_counting(fresh).with_step_index_shards(SUITE_STEP_INDEX_SHARDS);
+            Some((Arc::new(store), None, Some(tables)))
         }
     }
 }

@@ -149,6 +149,12 @@ impl StreamPoller {
             .filter_map(|s| s.shard_id().map(str::to_owned))
             .collect();
         let mut total = Applied::default();
+        // A pass reads what was written before it began, and a little more (the
+        // records' times are the server's clock, rounded down to the second):
+        // under a steady flow of runtime writes a pass that read to the stream's
+        // moving end would never finish, and a counts read waiting on it (a
+        // deploy's) would wait for ever.
+        let until = Utc::now() + chrono::Duration::seconds(2);
         // Parents first: a pass reads every shard whose parent is finished (or gone).
         let mut progressed = true;
         while progressed {
@@ -168,7 +174,7 @@ impl StreamPoller {
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
                     .is_some();
-                let (applied, finished) = self.read_shard(arn, id).await?;
+                let (applied, finished) = self.read_shard(arn, id, until).await?;
                 total += applied;
                 if closed && finished {
                     self.finished.insert(id.to_owned());
@@ -181,7 +187,12 @@ impl StreamPoller {
 
     /// Read one shard from its checkpoint to where it currently ends; `true`
     /// when the shard is closed and read to its end.
-    async fn read_shard(&mut self, arn: &str, shard: &str) -> StoreResult<(Applied, bool)> {
+    async fn read_shard(
+        &mut self,
+        arn: &str,
+        shard: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<(Applied, bool)> {
         let mut total = Applied::default();
         let mut iterator = Some(self.iterator_from_checkpoint(arn, shard).await?);
         while let Some(it) = iterator.take() {
@@ -203,10 +214,18 @@ impl StreamPoller {
                     return Err(streams_error(e));
                 }
             };
-            let records: Vec<ChangeRecord> =
+            let mut records: Vec<ChangeRecord> =
                 out.records().iter().filter_map(change_record).collect();
+            let newer = records.iter().position(|r| r.at > until);
+            if let Some(first_newer) = newer {
+                records.truncate(first_newer);
+            }
             if !records.is_empty() {
                 total += self.applier.apply(shard, &records).await?;
+            }
+            if newer.is_some() {
+                // The rest is the next pass's (from the checkpoint just written).
+                return Ok((total, false));
             }
             match out.next_shard_iterator {
                 // Caught up for now: the next pass starts again from the checkpoint.
