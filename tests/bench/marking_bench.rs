@@ -55,8 +55,11 @@ use uuid::Uuid;
 mod router_call;
 #[path = "runtime_items.rs"]
 mod runtime_items;
+#[path = "withdraw_pass.rs"]
+mod withdraw_pass;
 use router_call::{Error, call};
 use runtime_items::RuntimeSession;
+use withdraw_pass::withdraw_pass;
 
 struct Args {
     sizes: Vec<usize>,
@@ -69,6 +72,9 @@ struct Args {
     /// no million writes, and at 10⁶ each raw pass would take as long as a
     /// product pass on the emulator.
     raw_sessions: Option<usize>,
+    /// `--withdraw yes`: after each product pass, withdraw the deployment with
+    /// the same workers and print the withdrawal's rate beside the marking's.
+    withdraw: bool,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args, Error> {
@@ -80,6 +86,7 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
         shards: vec![1],
         workers: 1,
         raw_sessions: None,
+        withdraw: false,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -102,6 +109,7 @@ fn parse_args(raw: &[String]) -> Result<Args, Error> {
             }
             "--workers" => args.workers = value.parse()?,
             "--raw-sessions" => args.raw_sessions = Some(value.replace('_', "").parse()?),
+            "--withdraw" => args.withdraw = value == "yes",
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -447,6 +455,9 @@ async fn product_pass(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
+    if args.withdraw {
+        withdraw_pass(app, tenant, &plan_id, n, elapsed, &mut workers).await?;
+    }
     let hwm = proc_status_kib(worker_pid, "VmHWM:")?;
     for worker in &mut workers {
         worker.kill().await?;
@@ -630,6 +641,7 @@ async fn worker(args: &[String]) -> Result<(), Error> {
         shards: vec![shards],
         workers: 1,
         raw_sessions: None,
+        withdraw: false,
     };
     let config = bench_config(&tables, url, &parsed, shards);
     let sdk = api::aws::sdk_config().await;

@@ -192,6 +192,8 @@ async fn reconciles_racing_ramps_migrate_each_session_once(app: TestApp) {
     assert_eq!(deploy_at(&app, &plan_id, 10).await.status, 200);
     let (base, tenant) = (app.base.clone(), app.tenant);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The runtime writes every session under If-Match all along.
+    let runtime = spawn_runtime_writers(&app, &ids, 3, stop.clone());
     let mut racers = Vec::new();
     for chunk in ids.chunks(SESSIONS / 6) {
         let (client, base, chunk) = (app.client.clone(), base.clone(), chunk.to_vec());
@@ -221,6 +223,8 @@ async fn reconciles_racing_ramps_migrate_each_session_once(app: TestApp) {
     for racer in racers {
         racer.await.expect("racer");
     }
+    let written = runtime.await.expect("runtime writers");
+    assert_runtime_writes_kept(&app, &written).await;
     for id in &ids {
         reconcile_now(&app, id).await;
         assert_eq!(version_of(&app, id).await, 2, "{id}");

@@ -126,6 +126,9 @@ async fn reconciles_racing_a_withdrawal_apply_or_find_no_flag(app: TestApp) {
     let ids: Vec<String> = (0..SESSIONS).map(|i| format!("x-{i}")).collect();
     let (_, plan_id) = deployed_at(&app, &ids, 100).await;
     let (base, tenant) = (app.base.clone(), app.tenant);
+    // The runtime writes every session under If-Match all along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = spawn_runtime_writers(&app, &ids, 3, stop.clone());
     let mut racers = Vec::new();
     for chunk in ids.chunks(SESSIONS / 6) {
         let (client, base, chunk) = (app.client.clone(), base.clone(), chunk.to_vec());
@@ -152,6 +155,10 @@ async fn reconciles_racing_a_withdrawal_apply_or_find_no_flag(app: TestApp) {
     for racer in racers {
         racer.await.expect("racer");
     }
+    wait_withdrawn(&app, &plan_id).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = runtime.await.expect("runtime writers");
+    assert_runtime_writes_kept(&app, &written).await;
     let events = events_per_session(&app, &plan_id).await;
     let mut migrated = 0;
     for id in &ids {
@@ -175,6 +182,23 @@ async fn reconciles_racing_a_withdrawal_apply_or_find_no_flag(app: TestApp) {
     assert_eq!(st["migrations_applied"], migrated as u64, "{st}");
     assert_eq!(st["flags_withdrawn"], (SESSIONS - migrated) as u64, "{st}");
     assert_eq!(st["migrations_pending"], 0, "{st}");
+}
+
+/// Poll until the plan is `withdrawn` (a withdrawal that fanned out finishes
+/// in the queue); the deadline only guards against a hang.
+async fn wait_withdrawn(app: &TestApp, plan_id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let st = deployment_status(app, plan_id).await;
+        if st["status"] == "withdrawn" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never withdrawn: {st}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn a_partial_rollout_withdrawn_reaches_nobody(app: TestApp) {

@@ -372,11 +372,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Recount>>;
 
     /// Set `pending_migration` (and bump `revision`) and nothing else, only if the
-    /// session is still at (scenario, version, step), has no pending migration and
-    /// is not pinned; the flag remembers `mark_id`.
+    /// session is still at (scenario, version, step), has no pending migration, is
+    /// not pinned, and no withdrawal cleared a flag of the same `mark_id` from it;
+    /// the flag remembers `mark_id`.
     /// Returns whether the flag is this mark's: set now, or found set by a mark
-    /// with the same `mark_id` (still pending, or applied by a reconcile since).
-    /// A retried or repeated mark therefore answers the same as the first.
+    /// with the same `mark_id` (still pending, applied by a reconcile since, or
+    /// withdrawn since). A retried or repeated mark therefore answers the same as
+    /// the first, and a delivery of a page that a withdrawal overtook sets again
+    /// none of the flags the withdrawal cleared.
     async fn mark_session(
         &self,
         tenant: Uuid,
@@ -416,7 +419,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Clear withdrawn flags, each on its own: a session's flag is cleared
-    /// (its revision bumped) only while it is `plan_id`'s. Returns one answer
+    /// (its revision bumped) only while it is `plan_id`'s; the session keeps the
+    /// cleared flag's mark id (see [`Store::mark_session`]). Returns one answer
     /// per input, in order: true when this call cleared it, or found it
     /// cleared by the same `unmark_id` (a repeat). `concurrency` as for
     /// [`Store::mark_sessions`].

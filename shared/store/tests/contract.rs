@@ -144,6 +144,7 @@ store::backend_matrix! {
         each_marking_pass_has_its_own_chains,
         outcome_reports_count_once_against_the_migrating_plan,
         withdrawn_flags_clear_once,
+        a_page_never_flags_again_what_a_withdrawal_cleared,
         a_finished_withdrawal_gives_the_version_back,
         activation_is_atomic,
         marking_is_conditional,

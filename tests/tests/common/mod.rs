@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+mod runtime_writers;
+pub use runtime_writers::*;
 use std::future::Future;
 use std::sync::Arc;
 

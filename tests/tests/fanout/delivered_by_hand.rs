@@ -268,3 +268,114 @@ pub(crate) async fn a_page_failing_mid_walk_goes_back_to_the_queue_alone(backend
     wait_deployed(&fx.app, &deployment.plan_id).await;
     assert_marked_exactly(&fx.app, &deployment).await;
 }
+
+/// A withdrawal overtakes a marking page in flight: the page's delivery
+/// claimed its sessions before the withdrawal began and writes its marks only
+/// after the withdrawal walked past them. The delivery sees the withdrawal
+/// after its marks and clears them itself; the plan stays `withdrawing` until
+/// that chain is settled; in the end no session is flagged and every flag is
+/// counted once, marked and withdrawn. The withdrawal's own settling message
+/// for that chain, delivered last, finds the page done and changes nothing.
+pub(crate) async fn a_withdrawal_overtaking_a_page_in_flight_leaves_no_flag(backend: Backend) {
+    let faults = Faults {
+        hold_marks: std::sync::atomic::AtomicU32::new(1),
+        ..Faults::default()
+    };
+    let Some(fx) = manual_fixture(backend, faults).await else {
+        return;
+    };
+    let manual = fx.manual.clone().expect("manual queue");
+    let deployment = prepare(&fx.app, small_population()).await;
+    let plan_id = deployment.plan_id.clone();
+    let reply = deploy(&fx.app, &plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+
+    // One chain's first page in flight: claimed, its marks held back.
+    let mut queued = manual.take().await;
+    let in_flight = queued
+        .iter()
+        .position(|m| m.chain.anchor_content_hash.is_some())
+        .expect("a marking message");
+    let in_flight = queued.remove(in_flight);
+    let held = {
+        let state = fx.app.state.clone();
+        let body = serde_json::to_string(&in_flight).expect("message json");
+        tokio::spawn(async move { api::worker::process_body(&state, &body, 1).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fx.faults.marking_now.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page never reached its marks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let reply = fx
+        .app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/withdraw"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    // Everything but the settling of the held chain: the withdrawal's own
+    // pages walk every step (the held page's sessions are not flagged yet),
+    // the other marking chains are settled where they stood.
+    let same_chain = |m: &MarkMessage| {
+        !m.chain.withdraw
+            && m.chain.step_id == in_flight.chain.step_id
+            && m.chain.shard == in_flight.chain.shard
+    };
+    let mut set_aside: Vec<MarkMessage> = Vec::new();
+    loop {
+        queued.extend(manual.take().await);
+        if queued.is_empty() {
+            break;
+        }
+        for message in std::mem::take(&mut queued) {
+            if same_chain(&message) {
+                set_aside.push(message);
+                continue;
+            }
+            let body = serde_json::to_string(&message).expect("message json");
+            let outcome = api::worker::process_body(&fx.app.state, &body, 1).await;
+            assert_eq!(outcome, MessageOutcome::Done, "{body}");
+        }
+    }
+    assert!(
+        !set_aside.is_empty(),
+        "the withdrawal settles the held chain too"
+    );
+    let waiting = status(&fx.app, &plan_id).await;
+    assert_eq!(waiting["status"], "withdrawing", "{waiting}");
+
+    // The held delivery writes its marks now, after the withdrawal's walk.
+    fx.faults.released.add_permits(1);
+    assert_eq!(held.await.expect("held delivery"), MessageOutcome::Done);
+    for message in set_aside {
+        let body = serde_json::to_string(&message).expect("message json");
+        let outcome = api::worker::process_body(&fx.app.state, &body, 1).await;
+        assert_eq!(outcome, MessageOutcome::Done, "{body}");
+    }
+    assert!(manual.take().await.is_empty(), "nothing more to walk");
+
+    let done = status(&fx.app, &plan_id).await;
+    assert_eq!(done["status"], "withdrawn", "{done}");
+    let marked = done["sessions_marked"].as_u64().expect("sessions_marked");
+    assert!(marked > 0, "{done}");
+    assert_eq!(done["flags_withdrawn"], marked, "{done}");
+    assert_eq!(done["migrations_applied"], 0, "{done}");
+    assert_eq!(done["migrations_pending"], 0, "{done}");
+    let after = read_sessions(&fx.app, &deployment).await;
+    let flagged: Vec<&String> = after
+        .iter()
+        .filter(|(_, s)| !s["pending_migration"].is_null())
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        flagged.is_empty(),
+        "flags left after the withdrawal: {flagged:?}"
+    );
+}

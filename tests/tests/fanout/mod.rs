@@ -45,5 +45,6 @@ store::backend_matrix! {
         lambda_batch_reports_only_the_failing_message,
         a_batch_walks_its_chains_in_process_within_its_budget,
         a_page_failing_mid_walk_goes_back_to_the_queue_alone,
+        a_withdrawal_overtaking_a_page_in_flight_leaves_no_flag,
     ],
 }

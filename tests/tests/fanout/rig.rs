@@ -59,6 +59,10 @@ pub(crate) struct Faults {
     /// `mark_sessions` calls in progress, and the most there ever were at once.
     pub(crate) marking_now: AtomicU32,
     pub(crate) marking_peak: AtomicU32,
+    /// The next this many `mark_sessions` calls wait for a permit of
+    /// `released` first: a delivery stopped between its claim and its marks.
+    pub(crate) hold_marks: AtomicU32,
+    pub(crate) released: Semaphore,
 }
 
 impl Default for Faults {
@@ -73,6 +77,8 @@ impl Default for Faults {
             mark_delay: Duration::ZERO,
             marking_now: AtomicU32::new(0),
             marking_peak: AtomicU32::new(0),
+            hold_marks: AtomicU32::new(0),
+            released: Semaphore::new(0),
         }
     }
 }
@@ -141,6 +147,12 @@ impl Faults {
     ) -> Option<StoreError> {
         let now = self.marking_now.fetch_add(1, Ordering::SeqCst) + 1;
         self.marking_peak.fetch_max(now, Ordering::SeqCst);
+        if fire(&self.hold_marks) {
+            match self.released.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Some(StoreError::Unexpected("released closed".into())),
+            }
+        }
         tokio::time::sleep(self.mark_delay).await;
         match self.gate.acquire().await {
             Ok(permit) => permit.forget(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use planning::{MigrationPlan, PlanStatus, ScenarioInput};
+use planning::{MigrationPlan, ScenarioInput};
 use store::{SessionPage, Store};
 use uuid::Uuid;
 
@@ -75,21 +75,6 @@ impl PreparedPlan {
         let found = pages.remove(index);
         (found.read_at.elapsed() < READ_AHEAD_MAX_AGE).then_some(found.page)
     }
-}
-
-/// Whether the plan is deploying now (its header, read fresh): the check a
-/// walk makes before each page, so that a pause stops marking within a page
-/// whatever a process cached.
-pub(crate) async fn still_deploying(
-    store: &dyn Store,
-    tenant: Uuid,
-    plan_id: Uuid,
-    walking: PlanStatus,
-) -> MarkingResult<bool> {
-    Ok(store
-        .get_plan_header(tenant, plan_id)
-        .await?
-        .is_some_and(|plan| plan.status == walking))
 }
 
 impl PlanContexts {

@@ -7,8 +7,8 @@ use store::Store;
 use super::contexts::PlanContexts;
 use super::error::{MarkingError, MarkingResult};
 use super::ledger::record_page;
-use super::page::{MarkingContext, mark_read_page, read_page};
-use super::protocol::MarkMessage;
+use super::page::{MarkingContext, mark_read_page, read_page, settle_marking_page};
+use super::protocol::{MarkMessage, PageTurn, page_turn};
 
 /// Process one queue message: mark its page, record it, and return the
 /// continuation to enqueue — only when this call recorded the page, so that a
@@ -32,7 +32,8 @@ pub async fn process_message(
         .get_plan_header(message.tenant_id, message.plan_id)
         .await?
         .map(|plan| plan.status);
-    if status != Some(message.chain.walking_status()) {
+    let turn = page_turn(&message.chain, status);
+    if turn == PageTurn::Stop {
         contexts.forget(key);
         return Err(match status {
             None => MarkingError::PlanGone {
@@ -52,6 +53,14 @@ pub async fn process_message(
         page_size,
         concurrency,
     );
+    if turn == PageTurn::Settle {
+        // A marking chain a withdrawal cut short: its page is settled and the
+        // chain ends (`withdrawn` waits for every chain).
+        let outcome = settle_marking_page(store, &ctx, &message.chain, &message.page_id()).await?;
+        record_page(store, plan, message, &outcome, now).await?;
+        contexts.forget(key);
+        return Ok(None);
+    }
     let page = match prepared.take_read_ahead(&message.page_id()) {
         Some(page) => page,
         None => read_page(store, &ctx, &message.chain, message.cursor.clone()).await?,

@@ -76,16 +76,17 @@ pub async fn finish_if_complete(
     if plan.rollout_pass > stats.marking_pass {
         return Ok(None);
     }
-    let (command, chains_of_pass) = match plan.status {
+    let command = match plan.status {
         // Marking: every pass before this one finished, so all chains count.
         PlanStatus::Deploying => {
             if stats.chains_done < stats.chains_total {
                 return Ok(None);
             }
-            (PlanCommand::FinishDeploying, None)
+            PlanCommand::FinishDeploying
         }
-        // A withdrawal may have cut the marking short: only its own chains count.
-        PlanStatus::Withdrawing => (PlanCommand::FinishWithdrawing, Some(plan.rollout_pass)),
+        // A withdrawal ends when its own chains and the marking chains it cut
+        // short (settled) are all done: no page can flag a session after that.
+        PlanStatus::Withdrawing => PlanCommand::FinishWithdrawing,
         _ => return Ok(None),
     };
     // The counters say so; the chains themselves have the last word (two
@@ -94,7 +95,6 @@ pub async fn finish_if_complete(
         .list_chains(tenant, plan_id)
         .await?
         .iter()
-        .filter(|c| chains_of_pass.is_none_or(|pass| c.pass == pass))
         .any(|c| !c.done)
     {
         return Ok(None);

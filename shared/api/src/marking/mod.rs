@@ -24,13 +24,13 @@ mod ledger;
 mod page;
 mod protocol;
 
-pub(crate) use contexts::{PlanContexts, still_deploying};
+pub(crate) use contexts::PlanContexts;
 pub(crate) use driver::process_message;
 pub use error::{MarkingError, MarkingResult};
 pub(crate) use ledger::{finish_if_complete, record_page};
-pub(crate) use page::{MarkingContext, mark_page};
-pub(crate) use protocol::chains_of;
+pub(crate) use page::{MarkingContext, mark_page, settle_marking_page};
 pub use protocol::{Chain, MarkMessage};
+pub(crate) use protocol::{PageTurn, chains_of, page_id, page_turn};
 
 /// Kept here too: `api::marking::MarkingQueue` is where callers found it.
 pub mod outcome;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use planning::eligibility::{MarkDecision, marking_decision};
 use planning::scope::CompiledScope;
-use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, ScenarioInput};
+use planning::{AnchorMigrationPolicy, MigrationPlan, PendingMigration, PlanStatus, ScenarioInput};
 use store::{
     PageClaim, SessionMark, SessionPage, SessionPosition, SessionUnmark, StepQuery, Store,
     StoreResult,
@@ -162,18 +162,6 @@ pub(crate) async fn mark_read_page(
         .get(&chain.step_id)
         .map(String::as_str)
         .unwrap_or("");
-    let position = SessionPosition {
-        scenario_id: plan.scenario_id,
-        version: plan.from_version,
-        step_id: chain.step_id,
-    };
-    let pending = PendingMigration {
-        migration_plan_id: plan.id,
-        target_version: plan.to_version,
-        anchor_content_hash: chain.flag_hash(),
-        from_step_id: chain.step_id,
-        marked_at: ctx.now,
-    };
     let mut candidates = Vec::new();
     for session in &page.sessions {
         // A partial rollout marks only its cohort (a stable bucket per plan
@@ -203,9 +191,45 @@ pub(crate) async fn mark_read_page(
             at: ctx.now,
         })
         .await?;
+    let marked = mark_claimed(store, ctx, chain, page_id, &claim.session_ids).await?;
+    // A withdrawal that began while this page was marked may have walked this
+    // step before the marks landed, leaving them to nobody: the page then
+    // clears its own flags. Read after the marks, so that a withdrawal begun
+    // before any of them landed is seen.
+    if withdrawal_began(store, plan.tenant_id, plan.id).await? {
+        return settle_marking_page(store, ctx, chain, page_id).await;
+    }
+    Ok(PageOutcome {
+        marked,
+        withdrawn: 0,
+        next_cursor: claim.next_cursor,
+    })
+}
+
+/// Mark a page's claimed sessions with the page's own mark id; how many count
+/// as this page's (see [`Store::mark_session`]).
+async fn mark_claimed(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    chain: &Chain,
+    page_id: &str,
+    session_ids: &[String],
+) -> MarkingResult<u64> {
+    let plan = ctx.plan;
+    let position = SessionPosition {
+        scenario_id: plan.scenario_id,
+        version: plan.from_version,
+        step_id: chain.step_id,
+    };
+    let pending = PendingMigration {
+        migration_plan_id: plan.id,
+        target_version: plan.to_version,
+        anchor_content_hash: chain.flag_hash(),
+        from_step_id: chain.step_id,
+        marked_at: ctx.now,
+    };
     let mark_id = page_mark_id(plan.id, page_id);
-    let marks: Vec<SessionMark> = claim
-        .session_ids
+    let marks: Vec<SessionMark> = session_ids
         .iter()
         .map(|id| SessionMark {
             session_id: id.clone(),
@@ -219,11 +243,70 @@ pub(crate) async fn mark_read_page(
     let results = store
         .mark_sessions(plan.tenant_id, &marks, ctx.concurrency)
         .await?;
-    let marked = results.iter().filter(|m| **m).count() as u64;
+    Ok(results.iter().filter(|m| **m).count() as u64)
+}
+
+/// Whether a withdrawal of the plan has begun (or ended), from its header read
+/// now.
+pub(crate) async fn withdrawal_began(
+    store: &dyn Store,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> MarkingResult<bool> {
+    Ok(store
+        .get_plan_header(tenant, plan_id)
+        .await?
+        .is_some_and(|plan| matches!(plan.status, PlanStatus::Withdrawing | PlanStatus::Withdrawn)))
+}
+
+/// Settle a marking page that a withdrawal overtook, and end its chain there
+/// (no next cursor). The page's claim — the first delivery's, or an empty one
+/// made now, so that a delivery that has not claimed it yet marks nothing — is
+/// marked with the page's mark id, which counts exactly the flags the page set
+/// (sets the ones an interrupted delivery had not, and sets none that a
+/// withdrawal cleared: the store refuses those), then every flag of the claim
+/// still set is cleared under the page's own settle id and counted withdrawn.
+/// A delivery of the page still in flight then finds every claimed session
+/// marked under its id and sets nothing; the withdrawal's own pages, clearing
+/// under their ids, never count a flag this one counted.
+pub(crate) async fn settle_marking_page(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    chain: &Chain,
+    page_id: &str,
+) -> MarkingResult<PageOutcome> {
+    let plan = ctx.plan;
+    let claim = store
+        .claim_page(&PageClaim {
+            tenant: plan.tenant_id,
+            plan_id: plan.id,
+            page_id: page_id.to_owned(),
+            session_ids: Vec::new(),
+            next_cursor: None,
+            at: ctx.now,
+        })
+        .await?;
+    let marked = mark_claimed(store, ctx, chain, page_id, &claim.session_ids).await?;
+    let settle_id = page_mark_id(plan.id, &format!("settle#{page_id}"));
+    let unmarks: Vec<SessionUnmark> = claim
+        .session_ids
+        .iter()
+        .map(|id| SessionUnmark {
+            session_id: id.clone(),
+            plan_id: plan.id,
+            unmark_id: settle_id.clone(),
+        })
+        .collect();
+    let withdrawn = store
+        .unmark_sessions(plan.tenant_id, &unmarks, ctx.concurrency)
+        .await?
+        .iter()
+        .filter(|c| **c)
+        .count() as u64;
     Ok(PageOutcome {
         marked,
-        withdrawn: 0,
-        next_cursor: claim.next_cursor,
+        withdrawn,
+        next_cursor: None,
     })
 }
 

@@ -50,6 +50,27 @@ fn reaches_all(percent: &u8) -> bool {
     *percent >= 100
 }
 
+/// What a chain's next page does, given the plan's status read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageTurn {
+    /// The plan is in the chain's walking status: mark (or clear) the page.
+    Walk,
+    /// A marking chain whose plan is being (or has been) withdrawn: settle
+    /// the page and end the chain there.
+    Settle,
+    /// Anything else (paused, halted, gone…): stop; a resume walks on.
+    Stop,
+}
+
+pub(crate) fn page_turn(chain: &Chain, status: Option<planning::PlanStatus>) -> PageTurn {
+    use planning::PlanStatus::{Withdrawing, Withdrawn};
+    match status {
+        Some(s) if s == chain.walking_status() => PageTurn::Walk,
+        Some(Withdrawing | Withdrawn) if !chain.withdraw => PageTurn::Settle,
+        _ => PageTurn::Stop,
+    }
+}
+
 impl Chain {
     /// The status the plan is in while this chain is walked.
     pub(crate) fn walking_status(&self) -> planning::PlanStatus {

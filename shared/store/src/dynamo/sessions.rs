@@ -270,7 +270,8 @@ pub(super) async fn mark_session(
             "attribute_exists(pk) AND active_scenario_id = :sid \
              AND active_scenario_version = :v AND active_step_id = :step \
              AND attribute_not_exists(pending_migration) \
-             AND attribute_not_exists(pinned_version)",
+             AND attribute_not_exists(pinned_version) \
+             AND (attribute_not_exists(withdrawn_mark_id) OR withdrawn_mark_id <> :mark)",
         )
         .expression_attribute_values(":pm", pending_av(pending)?)
         .expression_attribute_values(":zero", n(0))
@@ -283,7 +284,9 @@ pub(super) async fn mark_session(
         // A flag with this mark id: set by an earlier attempt of this call whose
         // answer was lost, or by another delivery of the same page — still
         // pending, or applied by a reconcile since (which kept the id as
-        // `applied_mark_id`). Either way the page marked it.
+        // `applied_mark_id`), or withdrawn since (`withdrawn_mark_id`: then it is
+        // not set again — a delivery a withdrawal overtook flags nothing it
+        // cleared). Either way the page marked it.
         Err(e) if found_item(&e).is_some_and(|item| marked_by(item, mark_id)) => Ok(true),
         Err(e) => match sdk_error(e) {
             StoreError::Conflict(_) => Ok(false),
@@ -292,10 +295,12 @@ pub(super) async fn mark_session(
     }
 }
 
-/// Whether the session item carries (or carried, until a reconcile applied it)
-/// the flag set by the mark `mark_id`.
+/// Whether the session item carries (or carried, until a reconcile applied it
+/// or a withdrawal cleared it) the flag set by the mark `mark_id`.
 fn marked_by(item: &Item, mark_id: &str) -> bool {
-    has_s(item, MARK_ID, mark_id) || has_s(item, APPLIED_MARK_ID, mark_id)
+    has_s(item, MARK_ID, mark_id)
+        || has_s(item, APPLIED_MARK_ID, mark_id)
+        || has_s(item, WITHDRAWN_MARK_ID, mark_id)
 }
 
 /// A runtime write replaces the whole item: it keeps the mark ids that only
@@ -309,13 +314,17 @@ fn keep_mark_ids(old: &Item, new: &mut Item, stored: Option<&Session>, next: &Se
     if let Some(id) = old.get(APPLIED_MARK_ID) {
         new.insert(APPLIED_MARK_ID.into(), id.clone());
     }
-    if let Some(id) = old.get(UNMARK_ID) {
-        new.insert(UNMARK_ID.into(), id.clone());
+    for kept in [UNMARK_ID, WITHDRAWN_MARK_ID] {
+        if let Some(id) = old.get(kept) {
+            new.insert(kept.into(), id.clone());
+        }
     }
 }
 
 /// Clear one withdrawn flag: only while it is `plan_id`'s; the page's
-/// `unmark_id` stays on the item so that a repeat recognises its clearing.
+/// `unmark_id` stays on the item so that a repeat recognises its clearing, and
+/// the cleared flag's mark id as `withdrawn_mark_id`, so that no delivery of
+/// the page that set it sets it again.
 pub(super) async fn unmark_session(
     db: &DynamoStore,
     tenant: Uuid,
@@ -328,8 +337,10 @@ pub(super) async fn unmark_session(
         .key("pk", s(session_pk(tenant, &unmark.session_id)))
         .update_expression(
             "REMOVE pending_migration, mark_id \
-             SET unmark_id = :u, revision = if_not_exists(revision, :zero) + :one",
+             SET unmark_id = :u, withdrawn_mark_id = if_not_exists(mark_id, :none), \
+             revision = if_not_exists(revision, :zero) + :one",
         )
+        .expression_attribute_values(":none", s(String::new()))
         .condition_expression("attribute_exists(pk) AND pending_migration.migration_plan_id = :p")
         .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
         .expression_attribute_values(":u", s(unmark.unmark_id.clone()))
@@ -393,6 +404,8 @@ const MARK_ID: &str = "mark_id";
 const UNMARK_ID: &str = "unmark_id";
 /// The id of the mark whose flag the last flagged reconcile applied (and cleared).
 const APPLIED_MARK_ID: &str = "applied_mark_id";
+/// The id of the mark whose flag the last withdrawal cleared.
+const WITHDRAWN_MARK_ID: &str = "withdrawn_mark_id";
 
 pub(super) async fn mark_sessions(
     db: &DynamoStore,

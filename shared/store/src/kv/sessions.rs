@@ -117,6 +117,10 @@ struct MarkIds {
     /// The withdrawal page that cleared the last flag.
     #[serde(default)]
     unmark_id: Option<String>,
+    /// The mark whose flag that withdrawal cleared: no delivery of the page
+    /// that set it sets it again.
+    #[serde(default)]
+    withdrawn_mark_id: Option<String>,
 }
 
 pub(super) fn mark_session(
@@ -133,14 +137,16 @@ pub(super) fn mark_session(
     };
     let ids_key = mark_ids_key(t, session_id);
     let mut ids = load::<MarkIds>(kv, &ids_key)?.unwrap_or_default();
+    let ours = |id: &Option<String>| id.as_deref() == Some(mark_id);
+    let withdrawn_here = ours(&ids.withdrawn_mark_id);
     let eligible = session.active_scenario_id == expected.scenario_id
         && session.active_scenario_version == expected.version
         && session.active_step_id == expected.step_id
         && session.pending_migration.is_none()
-        && session.pinned_version.is_none();
+        && session.pinned_version.is_none()
+        && !withdrawn_here;
     if !eligible {
-        let ours = |id: &Option<String>| id.as_deref() == Some(mark_id);
-        return Ok(ours(&ids.mark_id) || ours(&ids.applied_mark_id));
+        return Ok(ours(&ids.mark_id) || ours(&ids.applied_mark_id) || withdrawn_here);
     }
     session.pending_migration = Some(pending.clone());
     session.revision += 1;
@@ -170,7 +176,7 @@ pub(super) fn unmark_session(
     session.pending_migration = None;
     session.revision += 1;
     save(kv, &key, &session)?;
-    ids.mark_id = None;
+    ids.withdrawn_mark_id = ids.mark_id.take();
     ids.unmark_id = Some(unmark.unmark_id.clone());
     save(kv, &ids_key, &ids).map(|()| true)
 }

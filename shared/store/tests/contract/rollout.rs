@@ -472,6 +472,77 @@ pub async fn withdrawn_flags_clear_once(s: Arc<dyn Store>) {
     );
 }
 
+/// A withdrawal may overtake a marking page: the page's flags are cleared,
+/// then a delivery of the page that read it before writes its marks. None of
+/// them is set again — each still counts as the page's (it did mark it) — while
+/// another page's mark flags the session as before.
+pub async fn a_page_never_flags_again_what_a_withdrawal_cleared(s: Arc<dyn Store>) {
+    use store::{SessionMark, SessionPosition, SessionUnmark};
+
+    let tenant = Uuid::new_v4();
+    let (sid, plan_id, step) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for id in ["a", "b"] {
+        s.put_session(&session(tenant, id, sid, 1, step))
+            .await
+            .expect("put");
+    }
+    let mark = |id: &str, mark_id: &str| SessionMark {
+        session_id: id.into(),
+        expected: SessionPosition {
+            scenario_id: sid,
+            version: 1,
+            step_id: step,
+        },
+        pending: pending(plan_id, step),
+        mark_id: mark_id.into(),
+    };
+    let page = [mark("a", "page-1"), mark("b", "page-1")];
+    assert_eq!(
+        s.mark_sessions(tenant, &page, 2).await.unwrap(),
+        vec![true, true]
+    );
+    let unmark = SessionUnmark {
+        session_id: "a".into(),
+        plan_id,
+        unmark_id: "withdrawal-1".into(),
+    };
+    assert_eq!(
+        s.unmark_sessions(tenant, &[unmark], 1).await.unwrap(),
+        vec![true]
+    );
+    // A late delivery of page-1: both count, only "b" is (still) flagged.
+    assert_eq!(
+        s.mark_sessions(tenant, &page, 2).await.unwrap(),
+        vec![true, true]
+    );
+    let a = s.get_session(tenant, "a").await.unwrap().unwrap();
+    assert_eq!(a.pending_migration, None, "not flagged again");
+    let b = s.get_session(tenant, "b").await.unwrap().unwrap();
+    assert_eq!(b.pending_migration, Some(pending(plan_id, step)));
+    // A runtime write in between changes nothing about it.
+    s.write_session(&runtime_write(&a, store::SessionPrecondition::None))
+        .await
+        .expect("runtime write");
+    assert_eq!(
+        s.mark_sessions(tenant, &page[..1], 1).await.unwrap(),
+        vec![true]
+    );
+    let a = s.get_session(tenant, "a").await.unwrap().unwrap();
+    assert_eq!(
+        a.pending_migration, None,
+        "not flagged after a runtime write"
+    );
+    // Another page (another plan's, a later deployment's) marks it.
+    assert_eq!(
+        s.mark_sessions(tenant, &[mark("a", "page-2")], 1)
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let a = s.get_session(tenant, "a").await.unwrap().unwrap();
+    assert_eq!(a.pending_migration, Some(pending(plan_id, step)));
+}
+
 /// The end of a withdrawal gives the scenario back: a partial rollout's
 /// record is dropped; a version that had become current yields to the
 /// from-version again.

@@ -76,8 +76,41 @@ pub(super) async fn mark(
         outcome.finished = false;
         return Ok(outcome);
     }
-    let work = chains.into_iter().map(|chain| (chain, None)).collect();
+    let mut work: Vec<(Chain, Option<String>)> =
+        chains.into_iter().map(|chain| (chain, None)).collect();
+    if withdraw {
+        // The marking chains the withdrawal cut short are settled where they
+        // stand (their pages in flight clear their own flags; the others
+        // claim their next page empty), and `withdrawn` waits for them.
+        work.extend(unfinished_marking(store, &plan).await?);
+    }
     dispatch(state, &plan, work, fan_out, now).await
+}
+
+/// The unfinished marking chains of the passes before a withdrawal's, where
+/// each stands.
+async fn unfinished_marking(
+    store: &dyn Store,
+    plan: &MigrationPlan,
+) -> ServiceResult<Vec<(Chain, Option<String>)>> {
+    Ok(store
+        .list_chains(plan.tenant_id, plan.id)
+        .await?
+        .into_iter()
+        .filter(|c| !c.done && c.pass < plan.rollout_pass)
+        .map(|c| {
+            let chain = Chain {
+                step_id: c.step_id,
+                shard: c.shard,
+                shards: c.shards,
+                anchor_content_hash: c.anchor_content_hash,
+                pass: c.pass,
+                percent: c.percent,
+                withdraw: false,
+            };
+            (chain, c.cursor)
+        })
+        .collect())
 }
 
 /// A withdrawal walks every step of the from-version: a flagged session may
@@ -144,8 +177,10 @@ pub(super) async fn resume_chains(
     let mut work = Vec::new();
     let withdraw = plan.status == PlanStatus::Withdrawing;
     for chain in store.list_chains(plan.tenant_id, plan.id).await? {
-        // Only the current pass walks: a withdrawal leaves the marking it cut short.
-        if chain.pass != plan.rollout_pass {
+        // Only the current pass walks; a withdrawal also settles the marking
+        // chains it cut short.
+        let current = chain.pass == plan.rollout_pass;
+        if !current && !withdraw {
             continue;
         }
         let stalled = !chain.done
@@ -173,7 +208,7 @@ pub(super) async fn resume_chains(
                 anchor_content_hash: chain.anchor_content_hash,
                 pass: chain.pass,
                 percent: chain.percent,
-                withdraw,
+                withdraw: withdraw && current,
             };
             work.push((position, chain.cursor));
         }
@@ -332,19 +367,27 @@ async fn walk_chain(
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
     loop {
-        // A pause stops the walk before its next page (resume walks on from
-        // the ledger).
-        if !marking::still_deploying(store, plan.tenant_id, plan.id, chain.walking_status()).await?
-        {
-            return Ok(());
-        }
         let message = MarkMessage {
             tenant_id: plan.tenant_id,
             plan_id: plan.id,
             chain: chain.clone(),
             cursor: cursor.clone(),
         };
-        let outcome = marking::mark_page(store, ctx, &chain, cursor).await?;
+        // The plan's status read fresh before each page: a pause stops the walk
+        // (resume walks on from the ledger); a withdrawal settles a marking
+        // chain's page and ends the chain.
+        let status = store
+            .get_plan_header(plan.tenant_id, plan.id)
+            .await?
+            .map(|p| p.status);
+        let outcome = match marking::page_turn(&chain, status) {
+            marking::PageTurn::Stop => return Ok(()),
+            marking::PageTurn::Settle => {
+                let page_id = marking::page_id(&chain, cursor.as_deref());
+                marking::settle_marking_page(store, ctx, &chain, &page_id).await?
+            }
+            marking::PageTurn::Walk => marking::mark_page(store, ctx, &chain, cursor).await?,
+        };
         if !marking::record_page(store, plan, &message, &outcome, now).await? {
             // Another walk of this chain is ahead of this one.
             return Ok(());
