@@ -303,11 +303,13 @@ async fn trial(
     let status_after_restart = first["status"].as_str().unwrap_or("?").to_owned();
     let marked_before_kill = first["sessions_marked"].as_u64().unwrap_or(0);
     let withdrawn_before_kill = first["flags_withdrawn"].as_u64().unwrap_or(0);
+    // A ramp that finished before the kill is `deployed` too, but at 100%.
     let untouched = match action {
-        Action::Deploy => "approved",
-        Action::Ramp | Action::Withdraw => "deployed",
+        Action::Deploy => status_after_restart == "approved",
+        Action::Ramp => status_after_restart == "deployed" && first["percent"] != 100,
+        Action::Withdraw => status_after_restart == "deployed",
     };
-    if status_after_restart == untouched {
+    if untouched {
         // Killed before the first write: calling again is the operator's move.
         let (path, body) = action.request(plan_id);
         let (status, answer) = call(&base, reqwest::Method::POST, &path, body).await;
