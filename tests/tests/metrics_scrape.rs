@@ -377,3 +377,86 @@ async fn withdrawn_flags_are_counted_exactly() {
     let marked = "focal_migrations_sessions_marked_total";
     assert_eq!(sample(&after, marked, &[]), sample(&before, marked, &[]));
 }
+
+/// A guard crossed by six concurrent failure reports halts the rollout once:
+/// `rollouts_halted` moves by exactly one.
+#[tokio::test]
+async fn a_halt_is_counted_once() {
+    let (recorder, handle) = api::metrics::prometheus::recorder();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let Some(app) = app_scraped_by(handle).await else {
+        return;
+    };
+    const N: usize = 6;
+    let scenario = Uuid::new_v4();
+    let reply = app
+        .call(
+            "PUT",
+            &format!("/scenarios/{scenario}"),
+            Some(scenario_v1()),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let sessions: Vec<String> = (0..N).map(|i| format!("halt-{i}")).collect();
+    for id in &sessions {
+        let body = session_at(scenario, 1, step(2), "web");
+        let reply = app
+            .call("PUT", &format!("/sessions/{id}"), Some(body))
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+    let reply = app
+        .call(
+            "POST",
+            &format!("/scenarios/{scenario}/migration-plan"),
+            Some(json!({"new_scenario": scenario_v2()})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let plan_id = reply.body["id"].as_str().unwrap().to_string();
+    let approved = app
+        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let guard = json!({"guard": {"max_reported_failure_rate": 0.5, "min_sessions": N}});
+    let deployed = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/deploy"),
+            Some(guard),
+        )
+        .await;
+    assert_eq!(deployed.status, 200, "{:?}", deployed.body);
+    for id in &sessions {
+        let reply = app
+            .call(
+                "POST",
+                &format!("/sessions/{id}/reconcile"),
+                Some(json!({"known_fields": {"age": 34}})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let (_, before) = scrape(&app).await;
+    // Every migrated session reported failed at once: the rate crosses 0.5
+    // on the fourth report, and later ones find the plan halted.
+    let paths: Vec<String> = sessions
+        .iter()
+        .map(|id| format!("/sessions/{id}/outcome"))
+        .collect();
+    let reports = paths.iter().map(|path| {
+        app.call(
+            "POST",
+            path,
+            Some(json!({"ok": false, "reason": "payment declined"})),
+        )
+    });
+    for reply in futures::future::join_all(reports).await {
+        assert!(reply.status < 300, "{:?}", reply.body);
+    }
+    let status = deployment_status(&app, &plan_id).await;
+    assert_eq!(status["status"], "halted", "{status}");
+    let (_, after) = scrape(&app).await;
+    let name = "focal_migrations_rollouts_halted_total";
+    assert_eq!(sample(&after, name, &[]) - sample(&before, name, &[]), 1.0);
+}

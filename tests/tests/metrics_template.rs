@@ -197,6 +197,7 @@ fn dashboard_and_alarms_read_the_metrics_the_code_writes() {
         "http_responses",
         "reconcile_duration",
         "session_count_stream_lag",
+        "rollouts_halted",
     ] {
         if !alarmed.contains(wanted) {
             problems.push(format!("no alarm reads {wanted}"));

@@ -45,6 +45,9 @@ const PAGE_FAILED: &str = "failed";
 const PAGE_RESUMED: &str = "resumed";
 /// Flags withdrawn from sessions by a withdrawal walk, counted when their page is recorded.
 pub const FLAGS_WITHDRAWN: &str = "flags_withdrawn";
+/// Rollouts halted by their guard: one per halt (the one conditional write that
+/// stops the plan), whatever the number of reconciles or reports that crossed it.
+pub const ROLLOUTS_HALTED: &str = "rollouts_halted";
 /// Seconds plan generation took (diff, plan, counts, store), successful plans only.
 pub const PLAN_GENERATION_DURATION: &str = "plan_generation_duration";
 /// HTTP responses by `route` (the matched template), `method` and `status` (2xx, 4xx, 5xx…).
@@ -133,6 +136,11 @@ pub const METRICS: &[Metric] = &[
         FLAGS_WITHDRAWN,
         &[],
         "Migration flags withdrawn from sessions",
+    ),
+    counter(
+        ROLLOUTS_HALTED,
+        &[],
+        "Rollouts halted by their guard (one per halt)",
     ),
     seconds(
         PLAN_GENERATION_DURATION,
@@ -250,6 +258,11 @@ pub fn page_resumed() {
 /// recorded withdrawal page; a second call for the same page would count twice).
 pub fn flags_withdrawn(n: u64) {
     metrics::counter!(FLAGS_WITHDRAWN).increment(n);
+}
+
+/// A rollout halted by its guard (called by the one write that halted it).
+pub fn rollout_halted() {
+    metrics::counter!(ROLLOUTS_HALTED).increment(1);
 }
 
 /// How far behind the sessions table the session counts are: `seconds` between

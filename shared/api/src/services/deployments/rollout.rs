@@ -169,6 +169,7 @@ pub(crate) async fn enforce_guard(
     )
     .await?;
     if halted.is_some() {
+        crate::metrics::rollout_halted();
         tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
     }
     Ok(())
