@@ -191,6 +191,11 @@ SUBSTITUTIONS: dict[str, list[tuple[str, str, str]]] = {
             "the suite's debug build of the example; 300 sessions instead of 10,000 and 100,000",
         ),
         (
+            "cargo run -p e2e --example marking_bench -- --sessions 100000 --withdraw yes",
+            "{target}/debug/examples/marking_bench --sessions 300 --withdraw yes",
+            "the suite's debug build of the example; 300 sessions instead of 100,000",
+        ),
+        (
             "cargo run -p e2e --example scale -- --sessions 1000000 --baseline",
             "{target}/debug/examples/scale --sessions 1000 --baseline --reconciles 200",
             "the suite's debug build of the example (`-p e2e` alone builds another feature "
