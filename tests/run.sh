@@ -164,7 +164,7 @@ cfn_lint() {
 # coverage phase's boundary values, random positive and negative data, and stateful
 # sequences that follow the document's links (create scenario → plan → summary, policies,
 # approve → deploy → status) with the ids the server returned. Bounded by FUZZ_SECONDS.
-FUZZ_SECONDS="${FUZZ_SECONDS:-150}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-100}"
 FUZZ_TENANT=6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c
 fuzz_api() {
     local dir port pid rc=0 i
@@ -315,8 +315,10 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves, so
 # build them first — together with the test targets, so that dependencies are compiled once
 # with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
-step "cargo build --workspace --bins --tests --examples --benches, linted by clippy (-D warnings)" \
-    cargo build --workspace --bins --tests --examples --benches
+# (The criterion benches are compiled, and so linted, by the documented-workflows step, which
+# runs them once in the test profile.)
+step "cargo build --workspace --bins --tests --examples, linted by clippy (-D warnings)" \
+    cargo build --workspace --bins --tests --examples
 step "cargo test --workspace (the DynamoDB-heavy end-to-end groups each on a fresh DynamoDB Local)" run_tests
 # The shell blocks of the docs marked `<!-- workflow: NAME -->` (the README's run command and
 # tour, serve on DynamoDB Local, the local Lambda workflow, the benchmark commands), run as
@@ -324,7 +326,7 @@ step "cargo test --workspace (the DynamoDB-heavy end-to-end groups each on a fre
 step "documented workflows, as written (tests/services/doc_workflows.py)" python3 tests/services/doc_workflows.py
 # Contract fuzzing: every operation of the generated OpenAPI document, with
 # positive and negative data and the stateful links of the plan lifecycle.
-step "schemathesis contract fuzzing against migrations serve (~3 min)" fuzz_api
+step "schemathesis contract fuzzing against migrations serve (~2 min)" fuzz_api
 step "cfn-lint infra/template.yaml" cfn_lint
 # Supply chain (deny.toml): licenses, bans, sources offline; advisories when the RustSec
 # database can be fetched (or FM_ADVISORY_DB points to a clone), else reported as skipped.

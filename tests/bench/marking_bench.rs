@@ -59,7 +59,7 @@ mod runtime_items;
 mod withdraw_pass;
 use router_call::{Error, call};
 use runtime_items::RuntimeSession;
-use withdraw_pass::withdraw_pass;
+use withdraw_pass::{wait_for_status, withdraw_pass};
 
 struct Args {
     sizes: Vec<usize>,
@@ -435,25 +435,7 @@ async fn product_pass(
         reply.0,
         deploy_call.as_secs_f64()
     );
-    let status = loop {
-        let reply = call(
-            app,
-            tenant,
-            "GET",
-            &format!("/migration-plans/{plan_id}/deployment-status"),
-            None,
-        )
-        .await?;
-        if reply.1["status"] == "deployed" {
-            break reply.1;
-        }
-        for worker in &mut workers {
-            if let Some(code) = worker.try_wait()? {
-                return Err(format!("a worker exited early: {code}").into());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_for_status(app, tenant, &plan_id, "deployed", &mut workers).await?;
     let elapsed = started.elapsed();
     if args.withdraw {
         withdraw_pass(app, tenant, &plan_id, n, elapsed, &mut workers).await?;

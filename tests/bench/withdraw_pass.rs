@@ -1,5 +1,5 @@
 //! `marking_bench --withdraw yes`: the withdrawal of a deployment the bench
-//! just marked, timed like the marking.
+//! just marked, timed like the marking; and the status poll both passes use.
 
 use std::time::{Duration, Instant};
 
@@ -30,25 +30,7 @@ pub async fn withdraw_pass(
     if reply.0 != 202 {
         return Err(format!("withdraw: expected 202, got {}: {}", reply.0, reply.1).into());
     }
-    let status = loop {
-        let reply = call(
-            app,
-            tenant,
-            "GET",
-            &format!("/migration-plans/{plan_id}/deployment-status"),
-            None,
-        )
-        .await?;
-        if reply.1["status"] == "withdrawn" {
-            break reply.1;
-        }
-        for worker in workers.iter_mut() {
-            if let Some(code) = worker.try_wait()? {
-                return Err(format!("a worker exited early: {code}").into());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_for_status(app, tenant, plan_id, "withdrawn", workers).await?;
     let elapsed = started.elapsed();
     let withdrawn = status["flags_withdrawn"]
         .as_u64()
@@ -66,4 +48,35 @@ pub async fn withdraw_pass(
         withdrawal_rate / marking_rate
     );
     Ok(())
+}
+
+/// Poll the plan's deployment status every 50 ms until it is `status` (the
+/// clock a caller reads after this stops a little late, never early), failing
+/// as soon as a worker process exits.
+pub async fn wait_for_status(
+    app: &axum::Router,
+    tenant: Uuid,
+    plan_id: &str,
+    status: &str,
+    workers: &mut [tokio::process::Child],
+) -> Result<serde_json::Value, Error> {
+    loop {
+        let reply = call(
+            app,
+            tenant,
+            "GET",
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await?;
+        if reply.1["status"] == status {
+            return Ok(reply.1);
+        }
+        for worker in workers.iter_mut() {
+            if let Some(code) = worker.try_wait()? {
+                return Err(format!("a worker exited early: {code}").into());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -388,36 +388,8 @@ async fn a_halt_is_counted_once() {
         return;
     };
     const N: usize = 6;
-    let scenario = Uuid::new_v4();
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/scenarios/{scenario}"),
-            Some(scenario_v1()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
     let sessions: Vec<String> = (0..N).map(|i| format!("halt-{i}")).collect();
-    for id in &sessions {
-        let body = session_at(scenario, 1, step(2), "web");
-        let reply = app
-            .call("PUT", &format!("/sessions/{id}"), Some(body))
-            .await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-    }
-    let reply = app
-        .call(
-            "POST",
-            &format!("/scenarios/{scenario}/migration-plan"),
-            Some(json!({"new_scenario": scenario_v2()})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let plan_id = reply.body["id"].as_str().unwrap().to_string();
-    let approved = app
-        .call("POST", &format!("/migration-plans/{plan_id}/approve"), None)
-        .await;
-    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let (_, plan_id) = approved_plan_with_sessions(&app, &sessions, 2, scenario_v2()).await;
     let guard = json!({"guard": {"max_reported_failure_rate": 0.5, "min_sessions": N}});
     let deployed = app
         .call(

@@ -155,7 +155,7 @@ async fn reconciles_racing_a_withdrawal_apply_or_find_no_flag(app: TestApp) {
     for racer in racers {
         racer.await.expect("racer");
     }
-    wait_withdrawn(&app, &plan_id).await;
+    wait_for_plan_status(&app, &plan_id, "withdrawn").await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let written = runtime.await.expect("runtime writers");
     assert_runtime_writes_kept(&app, &written).await;
@@ -182,23 +182,6 @@ async fn reconciles_racing_a_withdrawal_apply_or_find_no_flag(app: TestApp) {
     assert_eq!(st["migrations_applied"], migrated as u64, "{st}");
     assert_eq!(st["flags_withdrawn"], (SESSIONS - migrated) as u64, "{st}");
     assert_eq!(st["migrations_pending"], 0, "{st}");
-}
-
-/// Poll until the plan is `withdrawn` (a withdrawal that fanned out finishes
-/// in the queue); the deadline only guards against a hang.
-async fn wait_withdrawn(app: &TestApp, plan_id: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        let st = deployment_status(app, plan_id).await;
-        if st["status"] == "withdrawn" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never withdrawn: {st}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 async fn a_partial_rollout_withdrawn_reaches_nobody(app: TestApp) {

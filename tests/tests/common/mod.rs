@@ -438,15 +438,21 @@ pub async fn deploy_until_deployed(app: &TestApp, plan_id: &str) {
         "{:?}",
         reply.body
     );
+    wait_for_plan_status(app, plan_id, "deployed").await;
+}
+
+/// Poll the deployment status until the plan is `status` (a walk that fanned
+/// out finishes in the queue); the deadline only guards against a hang.
+pub async fn wait_for_plan_status(app: &TestApp, plan_id: &str, status: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
-        let status = deployment_status(app, plan_id).await;
-        if status["status"] == "deployed" {
+        let current = deployment_status(app, plan_id).await;
+        if current["status"] == status {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "never deployed: {status}"
+            "never {status}: {current}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

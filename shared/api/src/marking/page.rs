@@ -288,21 +288,7 @@ pub(crate) async fn settle_marking_page(
         .await?;
     let marked = mark_claimed(store, ctx, chain, page_id, &claim.session_ids).await?;
     let settle_id = page_mark_id(plan.id, &format!("settle#{page_id}"));
-    let unmarks: Vec<SessionUnmark> = claim
-        .session_ids
-        .iter()
-        .map(|id| SessionUnmark {
-            session_id: id.clone(),
-            plan_id: plan.id,
-            unmark_id: settle_id.clone(),
-        })
-        .collect();
-    let withdrawn = store
-        .unmark_sessions(plan.tenant_id, &unmarks, ctx.concurrency)
-        .await?
-        .iter()
-        .filter(|c| **c)
-        .count() as u64;
+    let withdrawn = clear_claimed(store, ctx, &claim.session_ids, &settle_id).await?;
     Ok(PageOutcome {
         marked,
         withdrawn,
@@ -346,23 +332,35 @@ async fn withdraw_read_page(
         })
         .await?;
     let unmark_id = page_mark_id(plan.id, page_id);
-    let unmarks: Vec<SessionUnmark> = claim
-        .session_ids
+    let withdrawn = clear_claimed(store, ctx, &claim.session_ids, &unmark_id).await?;
+    Ok(PageOutcome {
+        marked: 0,
+        withdrawn,
+        next_cursor: claim.next_cursor,
+    })
+}
+
+/// Clear the plan's flags from a page's claimed sessions under `unmark_id`; how
+/// many count as this clearing's (see [`Store::unmark_sessions`]).
+async fn clear_claimed(
+    store: &dyn Store,
+    ctx: &MarkingContext<'_>,
+    session_ids: &[String],
+    unmark_id: &str,
+) -> MarkingResult<u64> {
+    let plan = ctx.plan;
+    let unmarks: Vec<SessionUnmark> = session_ids
         .iter()
         .map(|id| SessionUnmark {
             session_id: id.clone(),
             plan_id: plan.id,
-            unmark_id: unmark_id.clone(),
+            unmark_id: unmark_id.to_owned(),
         })
         .collect();
     let results = store
         .unmark_sessions(plan.tenant_id, &unmarks, ctx.concurrency)
         .await?;
-    Ok(PageOutcome {
-        marked: 0,
-        withdrawn: results.iter().filter(|c| **c).count() as u64,
-        next_cursor: claim.next_cursor,
-    })
+    Ok(results.iter().filter(|c| **c).count() as u64)
 }
 
 /// The mark id of a page: the same for every delivery of the page, different
