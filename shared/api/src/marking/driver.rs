@@ -56,7 +56,8 @@ pub async fn process_message(
     if turn == PageTurn::Settle {
         // A marking chain a withdrawal cut short: its page is settled and the
         // chain ends (`withdrawn` waits for every chain).
-        let outcome = settle_marking_page(store, &ctx, &message.chain, &message.page_id()).await?;
+        let outcome =
+            settle_marking_page(store, &ctx, &message.chain, message.cursor.as_deref()).await?;
         record_page(store, plan, message, &outcome, now).await?;
         contexts.forget(key);
         return Ok(None);
@@ -76,9 +77,14 @@ pub async fn process_message(
             None => None,
         }
     };
-    let page_id = message.page_id();
     let (outcome, ahead) = futures::join!(
-        mark_read_page(store, &ctx, &message.chain, &page_id, &page),
+        mark_read_page(
+            store,
+            &ctx,
+            &message.chain,
+            message.cursor.as_deref(),
+            &page
+        ),
         read_next
     );
     let outcome = outcome?;

@@ -30,7 +30,7 @@ pub use error::{MarkingError, MarkingResult};
 pub(crate) use ledger::{finish_if_complete, record_page};
 pub(crate) use page::{MarkingContext, mark_page, settle_marking_page};
 pub use protocol::{Chain, MarkMessage};
-pub(crate) use protocol::{PageTurn, chains_of, page_id, page_turn};
+pub(crate) use protocol::{PageTurn, chains_of, page_turn};
 
 /// Kept here too: `api::marking::MarkingQueue` is where callers found it.
 pub mod outcome;

@@ -85,9 +85,8 @@ pub async fn mark_page(
     chain: &Chain,
     cursor: Option<String>,
 ) -> MarkingResult<PageOutcome> {
-    let id = page_id(chain, cursor.as_deref());
-    let page = read_page(store, ctx, chain, cursor).await?;
-    mark_read_page(store, ctx, chain, &id, &page).await
+    let page = read_page(store, ctx, chain, cursor.clone()).await?;
+    mark_read_page(store, ctx, chain, cursor.as_deref(), &page).await
 }
 
 /// One page of a chain's sessions, through the step index.
@@ -127,9 +126,10 @@ pub(crate) async fn mark_read_page(
     store: &dyn Store,
     ctx: &MarkingContext<'_>,
     chain: &Chain,
-    page_id: &str,
+    cursor: Option<&str>,
     page: &SessionPage,
 ) -> MarkingResult<PageOutcome> {
+    let page_id = &page_id(chain, cursor);
     let plan = ctx.plan;
     if chain.withdraw {
         return withdraw_read_page(store, ctx, page_id, page).await;
@@ -197,7 +197,7 @@ pub(crate) async fn mark_read_page(
     // clears its own flags. Read after the marks, so that a withdrawal begun
     // before any of them landed is seen.
     if withdrawal_began(store, plan.tenant_id, plan.id).await? {
-        return settle_marking_page(store, ctx, chain, page_id).await;
+        return settle_marking_page(store, ctx, chain, cursor).await;
     }
     Ok(PageOutcome {
         marked,
@@ -273,9 +273,32 @@ pub(crate) async fn settle_marking_page(
     store: &dyn Store,
     ctx: &MarkingContext<'_>,
     chain: &Chain,
-    page_id: &str,
+    cursor: Option<&str>,
 ) -> MarkingResult<PageOutcome> {
     let plan = ctx.plan;
+    let page_id = &super::protocol::page_id(chain, cursor);
+    // Only the page its chain stands at is settled. A page recorded before (a
+    // late duplicate delivery, a delivery that lost the race to record) has its
+    // flags counted already, and the withdrawal's own pages clear them: clearing
+    // them here would clear them uncounted.
+    let stands_here = store
+        .list_chains(plan.tenant_id, plan.id)
+        .await?
+        .iter()
+        .any(|c| {
+            c.pass == chain.pass
+                && c.step_id == chain.step_id
+                && c.shard == chain.shard
+                && !c.done
+                && c.cursor.as_deref() == cursor
+        });
+    if !stands_here {
+        return Ok(PageOutcome {
+            marked: 0,
+            withdrawn: 0,
+            next_cursor: None,
+        });
+    }
     let claim = store
         .claim_page(&PageClaim {
             tenant: plan.tenant_id,

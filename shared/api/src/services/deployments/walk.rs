@@ -383,8 +383,7 @@ async fn walk_chain(
         let outcome = match marking::page_turn(&chain, status) {
             marking::PageTurn::Stop => return Ok(()),
             marking::PageTurn::Settle => {
-                let page_id = marking::page_id(&chain, cursor.as_deref());
-                marking::settle_marking_page(store, ctx, &chain, &page_id).await?
+                marking::settle_marking_page(store, ctx, &chain, cursor.as_deref()).await?
             }
             marking::PageTurn::Walk => marking::mark_page(store, ctx, &chain, cursor).await?,
         };
