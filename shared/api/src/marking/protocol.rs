@@ -72,6 +72,22 @@ pub(crate) fn page_turn(chain: &Chain, status: Option<planning::PlanStatus>) -> 
 }
 
 impl Chain {
+    /// The chain a registered chain's state describes; `withdraw` says whether
+    /// it is walked as a withdrawal's (a state does not record it: the plan's
+    /// status and pass do).
+    pub(crate) fn of_state(state: store::ChainState, withdraw: bool) -> (Chain, Option<String>) {
+        let chain = Chain {
+            step_id: state.step_id,
+            shard: state.shard,
+            shards: state.shards,
+            anchor_content_hash: state.anchor_content_hash,
+            pass: state.pass,
+            percent: state.percent,
+            withdraw,
+        };
+        (chain, state.cursor)
+    }
+
     /// The status the plan is in while this chain is walked.
     pub(crate) fn walking_status(&self) -> planning::PlanStatus {
         if self.withdraw {

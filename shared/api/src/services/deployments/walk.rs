@@ -98,18 +98,7 @@ async fn unfinished_marking(
         .await?
         .into_iter()
         .filter(|c| !c.done && c.pass < plan.rollout_pass)
-        .map(|c| {
-            let chain = Chain {
-                step_id: c.step_id,
-                shard: c.shard,
-                shards: c.shards,
-                anchor_content_hash: c.anchor_content_hash,
-                pass: c.pass,
-                percent: c.percent,
-                withdraw: false,
-            };
-            (chain, c.cursor)
-        })
+        .map(|c| Chain::of_state(c, false))
         .collect())
 }
 
@@ -201,16 +190,7 @@ pub(super) async fn resume_chains(
                 "resuming a marking chain that made no progress"
             );
             crate::metrics::page_resumed();
-            let position = Chain {
-                step_id: chain.step_id,
-                shard: chain.shard,
-                shards: chain.shards,
-                anchor_content_hash: chain.anchor_content_hash,
-                pass: chain.pass,
-                percent: chain.percent,
-                withdraw: withdraw && current,
-            };
-            work.push((position, chain.cursor));
+            work.push(Chain::of_state(chain, withdraw && current));
         }
     }
     if work.is_empty() {
