@@ -51,6 +51,7 @@ async fn expired_copy(app: &TestApp, plan_id: Uuid, status: PlanStatus) -> Uuid 
                     stamp: planning::lifecycle::Stamp::Approved {
                         by: Some("lead".into()),
                     },
+                    by: Some("lead".into()),
                 },
                 rollout: None,
             })

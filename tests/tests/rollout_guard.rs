@@ -120,6 +120,22 @@ async fn a_guard_halts_the_rollout_when_its_threshold_is_crossed(app: TestApp) {
         st["halt_reason"].as_str().unwrap().contains("6 of 6"),
         "{st}"
     );
+    // The history keeps both halts with their figures, the guard's own changes
+    // (no actor), and the resume between them.
+    let plan = app
+        .call("GET", &format!("/migration-plans/{plan_id}"), None)
+        .await
+        .body;
+    let halts: Vec<&Value> = plan["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter(|r| r["to"] == "halted")
+        .collect();
+    assert_eq!(halts.len(), 2, "{plan}");
+    let last = halts[1];
+    assert_eq!(last["reason"], st["halt_reason"], "{last}");
+    assert!(last.get("by").is_none(), "{last}");
 }
 
 /// Reconciles on real threads race the halt: the counters, the events and the

@@ -13,6 +13,7 @@ store::backend_matrix! {
         a_paused_rollout_applies_nothing_and_resumes,
         no_migration_lands_after_the_pause_answers,
         only_activated_plans_pause_and_only_paused_ones_resume,
+        the_history_names_who_paused_and_a_bad_name_changes_nothing,
     ],
 }
 
@@ -199,4 +200,70 @@ async fn only_activated_plans_pause_and_only_paused_ones_resume(app: TestApp) {
         .call("GET", &format!("/migration-plans/{plan_id}"), None)
         .await;
     assert_eq!(plan.body["status"], "pending");
+}
+
+/// A pause names who asked for it in the plan's history; a `by` the history
+/// could not keep as given is a 422 that changes nothing.
+async fn the_history_names_who_paused_and_a_bad_name_changes_nothing(app: TestApp) {
+    let plan_id = deployed_with(&app, &["h-0".to_string()]).await;
+    let pause = format!("/migration-plans/{plan_id}/pause");
+    let before = app
+        .call("GET", &format!("/migration-plans/{plan_id}"), None)
+        .await
+        .body;
+    for bad in [
+        json!({"by": "x".repeat(201)}),
+        json!({"by": 7}),
+        json!({"who": "ana"}),
+    ] {
+        let reply = app.call("POST", &pause, Some(bad.clone())).await;
+        assert_eq!(reply.status, 422, "{bad}: {:?}", reply.body);
+        assert!(reply.body["detail"].is_array(), "{:?}", reply.body);
+    }
+    let after = app
+        .call("GET", &format!("/migration-plans/{plan_id}"), None)
+        .await
+        .body;
+    assert_eq!(after, before, "a refused pause changed the plan");
+
+    // 200 characters is the most a name may have (counted in characters).
+    let longest = "é".repeat(200);
+    let paused = app.call("POST", &pause, Some(json!({"by": longest}))).await;
+    assert_eq!(paused.status, 200, "{:?}", paused.body);
+    let resumed = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/resume"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    let plan = app
+        .call("GET", &format!("/migration-plans/{plan_id}"), None)
+        .await
+        .body;
+    let history = plan["transitions"].as_array().expect("transitions");
+    let steps: Vec<(&str, &str, Option<&str>)> = history
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap(),
+                r["to"].as_str().unwrap(),
+                r["by"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("pending", "approved", None),
+            ("approved", "deploying", None),
+            ("deploying", "deployed", None),
+            ("deployed", "paused", Some(longest.as_str())),
+            ("paused", "deployed", None),
+        ]
+    );
+    let last = history.last().unwrap();
+    assert_eq!(last["revision"], plan["revision"]);
+    assert_eq!(history[1]["percent"], 100);
 }

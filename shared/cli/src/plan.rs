@@ -176,6 +176,7 @@ fn forecast(
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     };
     let prepared = PreparedPlan::new(plan);

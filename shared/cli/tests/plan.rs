@@ -261,6 +261,7 @@ fn the_offline_forecast_is_the_api_forecast() {
             halt_reason: None,
             percent: None,
             rollout_pass: 0,
+            transitions: Vec::new(),
             revision: 1,
         };
         store.create_plan(&plan, &version(&v2)).await.unwrap();

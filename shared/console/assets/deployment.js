@@ -162,8 +162,13 @@ function rolloutControls(planId, latest, refresh) {
   const st = latest();
   const box = h('div', { class: 'rollout-controls', id: 'rollout-controls' });
   const pending = () => latest().migrations_pending || 0;
-  const post = (route, body) => api('POST', `/migration-plans/${planId}/${route}`, body);
-  const parts = [];
+  // Who acts, kept in the plan's history with each change (optional).
+  const actor = h('input', { id: 'rollout-by', size: 20, maxlength: 200, autocomplete: 'name' });
+  const post = (route, body = {}) => {
+    const by = actor.value.trim();
+    return api('POST', `/migration-plans/${planId}/${route}`, by ? { ...body, by } : body);
+  };
+  const parts = [h('div', { class: 'field inline' }, h('label', { for: 'rollout-by' }, 'Acting as'), actor)];
   if (st.status === 'deploying' || st.status === 'deployed') {
     parts.push(confirmed(box, {
       id: 'pause', label: 'Pause rollout', kind: 'danger', refresh, done: 'Rollout paused',
@@ -200,7 +205,7 @@ function rolloutControls(planId, latest, refresh) {
       run: () => post('withdraw'),
     }));
   }
-  if (!parts.length) return null;
+  if (parts.length === 1) return null;
   put(box, ...parts);
   return box;
 }

@@ -36,6 +36,7 @@ export async function reviewPage(planId) {
     summaryNumbers(summary),
     forecast.element,
     actionsPanel(plan, summary, messages),
+    historyPanel(plan),
     h('h2', {}, 'Diagrams'),
     diagrams.section(),
     h('h2', { id: 'anchors-title' }, 'Anchors and their policies'),
@@ -115,6 +116,22 @@ function planMeta(plan) {
   if (plan.deployed_at) items.push(['Deployed', fmtTime(plan.deployed_at)]);
   if (plan.expires_at && (plan.status === 'pending' || plan.status === 'approved')) items.push(['Expires', fmtTime(plan.expires_at)]);
   return h('p', { class: 'muted' }, items.map(([k, v], i) => [i ? ' · ' : '', `${k}: `, v]));
+}
+
+// The plan's status changes, oldest first, with who asked for each.
+function historyPanel(plan) {
+  const records = plan.transitions || [];
+  if (!records.length) return null;
+  const detail = (r) => [r.percent != null ? `${r.percent}%` : '', r.reason || ''].filter(Boolean).join(' · ');
+  return h('section', { class: 'panel', id: 'history', 'aria-label': 'History' },
+    h('h2', {}, 'History'),
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['When', 'Change', 'By', 'Detail'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, records.map((r) => h('tr', {},
+        h('td', {}, fmtTime(r.at)),
+        h('td', {}, `${r.from} → ${r.to}`),
+        h('td', {}, r.by || '—'),
+        h('td', {}, detail(r)))))));
 }
 
 function actionsPanel(plan, summary, messages) {

@@ -123,6 +123,7 @@ fn fixture() -> Fixture {
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     };
     Fixture {

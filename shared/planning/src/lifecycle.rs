@@ -23,7 +23,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{MigrationPlan, PlanStatus};
+use crate::model::{MigrationPlan, PlanStatus, TransitionRecord};
 
 /// What a caller wants to do with a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +184,10 @@ pub fn transition(
             verb: "changed by a status transition",
         });
     };
+    let by = match &command {
+        PlanCommand::Approve { by } | PlanCommand::Reject { by, .. } => by.clone(),
+        _ => None,
+    };
     let stamp = match command {
         PlanCommand::Approve { by } => Stamp::Approved { by },
         PlanCommand::Reject { by, reason } => Stamp::Rejected { by, reason },
@@ -208,6 +212,7 @@ pub fn transition(
         to,
         at,
         stamp,
+        by,
     })
 }
 
@@ -218,6 +223,8 @@ pub struct StatusChange {
     pub to: PlanStatus,
     pub at: DateTime<Utc>,
     pub stamp: Stamp,
+    /// Who asked for it, for the plan's history.
+    pub by: Option<String>,
 }
 
 /// The side fields a status change writes besides `status` and `revision`.
@@ -263,6 +270,33 @@ pub enum StampValue {
 }
 
 impl StatusChange {
+    /// The change, asked for by `by` (kept when `None`: an approval or a
+    /// rejection names its actor in its command).
+    pub fn by(mut self, by: Option<String>) -> Self {
+        if by.is_some() {
+            self.by = by;
+        }
+        self
+    }
+
+    /// This change as the plan's history records it, the plan then at `revision`.
+    pub fn record(&self, revision: u64) -> TransitionRecord {
+        let (reason, percent) = match &self.stamp {
+            Stamp::Halted { reason, .. } => (Some(reason.clone()), None),
+            Stamp::Ramped { percent, .. } => (None, Some(*percent)),
+            _ => (None, None),
+        };
+        TransitionRecord {
+            from: self.from,
+            to: self.to,
+            at: self.at,
+            revision,
+            by: self.by.clone(),
+            reason,
+            percent,
+        }
+    }
+
     /// Leaving a live status frees the plan's version pair for a new plan.
     pub fn frees_version_pair(&self) -> bool {
         self.from.is_live() && !self.to.is_live()
@@ -321,10 +355,11 @@ impl StatusChange {
     }
 
     /// The plan as it is after the change: new status, the revision bumped,
-    /// the side fields written.
+    /// the side fields written, the change in its history.
     pub fn apply(&self, plan: &mut MigrationPlan) {
         plan.status = self.to;
         plan.revision += 1;
+        self.record(plan.revision).append_to(&mut plan.transitions);
         match &self.stamp {
             Stamp::Approved { by } => {
                 plan.approved_at = Some(self.at);
@@ -362,6 +397,7 @@ impl StatusChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{MAX_ACTOR_CHARS, MAX_TRANSITIONS_KEPT};
 
     const ALL: [PlanStatus; 11] = [
         PlanStatus::Pending,
@@ -443,6 +479,7 @@ mod tests {
             halt_reason: (status == PlanStatus::Halted).then(|| "exit rate".to_owned()),
             percent: Some(10),
             rollout_pass: 0,
+            transitions: Vec::new(),
             revision: 4,
         }
     }
@@ -589,9 +626,14 @@ mod tests {
             let after = serde_json::to_value(&plan).unwrap();
             assert_eq!(after["status"], change.to.as_str());
             assert_eq!(after["revision"], before["revision"].as_u64().unwrap() + 1);
+            // The history is written whole by every backend (it needs the
+            // records before it), not by name.
+            let record = change.record(plan.revision);
+            assert_eq!(plan.transitions, vec![record]);
             let mut by_name = before.clone();
             by_name["status"] = after["status"].clone();
             by_name["revision"] = after["revision"].clone();
+            by_name["transitions"] = after["transitions"].clone();
             for field in change.stamped_fields() {
                 by_name[field.name] = match field.value {
                     Some(StampValue::Time(t)) => serde_json::to_value(t).unwrap(),
@@ -623,5 +665,85 @@ mod tests {
         assert!(reject.frees_version_pair());
         let expire = transition(PlanStatus::Approved, PlanCommand::Expire, t).unwrap();
         assert!(expire.frees_version_pair());
+    }
+
+    #[test]
+    fn the_history_names_the_actor_the_halt_reason_and_the_ramp() {
+        let t = now();
+        let approve = transition(
+            PlanStatus::Pending,
+            PlanCommand::Approve {
+                by: Some("ana".into()),
+            },
+            t,
+        )
+        .unwrap();
+        assert_eq!(approve.record(2).by.as_deref(), Some("ana"));
+        // `by` on a command that names no actor; an approval keeps its own.
+        let pause = transition(PlanStatus::Deployed, PlanCommand::Pause, t)
+            .unwrap()
+            .by(Some("bo".into()));
+        assert_eq!(pause.record(5).by.as_deref(), Some("bo"));
+        assert_eq!(
+            approve.clone().by(None).record(2).by.as_deref(),
+            Some("ana")
+        );
+        let halt = transition(
+            PlanStatus::Deployed,
+            PlanCommand::Halt {
+                reason: "exit rate 0.30 > 0.05".into(),
+            },
+            t,
+        )
+        .unwrap();
+        let record = halt.record(7);
+        assert_eq!(
+            (record.by, record.reason.as_deref(), record.revision),
+            (None, Some("exit rate 0.30 > 0.05"), 7)
+        );
+        let ramp = transition(
+            PlanStatus::Deployed,
+            PlanCommand::Ramp {
+                percent: 40,
+                pass: 1,
+            },
+            t,
+        )
+        .unwrap();
+        assert_eq!(ramp.record(9).percent, Some(40));
+    }
+
+    /// However often a rollout is paused and resumed, the plan keeps only the
+    /// newest records, in order, and no actor longer than the limit.
+    #[test]
+    fn the_history_is_bounded_and_keeps_the_newest() {
+        let mut plan = plan_in(PlanStatus::Deployed);
+        let long_name = "é".repeat(MAX_ACTOR_CHARS + 30);
+        for round in 0..40 {
+            let pause = transition(plan.status, PlanCommand::Pause, now())
+                .unwrap()
+                .by(Some(long_name.clone()));
+            pause.apply(&mut plan);
+            let resume = transition(
+                plan.status,
+                PlanCommand::Resume {
+                    to: PlanStatus::Deployed,
+                },
+                now(),
+            )
+            .unwrap()
+            .by(Some(format!("round {round}")));
+            resume.apply(&mut plan);
+        }
+        assert_eq!(plan.transitions.len(), MAX_TRANSITIONS_KEPT);
+        let revisions: Vec<u64> = plan.transitions.iter().map(|r| r.revision).collect();
+        let newest = plan.revision;
+        let expected: Vec<u64> = (newest + 1 - MAX_TRANSITIONS_KEPT as u64..=newest).collect();
+        assert_eq!(revisions, expected);
+        let last = plan.transitions.last().unwrap();
+        assert_eq!(last.by.as_deref(), Some("round 39"));
+        let paused = &plan.transitions[plan.transitions.len() - 2];
+        assert_eq!(paused.to, PlanStatus::Paused);
+        assert_eq!(paused.by.as_ref().unwrap().chars().count(), MAX_ACTOR_CHARS);
     }
 }

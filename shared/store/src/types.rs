@@ -107,6 +107,23 @@ pub struct PlanActivation {
     /// scenario's current version stays `from_version` and the partial rollout
     /// is recorded beside it.
     pub percent: u8,
+    /// Who deploys, for the plan's history.
+    pub by: Option<String>,
+}
+
+impl PlanActivation {
+    /// The deploy as the plan's history records it, the plan then at `revision`.
+    pub fn record(&self, revision: u64) -> planning::TransitionRecord {
+        planning::TransitionRecord {
+            from: PlanStatus::Approved,
+            to: PlanStatus::Deploying,
+            at: self.at,
+            revision,
+            by: self.by.clone(),
+            reason: None,
+            percent: Some(self.percent),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

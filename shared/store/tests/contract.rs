@@ -146,6 +146,7 @@ store::backend_matrix! {
         withdrawn_flags_clear_once,
         a_page_never_flags_again_what_a_withdrawal_cleared,
         a_finished_withdrawal_gives_the_version_back,
+        the_history_keeps_each_change_and_who_asked,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

@@ -216,6 +216,7 @@ pub(super) async fn call_everything(client: &Client) {
             &DeployRequest {
                 percent: None,
                 guard: Some(guard.clone()),
+                by: Some("ana".into()),
             },
         )
         .await
@@ -227,7 +228,15 @@ pub(super) async fn call_everything(client: &Client) {
         .expect("deployment status");
     assert_eq!(status.status, PlanStatus::Deployed);
     assert_eq!(status.guard, Some(guard));
-    let paused = client.pause_plan(plan.id).await.expect("pause");
+    let paused = client
+        .pause_plan_with(
+            plan.id,
+            &RolloutCommandRequest {
+                by: Some("bo".into()),
+            },
+        )
+        .await
+        .expect("pause");
     assert_eq!(paused.status, PlanStatus::Paused);
     let resumed = client.resume_plan(plan.id).await.expect("resume");
     assert_eq!(resumed.status, PlanStatus::Deployed);
@@ -285,10 +294,40 @@ pub(super) async fn call_everything(client: &Client) {
     let status = client.deployment_status(plan.id).await.expect("status");
     assert_eq!((status.reported_outcomes, status.reported_failures), (1, 1));
     // Taken back: c-1 migrated and stays, c-2's flag is withdrawn.
-    let withdrawn = client.withdraw_plan(plan.id).await.expect("withdraw");
+    let withdrawn = client
+        .withdraw_plan_with(
+            plan.id,
+            &RolloutCommandRequest {
+                by: Some("cy".into()),
+            },
+        )
+        .await
+        .expect("withdraw");
     assert_eq!(withdrawn.status, PlanStatus::Withdrawn);
     let status = client.deployment_status(plan.id).await.expect("status");
     assert_eq!((status.migrations_applied, status.flags_withdrawn), (1, 1));
+    // The plan's history: every status change, who asked for it, in order.
+    let history: Vec<(PlanStatus, Option<String>)> = client
+        .get_plan(plan.id)
+        .await
+        .expect("plan")
+        .transitions
+        .into_iter()
+        .map(|record| (record.to, record.by))
+        .collect();
+    let named = |name: &str| Some(name.to_string());
+    assert_eq!(
+        history,
+        vec![
+            (PlanStatus::Approved, named("lead")),
+            (PlanStatus::Deploying, named("ana")),
+            (PlanStatus::Deployed, None),
+            (PlanStatus::Paused, named("bo")),
+            (PlanStatus::Deployed, None),
+            (PlanStatus::Withdrawing, named("cy")),
+            (PlanStatus::Withdrawn, None),
+        ]
+    );
 
     // A second flow, whose plan is rejected.
     let other = Uuid::new_v4();

@@ -247,6 +247,8 @@ pub(super) async fn operator_flow(c: Page, base: &str) {
     let progress_shot = screenshot(&c, "progress").await;
 
     // ----- pause and resume, each behind a confirmation that gives the count -------------
+    // The pause names who asked: the plan's history keeps it.
+    fill(&c, "#rollout-by", "ops-ana").await;
     wait_for(&c, "#pause-button").await.click().await.unwrap();
     wait_text(&c, "#pause-says", "stay on their version").await;
     wait_for(&c, "#pause-confirm").await.click().await.unwrap();
@@ -272,6 +274,24 @@ pub(super) async fn operator_flow(c: Page, base: &str) {
         )
         .await;
     assert_eq!(resumed["status"], "deployed", "{resumed}");
+    let plan = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}"),
+            None,
+        )
+        .await;
+    let paused_record = plan["transitions"]
+        .as_array()
+        .and_then(|records| records.iter().find(|r| r["to"] == "paused"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(paused_record["by"], "ops-ana", "{plan}");
+    c.goto(&format!("{base}/console/plans/{plan_id}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#history", "deployed → paused").await;
+    wait_text(&c, "#history", "ops-ana").await;
 
     // ----- session preview: what reconcile would do, nothing written ------------------
     let before = api

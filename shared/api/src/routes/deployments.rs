@@ -57,6 +57,7 @@ pub(crate) async fn deploy_plan(
     summary = "Pause a rollout",
     description = "Stops marking and applying for a deploying or deployed plan; sessions keep their flags and reconcile answers `continue` with the reason \"rollout paused\". The pause is one conditional write on the plan and every migration checks it inside its own write, so none is applied after this returns. 409 from any other status.",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<crate::services::deployments::RolloutCommandRequest>, description = "Optional: who asks, for the plan's history", example = json!({"by": "ana"})),
     responses(
         (status = 200, description = "Paused: the counters as they stand", body = planning::DeploymentStatus),
         (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::Conflict),
@@ -66,9 +67,11 @@ pub(crate) async fn pause_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((plan_id,)): Path<(Uuid,)>,
+    OptionalJsonBody(request): OptionalJsonBody<deployments::RolloutCommandRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let by = request.unwrap_or_default().by;
     Ok(Json(
-        deployments::pause(state.store(), tenant, plan_id, Utc::now()).await?,
+        deployments::pause(state.store(), tenant, plan_id, Utc::now(), by).await?,
     ))
 }
 
@@ -77,6 +80,7 @@ pub(crate) async fn pause_plan(
     summary = "Resume a paused rollout",
     description = "Returns a paused plan to the status it was paused in. A plan paused while deploying takes up its unfinished marking at once: 200 when that finished inline (`deployed`), 202 while it fans out (`deploying`). 409 unless the plan is paused.",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<crate::services::deployments::RolloutCommandRequest>, description = "Optional: who asks, for the plan's history", example = json!({"by": "ana"})),
     responses(
         (status = 200, description = "Resumed, nothing left to mark", body = planning::DeploymentResult),
         (status = 202, description = "Resumed, marking goes on through the queue", body = planning::DeploymentResult),
@@ -87,8 +91,11 @@ pub(crate) async fn resume_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((plan_id,)): Path<(Uuid,)>,
+    OptionalJsonBody(request): OptionalJsonBody<deployments::RolloutCommandRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let outcome = deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now()).await?;
+    let by = request.unwrap_or_default().by;
+    let outcome =
+        deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now(), by).await?;
     Ok(deployment_answer(outcome))
 }
 
@@ -97,6 +104,7 @@ pub(crate) async fn resume_plan(
     summary = "Withdraw a rollout",
     description = "Takes a rollout back: from `deploying`, `deployed`, `paused` or `halted` the plan becomes `withdrawing` in one conditional write, after which no migration of it is applied, and every flag it set that reconcile has not applied is cleared through the same paged, resumable walk as marking (`flags_withdrawn` counts them exactly). When the last flag is cleared the plan is `withdrawn` and the scenario's current version is the from-version again. Sessions already migrated stay on the new version. 200 when the withdrawal finished inline, 202 while it fans out; called again while withdrawing it resumes what stalled. 409 from any other status.",
     params(("plan_id" = Uuid, Path, description = "The plan's id")),
+    request_body(content = Option<crate::services::deployments::RolloutCommandRequest>, description = "Optional: who asks, for the plan's history", example = json!({"by": "ana"})),
     responses(
         (status = 200, description = "Withdrawn: every unapplied flag cleared", body = planning::DeploymentResult),
         (status = 202, description = "Withdrawing: the flags are being cleared through the queue", body = planning::DeploymentResult),
@@ -107,8 +115,10 @@ pub(crate) async fn withdraw_plan(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((plan_id,)): Path<(Uuid,)>,
+    OptionalJsonBody(request): OptionalJsonBody<deployments::RolloutCommandRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let outcome = deployments::withdraw(state.deps(), tenant, plan_id, Utc::now()).await?;
+    let by = request.unwrap_or_default().by;
+    let outcome = deployments::withdraw(state.deps(), tenant, plan_id, Utc::now(), by).await?;
     Ok(deployment_answer(outcome))
 }
 

@@ -41,8 +41,20 @@ impl Client {
     /// rollout; reconcile answers `continue` meanwhile and sessions keep
     /// their flags. Not retried: a repeat is a 409.
     pub async fn pause_plan(&self, plan_id: Uuid) -> Result<DeploymentStatus, Error> {
+        self.pause_plan_with(plan_id, &RolloutCommandRequest::default())
+            .await
+    }
+
+    /// [`Client::pause_plan`] naming who asks (the plan's `transitions` keep it).
+    pub async fn pause_plan_with(
+        &self,
+        plan_id: Uuid,
+        request: &RolloutCommandRequest,
+    ) -> Result<DeploymentStatus, Error> {
         let id = path_id(plan_id);
-        let call = Call::new(&ops::PAUSE_PLAN, &[("plan_id", &id)]).once();
+        let call = Call::new(&ops::PAUSE_PLAN, &[("plan_id", &id)])
+            .once()
+            .json(request)?;
         self.send(call).await?.json()
     }
 
@@ -50,8 +62,20 @@ impl Client {
     /// in (marking goes on: 200 when done inline, 202 while it fans out). Not
     /// retried: a repeat is a 409.
     pub async fn resume_plan(&self, plan_id: Uuid) -> Result<DeploymentResult, Error> {
+        self.resume_plan_with(plan_id, &RolloutCommandRequest::default())
+            .await
+    }
+
+    /// [`Client::resume_plan`] naming who asks (the plan's `transitions` keep it).
+    pub async fn resume_plan_with(
+        &self,
+        plan_id: Uuid,
+        request: &RolloutCommandRequest,
+    ) -> Result<DeploymentResult, Error> {
         let id = path_id(plan_id);
-        let call = Call::new(&ops::RESUME_PLAN, &[("plan_id", &id)]).once();
+        let call = Call::new(&ops::RESUME_PLAN, &[("plan_id", &id)])
+            .once()
+            .json(request)?;
         self.send(call).await?.json()
     }
 
@@ -59,8 +83,20 @@ impl Client {
     /// unapplied flag cleared). Sent once: a repeat while withdrawing resumes
     /// and reports progress, from any other status it is a 409.
     pub async fn withdraw_plan(&self, plan_id: Uuid) -> Result<DeploymentResult, Error> {
+        self.withdraw_plan_with(plan_id, &RolloutCommandRequest::default())
+            .await
+    }
+
+    /// [`Client::withdraw_plan`] naming who asks (the plan's `transitions` keep it).
+    pub async fn withdraw_plan_with(
+        &self,
+        plan_id: Uuid,
+        request: &RolloutCommandRequest,
+    ) -> Result<DeploymentResult, Error> {
         let id = path_id(plan_id);
-        let call = Call::new(&ops::WITHDRAW_PLAN, &[("plan_id", &id)]).once();
+        let call = Call::new(&ops::WITHDRAW_PLAN, &[("plan_id", &id)])
+            .once()
+            .json(request)?;
         self.send(call).await?.json()
     }
 }

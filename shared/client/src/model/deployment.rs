@@ -124,6 +124,17 @@ pub struct DeployRequest {
     pub percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<RolloutGuard>,
+    /// Who deploys, for the plan's history (at most 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// The optional body of `POST /migration-plans/{id}/pause`, `…/resume` and
+/// `…/withdraw`: who asks, for the plan's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutCommandRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn all_sessions() -> u8 {

@@ -122,6 +122,29 @@ pub struct MigrationPlan {
     pub tenant_id: Uuid,
     pub to_version: i64,
     pub transformation_map: TransformationMap,
+    /// The plan's status changes, oldest first (the newest 50 are kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<TransitionRecord>,
+}
+
+/// One status change in a plan's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub from: PlanStatus,
+    pub to: PlanStatus,
+    pub at: DateTime<Utc>,
+    /// The plan's revision after the change.
+    pub revision: u64,
+    /// Who asked for it (absent when not given, and for the changes the
+    /// service makes itself: marking finished, a halt, an expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// A halt's threshold and figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The share of sessions a deploy or a ramp set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

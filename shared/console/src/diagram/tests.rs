@@ -57,6 +57,7 @@ pub(super) fn plan_of(v1: &ScenarioInput, v2: &ScenarioInput) -> MigrationPlan {
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     }
 }

@@ -133,6 +133,54 @@ pub struct MigrationPlan {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rollout_pass: u32,
     pub revision: u64,
+    /// The plan's status changes, oldest first: who asked for each and when.
+    /// The newest [`MAX_TRANSITIONS_KEPT`] are kept (a gap in `revision`
+    /// shows where older ones were dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<TransitionRecord>,
+}
+
+/// Status changes a plan keeps in its history. A plan's item holds them, so
+/// the history is bounded however often a rollout is paused and resumed
+/// (each record is at most a few hundred bytes).
+pub const MAX_TRANSITIONS_KEPT: usize = 50;
+
+/// Longest actor name a record keeps, in characters. The API refuses longer
+/// `by` fields; older actor fields (`approved_by`) are cut to this in the
+/// history only.
+pub const MAX_ACTOR_CHARS: usize = 200;
+
+/// One status change in a plan's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransitionRecord {
+    pub from: PlanStatus,
+    pub to: PlanStatus,
+    pub at: DateTime<Utc>,
+    /// The plan's revision after the change.
+    pub revision: u64,
+    /// Who asked for it, as the request said (`by`, `approved_by`,
+    /// `rejected_by`); absent when not given and for the changes the product
+    /// makes itself (marking finished, a halt, a supersede, an expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// A halt's threshold and figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The share of sessions a deploy or a ramp set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+}
+
+impl TransitionRecord {
+    /// Appends `self` to `history`, dropping the oldest records past
+    /// [`MAX_TRANSITIONS_KEPT`], with the actor cut to [`MAX_ACTOR_CHARS`].
+    pub fn append_to(mut self, history: &mut Vec<TransitionRecord>) {
+        self.by = self.by.map(|by| by.chars().take(MAX_ACTOR_CHARS).collect());
+        history.push(self);
+        let excess = history.len().saturating_sub(MAX_TRANSITIONS_KEPT);
+        history.drain(..excess);
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -183,6 +231,9 @@ pub struct DeployRequest {
     pub percent: Option<u8>,
     #[serde(default)]
     pub guard: Option<RolloutGuard>,
+    /// Who deploys or ramps, for the plan's history (at most 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl PlanStatus {

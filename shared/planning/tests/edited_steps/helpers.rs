@@ -46,6 +46,7 @@ pub(super) fn deployed(
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     }
 }

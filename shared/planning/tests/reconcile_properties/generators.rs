@@ -333,6 +333,7 @@ pub(super) fn random_plan(rng: &mut Rng, v1: &ScenarioInput, v2: &ScenarioInput)
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use chrono::{DateTime, Utc};
 use planning::{
     MigrationPlan, MigrationPlanSummaryItem, MigrationSummary, PendingMigration, PlanStatus,
-    Session, TransformationMap,
+    Session, TransformationMap, TransitionRecord,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,20 @@ struct PlanHeadAttributes {
     percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rollout_pass: Option<u32>,
+    /// The status history as JSON text: written whole with each status change
+    /// (bounded by `planning::MAX_TRANSITIONS_KEPT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transitions: Option<String>,
+}
+
+/// A plan's status history as the head stores it (absent when empty).
+pub(super) fn transitions_text(history: &[TransitionRecord]) -> StoreResult<Option<String>> {
+    if history.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(history)
+        .map(Some)
+        .map_err(|_| bad_item("transitions"))
 }
 
 pub(super) fn plan_head_item(
@@ -170,6 +184,7 @@ pub(super) fn plan_head_item(
         halt_reason: plan.halt_reason.clone(),
         percent: plan.percent,
         rollout_pass: (plan.rollout_pass > 0).then_some(plan.rollout_pass),
+        transitions: transitions_text(&plan.transitions)?,
     };
     let mut item = key(plan_pk(t, plan.id), "HEAD");
     item.extend(encode(&head, "plan head")?);
@@ -249,6 +264,12 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         percent: stored.percent,
         rollout_pass: stored.rollout_pass.unwrap_or(0),
         revision: stored.revision,
+        transitions: stored
+            .transitions
+            .as_deref()
+            .map(|json| serde_json::from_str(json).map_err(|_| bad_item("transitions")))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 

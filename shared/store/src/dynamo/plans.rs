@@ -13,7 +13,9 @@ use super::DynamoStore;
 use super::attr::{Item, bad_item, n, s};
 use super::body::{BodyRef, PlanBody};
 use super::expr::Expr;
-use super::items::{plan_from_head, plan_head_item, status_str, summary_item, ttl_av};
+use super::items::{
+    plan_from_head, plan_head_item, status_str, summary_item, transitions_text, ttl_av,
+};
 use super::keys::{
     CHAIN_PREFIX, blob_pk, deploying_key, key, page_of, plan_pk, plans_gsi_pk, scenario_pk,
     slot_pk, token_item, version_sk,
@@ -355,7 +357,22 @@ pub(super) async fn transition_plan(
     transition: &PlanTransition,
 ) -> StoreResult<MigrationPlan> {
     let (t, change) = (transition.tenant, &transition.change);
+    // Read first: the history is written whole (its bound drops the oldest
+    // record), and the write below holds only at the revision read here.
+    let head = db
+        .plan_head(t, transition.plan_id)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("plan not found".into()))?;
+    let current = plan_from_head(&head)?;
+    if current.status != change.from || current.revision != transition.expected_revision {
+        return Err(StoreError::Conflict("plan changed concurrently".into()));
+    }
+    let mut history = current.transitions.clone();
+    change
+        .record(transition.expected_revision + 1)
+        .append_to(&mut history);
     let mut expr = Expr::default();
+    expr.set_or_remove("transitions", transitions_text(&history)?.map(s));
     expr.set("status", s(status_str(change.to)));
     expr.set("revision", n(transition.expected_revision + 1));
     // A retry after a lost answer recognises its own transition by this id
@@ -411,14 +428,6 @@ pub(super) async fn transition_plan(
 
     // Leaving the live states frees the version-pair slot, and leaving
     // `deploying` the sweep's registry entry, atomically.
-    let head = db
-        .plan_head(t, transition.plan_id)
-        .await?
-        .ok_or_else(|| StoreError::Conflict("plan not found".into()))?;
-    let current = plan_from_head(&head)?;
-    if current.status != change.from || current.revision != transition.expected_revision {
-        return Err(StoreError::Conflict("plan changed concurrently".into()));
-    }
     let delete = built(
         Delete::builder()
             .table_name(db.main())
@@ -507,6 +516,9 @@ pub(super) async fn activate_plan(
         let json = serde_json::to_string(guard).map_err(|_| bad_item("guard"))?;
         plan_expr.set("guard", s(json));
     }
+    let mut history = plan.transitions.clone();
+    a.record(a.expected_revision + 1).append_to(&mut history);
+    plan_expr.set_or_remove("transitions", transitions_text(&history)?.map(s));
     let write_id = new_write_id();
     plan_expr.set(WRITE_ID, s(write_id.clone()));
     let (st, rev) = (plan_expr.name("status"), plan_expr.name("revision"));

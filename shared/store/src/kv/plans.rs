@@ -219,6 +219,7 @@ pub(super) fn activate_plan(
     plan.revision += 1;
     plan.guard = a.guard.clone();
     plan.percent = (a.percent < 100).then_some(a.percent);
+    a.record(plan.revision).append_to(&mut plan.transitions);
     store_plan(kv, &plan)?;
     let head = ScenarioHead::rolled_out(a.from_version, a.target.version, a.plan_id, a.percent);
     save(kv, &head_key, &head)?;

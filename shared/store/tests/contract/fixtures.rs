@@ -176,6 +176,7 @@ pub(super) fn plan(
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 0,
     }
 }
@@ -245,8 +246,11 @@ pub(super) fn transition(
 ) -> PlanTransition {
     let (by, reason) = (Some("bob".to_owned()), Some("because".to_owned()));
     let stamp = match to {
-        PlanStatus::Approved => planning::lifecycle::Stamp::Approved { by },
-        PlanStatus::Rejected => planning::lifecycle::Stamp::Rejected { by, reason },
+        PlanStatus::Approved => planning::lifecycle::Stamp::Approved { by: by.clone() },
+        PlanStatus::Rejected => planning::lifecycle::Stamp::Rejected {
+            by: by.clone(),
+            reason,
+        },
         PlanStatus::Deployed => planning::lifecycle::Stamp::Deployed,
         _ => planning::lifecycle::Stamp::Unstamped,
     };
@@ -259,6 +263,7 @@ pub(super) fn transition(
             to,
             at: t0() + Duration::hours(1),
             stamp,
+            by,
         },
         rollout: None,
     }

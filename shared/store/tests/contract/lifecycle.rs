@@ -84,6 +84,7 @@ pub async fn activation_is_atomic(s: Arc<dyn Store>) {
         at: t0() + Duration::hours(2),
         guard: None,
         percent: 100,
+        by: None,
     };
     // Not approved yet.
     assert!(matches!(
@@ -198,6 +199,7 @@ pub async fn a_paused_plan_applies_nothing(s: Arc<dyn Store>) {
         at: t0() + Duration::hours(2),
         guard: None,
         percent: 100,
+        by: None,
     };
     let deploying = s.activate_plan(&activation).await.expect("activate");
     let registered = |list: Vec<(Uuid, Uuid)>| list.contains(&(tenant, p.id));
@@ -343,6 +345,7 @@ pub async fn a_guard_is_stored_and_a_halt_says_why(s: Arc<dyn Store>) {
             at: t0() + Duration::hours(2),
             guard: Some(guard.clone()),
             percent: 100,
+            by: None,
         })
         .await
         .expect("activate");

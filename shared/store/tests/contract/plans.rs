@@ -302,6 +302,7 @@ pub async fn large_plan_round_trip(s: Arc<dyn Store>) {
         at: t0(),
         guard: None,
         percent: 100,
+        by: None,
     })
     .await
     .expect("activate a large target");

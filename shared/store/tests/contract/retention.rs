@@ -48,6 +48,7 @@ pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store
         at: start,
         guard: None,
         percent: 100,
+        by: None,
     })
     .await
     .expect("activate");

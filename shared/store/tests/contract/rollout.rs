@@ -72,6 +72,7 @@ async fn approved_v1_to_v2(
         at: t0() + Duration::hours(2),
         guard: None,
         percent,
+        by: Some("ana".into()),
     };
     (p, activation)
 }
@@ -610,4 +611,85 @@ pub async fn a_finished_withdrawal_gives_the_version_back(s: Arc<dyn Store>) {
             "V2 stays stored"
         );
     }
+}
+
+/// Every status change lands in the plan's history with who asked for it, in
+/// the same write as the change; however many pauses and resumes follow, the
+/// plan keeps only the newest records, in order.
+pub async fn the_history_keeps_each_change_and_who_asked(s: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    let (p, activation) = approved_v1_to_v2(&s, tenant, sid, 10).await;
+    let mut plan = s.activate_plan(&activation).await.expect("activate");
+    // Now, not the fixtures' fixed past: a deployed plan's head expires after
+    // its retention period, counted from its deployment.
+    let at = chrono::Utc::now();
+    let step = async |plan: &MigrationPlan, command: PlanCommand, by: &str| {
+        let change = lifecycle_transition(plan.status, command, at)
+            .expect("legal")
+            .by((!by.is_empty()).then(|| by.to_string()));
+        s.transition_plan(&PlanTransition {
+            tenant,
+            plan_id: plan.id,
+            expected_revision: plan.revision,
+            change,
+            rollout: None,
+        })
+        .await
+        .expect("transition")
+    };
+    plan = step(&plan, PlanCommand::FinishDeploying, "").await;
+    plan = step(&plan, PlanCommand::Pause, "bo").await;
+    let stored = s.get_plan(tenant, p.id).await.unwrap().unwrap();
+    let seen: Vec<_> = stored
+        .transitions
+        .iter()
+        .map(|r| (r.from, r.to, r.revision, r.by.as_deref(), r.percent))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                PlanStatus::Pending,
+                PlanStatus::Approved,
+                1,
+                Some("bob"),
+                None
+            ),
+            (
+                PlanStatus::Approved,
+                PlanStatus::Deploying,
+                2,
+                Some("ana"),
+                Some(10)
+            ),
+            (PlanStatus::Deploying, PlanStatus::Deployed, 3, None, None),
+            (
+                PlanStatus::Deployed,
+                PlanStatus::Paused,
+                4,
+                Some("bo"),
+                None
+            ),
+        ]
+    );
+    assert_eq!(stored.transitions, plan.transitions, "the write returns it");
+    for round in 0..30 {
+        let resume = PlanCommand::Resume {
+            to: PlanStatus::Deployed,
+        };
+        plan = step(&plan, resume, &format!("resume {round}")).await;
+        plan = step(&plan, PlanCommand::Pause, &format!("pause {round}")).await;
+    }
+    // The header (what the status routes read) carries it too.
+    let header = s.get_plan_header(tenant, p.id).await.unwrap().unwrap();
+    assert_eq!(header.transitions.len(), planning::MAX_TRANSITIONS_KEPT);
+    let revisions: Vec<u64> = header.transitions.iter().map(|r| r.revision).collect();
+    let first = header.revision + 1 - planning::MAX_TRANSITIONS_KEPT as u64;
+    assert_eq!(revisions, (first..=header.revision).collect::<Vec<_>>());
+    let last = header.transitions.last().unwrap();
+    assert_eq!(
+        (last.to, last.by.as_deref()),
+        (PlanStatus::Paused, Some("pause 29"))
+    );
 }

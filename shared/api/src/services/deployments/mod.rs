@@ -22,6 +22,8 @@ use super::Deps;
 use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 use crate::services::plans::{load, load_header, plans_of};
 
+pub use rollout::RolloutCommandRequest;
+use rollout::actor_problem;
 pub(crate) use rollout::{enforce_guard, enforce_guard_of, pause, resume_rollout, withdraw};
 #[cfg(feature = "local")]
 pub use walk::sweep_forever;
@@ -65,6 +67,7 @@ pub(crate) async fn deploy(
             "value_error.number.range",
         ));
     }
+    issues.extend(actor_problem(request.by.as_deref()));
     if !issues.is_empty() {
         return Err(ServiceError::Invalid {
             input: Input::Document,
@@ -107,6 +110,7 @@ pub(crate) async fn deploy(
         at: now,
         guard: request.guard,
         percent,
+        by: request.by,
     };
     let plan = match store.activate_plan(&activation).await {
         Ok(plan) => plan,
@@ -153,7 +157,7 @@ async fn ramp(
         percent,
         pass: plan.rollout_pass + 1,
     };
-    let change = lifecycle::transition(plan.status, command, now)?;
+    let change = lifecycle::transition(plan.status, command, now)?.by(request.by.clone());
     let transition = PlanTransition {
         tenant: plan.tenant_id,
         plan_id: plan.id,

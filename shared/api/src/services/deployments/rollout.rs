@@ -11,12 +11,43 @@ use uuid::Uuid;
 use super::walk::{Takeover, mark, resume, resume_chains};
 use super::{DeployOutcome, progress, status};
 use crate::services::Deps;
-use crate::services::error::{ServiceError, ServiceResult};
+use crate::services::error::{Input, Issue, ServiceError, ServiceResult};
 use crate::services::plans::{load, load_header};
 
 /// Transitions a pause or resume tries before giving up with a 409: each lost
 /// race is marking finishing (`deploying` → `deployed`) in between.
 const ROLLOUT_TRANSITION_ATTEMPTS: usize = 4;
+
+/// The optional body of `POST …/pause`, `…/resume` and `…/withdraw`.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutCommandRequest {
+    /// Who asks, for the plan's history (`transitions`); at most 200 characters.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// A `by` field the plan's history cannot keep as given: 422 rather than cut.
+pub(crate) fn actor_problem(by: Option<&str>) -> Option<Issue> {
+    by.filter(|by| by.chars().count() > planning::MAX_ACTOR_CHARS)
+        .map(|_| {
+            Issue::new(
+                &["by"],
+                "by must be at most 200 characters",
+                "value_error.any_str.max_length",
+            )
+        })
+}
+
+fn check_actor(by: Option<&str>) -> ServiceResult<()> {
+    match actor_problem(by) {
+        Some(issue) => Err(ServiceError::Invalid {
+            input: Input::Document,
+            issues: vec![issue],
+        }),
+        None => Ok(()),
+    }
+}
 
 /// Store `command`'s transition on the plan as it is now, reading again when
 /// marking moved it in between; `None` from `command` means nothing is to be
@@ -28,13 +59,15 @@ async fn transition_rollout(
     plan_id: Uuid,
     command: impl Fn(&MigrationPlan) -> Option<PlanCommand>,
     now: DateTime<Utc>,
+    by: Option<String>,
 ) -> ServiceResult<Option<MigrationPlan>> {
+    check_actor(by.as_deref())?;
     for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
         let plan = load_header(store, tenant, plan_id).await?;
         let Some(command) = command(&plan) else {
             return Ok(None);
         };
-        let change = lifecycle::transition(plan.status, command, now)?;
+        let change = lifecycle::transition(plan.status, command, now)?.by(by.clone());
         match store
             .transition_plan(&PlanTransition {
                 tenant,
@@ -64,8 +97,17 @@ pub(crate) async fn pause(
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
+    by: Option<String>,
 ) -> ServiceResult<DeploymentStatus> {
-    transition_rollout(store, tenant, plan_id, |_| Some(PlanCommand::Pause), now).await?;
+    transition_rollout(
+        store,
+        tenant,
+        plan_id,
+        |_| Some(PlanCommand::Pause),
+        now,
+        by,
+    )
+    .await?;
     status(store, tenant, plan_id).await
 }
 
@@ -77,6 +119,7 @@ pub(crate) async fn resume_rollout(
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
+    by: Option<String>,
 ) -> ServiceResult<DeployOutcome> {
     let plan = transition_rollout(
         state.store(),
@@ -88,6 +131,7 @@ pub(crate) async fn resume_rollout(
             })
         },
         now,
+        by,
     )
     .await?;
     if let Some(plan) = plan.filter(|plan| plan.status == PlanStatus::Deploying) {
@@ -110,7 +154,9 @@ pub(crate) async fn withdraw(
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
+    by: Option<String>,
 ) -> ServiceResult<DeployOutcome> {
+    check_actor(by.as_deref())?;
     let store = state.store();
     let header = load_header(store, tenant, plan_id).await?;
     if header.status == PlanStatus::Withdrawing {
@@ -126,6 +172,7 @@ pub(crate) async fn withdraw(
             })
         },
         now,
+        by,
     )
     .await?;
     tracing::warn!(%tenant, %plan_id, "rollout withdrawn: clearing its unapplied flags");
@@ -166,6 +213,7 @@ pub(crate) async fn enforce_guard(
             })
         },
         now,
+        None,
     )
     .await?;
     if halted.is_some() {

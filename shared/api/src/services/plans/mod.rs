@@ -266,6 +266,7 @@ pub(crate) async fn generate(
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 1,
     };
     let mut created = store.create_plan(&plan, &target).await;

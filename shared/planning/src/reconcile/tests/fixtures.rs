@@ -190,6 +190,7 @@ impl PlanSpec {
             halt_reason: None,
             percent: None,
             rollout_pass: 0,
+            transitions: Vec::new(),
             revision: 1,
         })
     }

@@ -334,6 +334,7 @@ fn rich_plan() -> MigrationPlan {
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: 6,
     };
     plan.summary.total_anchors = 5;

@@ -113,6 +113,7 @@ pub(super) fn plan_from_head(item: &Item) -> StoreResult<MigrationPlan> {
         halt_reason: None,
         percent: None,
         rollout_pass: 0,
+        transitions: Vec::new(),
         revision: get_n(item, "revision")?,
     })
 }
