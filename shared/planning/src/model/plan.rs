@@ -233,6 +233,7 @@ pub struct DeployRequest {
     pub guard: Option<RolloutGuard>,
     /// Who deploys or ramps, for the plan's history (at most 200 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub by: Option<String>,
 }
 

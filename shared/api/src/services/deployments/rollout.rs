@@ -24,6 +24,7 @@ const ROLLOUT_TRANSITION_ATTEMPTS: usize = 4;
 pub struct RolloutCommandRequest {
     /// Who asks, for the plan's history (`transitions`); at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub by: Option<String>,
 }
 
