@@ -26,6 +26,7 @@ mod plan_expiry;
 mod reconcile_http;
 mod reconcile_preview_http;
 mod retention;
+mod rollout_drain;
 mod rollout_guard;
 mod rollout_pause;
 mod rollout_ramp;

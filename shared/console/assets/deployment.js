@@ -3,8 +3,12 @@
 
 import { api, get, failed } from './api.js';
 import { h, put, show, announce, notice, fmtTime, badge, plural, navigate, SCENARIO_WORDS } from './dom.js';
+import { progressChart, progressSamples } from './chart.js';
 
 const POLL_MS = 1000;
+// Once deployed, flagged sessions migrate as their customers come back: the
+// page keeps following the drain, at a slower pace.
+const DRAIN_POLL_MS = 10_000;
 
 // ----- deployment progress ------------------------------------------------------
 
@@ -20,6 +24,8 @@ export async function progressPage(planId) {
   // The controls outlive a poll while a confirmation is open and the rollout
   // has not changed: a count read a second later must not close the question.
   const controls = { element: null, key: '', latest: null };
+  const samples = progressSamples();
+  let announced = '';
   async function poll() {
     if (location.pathname !== here) return; // the operator left the page
     let st;
@@ -32,6 +38,7 @@ export async function progressPage(planId) {
     }
     if (location.pathname !== here) return;
     controls.latest = st;
+    samples.add(st);
     const marked = st.sessions_marked || 0;
     const applied = st.migrations_applied || 0;
     const percent = st.percent ?? 100;
@@ -73,17 +80,19 @@ export async function progressPage(planId) {
         ? h('div', { class: 'notice warning', role: 'status', id: 'withdrawing-banner' }, `Withdrawing the rollout: nothing more is applied, and the flags not yet applied are being cleared (${st.flags_withdrawn || 0} so far, ${plural(st.migrations_pending || 0, 'flag')} left).`) : null,
       st.status === 'withdrawn'
         ? h('div', { class: 'notice ok', role: 'status', id: 'withdrawn-banner' }, `Rollout withdrawn: ${plural(st.flags_withdrawn || 0, 'flag')} cleared before they were applied; the from-version is current again. Sessions migrated before the withdrawal stay on the new version (${applied + (st.migrations_applied_unflagged || 0)}).`) : null,
+      progressChart(samples, st),
       guardFigures(st),
       controls.element,
       st.status === 'withdrawn' ? returnPlan(planId) : null,
       done ? h('button', { type: 'button', onclick: refresh }, 'Refresh counts') : null);
     if (st.status === 'deploying' || st.status === 'approved' || st.status === 'withdrawing') {
       timer = setTimeout(poll, POLL_MS);
-    } else if (done) {
-      announce(`Deployment finished: deployed at ${percent}%`);
-    } else if (st.status === 'withdrawn') {
-      announce('Rollout withdrawn');
+    } else if (done && (st.migrations_pending || 0) > 0) {
+      timer = setTimeout(poll, DRAIN_POLL_MS);
     }
+    const said = done ? `Deployment finished: deployed at ${percent}%` : st.status === 'withdrawn' ? 'Rollout withdrawn' : '';
+    if (said && said !== announced) announce(said);
+    announced = said;
   }
   poll();
 }

@@ -41,7 +41,7 @@ macro_rules! asset {
 
 /// Every asset. `console.js` is the entry module (index.html loads it); the
 /// others are the modules it imports, one concern each.
-pub const ASSETS: [Asset; 11] = [
+pub const ASSETS: [Asset; 12] = [
     asset!("console.css", CSS),
     asset!("console.js", JS),
     asset!("api.js", JS),
@@ -51,6 +51,7 @@ pub const ASSETS: [Asset; 11] = [
     asset!("diagram.js", JS),
     asset!("policy.js", JS),
     asset!("deployment.js", JS),
+    asset!("chart.js", JS),
     asset!("preview.js", JS),
     asset!("forecast.js", JS),
 ];

@@ -5,6 +5,7 @@
 
 pub mod conditions;
 pub mod diff;
+pub mod drain;
 pub mod eligibility;
 pub mod forecast;
 mod graph;

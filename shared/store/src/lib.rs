@@ -211,6 +211,16 @@ pub trait Store: Send + Sync + 'static {
         self.get_plan_stats(tenant, plan_id).await
     }
 
+    /// The plan's flagged migrations applied per minute, for the minutes from
+    /// `since` (a minute's start) on, oldest first; minutes with none are
+    /// absent. Counted in the same write as each migration and kept a day.
+    async fn applied_per_minute(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<planning::AppliedInMinute>>;
+
     /// Start marking pass `pass` of a deploying plan (0: the deploy's, one more
     /// per ramp): register its chains (each at its first page, all of this pass)
     /// and how many must finish — those of earlier passes, all done, plus these.

@@ -157,6 +157,7 @@ store::backend_matrix! {
         record_marking_page_is_idempotent,
         apply_session_change_once_under_concurrency,
         apply_session_change_unflagged_and_pinned,
+        applied_per_minute_counts_flagged_migrations_by_minute,
         events_paging,
         large_plan_round_trip,
     ],

@@ -338,6 +338,28 @@ pub(super) async fn operator_flow(c: Page, base: &str) {
         .await
         .unwrap();
     wait_text(&c, "#progress-numbers", "Migrations applied\n1").await;
+    // The drain: the migration just applied in this minute's bar, its pace, and the
+    // applied line of the samples this page took.
+    wait_text(&c, "#drain", "1 flagged session migrated in the last hour").await;
+    let bar = wait_for(&c, "#applied-per-minute rect.bar-applied").await;
+    assert_eq!(
+        bar.attr("data-applied").await.unwrap().as_deref(),
+        Some("1")
+    );
+    let line = wait_for(&c, "#progress-lines polyline.line-applied").await;
+    assert_eq!(line.attr("data-last").await.unwrap().as_deref(), Some("1"));
+    let pending = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/migration-plans/{plan_id}/deployment-status"),
+            None,
+        )
+        .await["migrations_pending"]
+        .as_u64()
+        .unwrap();
+    if pending > 0 {
+        wait_text(&c, "#drain", "will have migrated by").await;
+    }
 
     // ----- a rollout guard halts: the banner with its reason, the figures -----------------
     // A second scenario whose V2 keeps nothing: every migrated session exits.

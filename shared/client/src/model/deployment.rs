@@ -99,6 +99,31 @@ pub struct DeploymentStatus {
     pub resumptions: u64,
     pub sessions_marked: u64,
     pub status: PlanStatus,
+    /// How fast the flagged sessions migrate, and when the last will have.
+    #[serde(default)]
+    pub drain: Drain,
+}
+
+/// The pace of a rollout's flagged sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Flagged sessions migrated in the current minute and the 59 before it.
+    pub applied_last_hour: u64,
+    /// When the last pending session will have migrated at the last hour's
+    /// pace (absent: nothing pending, no pace, or the plan applies nothing now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<DateTime<Utc>>,
+    /// Those migrations per minute, oldest first (minutes with none left out).
+    #[serde(default)]
+    pub applied_per_minute: Vec<AppliedInMinute>,
+}
+
+/// Flagged sessions a plan migrated in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedInMinute {
+    /// The minute's start (UTC).
+    pub minute: DateTime<Utc>,
+    pub applied: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

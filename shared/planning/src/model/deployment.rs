@@ -88,4 +88,32 @@ pub struct DeploymentStatus {
     /// Marking chains resumed after they stalled (a process died, a store error).
     #[serde(default)]
     pub resumptions: u64,
+    /// How fast the flagged sessions migrate, and when the last will have.
+    #[serde(default)]
+    pub drain: Drain,
+}
+
+/// The pace of a rollout's flagged sessions (`migrations_applied` counts them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Drain {
+    /// Flagged sessions migrated in the current minute and the 59 before it.
+    pub applied_last_hour: u64,
+    /// When the last pending session will have migrated at the last hour's
+    /// pace; absent when nothing is pending, nothing migrated in the last
+    /// hour, or the plan applies nothing now (paused, halted, withdrawing…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<DateTime<Utc>>,
+    /// Those migrations per minute, oldest first; minutes with none are left out.
+    #[serde(default)]
+    pub applied_per_minute: Vec<AppliedInMinute>,
+}
+
+/// Flagged sessions a plan migrated in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppliedInMinute {
+    /// The minute's start (UTC).
+    pub minute: DateTime<Utc>,
+    pub applied: u64,
 }

@@ -6,7 +6,7 @@ use planning::MigrationScenario;
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attr::{bad_item, get_s, get_time, s};
+use super::attr::{bad_item, get_n, get_s, get_time, s};
 use super::expr::Expr;
 use super::items::ttl_av;
 use super::keys::{events_pk, key, migrated_by_pk, page_of, plan_pk, token_item};
@@ -79,7 +79,7 @@ impl DynamoStore {
         migrated.insert("plan_id".into(), s(event.plan_id.to_string()));
         migrated.insert("at".into(), s(time_key(&event.at)));
         migrated.insert(TTL.into(), ttl_av(event.at, self.retention.event_days));
-        Ok(vec![
+        let mut items = vec![
             self.tx_put(self.main(), item, Some("attribute_not_exists(pk)"))?,
             self.tx_update(
                 self.main(),
@@ -88,9 +88,62 @@ impl DynamoStore {
                 None,
             )?,
             self.tx_put(self.main(), migrated, None)?,
-        ])
+        ];
+        if was_flagged {
+            // The drain's per-minute count, kept a day (the status reads the last hour).
+            let minute = planning::drain::minute_of(event.at);
+            let mut count = Expr::default();
+            count.add("applied", 1);
+            count.set("minute", s(time_key(&minute)));
+            count.set(TTL, ttl_av(minute, 1));
+            items.push(self.tx_update(
+                self.main(),
+                key(
+                    plan_pk(t, event.plan_id),
+                    &format!("{APPLIED_MINUTE_PREFIX}{}", time_key(&minute)),
+                ),
+                &count,
+                None,
+            )?);
+        }
+        Ok(items)
+    }
+
+    /// The plan's per-minute counts from `since` on ([`crate::Store::applied_per_minute`]).
+    pub(super) async fn applied_per_minute(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<planning::AppliedInMinute>> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.main())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(plan_pk(tenant, plan_id)))
+            .expression_attribute_values(
+                ":from",
+                s(format!("{APPLIED_MINUTE_PREFIX}{}", time_key(&since))),
+            )
+            // '~' sorts after every character of a time key.
+            .expression_attribute_values(":to", s(format!("{APPLIED_MINUTE_PREFIX}~")))
+            .consistent_read(true);
+        self.query_all(query)
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(planning::AppliedInMinute {
+                    minute: get_time(item, "minute")?,
+                    applied: get_n(item, "applied")?,
+                })
+            })
+            .collect()
     }
 }
+
+/// Sort-key prefix of a plan's per-minute counts of applied flagged migrations.
+const APPLIED_MINUTE_PREFIX: &str = "APPLIED#";
 
 pub(super) fn scenario_counter(scenario: MigrationScenario) -> &'static str {
     scenario.as_str()

@@ -109,6 +109,15 @@ impl Store for DynamoStore {
         marking::get_plan_counters(self, tenant, plan_id).await
     }
 
+    async fn applied_per_minute(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<planning::AppliedInMinute>> {
+        DynamoStore::applied_per_minute(self, tenant, plan_id, since).await
+    }
+
     async fn start_marking(
         &self,
         tenant: Uuid,

@@ -93,6 +93,10 @@ pub(super) fn deploying_key(t: Uuid, pid: Uuid) -> String {
 pub(super) fn migrated_by_prefix(t: Uuid, session_id: &str) -> String {
     format!("{t}/MIGRATEDBY/{session_id}/")
 }
+/// Per-minute counts of a plan's applied flagged migrations, by minute.
+pub(super) fn applied_minutes_prefix(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/APM/{pid}/")
+}
 pub(super) fn events_prefix(t: Uuid, pid: Uuid) -> String {
     format!("{t}/EVT/{pid}/")
 }

@@ -23,6 +23,7 @@
 //! | `EXPIRE/{at}/{key}` | `key` is deleted by [`Store::sweep_expired`](crate::Store::sweep_expired) once `at` has passed (retention) |
 //! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
+//! | `{t}/APM/{plan}/{minute}` | `AppliedInMinute`: the plan's flagged migrations applied in that minute (kept a day) |
 //! | `{t}/SESS/{session}` | `Session` |
 //! | `{t}/COUNT/{scenario}/{v}/{step}` | sessions at that step (decimal text), moved in the transaction of every session write (`counts`) |
 //! | `COUNTS/READY` | every stored session is counted (set on open; older files are counted once first) |

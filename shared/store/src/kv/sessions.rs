@@ -8,8 +8,8 @@ use crate::codec::{decode_token, encode_token, time_key};
 
 use super::counts;
 use super::keys::{
-    events_prefix, mark_ids_key, migrated_by_prefix, plan_header_key, prefix_end,
-    scenario_head_key, session_key, stats_key, step_entry_key, step_shard_prefix,
+    applied_minutes_prefix, events_prefix, mark_ids_key, migrated_by_prefix, plan_header_key,
+    prefix_end, scenario_head_key, session_key, stats_key, step_entry_key, step_shard_prefix,
 };
 use super::marking::load_stats;
 use super::retention::expire_at;
@@ -255,6 +255,9 @@ pub(super) fn apply_session_change(
         let mut stats = load_stats(kv, change.tenant, e.plan_id)?;
         count_migration(&mut stats, applied);
         save(kv, &stats_key(change.tenant, e.plan_id), &stats)?;
+        if applied.was_flagged {
+            count_in_minute(kv, change.tenant, e.plan_id, e.at)?;
+        }
         let migrated = format!(
             "{}{}",
             migrated_by_prefix(change.tenant, &change.session_id),
@@ -338,4 +341,39 @@ pub(super) fn list_events(kv: &dyn KvRead, q: &EventQuery) -> StoreResult<EventP
         _ => None,
     };
     Ok(EventPage { events, next_token })
+}
+
+/// One more flagged migration of the plan in the minute of `at`.
+fn count_in_minute(
+    kv: &mut dyn KvWrite,
+    t: Uuid,
+    plan_id: Uuid,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let minute = planning::drain::minute_of(at);
+    let key = format!(
+        "{}{}",
+        applied_minutes_prefix(t, plan_id),
+        time_key(&minute)
+    );
+    let counted: Option<planning::AppliedInMinute> = load(kv, &key)?;
+    if counted.is_none() {
+        expire_at(kv, &key, minute + chrono::Duration::days(1))?;
+    }
+    let applied = counted.map_or(0, |c| c.applied) + 1;
+    save(kv, &key, &planning::AppliedInMinute { minute, applied })
+}
+
+pub(super) fn applied_per_minute(
+    kv: &dyn KvRead,
+    t: Uuid,
+    plan_id: Uuid,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<planning::AppliedInMinute>> {
+    let prefix = applied_minutes_prefix(t, plan_id);
+    let start = format!("{prefix}{}", time_key(&since));
+    kv.range(&start, &prefix_end(&prefix), false, usize::MAX)?
+        .into_iter()
+        .map(|(_, value)| decode_value(&value))
+        .collect()
 }

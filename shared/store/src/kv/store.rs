@@ -168,6 +168,17 @@ impl<B: KvBackend> Store for KvStore<B> {
             .await
     }
 
+    async fn applied_per_minute(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<planning::AppliedInMinute>> {
+        self.backend
+            .read(move |kv| super::sessions::applied_per_minute(kv, tenant, plan_id, since))
+            .await
+    }
+
     async fn start_marking(
         &self,
         tenant: Uuid,

@@ -211,6 +211,15 @@ impl Store for FaultyStore {
         self.inner.get_plan_counters(tenant, plan_id).await
     }
 
+    async fn applied_per_minute(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<planning::AppliedInMinute>> {
+        self.inner.applied_per_minute(tenant, plan_id, since).await
+    }
+
     async fn start_marking(
         &self,
         tenant: Uuid,

@@ -93,6 +93,18 @@ pub async fn apply_session_change_once_under_concurrency(s: Arc<dyn Store>) {
     assert_eq!(stats.clean_graft + stats.re_route, 0);
     assert_eq!(stats.checkpoint_blocks, 1);
     assert!(stats.last_migration_at.is_some());
+    // The drain's per-minute count moved once too, in the minute applied.
+    let minutes = s
+        .applied_per_minute(tenant, plan_id, planning::drain::minute_of(at))
+        .await
+        .expect("per minute");
+    assert_eq!(
+        minutes,
+        vec![planning::AppliedInMinute {
+            minute: planning::drain::minute_of(at),
+            applied: 1
+        }]
+    );
     let events = s
         .list_events(&EventQuery {
             tenant,
@@ -234,5 +246,96 @@ pub async fn apply_session_change_unflagged_and_pinned(s: Arc<dyn Store>) {
             .expect("stats")
             .migrations_applied,
         1
+    );
+}
+
+/// The drain's per-minute counts: exact per minute, only the flagged
+/// migrations (those that shorten the pending list), only this plan's, and
+/// only from the minute asked for on.
+pub async fn applied_per_minute_counts_flagged_migrations_by_minute(s: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let sid = Uuid::new_v4();
+    let (step_a, step_new) = (Uuid::new_v4(), Uuid::new_v4());
+    let (plan_id, other_plan) = (Uuid::new_v4(), Uuid::new_v4());
+    let minute = |m: i64| planning::drain::minute_of(t0()) + Duration::minutes(m);
+    // (session, plan, applied at, flagged)
+    let cases = [
+        ("m-0", plan_id, minute(0) + Duration::seconds(5), true),
+        ("m-1", plan_id, minute(0) + Duration::seconds(59), true),
+        ("m-2", plan_id, minute(1), true),
+        ("m-3", plan_id, minute(3) + Duration::seconds(30), true),
+        ("m-4", plan_id, minute(3) + Duration::seconds(31), false),
+        ("m-5", other_plan, minute(3), true),
+    ];
+    for (id, plan, at, flagged) in cases {
+        let mut x = session(tenant, id, sid, 1, step_a);
+        if flagged {
+            x.pending_migration = Some(pending(plan, step_a));
+        }
+        s.put_session(&x).await.expect("put");
+        let change = SessionChange {
+            tenant,
+            session_id: id.into(),
+            expect: if flagged {
+                SessionExpectation::FlaggedBy(plan)
+            } else {
+                SessionExpectation::UnflaggedAt { version: 1 }
+            },
+            expected_revision: 0,
+            new_position: Some(NewPosition {
+                version: 2,
+                step_id: step_new,
+                checksum: "cccccccccccccccc".into(),
+            }),
+            pin_version: None,
+            clear_flag: true,
+            set_variables: BTreeMap::new(),
+            at,
+            applied: Some(AppliedMigration {
+                event: event(tenant, plan, id, at, MigrationScenario::CleanGraft, false),
+                was_flagged: flagged,
+            }),
+            require_applying: Vec::new(),
+            expect_head: None,
+        };
+        assert!(
+            s.apply_session_change(&change).await.expect("apply"),
+            "{id}"
+        );
+    }
+    let counted = |m: i64, applied: u64| planning::AppliedInMinute {
+        minute: minute(m),
+        applied,
+    };
+    assert_eq!(
+        s.applied_per_minute(tenant, plan_id, minute(0))
+            .await
+            .unwrap(),
+        vec![counted(0, 2), counted(1, 1), counted(3, 1)]
+    );
+    assert_eq!(
+        s.applied_per_minute(tenant, plan_id, minute(1))
+            .await
+            .unwrap(),
+        vec![counted(1, 1), counted(3, 1)]
+    );
+    assert!(
+        s.applied_per_minute(tenant, plan_id, minute(4))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.applied_per_minute(tenant, other_plan, minute(0))
+            .await
+            .unwrap(),
+        vec![counted(3, 1)]
+    );
+    // Another tenant sees nothing of it.
+    assert!(
+        s.applied_per_minute(Uuid::new_v4(), plan_id, minute(0))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

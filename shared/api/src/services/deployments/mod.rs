@@ -249,6 +249,14 @@ pub(crate) async fn status(
     // Status and counters only: never the plan's body.
     let plan = load_header(store, tenant, plan_id).await?;
     let stats = store.get_plan_stats(tenant, plan_id).await?;
+    let now = Utc::now();
+    let per_minute = store
+        .applied_per_minute(tenant, plan_id, planning::drain::window_start(now))
+        .await?;
+    let pending = stats
+        .sessions_marked
+        .saturating_sub(stats.flagged_applied)
+        .saturating_sub(stats.flags_withdrawn);
     Ok(DeploymentStatus {
         plan_id,
         status: plan.status,
@@ -257,10 +265,7 @@ pub(crate) async fn status(
         // Counted apart so that applied never exceeds marked: a session reconciled
         // without a flag was never part of `sessions_marked`.
         migrations_applied: stats.flagged_applied,
-        migrations_pending: stats
-            .sessions_marked
-            .saturating_sub(stats.flagged_applied)
-            .saturating_sub(stats.flags_withdrawn),
+        migrations_pending: pending,
         flags_withdrawn: stats.flags_withdrawn,
         migrations_applied_unflagged: stats
             .migrations_applied
@@ -281,5 +286,6 @@ pub(crate) async fn status(
         pages_failed: stats.pages_failed,
         last_progress_at: stats.last_progress_at,
         resumptions: stats.resumptions,
+        drain: planning::drain::drain(plan.status, pending, &per_minute, now),
     })
 }
