@@ -432,3 +432,73 @@ async fn a_halt_is_counted_once() {
     let name = "focal_migrations_rollouts_halted_total";
     assert_eq!(sample(&after, name, &[]) - sample(&before, name, &[]), 1.0);
 }
+
+/// A page that fails its last allowed delivery is counted `failed` once, and
+/// every stalled chain a resume takes over `resumed` once: as many as the
+/// plan's own `pages_failed` and `resumptions` say.
+#[tokio::test]
+async fn failed_pages_and_resumed_chains_are_counted_as_the_plan_counts_them() {
+    use crate::fanout::deployment::{deploy, prepare, session_id, small_population, status};
+    use crate::fanout::rig::{Faults, manual_fixture};
+    use api::worker::MessageOutcome;
+
+    let (recorder, handle) = api::metrics::prometheus::recorder();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let Some(fx) = manual_fixture(Backend::Embedded, Faults::default()).await else {
+        return;
+    };
+    let manual = fx.manual.clone().expect("manual queue");
+    let deployment = prepare(&fx.app, small_population()).await;
+    let plan_id = deployment.plan_id.as_str();
+    let reply = deploy(&fx.app, plan_id).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let before = parse(&handle.render());
+
+    // Every chain's first page, each on its last allowed delivery; the page
+    // holding s1-00000 fails.
+    fx.faults.set_poison(Some(&session_id(1, 0)));
+    let last = fx.app.state.config().mark_max_receives;
+    let mut retried = 0;
+    for message in manual.take().await {
+        let body = serde_json::to_string(&message).expect("message json");
+        if api::worker::process_body(&fx.app.state, &body, last).await == MessageOutcome::Retry {
+            retried += 1;
+        }
+    }
+    assert_eq!(retried, 1);
+    let st = status(&fx.app, plan_id).await;
+    assert_eq!(st["pages_failed"], 1, "{st}");
+    assert_eq!(st["resumptions"], 0, "{st}");
+
+    // Paused while its chains wait (their next pages sit undelivered), then
+    // resumed: the resume takes over every unfinished chain at once.
+    for action in ["pause", "resume"] {
+        let reply = fx
+            .app
+            .call(
+                "POST",
+                &format!("/migration-plans/{plan_id}/{action}"),
+                Some(json!({})),
+            )
+            .await;
+        assert!(reply.status < 300, "{action}: {:?}", reply.body);
+    }
+    let resumed = status(&fx.app, plan_id).await["resumptions"]
+        .as_u64()
+        .expect("resumptions");
+    assert!(resumed >= 1, "no chain was resumed");
+
+    let after = parse(&handle.render());
+    let pages = |samples: &Samples, outcome: &str| {
+        sample(
+            samples,
+            "focal_migrations_marking_pages_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(pages(&after, "failed") - pages(&before, "failed"), 1.0);
+    assert_eq!(
+        pages(&after, "resumed") - pages(&before, "resumed"),
+        resumed as f64
+    );
+}

@@ -123,10 +123,12 @@ async fn ttl_is_set(fresh: store::testing::FreshTables) {
             "HEAD" | "STATS" | "CHAIN" => assert!(near(ttl_of(item), 90), "{sk}: {item:?}"),
             // A marking page's claim lives as long as its ledger entry.
             "LEDGER" | "CLAIM" => assert!(near(ttl_of(item), 7), "{sk}: {item:?}"),
+            // The drain's per-minute count of applied migrations: a day.
+            "APPLIED" => assert!(near(ttl_of(item), 1), "{sk}: {item:?}"),
             other => panic!("unexpected item {other}"),
         }
     }
-    for kind in ["HEAD", "STATS", "CHAIN", "LEDGER", "CLAIM"] {
+    for kind in ["HEAD", "STATS", "CHAIN", "LEDGER", "CLAIM", "APPLIED"] {
         assert!(seen.contains_key(kind), "{kind} missing: {seen:?}");
     }
     let events = items(format!("{tenant}#EVT#{plan_id}")).await;

@@ -13,8 +13,8 @@
 //! Waits poll the deployment status; the only deadline is a hang guard.
 
 mod delivered_by_hand;
-mod deployment;
-mod rig;
+pub(crate) mod deployment;
+pub(crate) mod rig;
 mod through_the_queue;
 
 use crate::common::Backend;
