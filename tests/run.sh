@@ -56,7 +56,6 @@ STATE_DIR=""
 cleanup() {
     local rc=$?
     stop_lambda_build
-    stop_debug_build
     if [ -n "$STATE_DIR" ]; then
         fm_stop_services "$STATE_DIR" || true
         rm -rf "$STATE_DIR"
@@ -115,15 +114,7 @@ step() {
 }
 
 install_tools() {
-    # Third-party tools (geckodriver is compiled from crates.io) are built with the plain
-    # compiler: the lint is for this workspace's code.
-    local wrapper="${RUSTC_WORKSPACE_WRAPPER:-}" clippy_args="${CLIPPY_ARGS:-}" rc=0
-    unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
-    fm_ensure_all || rc=$?
-    if [ -n "$wrapper" ]; then
-        export RUSTC_WORKSPACE_WRAPPER="$wrapper" CLIPPY_ARGS="$clippy_args"
-    fi
-    return "$rc"
+    fm_ensure_all
 }
 
 # What the Lambda release build needs (cargo-lambda and zig from the venv, the aarch64 standard
@@ -280,8 +271,6 @@ start_lambda_build() {
     # A subshell keeps the script's functions and variables; it lowers its own priority.
     (
         renice -n 10 -p "$BASHPID" >/dev/null
-        # Not linted: the debug build lints the same code.
-        unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
         build_lambdas
     ) >"$LAMBDA_LOG" 2>&1 &
     LAMBDA_PID=$!
@@ -300,52 +289,9 @@ stop_lambda_build() {
     fi
 }
 
-# Lint while building: clippy-driver as the workspace members' compiler (what `cargo clippy`
-# sets up, with its `-D warnings`) checks every target as `cargo clippy --workspace
-# --all-targets -- -D warnings` does, and produces the binaries too — one compilation instead of
-# a check of every dependency followed by a build (~150 s of CI). Exported for every later
-# cargo call, so that none of them compiles the workspace again. The Lambda release build
-# (its own subshell, started before this is exported) is not linted twice.
-lint_while_building() {
-    RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
-    export RUSTC_WORKSPACE_WRAPPER
-    export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-    [ -x "$RUSTC_WORKSPACE_WRAPPER" ] || fm_die "clippy-driver not found: rustup component add clippy"
-}
-
-# The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves, so
-# they are built with the test targets, so that dependencies are compiled once with the
-# features the tests need (dev-dependencies change them) and `cargo test` reuses it all. (The
-# criterion benches are compiled, and so linted, by the documented-workflows step, which runs
-# them once in the test profile.) It starts first, in the background: the tool installs that
-# follow mostly wait on the network, and the build fills that time.
-DEBUG_BUILD_PID=""
-DEBUG_BUILD_LOG=""
-start_debug_build() {
-    DEBUG_BUILD_LOG="$(mktemp "$FM_CACHE/debug-build.XXXXXX")"
-    cargo build --workspace --bins --tests --examples >"$DEBUG_BUILD_LOG" 2>&1 &
-    DEBUG_BUILD_PID=$!
-    echo "started (pid $DEBUG_BUILD_PID); its output: $DEBUG_BUILD_LOG"
-}
-wait_debug_build() {
-    local rc=0
-    wait "$DEBUG_BUILD_PID" || rc=$?
-    DEBUG_BUILD_PID=""
-    cat "$DEBUG_BUILD_LOG"
-    return "$rc"
-}
-stop_debug_build() {
-    if [ -n "$DEBUG_BUILD_PID" ]; then
-        kill_tree "$DEBUG_BUILD_PID"
-    fi
-}
-
 echo "disk: $(free_mb) MB free for $TARGET_DIR"
 # The arm64 release build of the Lambdas is the longest step (fat LTO): it starts as soon as its
 # tools are there and runs, at a lower priority, beside everything else.
-mkdir -p "$FM_CACHE"
-lint_while_building
-step --here "start cargo build --workspace --bins --tests --examples, linted by clippy (-D warnings), in the background" start_debug_build
 if [ "$QUICK" -eq 0 ]; then
     step --here "install the Lambda build's tools into .cache/" install_build_tools
     step --here "start the arm64 Lambda release build in the background" start_lambda_build
@@ -357,7 +303,22 @@ step "cargo fmt --all -- --check" cargo fmt --all -- --check
 # .rs/.js/.py/.sh file over 700 lines (one concern per file).
 step "no module cycles, no file over 700 lines (tests/services/module_cycles.py, file_sizes.py)" \
     sh -c 'python3 tests/services/module_cycles.py && python3 tests/services/file_sizes.py'
-step --here "cargo build --workspace --bins --tests --examples, linted by clippy (-D warnings): wait for it" wait_debug_build
+# Lint while building: clippy-driver as the workspace members' compiler (what `cargo clippy`
+# sets up, with its `-D warnings`) checks every target as `cargo clippy --workspace
+# --all-targets -- -D warnings` does, and produces the binaries too — one compilation instead of
+# a check of every dependency followed by a build (~150 s of CI). Exported for every later
+# cargo call, so that none of them compiles the workspace again. The Lambda release build,
+# started above, is not linted twice.
+export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+[ -x "$RUSTC_WORKSPACE_WRAPPER" ] || fm_die "clippy-driver not found: rustup component add clippy"
+# The invocation tests (tests/tests/lambda_invoke.rs) run the function binaries themselves, so
+# build them first — together with the test targets, so that dependencies are compiled once
+# with the features the tests need (dev-dependencies change them) and `cargo test` reuses it all.
+# (The criterion benches are compiled, and so linted, by the documented-workflows step, which
+# runs them once in the test profile.)
+step "cargo build --workspace --bins --tests --examples, linted by clippy (-D warnings)" \
+    cargo build --workspace --bins --tests --examples
 step "cargo test --workspace (the DynamoDB-heavy end-to-end groups each on a fresh DynamoDB Local)" run_tests
 # The shell blocks of the docs marked `<!-- workflow: NAME -->` (the README's run command and
 # tour, serve on DynamoDB Local, the local Lambda workflow, the benchmark commands), run as
