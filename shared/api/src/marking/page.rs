@@ -110,8 +110,8 @@ pub(crate) async fn read_page(
         .await
 }
 
-/// [`mark_page`] for a page already read (`page_id`: the page's id, from the
-/// chain and the cursor it was read from).
+/// [`mark_page`] for a page already read from `cursor` (which with the chain
+/// names the page: [`page_id`]).
 ///
 /// A page may be marked by several deliveries (a queue that delivers twice, a
 /// retry after a crash, a resumption racing a slow walk), and between two of
@@ -276,7 +276,7 @@ pub(crate) async fn settle_marking_page(
     cursor: Option<&str>,
 ) -> MarkingResult<PageOutcome> {
     let plan = ctx.plan;
-    let page_id = &super::protocol::page_id(chain, cursor);
+    let page_id = &page_id(chain, cursor);
     // Only the page its chain stands at is settled. A page recorded before (a
     // late duplicate delivery, a delivery that lost the race to record) has its
     // flags counted already, and the withdrawal's own pages clear them: clearing
@@ -285,13 +285,7 @@ pub(crate) async fn settle_marking_page(
         .list_chains(plan.tenant_id, plan.id)
         .await?
         .iter()
-        .any(|c| {
-            c.pass == chain.pass
-                && c.step_id == chain.step_id
-                && c.shard == chain.shard
-                && !c.done
-                && c.cursor.as_deref() == cursor
-        });
+        .any(|c| c.key() == chain.key() && !c.done && c.cursor.as_deref() == cursor);
     if !stands_here {
         return Ok(PageOutcome {
             marked: 0,

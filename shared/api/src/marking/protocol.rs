@@ -88,6 +88,15 @@ impl Chain {
         (chain, state.cursor)
     }
 
+    /// Which registered chain this is.
+    pub(crate) fn key(&self) -> store::ChainKey {
+        store::ChainKey {
+            step_id: self.step_id,
+            shard: self.shard,
+            pass: self.pass,
+        }
+    }
+
     /// The status the plan is in while this chain is walked.
     pub(crate) fn walking_status(&self) -> planning::PlanStatus {
         if self.withdraw {

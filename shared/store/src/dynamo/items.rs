@@ -133,13 +133,24 @@ struct PlanHeadAttributes {
 }
 
 /// A plan's status history as the head stores it (absent when empty).
-pub(super) fn transitions_text(history: &[TransitionRecord]) -> StoreResult<Option<String>> {
+fn transitions_text(history: &[TransitionRecord]) -> StoreResult<Option<String>> {
     if history.is_empty() {
         return Ok(None);
     }
     serde_json::to_string(history)
         .map(Some)
         .map_err(|_| bad_item("transitions"))
+}
+
+/// The head's `transitions` attribute once `record` is appended to `history`
+/// (the rule is `planning`'s: [`TransitionRecord::append_to`]).
+pub(super) fn transitions_after(
+    history: &[TransitionRecord],
+    record: TransitionRecord,
+) -> StoreResult<Option<Av>> {
+    let mut after = history.to_vec();
+    record.append_to(&mut after);
+    Ok(transitions_text(&after)?.map(super::attr::s))
 }
 
 pub(super) fn plan_head_item(

@@ -14,7 +14,7 @@ use super::attr::{Item, bad_item, n, s};
 use super::body::{BodyRef, PlanBody};
 use super::expr::Expr;
 use super::items::{
-    plan_from_head, plan_head_item, status_str, summary_item, transitions_text, ttl_av,
+    plan_from_head, plan_head_item, status_str, summary_item, transitions_after, ttl_av,
 };
 use super::keys::{
     CHAIN_PREFIX, blob_pk, deploying_key, key, page_of, plan_pk, plans_gsi_pk, scenario_pk,
@@ -367,12 +367,14 @@ pub(super) async fn transition_plan(
     if current.status != change.from || current.revision != transition.expected_revision {
         return Err(StoreError::Conflict("plan changed concurrently".into()));
     }
-    let mut history = current.transitions.clone();
-    change
-        .record(transition.expected_revision + 1)
-        .append_to(&mut history);
     let mut expr = Expr::default();
-    expr.set_or_remove("transitions", transitions_text(&history)?.map(s));
+    expr.set_or_remove(
+        "transitions",
+        transitions_after(
+            &current.transitions,
+            change.record(transition.expected_revision + 1),
+        )?,
+    );
     expr.set("status", s(status_str(change.to)));
     expr.set("revision", n(transition.expected_revision + 1));
     // A retry after a lost answer recognises its own transition by this id
@@ -516,9 +518,10 @@ pub(super) async fn activate_plan(
         let json = serde_json::to_string(guard).map_err(|_| bad_item("guard"))?;
         plan_expr.set("guard", s(json));
     }
-    let mut history = plan.transitions.clone();
-    a.record(a.expected_revision + 1).append_to(&mut history);
-    plan_expr.set_or_remove("transitions", transitions_text(&history)?.map(s));
+    plan_expr.set_or_remove(
+        "transitions",
+        transitions_after(&plan.transitions, a.record(a.expected_revision + 1))?,
+    );
     let write_id = new_write_id();
     plan_expr.set(WRITE_ID, s(write_id.clone()));
     let (st, rev) = (plan_expr.name("status"), plan_expr.name("revision"));

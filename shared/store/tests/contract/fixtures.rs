@@ -10,7 +10,10 @@ use planning::{
     ReconciliationAction, RegionChanges, ScenarioVersion, ScopeFilter, Session, Severity,
     StepInput, StepVisit, TransformationMap, TransitionInput,
 };
-use store::{AuditEvent, PlanQuery, PlanTransition, SessionPrecondition, SessionWrite, StoreError};
+use store::{
+    AppliedMigration, AuditEvent, NewPosition, PlanQuery, PlanTransition, SessionChange,
+    SessionExpectation, SessionPrecondition, SessionWrite, StoreError,
+};
 use uuid::Uuid;
 
 pub(super) fn t0() -> DateTime<Utc> {
@@ -303,6 +306,52 @@ pub(super) fn event(
         fields_asked: vec![],
         blocked_by_checkpoint: blocked,
         at,
+    }
+}
+
+/// A reconcile's clean graft of `session_id` (at revision `expected_revision`)
+/// to V2's `step_new` at `at`: through `plan_id`'s flag when `flagged`, else as
+/// an unflagged session of V1.
+pub(super) fn clean_graft_to_v2(
+    tenant: Uuid,
+    session_id: &str,
+    plan_id: Uuid,
+    flagged: bool,
+    expected_revision: u64,
+    step_new: Uuid,
+    at: DateTime<Utc>,
+) -> SessionChange {
+    SessionChange {
+        tenant,
+        session_id: session_id.into(),
+        expect: if flagged {
+            SessionExpectation::FlaggedBy(plan_id)
+        } else {
+            SessionExpectation::UnflaggedAt { version: 1 }
+        },
+        expected_revision,
+        new_position: Some(NewPosition {
+            version: 2,
+            step_id: step_new,
+            checksum: "cccccccccccccccc".into(),
+        }),
+        pin_version: None,
+        clear_flag: true,
+        set_variables: BTreeMap::new(),
+        at,
+        applied: Some(AppliedMigration {
+            event: event(
+                tenant,
+                plan_id,
+                session_id,
+                at,
+                MigrationScenario::CleanGraft,
+                false,
+            ),
+            was_flagged: flagged,
+        }),
+        require_applying: Vec::new(),
+        expect_head: None,
     }
 }
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use store::{
-    AppliedMigration, ChainKey, ChainStart, MarkedPage, NewPosition, PageClaim, PlanStats,
-    SessionChange, SessionExpectation, SessionMark, SessionPosition, Store,
+    ChainKey, ChainStart, MarkedPage, PageClaim, PlanStats, SessionMark, SessionPosition, Store,
 };
 use uuid::Uuid;
 
@@ -428,34 +427,7 @@ pub async fn a_mark_recognises_its_own_flag(s: Arc<dyn Store>) {
         .expect("move");
     // A reconcile applies the first one's flag.
     let at = t0() + Duration::days(1);
-    let applied = SessionChange {
-        tenant,
-        session_id: "applied".into(),
-        expect: SessionExpectation::FlaggedBy(plan_id),
-        expected_revision: 1,
-        new_position: Some(NewPosition {
-            version: 2,
-            step_id: step_new,
-            checksum: "cccccccccccccccc".into(),
-        }),
-        pin_version: None,
-        clear_flag: true,
-        set_variables: BTreeMap::new(),
-        at,
-        applied: Some(AppliedMigration {
-            event: event(
-                tenant,
-                plan_id,
-                "applied",
-                at,
-                planning::MigrationScenario::CleanGraft,
-                false,
-            ),
-            was_flagged: true,
-        }),
-        require_applying: Vec::new(),
-        expect_head: None,
-    };
+    let applied = clean_graft_to_v2(tenant, "applied", plan_id, true, 1, step_new, at);
     assert!(s.apply_session_change(&applied).await.expect("apply"));
     let again = |id: &'static str, mark: &'static str| {
         let (s, pos, flag) = (Arc::clone(&s), pos.clone(), flag.clone());

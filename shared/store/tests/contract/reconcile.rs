@@ -273,31 +273,7 @@ pub async fn applied_per_minute_counts_flagged_migrations_by_minute(s: Arc<dyn S
             x.pending_migration = Some(pending(plan, step_a));
         }
         s.put_session(&x).await.expect("put");
-        let change = SessionChange {
-            tenant,
-            session_id: id.into(),
-            expect: if flagged {
-                SessionExpectation::FlaggedBy(plan)
-            } else {
-                SessionExpectation::UnflaggedAt { version: 1 }
-            },
-            expected_revision: 0,
-            new_position: Some(NewPosition {
-                version: 2,
-                step_id: step_new,
-                checksum: "cccccccccccccccc".into(),
-            }),
-            pin_version: None,
-            clear_flag: true,
-            set_variables: BTreeMap::new(),
-            at,
-            applied: Some(AppliedMigration {
-                event: event(tenant, plan, id, at, MigrationScenario::CleanGraft, false),
-                was_flagged: flagged,
-            }),
-            require_applying: Vec::new(),
-            expect_head: None,
-        };
+        let change = clean_graft_to_v2(tenant, id, plan, flagged, 0, step_new, at);
         assert!(
             s.apply_session_change(&change).await.expect("apply"),
             "{id}"

@@ -34,12 +34,16 @@ pub(crate) fn actor_problem(by: Option<&str>) -> Option<Issue> {
         .map(|_| {
             Issue::new(
                 &["by"],
-                "by must be at most 200 characters",
+                format!(
+                    "by must be at most {} characters",
+                    planning::MAX_ACTOR_CHARS
+                ),
                 "value_error.any_str.max_length",
             )
         })
 }
 
+/// Checked where an operator's command comes in, before anything is read.
 fn check_actor(by: Option<&str>) -> ServiceResult<()> {
     match actor_problem(by) {
         Some(issue) => Err(ServiceError::Invalid {
@@ -62,7 +66,6 @@ async fn transition_rollout(
     now: DateTime<Utc>,
     by: Option<String>,
 ) -> ServiceResult<Option<MigrationPlan>> {
-    check_actor(by.as_deref())?;
     for _ in 0..ROLLOUT_TRANSITION_ATTEMPTS {
         let plan = load_header(store, tenant, plan_id).await?;
         let Some(command) = command(&plan) else {
@@ -100,6 +103,7 @@ pub(crate) async fn pause(
     now: DateTime<Utc>,
     by: Option<String>,
 ) -> ServiceResult<DeploymentStatus> {
+    check_actor(by.as_deref())?;
     transition_rollout(
         store,
         tenant,
@@ -122,6 +126,7 @@ pub(crate) async fn resume_rollout(
     now: DateTime<Utc>,
     by: Option<String>,
 ) -> ServiceResult<DeployOutcome> {
+    check_actor(by.as_deref())?;
     let plan = transition_rollout(
         state.store(),
         tenant,
