@@ -316,6 +316,7 @@ fm_start_services() {
     cat >"$state/env.sh" <<EOF
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
+export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$moto_port
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1

@@ -19,6 +19,7 @@ mod hostile_input;
 mod lambda_auth_invoke;
 mod lambda_invoke;
 mod large_plan;
+mod lifecycle_events;
 mod metrics_scrape;
 mod metrics_template;
 mod original_compat;

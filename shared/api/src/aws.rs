@@ -43,11 +43,32 @@ pub async fn lambda_state(config: Config) -> AppState {
     let store = DynamoStore::new(dynamo, table_names(&config))
         .with_retention(config.retention())
         .with_step_index_shards(config.step_index_shards);
-    let state = AppState::new(Arc::new(store), config);
+    let events = event_sink(&sdk, &config);
+    let mut state = AppState::new(Arc::new(store), config);
+    if let Some(sink) = events {
+        state = state.with_events(sink);
+    }
     match sqs {
         Some((client, url)) => state.with_queue(Arc::new(SqsQueue::new(client, url))),
         None => state,
     }
+}
+
+/// The EventBridge sink when `EVENT_BUS_NAME` is set and this build sends
+/// events (feature `eventbridge`); `None` otherwise.
+pub fn event_sink(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Option<Arc<dyn crate::events::EventSink>> {
+    #[cfg(feature = "eventbridge")]
+    if let Some(bus) = &config.event_bus_name {
+        let client = aws_sdk_eventbridge::Client::new(sdk);
+        return Some(Arc::new(crate::events::eventbridge::EventBridgeSink::new(
+            client, bus,
+        )));
+    }
+    let _ = (sdk, config);
+    None
 }
 
 /// One cheap request per client, in parallel, during the cold start: it opens the

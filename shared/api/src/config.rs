@@ -11,6 +11,9 @@ pub struct Config {
     pub sessions_table: String,
     /// The marking queue (`MARKING_QUEUE_URL`); absent means no fan-out queue is configured.
     pub marking_queue_url: Option<String>,
+    /// The EventBridge bus lifecycle events go to (`EVENT_BUS_NAME`, a name or
+    /// an ARN); absent means no events are sent.
+    pub event_bus_name: Option<String>,
     /// Deployments marking at most this many sessions run inline (`INLINE_MARK_THRESHOLD`).
     pub inline_mark_threshold: u64,
     /// Sessions per marking page / queue message (`MARK_PAGE_SIZE`).
@@ -109,6 +112,7 @@ impl Default for Config {
             main_table: "focal-migrations".into(),
             sessions_table: "focal-sessions".into(),
             marking_queue_url: None,
+            event_bus_name: None,
             inline_mark_threshold: 1_000,
             mark_page_size: 500,
             step_index_shards: store::DEFAULT_STEP_INDEX_SHARDS,
@@ -164,6 +168,7 @@ impl Config {
             main_table: text("MIGRATIONS_TABLE", defaults.main_table),
             sessions_table: text("SESSIONS_TABLE", defaults.sessions_table),
             marking_queue_url: lookup("MARKING_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            event_bus_name: lookup("EVENT_BUS_NAME").filter(|v| !v.trim().is_empty()),
             inline_mark_threshold: number(
                 &lookup,
                 "INLINE_MARK_THRESHOLD",

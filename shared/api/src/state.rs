@@ -50,6 +50,25 @@ impl AppState {
         self
     }
 
+    /// Send lifecycle events to `sink` (none are sent without one).
+    pub fn with_events(mut self, sink: Arc<dyn crate::events::EventSink>) -> Self {
+        self.deps.set_events(sink);
+        self
+    }
+
+    /// The events of an operator's change to a plan, sent before the call
+    /// answers (bounded; what does not go is sent by the sweep).
+    pub(crate) async fn announce(&self, tenant: uuid::Uuid, plan_id: uuid::Uuid) {
+        crate::events::announce(
+            self.store(),
+            self.deps.events(),
+            tenant,
+            plan_id,
+            chrono::Utc::now(),
+        )
+        .await;
+    }
+
     /// What the services take.
     pub fn deps(&self) -> &Deps {
         &self.deps

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod diff;
 pub mod drain;
 pub mod eligibility;
+pub mod events;
 pub mod forecast;
 mod graph;
 pub mod guard;

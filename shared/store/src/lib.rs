@@ -198,6 +198,29 @@ pub trait Store: Send + Sync + 'static {
         activation: &PlanActivation,
     ) -> Result<MigrationPlan, ActivationError>;
 
+    // ----- the lifecycle events' outbox ---------------------------------------
+
+    /// Plans whose lifecycle events may not all be sent yet, across tenants:
+    /// every plan creation, transition and activation writes its plan's entry
+    /// (the plan's new revision) in the same atomic write, so a crash after the
+    /// write loses no event. At most `limit`, in no particular order.
+    async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
+
+    /// The outbox entry of one plan, if it has one (read consistently).
+    async fn get_outbox(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<OutboxEntry>>;
+
+    /// Record that `entry`'s plan has had its events sent up to revision
+    /// `published` (never moving it back). With `finished`, remove the entry
+    /// instead — unless the plan changed since `entry` was read (its revision
+    /// moved on): then only `published` is recorded and the entry stays for
+    /// the newer change.
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        published: u64,
+        finished: bool,
+    ) -> StoreResult<()>;
+
     // ----- plan counters and the marking ledger -----------------------------
 
     /// The plan's counters; all zero for a plan never counted (or unknown).

@@ -564,3 +564,15 @@ impl Retention {
         at + chrono::Duration::days(i64::from(days))
     }
 }
+
+/// A plan with lifecycle events to send (or a drain to watch for): written
+/// with each of the plan's changes, settled by whoever sends the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    /// The plan's revision at its latest change.
+    pub revision: u64,
+    /// The revision up to which its events were sent (0: none yet).
+    pub published: u64,
+}

@@ -14,6 +14,7 @@ mod events;
 mod fixtures;
 mod lifecycle;
 mod marking;
+mod outbox;
 mod plans;
 mod reconcile;
 mod retention;
@@ -111,6 +112,7 @@ mod cases {
     pub(super) use super::events::*;
     pub(super) use super::lifecycle::*;
     pub(super) use super::marking::*;
+    pub(super) use super::outbox::*;
     pub(super) use super::plans::*;
     pub(super) use super::reconcile::*;
     pub(super) use super::retention::*;
@@ -147,6 +149,8 @@ store::backend_matrix! {
         a_page_never_flags_again_what_a_withdrawal_cleared,
         a_finished_withdrawal_gives_the_version_back,
         the_history_keeps_each_change_and_who_asked,
+        the_outbox_holds_each_change_until_its_events_are_settled,
+        activation_and_its_failures_and_the_outbox,
         activation_is_atomic,
         marking_is_conditional,
         mark_sessions_page,

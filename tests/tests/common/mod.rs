@@ -78,9 +78,34 @@ async fn spawn_app_and_tables(
     backend: Backend,
     config: Config,
 ) -> Option<(TestApp, Option<store::testing::FreshTables>)> {
+    spawn_app_with(backend, config, |state| state).await
+}
+
+/// [`spawn_app_and_tables`] with the state changed by `attach` before it is
+/// served (a lifecycle events sink, …).
+async fn spawn_app_with(
+    backend: Backend,
+    config: Config,
+    attach: impl FnOnce(AppState) -> AppState,
+) -> Option<(TestApp, Option<store::testing::FreshTables>)> {
     let (store, dir, tables) = fresh_store_and_tables(backend).await?;
-    let state = api::local_queue::InProcessQueue::attach(AppState::new(store, config));
+    let state = api::local_queue::InProcessQueue::attach(attach(AppState::new(store, config)));
     Some((serve_state(state, dir).await, tables))
+}
+
+/// [`with_app`] with the state changed by `attach` before it is served.
+pub async fn with_app_attached<F, Fut>(
+    backend: Backend,
+    attach: impl FnOnce(AppState) -> AppState,
+    case: F,
+) where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((app, tables)) = spawn_app_with(backend, test_config(), attach).await else {
+        return;
+    };
+    drop_tables_after(tables, case(app)).await
 }
 
 /// The runner of most `store::backend_matrix!` tests: the case gets an app served

@@ -50,6 +50,9 @@ pub const FLAGS_WITHDRAWN: &str = "flags_withdrawn";
 pub const ROLLOUTS_HALTED: &str = "rollouts_halted";
 /// Seconds plan generation took (diff, plan, counts, store), successful plans only.
 pub const PLAN_GENERATION_DURATION: &str = "plan_generation_duration";
+/// Lifecycle events by `outcome`: `sent` (accepted by the bus) or `failed` (a
+/// pass that could not send a plan's events; the next sweep sends them).
+pub const LIFECYCLE_EVENTS: &str = "lifecycle_events";
 /// HTTP responses by `route` (the matched template), `method` and `status` (2xx, 4xx, 5xx…).
 pub const HTTP_RESPONSES: &str = "http_responses";
 /// Seconds between a sessions-table change and the session counts taking it in
@@ -146,6 +149,11 @@ pub const METRICS: &[Metric] = &[
         PLAN_GENERATION_DURATION,
         "Seconds plan generation took (successful plans)",
         PLAN_BUCKETS,
+    ),
+    counter(
+        LIFECYCLE_EVENTS,
+        &["outcome"],
+        "Lifecycle events: sent (accepted by the bus), failed (a plan's events left for the next sweep)",
     ),
     counter(
         HTTP_RESPONSES,
@@ -263,6 +271,16 @@ pub fn flags_withdrawn(n: u64) {
 /// A rollout halted by its guard (called by the one write that halted it).
 pub fn rollout_halted() {
     metrics::counter!(ROLLOUTS_HALTED).increment(1);
+}
+
+/// `n` lifecycle events the bus accepted.
+pub fn lifecycle_events_sent(n: u64) {
+    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => "sent").increment(n);
+}
+
+/// A pass that could not send a plan's events (counted once per plan and pass).
+pub fn lifecycle_events_failed() {
+    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => "failed").increment(1);
 }
 
 /// How far behind the sessions table the session counts are: `seconds` between

@@ -49,6 +49,7 @@ pub(crate) async fn deploy_plan(
         Utc::now(),
     )
     .await?;
+    state.announce(tenant, plan_id).await;
     Ok(deployment_answer(outcome))
 }
 
@@ -70,9 +71,9 @@ pub(crate) async fn pause_plan(
     OptionalJsonBody(request): OptionalJsonBody<deployments::RolloutCommandRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let by = request.unwrap_or_default().by;
-    Ok(Json(
-        deployments::pause(state.store(), tenant, plan_id, Utc::now(), by).await?,
-    ))
+    let status = deployments::pause(state.store(), tenant, plan_id, Utc::now(), by).await?;
+    state.announce(tenant, plan_id).await;
+    Ok(Json(status))
 }
 
 #[utoipa::path(
@@ -96,6 +97,7 @@ pub(crate) async fn resume_plan(
     let by = request.unwrap_or_default().by;
     let outcome =
         deployments::resume_rollout(state.deps(), tenant, plan_id, Utc::now(), by).await?;
+    state.announce(tenant, plan_id).await;
     Ok(deployment_answer(outcome))
 }
 
@@ -119,6 +121,7 @@ pub(crate) async fn withdraw_plan(
 ) -> ApiResult<impl IntoResponse> {
     let by = request.unwrap_or_default().by;
     let outcome = deployments::withdraw(state.deps(), tenant, plan_id, Utc::now(), by).await?;
+    state.announce(tenant, plan_id).await;
     Ok(deployment_answer(outcome))
 }
 

@@ -42,6 +42,7 @@ pub(crate) async fn create_plan(
         Utc::now(),
     ))
     .await?;
+    state.announce(tenant, plan.id).await;
     let plan = plans::fit_for_response(plan, state.config().max_response_bytes);
     Ok((StatusCode::CREATED, Json(plan)))
 }
@@ -202,6 +203,7 @@ pub(crate) async fn approve_plan(
         Utc::now(),
     )
     .await?;
+    state.announce(tenant, plan_id).await;
     Ok(Json(plans::fit_for_response(
         plan,
         state.config().max_response_bytes,
@@ -231,6 +233,7 @@ pub(crate) async fn reject_plan(
         Utc::now(),
     )
     .await?;
+    state.announce(tenant, plan_id).await;
     Ok(Json(plans::fit_for_response(
         plan,
         state.config().max_response_bytes,

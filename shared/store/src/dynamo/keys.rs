@@ -105,6 +105,8 @@ pub(super) fn page_of<T>(
 
 pub(super) const CHAIN_PREFIX: &str = "CHAIN#";
 pub(super) const DEPLOYING_PK: &str = "DEPLOYING";
+/// The lifecycle events' outbox (ids and revisions only, like `DEPLOYING`).
+pub(super) const OUTBOX_PK: &str = "OUTBOX";
 
 /// Pass 0 keeps the key chains always had; a ramp's passes add theirs.
 pub(super) fn chain_sk(chain: crate::ChainKey) -> String {
@@ -121,4 +123,8 @@ pub(super) fn chain_sk(chain: crate::ChainKey) -> String {
 
 pub(super) fn deploying_key(t: Uuid, pid: Uuid) -> Item {
     key(DEPLOYING_PK.to_owned(), &format!("{t}#{pid}"))
+}
+
+pub(super) fn outbox_key(t: Uuid, pid: Uuid) -> Item {
+    key(OUTBOX_PK.to_owned(), &format!("{t}#{pid}"))
 }

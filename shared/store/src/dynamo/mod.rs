@@ -10,7 +10,7 @@
 //! domain types; `body`: compressed bodies; `expr`: update/condition
 //! expressions; `ops`: error mapping, retries ([`retry_backoff`]), paging reads,
 //! transactions; the [`crate::Store`] operations by aggregate in `scenarios`,
-//! `plans` (with the lifecycle), `marking`, `sessions`, `events` (with the
+//! `plans` (with the lifecycle), `outbox` (the lifecycle events still to send), `marking`, `sessions`, `events` (with the
 //! counts), delegated to from `store`; [`counts`] and `stream`: the session
 //! counters fed by the sessions stream; `backfill`: the step-key migration.
 
@@ -24,6 +24,7 @@ mod items;
 mod keys;
 mod marking;
 mod ops;
+mod outbox;
 mod outcomes;
 mod plans;
 mod scenarios;

@@ -23,6 +23,7 @@ use super::keys::{
 use super::ops::{
     ALL_OLD_ON_FAILURE, WRITE_ID, built, new_write_id, own_write, retrying, sdk_error,
 };
+use super::outbox::outbox_write;
 use super::tables::{PLANS_INDEX, TTL};
 use crate::codec::time_key;
 use crate::semantics::plan_query_id;
@@ -178,6 +179,7 @@ pub(super) async fn create_plan(
     let items = vec![
         db.tx_put(db.main(), slot, Some("attribute_not_exists(pk)"))?,
         db.tx_put(db.main(), head, Some("attribute_not_exists(pk)"))?,
+        outbox_write(db, t, plan.id, plan.revision, true)?,
     ];
     if let Err(e) = db.transact(items).await {
         if e.own_write_at(1, &write_id) {
@@ -402,32 +404,6 @@ pub(super) async fn transition_plan(
     let condition = format!("{st} = {from} AND {rev} = {expected}");
     let head_key = key(plan_pk(t, transition.plan_id), "HEAD");
 
-    if !change.frees_version_pair()
-        && !change.leaves_deploying()
-        && !change.enters_deploying()
-        && transition.rollout.is_none()
-    {
-        let request = db
-            .client
-            .update_item()
-            .table_name(db.main())
-            .set_key(Some(head_key))
-            .update_expression(expr.update_expression())
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ALL_OLD_ON_FAILURE)
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .return_values(ReturnValue::AllNew);
-        let head = match retrying(|| request.clone().send()).await {
-            Ok(out) => out.attributes.ok_or_else(|| bad_item("plan head"))?,
-            Err(e) => match own_write(&e, &write_id) {
-                Some(head) => head.clone(),
-                None => return Err(sdk_error(e)),
-            },
-        };
-        return db.load_plan(t, &head).await;
-    }
-
     // Leaving the live states frees the version-pair slot, and leaving
     // `deploying` the sweep's registry entry, atomically.
     let delete = built(
@@ -446,7 +422,18 @@ pub(super) async fn transition_plan(
             .expression_attribute_values(":pid", s(transition.plan_id.to_string()))
             .build(),
     )?;
-    let mut items = vec![db.tx_update(db.main(), head_key, &expr, Some(condition))?];
+    // Every change is a transaction: the plan's outbox entry is written with it,
+    // so that its lifecycle event is sent even if this process dies right after.
+    let mut items = vec![
+        db.tx_update(db.main(), head_key, &expr, Some(condition))?,
+        outbox_write(
+            db,
+            t,
+            transition.plan_id,
+            transition.expected_revision + 1,
+            false,
+        )?,
+    ];
     if let Some(ramp) = &transition.rollout
         && let Some(item) = rollout_move(db, t, transition.plan_id, ramp).await?
     {
@@ -482,7 +469,9 @@ pub(super) async fn transition_plan(
         registry.insert("plan_id".into(), s(transition.plan_id.to_string()));
         items.push(db.tx_put(db.main(), registry, None)?);
     }
-    match db.transact(items).await {
+    // The head's condition fails on a replay of a committed attempt, and its
+    // write id says so: retried, as it is, even after an error with no answer.
+    match db.transact_same_write(items).await {
         Ok(()) => {}
         Err(e) if e.own_write_at(0, &write_id) => {}
         Err(e) => return Err(e.into_store("plan changed concurrently")),
@@ -571,6 +560,7 @@ pub(super) async fn activate_plan(
         )?,
         db.tx_put(db.main(), version, None)?,
         db.tx_put(db.main(), registry, None)?,
+        outbox_write(db, t, a.plan_id, a.expected_revision + 1, false)?,
     ];
     if let Err(e) = db.transact(items).await
         && !e.own_write_at(0, &write_id)
@@ -591,6 +581,7 @@ pub(super) async fn activate_plan(
     plan.revision = a.expected_revision + 1;
     plan.guard = a.guard.clone();
     plan.percent = (a.percent < 100).then_some(a.percent);
+    a.record(plan.revision).append_to(&mut plan.transitions);
     Ok(plan)
 }
 

@@ -8,7 +8,7 @@ use planning::{
 };
 use uuid::Uuid;
 
-use super::{DynamoStore, events, marking, outcomes, plans, scenarios, sessions};
+use super::{DynamoStore, events, marking, outbox, outcomes, plans, scenarios, sessions};
 use crate::{
     ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
     PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, ScenarioHead,
@@ -150,6 +150,27 @@ impl Store for DynamoStore {
 
     async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
         marking::list_deploying(self, limit).await
+    }
+
+    async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<crate::OutboxEntry>> {
+        outbox::list_outbox(self, limit).await
+    }
+
+    async fn get_outbox(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<crate::OutboxEntry>> {
+        outbox::get_outbox(self, tenant, plan_id).await
+    }
+
+    async fn settle_outbox(
+        &self,
+        entry: &crate::OutboxEntry,
+        published: u64,
+        finished: bool,
+    ) -> StoreResult<()> {
+        outbox::settle_outbox(self, entry, published, finished).await
     }
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {

@@ -84,6 +84,12 @@ pub(super) fn chain_key(t: Uuid, pid: Uuid, chain: crate::ChainKey) -> String {
 }
 pub(super) const DEPLOYING_PREFIX: &str = "DEPLOYING/";
 pub(super) const EXPIRE_PREFIX: &str = "EXPIRE/";
+/// The lifecycle events' outbox: operational, across tenants (like `DEPLOYING/`).
+pub(super) const OUTBOX_PREFIX: &str = "OUTBOX/";
+
+pub(super) fn outbox_key(t: Uuid, pid: Uuid) -> String {
+    format!("{OUTBOX_PREFIX}{t}/{pid}")
+}
 
 pub(super) fn deploying_key(t: Uuid, pid: Uuid) -> String {
     format!("{DEPLOYING_PREFIX}{t}/{pid}")

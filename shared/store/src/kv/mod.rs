@@ -22,6 +22,7 @@
 //! | `{t}/CHAIN/{plan}/{step}/{shard}` | `ChainState`: where a chain's marking stands |
 //! | `EXPIRE/{at}/{key}` | `key` is deleted by [`Store::sweep_expired`](crate::Store::sweep_expired) once `at` has passed (retention) |
 //! | `DEPLOYING/{t}/{plan}` | registry of deploying plans for the sweep (the one key not under a tenant: an operational index of ids only) |
+//! | `OUTBOX/{t}/{plan}` | the plan's latest revision and the revision its lifecycle events were sent up to (written with every plan change; ids only, like `DEPLOYING/`) |
 //! | `{t}/EVT/{plan}/{at}/{event}` | `AuditEvent` |
 //! | `{t}/APM/{plan}/{minute}` | `AppliedInMinute`: the plan's flagged migrations applied in that minute (kept a day) |
 //! | `{t}/SESS/{session}` | `Session` |
@@ -33,6 +34,7 @@
 pub(crate) mod counts;
 mod keys;
 mod marking;
+mod outbox;
 mod plans;
 mod rebuild;
 mod retention;

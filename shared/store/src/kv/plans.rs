@@ -13,6 +13,7 @@ use super::keys::{
     deploying_key, plan_header_key, plan_index_key, plan_index_prefix, plan_key, plan_summary_key,
     plan_target_key, prefix_end, scenario_head_key, scenario_version_key, slot_key,
 };
+use super::outbox::record_change;
 use super::retention::expire_deployed_plan;
 use super::values::{conflict, decode_value, load, save};
 use super::{KvRead, KvWrite};
@@ -72,6 +73,7 @@ pub(super) fn create_plan(
         return Err(conflict("plan id already exists"));
     }
     save(kv, &slot, &plan.id)?;
+    record_change(kv, t, plan.id, plan.revision, true)?;
     save(kv, &plan_key(t, plan.id), plan)?;
     save(kv, &plan_header_key(t, plan.id), &plan_header(plan))?;
     save(kv, &plan_summary_key(t, plan.id), &plan.summary)?;
@@ -85,6 +87,7 @@ pub(super) fn create_plan(
 
 /// Store a changed plan and keep its listing entry and slot in step.
 pub(super) fn store_plan(kv: &mut dyn KvWrite, plan: &MigrationPlan) -> StoreResult<()> {
+    record_change(kv, plan.tenant_id, plan.id, plan.revision, false)?;
     let registry = deploying_key(plan.tenant_id, plan.id);
     if plan.status.walks_chains() {
         kv.put(&registry, Vec::new())?;

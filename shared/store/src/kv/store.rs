@@ -21,6 +21,7 @@ use super::marking::{
     claim_chain, claim_page, list_chains, list_deploying, load_stats, record_failed_page,
     record_marking_page, start_marking,
 };
+use super::outbox::{get_outbox, list_outbox, settle_outbox};
 use super::plans::{
     activate_plan, create_plan, create_scenario, get_current_scenario, get_scenario_head,
     list_plans, transition_plan, update_plan_policies,
@@ -35,9 +36,9 @@ use super::{KvBackend, KvStore};
 use crate::plan_header;
 use crate::{
     ActivationError, ChainKey, ChainStart, ChainState, EventPage, EventQuery, MarkedPage,
-    PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition, ScenarioHead,
-    SessionChange, SessionMark, SessionPage, SessionPosition, SessionWrite, SessionWriteError,
-    StepQuery, Store, StoreResult, WrittenSession,
+    OutboxEntry, PageClaim, PlanActivation, PlanPage, PlanQuery, PlanStats, PlanTransition,
+    ScenarioHead, SessionChange, SessionMark, SessionPage, SessionPosition, SessionWrite,
+    SessionWriteError, StepQuery, Store, StoreResult, WrittenSession,
 };
 
 #[async_trait]
@@ -218,6 +219,28 @@ impl<B: KvBackend> Store for KvStore<B> {
 
     async fn list_deploying(&self, limit: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
         self.backend.read(move |kv| list_deploying(kv, limit)).await
+    }
+
+    async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.backend.read(move |kv| list_outbox(kv, limit)).await
+    }
+
+    async fn get_outbox(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<Option<OutboxEntry>> {
+        self.backend
+            .read(move |kv| get_outbox(kv, tenant, plan_id))
+            .await
+    }
+
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        published: u64,
+        finished: bool,
+    ) -> StoreResult<()> {
+        let entry = *entry;
+        self.backend
+            .write(move |kv| settle_outbox(kv, &entry, published, finished))
+            .await
     }
 
     async fn record_marking_page(&self, page: &MarkedPage) -> StoreResult<bool> {

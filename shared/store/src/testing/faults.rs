@@ -203,6 +203,27 @@ impl Store for FaultyStore {
         self.inner.activate_plan(activation).await
     }
 
+    async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<crate::OutboxEntry>> {
+        self.inner.list_outbox(limit).await
+    }
+
+    async fn get_outbox(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Option<crate::OutboxEntry>> {
+        self.inner.get_outbox(tenant, plan_id).await
+    }
+
+    async fn settle_outbox(
+        &self,
+        entry: &crate::OutboxEntry,
+        published: u64,
+        finished: bool,
+    ) -> StoreResult<()> {
+        self.inner.settle_outbox(entry, published, finished).await
+    }
+
     async fn get_plan_stats(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
         self.inner.get_plan_stats(tenant, plan_id).await
     }

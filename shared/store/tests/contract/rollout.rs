@@ -42,7 +42,7 @@ fn ramp_to(plan: &MigrationPlan, percent: u8, expected_revision: u64) -> PlanTra
 
 /// Scenario V1, a plan to V2 approved, and its activation at `percent`
 /// (not yet sent).
-async fn approved_v1_to_v2(
+pub(super) async fn approved_v1_to_v2(
     s: &Arc<dyn Store>,
     tenant: Uuid,
     sid: Uuid,

@@ -218,6 +218,9 @@ pub struct SweepReport {
     pub plans_failed: usize,
     /// Items past their retention deleted by stores without native expiry.
     pub items_expired: u64,
+    /// What the pass over the lifecycle events' outbox did (after the plans,
+    /// so that a deployment this sweep finished is announced in it).
+    pub events: crate::events::PublishReport,
 }
 
 /// Deploying plans a sweep looks at, at most.
@@ -252,6 +255,7 @@ pub async fn sweep(state: &Deps, now: DateTime<Utc>) -> ServiceResult<SweepRepor
             }
         }
     }
+    report.events = crate::events::publish_pending(store, state.events(), now).await?;
     Ok(report)
 }
 
@@ -267,7 +271,11 @@ pub async fn sweep_forever(state: Deps) {
     loop {
         ticks.tick().await;
         match sweep(&state, Utc::now()).await {
-            Ok(report) if report.plans_deploying > 0 || report.items_expired > 0 => {
+            Ok(report)
+                if report.plans_deploying > 0
+                    || report.items_expired > 0
+                    || report.events.events_sent > 0 =>
+            {
                 tracing::info!(?report, "deployment sweep");
             }
             Ok(_) => {}
