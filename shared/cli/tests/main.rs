@@ -2,6 +2,7 @@
 //! runs the real binary as a process (serve, health, init, plan, slow
 //! clients, kill -9 mid-deploy).
 
+mod events_kill;
 mod health;
 mod init;
 mod kill_deploy;

@@ -165,8 +165,9 @@ async fn open_store(
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    let needs_aws =
-        matches!(args.store, StoreKind::Dynamodb) || matches!(args.queue, QueueKind::Sqs);
+    let needs_aws = matches!(args.store, StoreKind::Dynamodb)
+        || matches!(args.queue, QueueKind::Sqs)
+        || config.event_bus_name.is_some();
     let sdk = if needs_aws {
         Some(api::aws::sdk_config().await)
     } else {
@@ -198,6 +199,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             state
         }
         _ => api::local_queue::InProcessQueue::attach(AppState::new(store, config)),
+    };
+
+    // Lifecycle events to `EVENT_BUS_NAME` when set: announced after each
+    // operator's change, and the outbox swept with the deployments below.
+    let events = sdk
+        .as_ref()
+        .and_then(|sdk| api::aws::event_sink(sdk, state.config()));
+    let state = match events {
+        Some(sink) => state.with_events(sink),
+        None => state,
     };
 
     // Deploys always finish: what the EventBridge schedule does on AWS.
