@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use api::metrics::{METRICS, NAMESPACE, PAGE_OUTCOMES};
+use api::metrics::{LIFECYCLE_EVENTS, LIFECYCLE_OUTCOMES, METRICS, NAMESPACE, PAGE_OUTCOMES};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
@@ -177,6 +177,9 @@ fn dashboard_and_alarms_read_the_metrics_the_code_writes() {
         for (dim, value) in &read.dimensions {
             let Some(value) = value else { continue };
             let known = match dim.as_str() {
+                "outcome" if read.name == LIFECYCLE_EVENTS => {
+                    LIFECYCLE_OUTCOMES.contains(&value.as_str())
+                }
                 "outcome" => PAGE_OUTCOMES.contains(&value.as_str()),
                 "status" => ["1xx", "2xx", "3xx", "4xx", "5xx"].contains(&value.as_str()),
                 "method" => ["GET", "PUT", "POST"].contains(&value.as_str()),
@@ -224,4 +227,74 @@ fn a_wrong_dimension_or_name_is_seen() {
     let reads = dashboard_reads(&body);
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].dimensions["outcome"].as_deref(), Some("failed"));
+}
+
+/// A short-form intrinsic (`!Ref X`, `!GetAtt X.Arn`) as text, to compare.
+fn intrinsic(value: &Yaml) -> String {
+    match value {
+        Yaml::Tagged(tagged) => {
+            let inner = match &tagged.value {
+                Yaml::String(text) => text.clone(),
+                Yaml::Sequence(parts) => parts
+                    .iter()
+                    .map(|p| p.as_str().unwrap_or("?").to_owned())
+                    .collect::<Vec<_>>()
+                    .join("."),
+                other => format!("{other:?}"),
+            };
+            format!("{} {inner}", tagged.tag)
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// The functions that change plans send lifecycle events: each is given the
+/// stack's bus and may `PutEvents` to it (and to nothing else); the example
+/// rule routes a halted rollout from that bus to the alarm topic.
+#[test]
+fn the_functions_that_change_plans_may_send_to_the_stacks_bus() {
+    let template = template();
+    let functions = resources(&template, "AWS::Serverless::Function");
+    let mut senders = BTreeSet::new();
+    for (id, function) in &functions {
+        let Some(given) = function["Environment"]["Variables"].get("EVENT_BUS_NAME") else {
+            continue;
+        };
+        assert_eq!(intrinsic(given), "!Ref LifecycleEventBus", "{id}");
+        senders.insert(id.clone());
+        let role = intrinsic(&function["Role"]);
+        let role = role
+            .strip_prefix("!GetAtt ")
+            .and_then(|r| r.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("{id}: a role of the stack, not {role}"));
+        let statements = &template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
+        let puts: Vec<&Yaml> = statements
+            .as_sequence()
+            .expect("statements")
+            .iter()
+            .filter(|s| s["Action"].as_str() == Some("events:PutEvents"))
+            .collect();
+        assert_eq!(puts.len(), 1, "{id}: one PutEvents statement");
+        assert_eq!(
+            intrinsic(&puts[0]["Resource"]),
+            "!GetAtt LifecycleEventBus.Arn",
+            "{id}: only to the stack's bus"
+        );
+    }
+    assert_eq!(
+        senders,
+        BTreeSet::from(["PlansFunction".to_owned(), "DeploymentsFunction".to_owned()])
+    );
+    let rules = resources(&template, "AWS::Events::Rule");
+    let (_, halted) = rules
+        .iter()
+        .find(|(_, rule)| intrinsic(&rule["EventBusName"]) == "!Ref LifecycleEventBus")
+        .expect("a rule on the bus");
+    assert_eq!(halted["EventPattern"]["source"][0], "focal.migrations");
+    assert_eq!(halted["EventPattern"]["detail-type"][0], "Rollout Halted");
+    assert_eq!(
+        intrinsic(&halted["Targets"][0]["Arn"]),
+        "!Ref AlarmTopicArn"
+    );
 }

@@ -53,6 +53,10 @@ pub const PLAN_GENERATION_DURATION: &str = "plan_generation_duration";
 /// Lifecycle events by `outcome`: `sent` (accepted by the bus) or `failed` (a
 /// pass that could not send a plan's events; the next sweep sends them).
 pub const LIFECYCLE_EVENTS: &str = "lifecycle_events";
+/// The values of [`LIFECYCLE_EVENTS`]'s `outcome` label.
+pub const LIFECYCLE_OUTCOMES: [&str; 2] = [EVENTS_SENT, EVENTS_FAILED];
+const EVENTS_SENT: &str = "sent";
+const EVENTS_FAILED: &str = "failed";
 /// HTTP responses by `route` (the matched template), `method` and `status` (2xx, 4xx, 5xx…).
 pub const HTTP_RESPONSES: &str = "http_responses";
 /// Seconds between a sessions-table change and the session counts taking it in
@@ -275,12 +279,12 @@ pub fn rollout_halted() {
 
 /// `n` lifecycle events the bus accepted.
 pub fn lifecycle_events_sent(n: u64) {
-    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => "sent").increment(n);
+    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => EVENTS_SENT).increment(n);
 }
 
 /// A pass that could not send a plan's events (counted once per plan and pass).
 pub fn lifecycle_events_failed() {
-    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => "failed").increment(1);
+    metrics::counter!(LIFECYCLE_EVENTS, "outcome" => EVENTS_FAILED).increment(1);
 }
 
 /// How far behind the sessions table the session counts are: `seconds` between
