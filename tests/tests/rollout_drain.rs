@@ -29,6 +29,12 @@ async fn the_drain_counts_each_migration_once_and_extrapolates(app: TestApp) {
 
     let st = deployment_status(&app, &plan_id).await;
     assert_eq!(st["migrations_pending"], 5, "{st}");
+    // Written a moment ago: all five were last active today.
+    assert_eq!(
+        st["drain"]["pending_by_last_activity"],
+        json!({"under_1d": 5, "from_1d_to_7d": 0, "from_7d_to_30d": 0, "over_30d": 0}),
+        "{st}"
+    );
     assert_eq!(st["drain"]["applied_last_hour"], 0, "{st}");
     assert_eq!(eta_of(&st), None, "no pace yet: no ETA");
 
@@ -41,6 +47,10 @@ async fn the_drain_counts_each_migration_once_and_extrapolates(app: TestApp) {
     let st = deployment_status(&app, &plan_id).await;
     let after = Utc::now();
     assert_eq!(st["migrations_pending"], 3, "{st}");
+    assert_eq!(
+        st["drain"]["pending_by_last_activity"]["under_1d"], 3,
+        "the migrated ones left the counts: {st}"
+    );
     assert_eq!(st["drain"]["applied_last_hour"], 2, "{st}");
     let per_minute: u64 = st["drain"]["applied_per_minute"]
         .as_array()

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::dynamodb::{EventRecord, TimeWindowEvent, TimeWindowEventResponse};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_dynamo::AttributeValue;
-use store::counts::{ChangeRecord, CountKey};
+use store::counts::{ChangeRecord, CountKey, FlagKey};
 use store::dynamo::counts::CountsApplier;
 
 fn text<'a>(image: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
@@ -35,8 +35,21 @@ fn position(image: &serde_dynamo::Item) -> Option<CountKey> {
     )
 }
 
-/// A Lambda stream record as a change of a session's position (`None` without
-/// a sequence number: nothing to order it by).
+/// The flag counter of an image: its flag's plan and its `updated_at`.
+fn flag(image: &serde_dynamo::Item) -> Option<FlagKey> {
+    let image: &HashMap<String, AttributeValue> = image.as_ref();
+    let plan_id = match image.get("pending_migration")? {
+        AttributeValue::M(flag) => match flag.get("migration_plan_id")? {
+            AttributeValue::S(id) => Some(id.as_str()),
+            _ => None,
+        },
+        _ => None,
+    };
+    FlagKey::from_item_attributes(text(image, "pk"), plan_id, text(image, "updated_at"))
+}
+
+/// A Lambda stream record as a change of a session's position and flag
+/// (`None` without a sequence number: nothing to order it by).
 fn change_record(record: &EventRecord) -> Option<ChangeRecord> {
     let change = &record.change;
     Some(ChangeRecord {
@@ -44,6 +57,8 @@ fn change_record(record: &EventRecord) -> Option<ChangeRecord> {
         at: change.approximate_creation_date_time,
         old: position(&change.old_image),
         new: position(&change.new_image),
+        old_flag: flag(&change.old_image),
+        new_flag: flag(&change.new_image),
     })
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use crate::model::{AppliedInMinute, Drain, PlanStatus};
+use crate::model::{AppliedInMinute, Drain, PendingByLastActivity, PendingOnDay, PlanStatus};
 
 /// Minutes the drain looks back over.
 pub const DRAIN_WINDOW_MINUTES: i64 = 60;
@@ -48,7 +48,31 @@ pub fn drain(
         applied_last_hour,
         eta,
         applied_per_minute: in_window,
+        pending_by_last_activity: PendingByLastActivity::default(),
     }
+}
+
+/// The pending sessions by the age of their last activity, from per-day
+/// counts (any order; a day after `now`'s, from a clock ahead, counts as
+/// today). Whole UTC days: a session last active yesterday at 23:59 is "1 to
+/// 7 days" at 00:01.
+pub fn pending_by_last_activity(
+    days: &[PendingOnDay],
+    now: DateTime<Utc>,
+) -> PendingByLastActivity {
+    let today = now.date_naive();
+    let mut buckets = PendingByLastActivity::default();
+    for PendingOnDay { day, sessions } in days {
+        let age = (today - *day).num_days();
+        let bucket = match age {
+            ..=0 => &mut buckets.under_1d,
+            1..=6 => &mut buckets.from_1d_to_7d,
+            7..=29 => &mut buckets.from_7d_to_30d,
+            _ => &mut buckets.over_30d,
+        };
+        *bucket += sessions;
+    }
+    buckets
 }
 
 #[cfg(test)]
@@ -112,5 +136,25 @@ mod tests {
             let d = drain(stopped, 50, &counts, now);
             assert_eq!((d.eta, d.applied_last_hour), (None, 10), "{stopped:?}");
         }
+    }
+
+    #[test]
+    fn pending_sessions_fall_in_buckets_by_the_day_of_their_last_activity() {
+        let now = at(0, 1, 0); // just after midnight: yesterday is already a day ago
+        let day = |days_ago: i64| PendingOnDay {
+            day: now.date_naive() - Duration::days(days_ago),
+            sessions: 1 << days_ago.clamp(0, 40),
+        };
+        let days: Vec<PendingOnDay> = [-1, 0, 1, 6, 7, 29, 30, 40].into_iter().map(day).collect();
+        let b = pending_by_last_activity(&days, now);
+        // -1 (a clock ahead) counts as today, with 0.
+        assert_eq!(b.under_1d, 1 + 1);
+        assert_eq!(b.from_1d_to_7d, (1 << 1) + (1 << 6));
+        assert_eq!(b.from_7d_to_30d, (1 << 7) + (1 << 29));
+        assert_eq!(b.over_30d, (1 << 30) + (1 << 40));
+        assert_eq!(
+            pending_by_last_activity(&[], now),
+            PendingByLastActivity::default()
+        );
     }
 }

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use planning::Session;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -110,6 +110,47 @@ impl CountKey {
     }
 }
 
+/// Where a flagged session is counted for its plan's drain: one counter per
+/// (tenant, plan, UTC day of the session's last activity). A session without
+/// a flag has none. Its last activity is `updated_at`, which the runtime's
+/// writes and reconciles move and marking does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlagKey {
+    pub tenant: Uuid,
+    pub plan_id: Uuid,
+    pub day: NaiveDate,
+}
+
+impl FlagKey {
+    pub fn of(session: &Session) -> Option<Self> {
+        let flag = session.pending_migration.as_ref()?;
+        Some(FlagKey {
+            tenant: session.tenant_id,
+            plan_id: flag.migration_plan_id,
+            day: session.updated_at.date_naive(),
+        })
+    }
+
+    /// The counter of a sessions-table item, from its attributes: the tenant
+    /// from `pk`, the flag's `migration_plan_id`, and `updated_at` (RFC 3339,
+    /// its date is the day). `None` without a flag, or when any is malformed.
+    pub fn from_item_attributes(
+        pk: Option<&str>,
+        plan_id: Option<&str>,
+        updated_at: Option<&str>,
+    ) -> Option<Self> {
+        let (tenant, _) = pk?.split_once('#')?;
+        Some(FlagKey {
+            tenant: Uuid::parse_str(tenant).ok()?,
+            plan_id: Uuid::parse_str(plan_id?).ok()?,
+            day: DateTime::parse_from_rfc3339(updated_at?)
+                .ok()?
+                .with_timezone(&Utc)
+                .date_naive(),
+        })
+    }
+}
+
 /// One (tenant, scenario, version): the unit a counts read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VersionKey {
@@ -128,6 +169,9 @@ pub struct ChangeRecord {
     pub at: DateTime<Utc>,
     pub old: Option<CountKey>,
     pub new: Option<CountKey>,
+    /// The flag counter before and after (`None`: no flag).
+    pub old_flag: Option<FlagKey>,
+    pub new_flag: Option<FlagKey>,
 }
 
 /// Width sequence numbers are padded to: DynamoDB Streams' are 21 to 40 digits.
@@ -151,6 +195,8 @@ pub fn sequence_key(sequence_number: &str) -> Option<String> {
 pub struct Deltas {
     /// Net change per counter; counters whose changes cancel out are left out.
     pub by_key: BTreeMap<CountKey, i64>,
+    /// The same for the flag counters.
+    pub by_flag: BTreeMap<FlagKey, i64>,
     /// The latest record time per scenario version touched (cancelled-out
     /// changes included: the counts are as of that time).
     pub counted_at: BTreeMap<VersionKey, DateTime<Utc>>,
@@ -173,6 +219,16 @@ impl Deltas {
                 }
             }
         }
+        if record.old_flag != record.new_flag {
+            for (key, delta) in [(record.old_flag, -1), (record.new_flag, 1)] {
+                let Some(key) = key else { continue };
+                let entry = self.by_flag.entry(key).or_insert(0);
+                *entry += delta;
+                if *entry == 0 {
+                    self.by_flag.remove(&key);
+                }
+            }
+        }
         for key in [record.old, record.new].into_iter().flatten() {
             let at = self.counted_at.entry(key.version_of()).or_insert(record.at);
             *at = (*at).max(record.at);
@@ -185,7 +241,7 @@ impl Deltas {
     /// changes all cancelled out keeps its older `counted_at`: its counts did
     /// not change, so they are still right as of then.)
     pub fn items_touched(&self) -> usize {
-        self.by_key.len()
+        self.by_key.len() + self.by_flag.len()
     }
 }
 
@@ -251,7 +307,52 @@ mod tests {
             at: DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
             old,
             new,
+            old_flag: None,
+            new_flag: None,
         }
+    }
+
+    #[test]
+    fn a_flag_moves_with_the_day_of_last_activity_and_goes_with_the_flag() {
+        let flag = |day: u32| {
+            Some(FlagKey {
+                tenant: Uuid::from_u128(1),
+                plan_id: Uuid::from_u128(9),
+                day: NaiveDate::from_ymd_opt(2026, 12, day).unwrap(),
+            })
+        };
+        let with = |seq, old_flag, new_flag| ChangeRecord {
+            old_flag,
+            new_flag,
+            ..record(seq, Some(key(1, 1)), Some(key(1, 1)))
+        };
+        let records = [
+            with(1, None, flag(1)),    // marked: +1 on the 1st
+            with(2, flag(1), flag(1)), // marked again, same activity: nothing
+            with(3, flag(1), flag(3)), // the customer came back on the 3rd
+            with(4, None, flag(3)),    // another session marked, last active the 3rd
+            with(5, flag(3), None),    // one applied (or withdrawn)
+        ];
+        let groups = aggregate(&records, None, 100);
+        assert_eq!(groups.len(), 1);
+        let deltas = &groups[0];
+        assert_eq!(deltas.by_flag.get(&flag(1).unwrap()), None, "+1 −1");
+        assert_eq!(deltas.by_flag.get(&flag(3).unwrap()), Some(&1));
+        assert_eq!(deltas.items_touched(), 1, "the step did not move");
+        let session_item = FlagKey::from_item_attributes(
+            Some("00000000-0000-0000-0000-000000000001#s-1"),
+            Some("00000000-0000-0000-0000-000000000009"),
+            Some("2026-12-03T23:59:59.999999999Z"),
+        );
+        assert_eq!(session_item, flag(3));
+        assert_eq!(
+            FlagKey::from_item_attributes(
+                Some("x#s"),
+                Some("not a uuid"),
+                Some("2026-12-03T00:00:00Z")
+            ),
+            None
+        );
     }
 
     #[test]

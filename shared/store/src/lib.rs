@@ -244,6 +244,16 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<planning::AppliedInMinute>>;
 
+    /// The plan's pending flagged sessions by the UTC day of their last
+    /// activity (days with none left out, any order), from counters moved with
+    /// every session write — on DynamoDB by the sessions stream, so as fresh as
+    /// the session counts.
+    async fn pending_by_activity_day(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Vec<planning::PendingOnDay>>;
+
     /// Start marking pass `pass` of a deploying plan (0: the deploy's, one more
     /// per ramp): register its chains (each at its first page, all of this pass)
     /// and how many must finish — those of earlier passes, all done, plus these.

@@ -127,7 +127,11 @@ store::backend_matrix! {
         #[cfg(feature = "stream-poll")]
         dynamodb => Backend::Dynamo,
     ],
-    tests: [counts_follow_creates_and_moves, counts_are_per_tenant_and_version],
+    tests: [
+        counts_follow_creates_and_moves,
+        counts_are_per_tenant_and_version,
+        flags_are_counted_by_the_day_of_last_activity,
+    ],
 }
 
 fn step(n: u128) -> Uuid {
@@ -465,4 +469,99 @@ async fn duplicate_deliveries(h: &Harness) {
     assert_eq!(direct.by_step, expected);
     // The poller then finds everything applied already.
     assert_eq!(counts_of(h, t, s, 1).await, expected);
+}
+
+async fn quiet_days(h: &Harness, tenant: Uuid, plan: Uuid) -> BTreeMap<chrono::NaiveDate, u64> {
+    h.settle().await;
+    h.store
+        .pending_by_activity_day(tenant, plan)
+        .await
+        .expect("flag counts")
+        .into_iter()
+        .map(|d| (d.day, d.sessions))
+        .collect()
+}
+
+/// The drain's flag counters: a flag is counted on its session's day of last
+/// activity, moves when the session is written again, and goes with the flag
+/// (withdrawn here); marking is not activity; another plan's flags and
+/// another tenant's are not counted.
+async fn flags_are_counted_by_the_day_of_last_activity(h: Harness) {
+    use planning::PendingMigration;
+    use store::{SessionPosition, SessionUnmark};
+    let (t, sc, plan, other) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let day = |d: u32| Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0).unwrap();
+    let flag = |plan_id: Uuid| PendingMigration {
+        migration_plan_id: plan_id,
+        target_version: 2,
+        anchor_content_hash: "h".into(),
+        from_step_id: step(1),
+        marked_at: day(30),
+    };
+    let at = SessionPosition {
+        scenario_id: sc,
+        version: 1,
+        step_id: step(1),
+    };
+    for (id, last_active, plan_id) in [
+        ("q-1", 1, plan),
+        ("q-2", 1, plan),
+        ("q-3", 20, plan),
+        ("q-4", 29, other),
+    ] {
+        let mut s = session(t, sc, id, 1, step(1));
+        s.updated_at = day(last_active);
+        h.store.put_session(&s).await.expect("put");
+        let marked = h
+            .store
+            .mark_session(t, id, &at, &flag(plan_id), &format!("m-{id}"))
+            .await
+            .expect("mark");
+        assert!(marked);
+    }
+    let d = |n: u32| day(n).date_naive();
+    assert_eq!(
+        quiet_days(&h, t, plan).await,
+        BTreeMap::from([(d(1), 2), (d(20), 1)])
+    );
+    assert_eq!(quiet_days(&h, t, other).await, BTreeMap::from([(d(29), 1)]));
+    assert!(
+        quiet_days(&h, Uuid::new_v4(), plan).await.is_empty(),
+        "another tenant"
+    );
+
+    // q-1 comes back on the 28th: it moves, flag and all.
+    let mut back = h.store.get_session(t, "q-1").await.unwrap().unwrap();
+    back.updated_at = day(28);
+    back.revision += 1;
+    h.store.put_session(&back).await.expect("write");
+    assert_eq!(
+        quiet_days(&h, t, plan).await,
+        BTreeMap::from([(d(1), 1), (d(20), 1), (d(28), 1)])
+    );
+
+    // q-3's flag is withdrawn: it leaves the counts.
+    let cleared = h
+        .store
+        .unmark_sessions(
+            t,
+            &[SessionUnmark {
+                session_id: "q-3".into(),
+                plan_id: plan,
+                unmark_id: "u-1".into(),
+            }],
+            1,
+        )
+        .await
+        .expect("unmark");
+    assert_eq!(cleared, vec![true]);
+    assert_eq!(
+        quiet_days(&h, t, plan).await,
+        BTreeMap::from([(d(1), 1), (d(28), 1)])
+    );
 }

@@ -116,6 +116,19 @@ pub struct Drain {
     /// Those migrations per minute, oldest first (minutes with none left out).
     #[serde(default)]
     pub applied_per_minute: Vec<AppliedInMinute>,
+    /// The pending sessions by how long ago they were last active.
+    #[serde(default)]
+    pub pending_by_last_activity: PendingByLastActivity,
+}
+
+/// Pending flagged sessions by the UTC day of their last activity: today, 1
+/// to 6 days ago, 7 to 29, 30 or more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingByLastActivity {
+    pub under_1d: u64,
+    pub from_1d_to_7d: u64,
+    pub from_7d_to_30d: u64,
+    pub over_30d: u64,
 }
 
 /// Flagged sessions a plan migrated in one minute.

@@ -107,6 +107,29 @@ pub struct Drain {
     /// Those migrations per minute, oldest first; minutes with none are left out.
     #[serde(default)]
     pub applied_per_minute: Vec<AppliedInMinute>,
+    /// The pending sessions by how long ago their conversation was last
+    /// active: the ones gone quiet migrate only if they come back.
+    #[serde(default)]
+    pub pending_by_last_activity: PendingByLastActivity,
+}
+
+/// Pending flagged sessions by the UTC calendar day of their last activity
+/// (the session's `updated_at`), counted as sessions are written: today, 1 to
+/// 6 days ago, 7 to 29 days ago, 30 days ago or more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingByLastActivity {
+    pub under_1d: u64,
+    pub from_1d_to_7d: u64,
+    pub from_7d_to_30d: u64,
+    pub over_30d: u64,
+}
+
+/// Pending flagged sessions of a plan whose last activity was on `day` (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingOnDay {
+    pub day: chrono::NaiveDate,
+    pub sessions: u64,
 }
 
 /// Flagged sessions a plan migrated in one minute.

@@ -13,6 +13,7 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | counter | `{t}#COUNT#{scenario}#{v:020}` | `S#{step}#{k}` | `n` (N, `ADD` only; one counter shard may go below 0, the sum never does), `at` (latest record time applied) |
+//! | flag counter | `{t}#PLAN#{plan}` | `ACT#{day}#{k}` | `n` (N, `ADD` only): the plan's flagged sessions last active on that UTC day (the drain's `pending_by_last_activity`), `ttl` (400 days after the day) |
 //! | exact recount | `{t}#COUNT#{scenario}#{v:020}` | `RECOUNT` | `body` (JSON [`Recount`]) |
 //! | stream checkpoint | `STREAM#{shard}` | `CHECKPOINT` | `seq` (last applied sequence number, zero-padded), `sequence_number` (as the stream wrote it), `at` |
 //!
@@ -57,18 +58,20 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use planning::PendingOnDay;
 use uuid::Uuid;
 
 pub use super::CatchUp;
 use super::attr::Item;
-use super::keys::key;
+use super::keys::{key, plan_pk};
 use super::ops::{built, retry_delays, sdk_error};
+use super::tables::TTL;
 #[cfg(any(feature = "local", feature = "stream-poll"))]
 pub use super::tables::ensure_stream;
 use crate::codec::version_key;
 use crate::counts::{
-    ChangeRecord, Deltas, Recount, StepCounts, aggregate, sequence_key, shard_hash,
+    ChangeRecord, Deltas, FlagKey, Recount, StepCounts, aggregate, sequence_key, shard_hash,
 };
 use crate::{StoreError, StoreResult};
 
@@ -77,6 +80,7 @@ pub const COUNTER_SHARDS: u64 = 4;
 /// TransactWriteItems takes 100 items; one is the checkpoint.
 const MAX_COUNTERS_PER_TRANSACTION: usize = 99;
 const RECOUNT_SK: &str = "RECOUNT";
+const FLAG_PREFIX: &str = "ACT#";
 
 fn counts_pk(t: Uuid, sid: Uuid, v: i64) -> String {
     format!("{t}#COUNT#{sid}#{}", version_key(v))
@@ -85,6 +89,18 @@ fn counts_pk(t: Uuid, sid: Uuid, v: i64) -> String {
 fn counter_sk(step: Uuid, shard: u64) -> String {
     format!("S#{step}#{shard}")
 }
+
+/// A flag counter's item: under its plan, one per (day, counter shard).
+fn flag_key(flag: &FlagKey, shard: u64) -> Item {
+    key(
+        plan_pk(flag.tenant, flag.plan_id),
+        &format!("{FLAG_PREFIX}{}#{shard}", flag.day),
+    )
+}
+
+/// How long a flag counter is kept after its day: a session idle this long
+/// stops being counted among the plan's quiet ones.
+const FLAG_COUNTER_DAYS: i64 = 400;
 
 fn checkpoint_key(stream_shard: &str) -> Item {
     key(format!("STREAM#{stream_shard}"), "CHECKPOINT")
@@ -153,6 +169,62 @@ pub(crate) async fn read_counts(
             .collect(),
         counted_at,
     })
+}
+
+/// A plan's pending sessions by the day of their last activity: one (paged)
+/// Query of its flag counters, summed over their shards.
+pub(crate) async fn read_flag_counts(
+    client: &Client,
+    main: &str,
+    t: Uuid,
+    plan_id: Uuid,
+) -> StoreResult<Vec<PendingOnDay>> {
+    let mut sums: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(main)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
+            .expression_attribute_values(":pk", Av::S(plan_pk(t, plan_id)))
+            .expression_attribute_values(":s", Av::S(FLAG_PREFIX.into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in out.items() {
+            let day = match item.get("sk") {
+                Some(Av::S(sk)) => sk
+                    .strip_prefix(FLAG_PREFIX)
+                    .and_then(|rest| rest.split('#').next())
+                    .and_then(|d| d.parse::<NaiveDate>().ok()),
+                _ => None,
+            };
+            let n = match item.get("n") {
+                Some(Av::N(n)) => n.parse::<i64>().ok(),
+                _ => None,
+            };
+            let (Some(day), Some(n)) = (day, n) else {
+                return Err(StoreError::Unexpected("malformed flag counter".into()));
+            };
+            *sums.entry(day).or_insert(0) += n;
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    // A shard's counter may read below zero for a while (records of one
+    // session on two stream shards): only whole days above zero count.
+    Ok(sums
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(day, n)| PendingOnDay {
+            day,
+            sessions: n as u64,
+        })
+        .collect())
 }
 
 pub(crate) async fn put_recount(client: &Client, main: &str, r: &Recount) -> StoreResult<()> {
@@ -305,7 +377,7 @@ impl CountsApplier {
                     Committed::Yes => {
                         applied.records += group.records;
                         applied.transactions += 1;
-                        applied.counter_writes += group.by_key.len();
+                        applied.counter_writes += group.items_touched();
                         checkpoint = Some(Checkpoint {
                             seq: last,
                             sequence_number: original,
@@ -338,7 +410,7 @@ impl CountsApplier {
         last: &str,
         original: &str,
     ) -> StoreResult<Vec<TransactWriteItem>> {
-        let mut items = Vec::with_capacity(group.by_key.len() + 1);
+        let mut items = Vec::with_capacity(group.items_touched() + 1);
         for (counter, delta) in &group.by_key {
             let at = group
                 .counted_at
@@ -357,6 +429,25 @@ impl CountsApplier {
                     .expression_attribute_names("#at", "at")
                     .expression_attribute_values(":d", Av::N(delta.to_string()))
                     .expression_attribute_values(":at", Av::S(time_text(&at)))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        for (flag, delta) in &group.by_flag {
+            let expires = flag
+                .day
+                .and_hms_opt(0, 0, 0)
+                .map(|midnight| midnight.and_utc().timestamp() + FLAG_COUNTER_DAYS * 86_400)
+                .unwrap_or_default();
+            let update = built(
+                Update::builder()
+                    .table_name(&self.main)
+                    .set_key(Some(flag_key(flag, counter_shard)))
+                    .update_expression("ADD #n :d SET #ttl = :ttl")
+                    .expression_attribute_names("#n", "n")
+                    .expression_attribute_names("#ttl", TTL)
+                    .expression_attribute_values(":d", Av::N(delta.to_string()))
+                    .expression_attribute_values(":ttl", Av::N(expires.to_string()))
                     .build(),
             )?;
             items.push(TransactWriteItem::builder().update(update).build());

@@ -164,6 +164,20 @@ pub(super) async fn session_counts(
     crate::dynamo::counts::read_counts(&db.client, db.main(), tenant, scenario_id, version).await
 }
 
+pub(super) async fn pending_by_activity_day(
+    db: &DynamoStore,
+    tenant: Uuid,
+    plan_id: Uuid,
+) -> StoreResult<Vec<planning::PendingOnDay>> {
+    // The flag counters follow the sessions stream like the session counts.
+    if let Some(catch_up) = &db.counts_catch_up
+        && let Err(e) = catch_up.catch_up().await
+    {
+        tracing::warn!(error = %e, "could not read the sessions stream before counting");
+    }
+    crate::dynamo::counts::read_flag_counts(&db.client, db.main(), tenant, plan_id).await
+}
+
 pub(super) async fn put_recount(db: &DynamoStore, recount: &crate::Recount) -> StoreResult<()> {
     crate::dynamo::counts::put_recount(&db.client, db.main(), recount).await
 }

@@ -152,6 +152,14 @@ impl Store for DynamoStore {
         marking::list_deploying(self, limit).await
     }
 
+    async fn pending_by_activity_day(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Vec<planning::PendingOnDay>> {
+        events::pending_by_activity_day(self, tenant, plan_id).await
+    }
+
     async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<crate::OutboxEntry>> {
         outbox::list_outbox(self, limit).await
     }

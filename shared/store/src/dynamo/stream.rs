@@ -15,7 +15,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use chrono::{DateTime, Utc};
 
 use super::counts::{Applied, CatchUp, CountsApplier, ensure_stream};
-use crate::counts::{ChangeRecord, CountKey};
+use crate::counts::{ChangeRecord, CountKey, FlagKey};
 use crate::{StoreError, StoreResult, TableNames};
 
 fn streams_error<E, R>(err: aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> StoreError
@@ -50,6 +50,18 @@ fn position(image: Option<&HashMap<String, AttributeValue>>) -> Option<CountKey>
     )
 }
 
+/// The flag counter of an image: its flag's plan and its `updated_at`.
+fn flag(image: Option<&HashMap<String, AttributeValue>>) -> Option<FlagKey> {
+    let plan_id = match image?.get("pending_migration")? {
+        AttributeValue::M(flag) => match flag.get("migration_plan_id")? {
+            AttributeValue::S(id) => Some(id.as_str()),
+            _ => None,
+        },
+        _ => None,
+    };
+    FlagKey::from_item_attributes(text(image, "pk"), plan_id, text(image, "updated_at"))
+}
+
 /// A Streams API record as a [`ChangeRecord`] (`None` without a sequence number).
 pub fn change_record(record: &Record) -> Option<ChangeRecord> {
     let change = record.dynamodb()?;
@@ -62,6 +74,8 @@ pub fn change_record(record: &Record) -> Option<ChangeRecord> {
         at,
         old: position(change.old_image.as_ref()),
         new: position(change.new_image.as_ref()),
+        old_flag: flag(change.old_image.as_ref()),
+        new_flag: flag(change.new_image.as_ref()),
     })
 }
 

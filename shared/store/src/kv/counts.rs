@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
+use planning::PendingOnDay;
 #[cfg(feature = "local")]
 use planning::Session;
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use super::values::decode_value;
 use super::{KvRead, KvWrite};
 use crate::codec::version_key;
-use crate::counts::{CountKey, Recount, StepCounts};
+use crate::counts::{CountKey, FlagKey, Recount, StepCounts};
 use crate::{StoreError, StoreResult};
 
 fn version_prefix(t: Uuid, sid: Uuid, v: i64) -> String {
@@ -37,10 +38,25 @@ fn counter_key(key: &CountKey) -> String {
 /// older files after [`rebuild`]).
 #[cfg(feature = "local")]
 const READY: &str = "COUNTS/READY";
+/// Set once every flagged session is counted by its plan and day of last
+/// activity (new stores, and older files after [`rebuild`]).
+#[cfg(feature = "local")]
+const FLAGS_READY: &str = "COUNTS/FLAGS_READY";
 
 fn add(kv: &mut dyn KvWrite, key: &CountKey, delta: i64) -> StoreResult<()> {
-    let counter = counter_key(key);
-    let current: i64 = match kv.get(&counter)? {
+    add_to(kv, &counter_key(key), delta)
+}
+
+fn flag_prefix(t: Uuid, pid: Uuid) -> String {
+    format!("{t}/ACT/{pid}/")
+}
+
+fn flag_counter_key(flag: &FlagKey) -> String {
+    format!("{}{}", flag_prefix(flag.tenant, flag.plan_id), flag.day)
+}
+
+fn add_to(kv: &mut dyn KvWrite, counter: &str, delta: i64) -> StoreResult<()> {
+    let current: i64 = match kv.get(counter)? {
         Some(bytes) => std::str::from_utf8(&bytes)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -49,10 +65,48 @@ fn add(kv: &mut dyn KvWrite, key: &CountKey, delta: i64) -> StoreResult<()> {
     };
     let next = current + delta;
     if next <= 0 {
-        kv.delete(&counter)
+        kv.delete(counter)
     } else {
-        kv.put(&counter, next.to_string().into_bytes())
+        kv.put(counter, next.to_string().into_bytes())
     }
+}
+
+/// A session's flag counter went from `old` to `new` (`None`: no flag):
+/// adjust the counters, inside the caller's transaction. Every session write
+/// calls it with the session before and after.
+pub(super) fn move_flag(
+    kv: &mut dyn KvWrite,
+    old: Option<FlagKey>,
+    new: Option<FlagKey>,
+) -> StoreResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(old) = old {
+        add_to(kv, &flag_counter_key(&old), -1)?;
+    }
+    if let Some(new) = new {
+        add_to(kv, &flag_counter_key(&new), 1)?;
+    }
+    Ok(())
+}
+
+/// A plan's pending sessions by the day of their last activity: one range read.
+pub(super) fn flag_counts(kv: &dyn KvRead, t: Uuid, pid: Uuid) -> StoreResult<Vec<PendingOnDay>> {
+    let prefix = flag_prefix(t, pid);
+    let mut end = prefix.trim_end_matches('/').to_owned();
+    end.push('0');
+    let mut days = Vec::new();
+    for (key, bytes) in kv.range(&prefix, &end, false, usize::MAX)? {
+        let malformed = || StoreError::Unexpected(format!("malformed flag counter {key}"));
+        let day: NaiveDate = key[prefix.len()..].parse().map_err(|_| malformed())?;
+        let sessions: u64 = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(malformed)?;
+        days.push(PendingOnDay { day, sessions });
+    }
+    Ok(days)
 }
 
 /// A session moved from `old` to `new` (`None`: did not exist / no longer
@@ -138,8 +192,9 @@ pub(super) fn get_recount(
 /// existed; a no-op once [`READY`] is set. Reads the whole store once.
 #[cfg(feature = "local")]
 pub(crate) fn rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
+    let flags = rebuild_flags(kv)?;
     if kv.get(READY)?.is_some() {
-        return Ok(false);
+        return Ok(flags);
     }
     let mut totals: BTreeMap<CountKey, i64> = BTreeMap::new();
     for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
@@ -157,5 +212,33 @@ pub(crate) fn rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
         kv.put(&counter_key(&key), n.to_string().into_bytes())?;
     }
     kv.put(READY, Vec::new())?;
+    Ok(true)
+}
+
+/// Count every flagged session once by its plan and day of last activity, for
+/// a store written before those counters existed; a no-op once [`FLAGS_READY`]
+/// is set. Reads the whole store once.
+#[cfg(feature = "local")]
+fn rebuild_flags(kv: &mut dyn KvWrite) -> StoreResult<bool> {
+    if kv.get(FLAGS_READY)?.is_some() {
+        return Ok(false);
+    }
+    let mut totals: BTreeMap<FlagKey, i64> = BTreeMap::new();
+    for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
+        let Some((_, rest)) = key.split_once('/') else {
+            continue;
+        };
+        if !rest.starts_with("SESS/") {
+            continue;
+        }
+        let session: Session = decode_value(&value)?;
+        if let Some(flag) = FlagKey::of(&session) {
+            *totals.entry(flag).or_insert(0) += 1;
+        }
+    }
+    for (key, n) in totals {
+        kv.put(&flag_counter_key(&key), n.to_string().into_bytes())?;
+    }
+    kv.put(FLAGS_READY, Vec::new())?;
     Ok(true)
 }

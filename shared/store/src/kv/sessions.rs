@@ -15,7 +15,7 @@ use super::marking::load_stats;
 use super::retention::expire_at;
 use super::values::{decode_value, load, save};
 use super::{KvRead, KvWrite};
-use crate::counts::CountKey;
+use crate::counts::{CountKey, FlagKey};
 use crate::semantics::{
     apply_session_fields, count_migration, event_query_id, session_matches, step_query_id,
 };
@@ -40,6 +40,7 @@ pub(super) fn put_session(kv: &mut dyn KvWrite, session: &Session, shards: u32) 
         old.as_ref().map(CountKey::of),
         Some(CountKey::of(session)),
     )?;
+    counts::move_flag(kv, old.as_ref().and_then(FlagKey::of), FlagKey::of(session))?;
     save(kv, &key, session)?;
     kv.put(&step_entry_key(session, shards), Vec::new())
 }
@@ -150,6 +151,7 @@ pub(super) fn mark_session(
     }
     session.pending_migration = Some(pending.clone());
     session.revision += 1;
+    counts::move_flag(kv, None, FlagKey::of(&session))?;
     save(kv, &key, &session)?;
     ids.mark_id = Some(mark_id.to_owned());
     save(kv, &ids_key, &ids).map(|()| true)
@@ -173,8 +175,10 @@ pub(super) fn unmark_session(
     if !ours {
         return Ok(ids.unmark_id.as_deref() == Some(unmark.unmark_id.as_str()));
     }
+    let flag_before = FlagKey::of(&session);
     session.pending_migration = None;
     session.revision += 1;
+    counts::move_flag(kv, flag_before, None)?;
     save(kv, &key, &session)?;
     ids.withdrawn_mark_id = ids.mark_id.take();
     ids.unmark_id = Some(unmark.unmark_id.clone());
@@ -237,9 +241,10 @@ pub(super) fn apply_session_change(
     if change.clear_flag && session.pending_migration.is_some() {
         applied_mark_id(kv, change.tenant, &change.session_id)?;
     }
-    let counted_before = CountKey::of(&session);
+    let (counted_before, flag_before) = (CountKey::of(&session), FlagKey::of(&session));
     apply_session_fields(&mut session, change);
     counts::move_session(kv, Some(counted_before), Some(CountKey::of(&session)))?;
+    counts::move_flag(kv, flag_before, FlagKey::of(&session))?;
     save(kv, &key, &session)?;
     kv.put(&step_entry_key(&session, shards), Vec::new())?;
     if let Some(applied) = &change.applied {

@@ -221,6 +221,16 @@ impl<B: KvBackend> Store for KvStore<B> {
         self.backend.read(move |kv| list_deploying(kv, limit)).await
     }
 
+    async fn pending_by_activity_day(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Vec<planning::PendingOnDay>> {
+        self.backend
+            .read(move |kv| super::counts::flag_counts(kv, tenant, plan_id))
+            .await
+    }
+
     async fn list_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
         self.backend.read(move |kv| list_outbox(kv, limit)).await
     }

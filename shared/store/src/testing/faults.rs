@@ -228,6 +228,14 @@ impl Store for FaultyStore {
         self.inner.get_plan_stats(tenant, plan_id).await
     }
 
+    async fn pending_by_activity_day(
+        &self,
+        tenant: Uuid,
+        plan_id: Uuid,
+    ) -> StoreResult<Vec<planning::PendingOnDay>> {
+        self.inner.pending_by_activity_day(tenant, plan_id).await
+    }
+
     async fn get_plan_counters(&self, tenant: Uuid, plan_id: Uuid) -> StoreResult<PlanStats> {
         self.inner.get_plan_counters(tenant, plan_id).await
     }

@@ -257,6 +257,7 @@ pub(crate) async fn status(
         .sessions_marked
         .saturating_sub(stats.flagged_applied)
         .saturating_sub(stats.flags_withdrawn);
+    let quiet_days = store.pending_by_activity_day(tenant, plan_id).await?;
     Ok(DeploymentStatus {
         plan_id,
         status: plan.status,
@@ -286,6 +287,9 @@ pub(crate) async fn status(
         pages_failed: stats.pages_failed,
         last_progress_at: stats.last_progress_at,
         resumptions: stats.resumptions,
-        drain: planning::drain::drain(plan.status, pending, &per_minute, now),
+        drain: planning::Drain {
+            pending_by_last_activity: planning::drain::pending_by_last_activity(&quiet_days, now),
+            ..planning::drain::drain(plan.status, pending, &per_minute, now)
+        },
     })
 }
