@@ -87,10 +87,18 @@ function drainText(st) {
   return `${pace}; no estimate while ${st.status === 'deployed' || st.status === 'deploying' ? 'none migrated in the last hour' : `the rollout is ${st.status}`}.`;
 }
 
+// How quiet the pending sessions are: they migrate only when their conversation comes back.
+function quietText(st) {
+  const q = (st.drain || {}).pending_by_last_activity;
+  if (!q || !(st.migrations_pending > 0)) return '';
+  return `Pending sessions by last activity: ${q.under_1d} today, ${q.from_1d_to_7d} 1–6 days ago, ${q.from_7d_to_30d} 7–29 days ago, ${q.over_30d} 30 days ago or more.`;
+}
+
 export function progressChart(samples, st) {
   return h('section', { class: 'panel', id: 'progress-chart', 'aria-label': 'Progress over time' },
     h('h2', {}, 'Progress over time'),
     h('p', { id: 'drain' }, drainText(st)),
+    h('p', { id: 'quiet' }, quietText(st)),
     h('div', { class: 'charts' },
       h('figure', {}, overTime(samples.all()),
         h('figcaption', {}, SERIES.map(([, name, label]) => h('span', { class: `key key-${name}` }, label)), ' since this page opened')),

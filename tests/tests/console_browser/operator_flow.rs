@@ -359,6 +359,8 @@ pub(super) async fn operator_flow(c: Page, base: &str) {
         .unwrap();
     if pending > 0 {
         wait_text(&c, "#drain", "will have migrated by").await;
+        // Every session of this test was written today.
+        wait_text(&c, "#quiet", &format!("{pending} today, 0 1–6 days ago")).await;
     }
 
     // ----- a rollout guard halts: the banner with its reason, the figures -----------------

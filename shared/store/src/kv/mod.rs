@@ -27,6 +27,8 @@
 //! | `{t}/APM/{plan}/{minute}` | `AppliedInMinute`: the plan's flagged migrations applied in that minute (kept a day) |
 //! | `{t}/SESS/{session}` | `Session` |
 //! | `{t}/COUNT/{scenario}/{v}/{step}` | sessions at that step (decimal text), moved in the transaction of every session write (`counts`) |
+//! | `{t}/ACT/{plan}/{day}` | the plan's flagged sessions last active on that UTC day (decimal text), moved in the transaction of every session write (`counts`) |
+//! | `COUNTS/FLAGS_READY` | every flagged session is counted by day (set on open; older files are counted once first) |
 //! | `COUNTS/READY` | every stored session is counted (set on open; older files are counted once first) |
 //! | `{t}/RECOUNT/{scenario}/{v}` | the latest exact recount ([`crate::Recount`]) |
 //! | `{t}/STEP/{scenario}/{v}/{step}/{shard}/{session}` | index entry (empty value); `{shard}` = [`crate::step_shard`] of the session id (decimal) |
