@@ -31,8 +31,13 @@ pub const EVENTS_PER_SEND: usize = 10;
 /// How long an operator's call waits for its plan's events before answering
 /// anyway (the sweep sends what did not go).
 pub const ANNOUNCE_BUDGET: Duration = Duration::from_secs(2);
-/// Outbox entries one sweep looks at.
-pub const ENTRIES_PER_SWEEP: usize = 200;
+/// Outbox entries one sweep reads (ids and two numbers each).
+pub const OUTBOX_READ_LIMIT: usize = 10_000;
+/// Deployed plans waiting for their drain that one sweep checks (their header
+/// and counters), in a window that moves on each sweep: every one is checked
+/// within `waiting / DRAIN_CHECKS_PER_SWEEP` sweeps, and they never hold up
+/// the plans with events owed.
+pub const DRAIN_CHECKS_PER_SWEEP: usize = 200;
 
 /// Where events go: EventBridge on AWS and in `migrations serve` when a bus is
 /// configured; a recording sink in tests.
@@ -104,13 +109,17 @@ pub async fn publish_pending(
     now: DateTime<Utc>,
 ) -> Result<PublishReport, StoreError> {
     let mut report = PublishReport::default();
-    for entry in store.list_outbox(ENTRIES_PER_SWEEP).await? {
+    let entries = store.list_outbox(OUTBOX_READ_LIMIT).await?;
+    let (owed, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        entries.into_iter().partition(|e| e.revision > e.published);
+    let checked = drain_window(&waiting, now);
+    for entry in owed.iter().chain(checked) {
         let Some(sink) = sink else {
-            store.settle_outbox(&entry, entry.revision, true).await?;
+            store.settle_outbox(entry, entry.revision, true).await?;
             report.entries_settled += 1;
             continue;
         };
-        match publish_entry(store, sink, &entry, now).await {
+        match publish_entry(store, sink, entry, now).await {
             Ok(done) => {
                 report.events_sent += done.events_sent;
                 report.entries_settled += done.entries_settled;
@@ -123,6 +132,19 @@ pub async fn publish_pending(
         }
     }
     Ok(report)
+}
+
+/// The waiting entries this sweep checks: [`DRAIN_CHECKS_PER_SWEEP`] of them
+/// from an offset that moves with the minute, wrapping around.
+fn drain_window(waiting: &[OutboxEntry], now: DateTime<Utc>) -> impl Iterator<Item = &OutboxEntry> {
+    let take = waiting.len().min(DRAIN_CHECKS_PER_SWEEP);
+    let minute = usize::try_from(now.timestamp().div_euclid(60)).unwrap_or_default();
+    let start = if waiting.is_empty() {
+        0
+    } else {
+        minute.wrapping_mul(DRAIN_CHECKS_PER_SWEEP) % waiting.len()
+    };
+    waiting.iter().cycle().skip(start).take(take)
 }
 
 /// Send what `entry`'s plan has not sent yet, then settle the entry: removed
@@ -172,4 +194,44 @@ async fn publish_entry(
         entries_settled: u64::from(!waits_for_drain),
         entries_failed: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(n: u128) -> Vec<OutboxEntry> {
+        (0..n)
+            .map(|i| OutboxEntry {
+                tenant: Uuid::from_u128(1),
+                plan_id: Uuid::from_u128(i),
+                revision: 4,
+                published: 4,
+            })
+            .collect()
+    }
+
+    fn checked(entries: &[OutboxEntry], minute: i64) -> Vec<u128> {
+        let now = DateTime::from_timestamp(minute * 60, 0).unwrap();
+        drain_window(entries, now)
+            .map(|e| e.plan_id.as_u128())
+            .collect()
+    }
+
+    #[test]
+    fn every_waiting_plan_is_checked_within_a_few_sweeps_and_none_twice_in_one() {
+        let entries = waiting(450);
+        let mut seen = std::collections::BTreeSet::new();
+        for minute in 1_000..1_003 {
+            let window = checked(&entries, minute);
+            assert_eq!(window.len(), DRAIN_CHECKS_PER_SWEEP);
+            let distinct: std::collections::BTreeSet<u128> = window.iter().copied().collect();
+            assert_eq!(distinct.len(), window.len(), "no plan twice in one sweep");
+            seen.extend(window);
+        }
+        assert_eq!(seen.len(), 450, "three sweeps of 200 cover 450");
+        // Fewer than a window: all of them, each once.
+        assert_eq!(checked(&waiting(3), 7).len(), 3);
+        assert!(checked(&[], 7).is_empty());
+    }
 }
