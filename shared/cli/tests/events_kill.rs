@@ -8,52 +8,27 @@
 //! skipped without, unless `FOCAL_REQUIRE_LOCAL_AWS=1`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::{Server, serve_command, spawn};
+
 const TENANT: &str = "0b6d7f2e-5c4a-4e3b-9a1f-2d3c4b5a6978";
 const SCENARIO: &str = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `migrations serve` on `data_dir`, sending events to `bus` at `endpoint`.
 fn start(data_dir: &Path, bus: &str, endpoint: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migrations"))
-        .args(["serve", "--port", "0", "--data-dir"])
+    let mut command = serve_command();
+    command
+        .arg("--data-dir")
         .arg(data_dir)
         .env("EVENT_BUS_NAME", bus)
         .env("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint)
         .env("DEPLOY_SWEEP_SECONDS", "1")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn migrations serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, base }
+        .env("RUST_LOG", "error");
+    spawn(command)
 }
 
 async fn call(
@@ -286,12 +261,4 @@ async fn no_event_is_lost_when_serve_is_killed_before_it_could_send() {
     );
     let approved = &seen[&format!("{plan_id}:2")].0;
     assert_eq!(approved["detail"]["by"], "lead");
-}
-
-impl Server {
-    /// SIGKILL: no graceful shutdown, nothing flushed that was not committed.
-    fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

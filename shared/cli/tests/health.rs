@@ -1,43 +1,13 @@
 //! `GET /health`, `GET /openapi.json` and `migrations openapi` on the real
 //! process.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mut command: Command) -> Server {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn migrations serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, base }
-}
+use crate::support::{serve_command, spawn};
 
 fn serve(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-    command.args(["serve", "--port", "0"]).args(args);
+    let mut command = serve_command();
+    command.args(args);
     command
 }
 

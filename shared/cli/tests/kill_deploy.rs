@@ -9,12 +9,12 @@
 //! or a plan deployed at 30%) and copied for each trial; the kill lands at a
 //! different moment in each.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::support::{Server, serve_command, spawn};
 
 const TENANT: &str = "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c";
 const SCENARIO: &str = "4b7a5c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
@@ -24,50 +24,17 @@ fn step(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// SIGKILL: no graceful shutdown, nothing flushed that was not committed.
-    fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data_dir: &Path, inline_threshold: u64) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migrations"))
-        .args(["serve", "--port", "0", "--data-dir"])
+    let mut command = serve_command();
+    command
+        .arg("--data-dir")
         .arg(data_dir)
         .env("INLINE_MARK_THRESHOLD", inline_threshold.to_string())
         .env("MARK_PAGE_SIZE", "100")
         .env("DEPLOY_LEASE_SECONDS", "1")
         .env("DEPLOY_SWEEP_SECONDS", "1")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn migrations serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, base }
+        .env("RUST_LOG", "error");
+    spawn(command)
 }
 
 fn client() -> reqwest::Client {

@@ -9,3 +9,4 @@ mod kill_deploy;
 mod plan;
 mod serve;
 mod slow_clients;
+mod support;

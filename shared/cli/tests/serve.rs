@@ -1,48 +1,16 @@
 //! `migrations serve` as a real process: it starts, prints its address, serves
 //! the API on the embedded store, and keeps data across restarts.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Server, serve_command, spawn};
 
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-    command
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir);
+    let mut command = serve_command();
+    command.arg("--data-dir").arg(data_dir);
     spawn(command)
-}
-
-fn spawn(mut command: Command) -> Server {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn migrations serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, base }
 }
 
 #[tokio::test]

@@ -163,3 +163,98 @@ impl KvBackend for RedbKv {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use planning::{PendingMigration, Session};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::Store;
+
+    fn flagged(tenant: Uuid, id: &str, plan: Option<Uuid>, day: u32) -> Session {
+        let at = Utc.with_ymd_and_hms(2026, 11, day, 9, 0, 0).unwrap();
+        Session {
+            session_id: id.into(),
+            tenant_id: tenant,
+            channel: "web".into(),
+            customer_id: None,
+            active_scenario_id: Uuid::from_u128(1),
+            active_scenario_version: 1,
+            active_step_id: Uuid::from_u128(2),
+            scenario_checksum: None,
+            step_history: Vec::new(),
+            variables: BTreeMap::new(),
+            pending_migration: plan.map(|migration_plan_id| PendingMigration {
+                migration_plan_id,
+                target_version: 2,
+                anchor_content_hash: "h".into(),
+                from_step_id: Uuid::from_u128(2),
+                marked_at: at,
+            }),
+            pinned_version: None,
+            created_at: at,
+            updated_at: at,
+            revision: 1,
+        }
+    }
+
+    /// A file written before the flag counters existed gets them counted once
+    /// when opened, the same as they would have been kept.
+    #[tokio::test]
+    async fn an_older_file_has_its_flags_counted_when_opened() {
+        let path = std::env::temp_dir().join(format!("focal-flags-{}.redb", Uuid::new_v4()));
+        let (tenant, plan) = (Uuid::new_v4(), Uuid::new_v4());
+        let store = EmbeddedStore::open(&path).unwrap();
+        for (id, flag, day) in [
+            ("a", Some(plan), 3),
+            ("b", Some(plan), 3),
+            ("c", None, 3),
+            ("d", Some(plan), 9),
+        ] {
+            store
+                .put_session(&flagged(tenant, id, flag, day))
+                .await
+                .unwrap();
+        }
+        let kept = store.pending_by_activity_day(tenant, plan).await.unwrap();
+        assert_eq!(kept.iter().map(|d| d.sessions).sum::<u64>(), 3);
+        drop(store);
+
+        // Make it an older file: no flag counters, no marker.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(DATA).unwrap();
+            let doomed: Vec<String> = table
+                .iter()
+                .unwrap()
+                .map(|entry| entry.unwrap().0.value().to_owned())
+                .filter(|key| key.contains("/ACT/") || key == "COUNTS/FLAGS_READY")
+                .collect();
+            assert_eq!(doomed.len(), 3, "two days and the marker: {doomed:?}");
+            for key in doomed {
+                table.remove(key.as_str()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        drop(db);
+
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(
+            store.pending_by_activity_day(tenant, plan).await.unwrap(),
+            kept
+        );
+        drop(store);
+        // Opened again: counted once, not twice.
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(
+            store.pending_by_activity_day(tenant, plan).await.unwrap(),
+            kept
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}

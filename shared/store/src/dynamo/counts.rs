@@ -110,6 +110,51 @@ fn time_text(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Counter items: every item under `pk` whose sort key starts with `prefix`,
+/// read strongly consistent, as (the rest of the sort key, `n`, the item).
+async fn counter_items(
+    client: &Client,
+    main: &str,
+    pk: String,
+    prefix: &str,
+) -> StoreResult<Vec<(String, i64, Item)>> {
+    let mut counters = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(main)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
+            .expression_attribute_values(":pk", Av::S(pk.clone()))
+            .expression_attribute_values(":s", Av::S(prefix.into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in out.items.unwrap_or_default() {
+            let rest = match item.get("sk") {
+                Some(Av::S(sk)) => sk.strip_prefix(prefix).map(str::to_owned),
+                _ => None,
+            };
+            let n = match item.get("n") {
+                Some(Av::N(n)) => n.parse::<i64>().ok(),
+                _ => None,
+            };
+            let (Some(rest), Some(n)) = (rest, n) else {
+                return Err(StoreError::Unexpected(format!(
+                    "malformed counter under {pk}"
+                )));
+            };
+            counters.push((rest, n, item));
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(counters),
+        }
+    }
+}
+
 /// The counters of one scenario version: one (paged) Query.
 pub(crate) async fn read_counts(
     client: &Client,
@@ -120,45 +165,19 @@ pub(crate) async fn read_counts(
 ) -> StoreResult<StepCounts> {
     let mut sums: BTreeMap<Uuid, i64> = BTreeMap::new();
     let mut counted_at: Option<DateTime<Utc>> = None;
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(main)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
-            .expression_attribute_values(":pk", Av::S(counts_pk(t, sid, v)))
-            .expression_attribute_values(":s", Av::S("S#".into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        for item in out.items() {
-            let step = match item.get("sk") {
-                Some(Av::S(sk)) => sk
-                    .strip_prefix("S#")
-                    .and_then(|rest| rest.split('#').next())
-                    .and_then(|s| Uuid::parse_str(s).ok()),
-                _ => None,
-            };
-            let n = match item.get("n") {
-                Some(Av::N(n)) => n.parse::<i64>().ok(),
-                _ => None,
-            };
-            let (Some(step), Some(n)) = (step, n) else {
-                return Err(StoreError::Unexpected("malformed session counter".into()));
-            };
-            *sums.entry(step).or_insert(0) += n;
-            if let Some(Av::S(at)) = item.get("at")
-                && let Ok(at) = DateTime::parse_from_rfc3339(at)
-            {
-                let at = at.with_timezone(&Utc);
-                counted_at = Some(counted_at.map_or(at, |c| c.max(at)));
-            }
-        }
-        match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
+    for (rest, n, item) in counter_items(client, main, counts_pk(t, sid, v), "S#").await? {
+        // `{step}#{counter shard}`
+        let step = rest
+            .split('#')
+            .next()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| StoreError::Unexpected("malformed session counter".into()))?;
+        *sums.entry(step).or_insert(0) += n;
+        if let Some(Av::S(at)) = item.get("at")
+            && let Ok(at) = DateTime::parse_from_rfc3339(at)
+        {
+            let at = at.with_timezone(&Utc);
+            counted_at = Some(counted_at.map_or(at, |c| c.max(at)));
         }
     }
     Ok(StepCounts {
@@ -180,40 +199,14 @@ pub(crate) async fn read_flag_counts(
     plan_id: Uuid,
 ) -> StoreResult<Vec<PendingOnDay>> {
     let mut sums: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(main)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
-            .expression_attribute_values(":pk", Av::S(plan_pk(t, plan_id)))
-            .expression_attribute_values(":s", Av::S(FLAG_PREFIX.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        for item in out.items() {
-            let day = match item.get("sk") {
-                Some(Av::S(sk)) => sk
-                    .strip_prefix(FLAG_PREFIX)
-                    .and_then(|rest| rest.split('#').next())
-                    .and_then(|d| d.parse::<NaiveDate>().ok()),
-                _ => None,
-            };
-            let n = match item.get("n") {
-                Some(Av::N(n)) => n.parse::<i64>().ok(),
-                _ => None,
-            };
-            let (Some(day), Some(n)) = (day, n) else {
-                return Err(StoreError::Unexpected("malformed flag counter".into()));
-            };
-            *sums.entry(day).or_insert(0) += n;
-        }
-        match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
-        }
+    for (rest, n, _) in counter_items(client, main, plan_pk(t, plan_id), FLAG_PREFIX).await? {
+        // `{day}#{counter shard}`
+        let day = rest
+            .split('#')
+            .next()
+            .and_then(|d| d.parse::<NaiveDate>().ok())
+            .ok_or_else(|| StoreError::Unexpected("malformed flag counter".into()))?;
+        *sums.entry(day).or_insert(0) += n;
     }
     // A shard's counter may read below zero for a while (records of one
     // session on two stream shards): only whole days above zero count.

@@ -188,15 +188,19 @@ pub(super) fn get_recount(
         .transpose()
 }
 
-/// Count every stored session once, for a store written before counters
-/// existed; a no-op once [`READY`] is set. Reads the whole store once.
+/// Count every stored session once — by step, and when flagged by its plan
+/// and day of last activity — for a store written before those counters
+/// existed; each kind is a no-op once its marker ([`READY`], [`FLAGS_READY`])
+/// is set. Reads the whole store once, and only when a marker is missing.
 #[cfg(feature = "local")]
 pub(crate) fn rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
-    let flags = rebuild_flags(kv)?;
-    if kv.get(READY)?.is_some() {
-        return Ok(flags);
+    let steps = kv.get(READY)?.is_none();
+    let flags = kv.get(FLAGS_READY)?.is_none();
+    if !steps && !flags {
+        return Ok(false);
     }
-    let mut totals: BTreeMap<CountKey, i64> = BTreeMap::new();
+    let mut by_step: BTreeMap<CountKey, i64> = BTreeMap::new();
+    let mut by_flag: BTreeMap<FlagKey, i64> = BTreeMap::new();
     for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
         // `{t}/SESS/{session}`: sessions under every tenant.
         let Some((_, rest)) = key.split_once('/') else {
@@ -206,39 +210,22 @@ pub(crate) fn rebuild(kv: &mut dyn KvWrite) -> StoreResult<bool> {
             continue;
         }
         let session: Session = decode_value(&value)?;
-        *totals.entry(CountKey::of(&session)).or_insert(0) += 1;
-    }
-    for (key, n) in totals {
-        kv.put(&counter_key(&key), n.to_string().into_bytes())?;
-    }
-    kv.put(READY, Vec::new())?;
-    Ok(true)
-}
-
-/// Count every flagged session once by its plan and day of last activity, for
-/// a store written before those counters existed; a no-op once [`FLAGS_READY`]
-/// is set. Reads the whole store once.
-#[cfg(feature = "local")]
-fn rebuild_flags(kv: &mut dyn KvWrite) -> StoreResult<bool> {
-    if kv.get(FLAGS_READY)?.is_some() {
-        return Ok(false);
-    }
-    let mut totals: BTreeMap<FlagKey, i64> = BTreeMap::new();
-    for (key, value) in kv.range("", "\u{10FFFF}", false, usize::MAX)? {
-        let Some((_, rest)) = key.split_once('/') else {
-            continue;
-        };
-        if !rest.starts_with("SESS/") {
-            continue;
-        }
-        let session: Session = decode_value(&value)?;
+        *by_step.entry(CountKey::of(&session)).or_insert(0) += 1;
         if let Some(flag) = FlagKey::of(&session) {
-            *totals.entry(flag).or_insert(0) += 1;
+            *by_flag.entry(flag).or_insert(0) += 1;
         }
     }
-    for (key, n) in totals {
-        kv.put(&flag_counter_key(&key), n.to_string().into_bytes())?;
+    if steps {
+        for (key, n) in by_step {
+            kv.put(&counter_key(&key), n.to_string().into_bytes())?;
+        }
+        kv.put(READY, Vec::new())?;
     }
-    kv.put(FLAGS_READY, Vec::new())?;
+    if flags {
+        for (key, n) in by_flag {
+            kv.put(&flag_counter_key(&key), n.to_string().into_bytes())?;
+        }
+        kv.put(FLAGS_READY, Vec::new())?;
+    }
     Ok(true)
 }
