@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, serve_command, spawn};
+use crate::support::{Server, call_as, serve_command, spawn};
 
 const TENANT: &str = "0b6d7f2e-5c4a-4e3b-9a1f-2d3c4b5a6978";
 const SCENARIO: &str = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
@@ -37,15 +37,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .header("X-Tenant-ID", TENANT);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    call_as(base, TENANT, method, path, body).await
 }
 
 fn step(n: u32) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, serve_command, spawn};
+use crate::support::{Server, call_as, serve_command, spawn};
 
 const TENANT: &str = "6f1c2b1e-8a43-4f0e-9a55-0c0e8f1e2d3c";
 const SCENARIO: &str = "4b7a5c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
@@ -47,16 +47,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = client()
-        .request(method, format!("{base}{path}"))
-        .header("X-Tenant-ID", TENANT);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
+    call_as(base, TENANT, method, path, body).await
 }
 
 fn scenario(version: i64, with_age_check: bool) -> Value {

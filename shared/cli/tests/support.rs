@@ -51,3 +51,23 @@ pub fn spawn(mut command: Command) -> Server {
         .to_string();
     Server { child, base }
 }
+
+/// One API call as `tenant`: the status and the JSON body (`null` when none).
+pub async fn call_as(
+    base: &str,
+    tenant: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .header("X-Tenant-ID", tenant);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
