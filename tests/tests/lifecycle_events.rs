@@ -54,10 +54,19 @@ where
     F: FnOnce(TestApp, Arc<RecordingSink>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_recorded_events_and(backend, test_config(), case).await
+}
+
+async fn with_recorded_events_and<F, Fut>(backend: Backend, config: api::Config, case: F)
+where
+    F: FnOnce(TestApp, Arc<RecordingSink>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let sink = Arc::new(RecordingSink::default());
     let attached = sink.clone();
     with_app_attached(
         backend,
+        config,
         move |state: AppState| state.with_events(attached),
         |app| case(app, sink),
     )
@@ -70,6 +79,8 @@ store::backend_matrix! {
     tests: [
         each_change_is_announced_once_and_a_failed_send_is_caught_up,
         the_drain_goes_with_the_sweep_once,
+        a_guards_halt_is_announced_by_the_reconcile_that_caused_it,
+        a_halt_by_a_failure_report_is_announced_by_that_report,
     ],
 }
 
@@ -177,4 +188,154 @@ async fn the_drain_goes_with_the_sweep_once(app: TestApp, sink: Arc<RecordingSin
     // Everything said: the plan left the outbox.
     let again = sweep(&app).await;
     assert_eq!(again.events.events_sent, 0, "{again:?}");
+}
+
+/// The halt is a change no operator asked for: the reconcile whose migration
+/// crossed the guard's threshold announces it before it answers, with the
+/// reason, and no sweep is needed.
+async fn a_guards_halt_is_announced_by_the_reconcile_that_caused_it(
+    app: TestApp,
+    sink: Arc<RecordingSink>,
+) {
+    let ids: Vec<String> = (0..3).map(|i| format!("h-{i}")).collect();
+    // V2 keeps nothing of V1: each migrated session exits.
+    let v2 = json!({"name": "Fresh", "version": 2, "entry_step_id": step(7),
+        "steps": [step_json(7, "Brand new", &[])]});
+    let (_, plan_id) = approved_plan_with_sessions(&app, &ids, 2, v2).await;
+    let deploy = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/deploy"),
+            Some(json!({"guard": {"max_exit_rate": 0.2, "min_sessions": 2}})),
+        )
+        .await;
+    assert_eq!(deploy.status, 200, "{:?}", deploy.body);
+    reconcile_now(&app, &ids[0]).await;
+    assert!(
+        !sink
+            .types_of(&plan_id)
+            .contains(&"Rollout Halted".to_owned())
+    );
+    // The second exit crosses 0.2 of at least 2: halted, and announced.
+    assert_eq!(
+        reconcile_now(&app, &ids[1]).await["action"],
+        "exit_scenario"
+    );
+    let halts: Vec<LifecycleEvent> = sink
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.detail_type == "Rollout Halted")
+        .cloned()
+        .collect();
+    assert_eq!(halts.len(), 1, "{:?}", sink.types_of(&plan_id));
+    let reason = halts[0].detail.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("exit rate"), "{reason}");
+    assert_eq!(halts[0].detail.from, Some(planning::PlanStatus::Deployed));
+    // Nothing left for the sweep.
+    let report = sweep(&app).await;
+    assert_eq!(report.events.events_sent, 0, "{report:?}");
+}
+
+/// A walk that fans out through the queue ends in the worker, which announces
+/// the plan's `deployed` itself: no sweep runs in this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_fanned_out_walk_is_announced_by_the_worker() {
+    let config = api::Config {
+        inline_mark_threshold: 0,
+        mark_page_size: 2,
+        ..test_config()
+    };
+    with_recorded_events_and(Backend::Embedded, config, |app, sink| async move {
+        let ids: Vec<String> = (0..5).map(|i| format!("w-{i}")).collect();
+        let (_, plan_id) = approved_plan_with_sessions(&app, &ids, 1, scenario_v2()).await;
+        let deploy = app
+            .call("POST", &format!("/migration-plans/{plan_id}/deploy"), None)
+            .await;
+        assert_eq!(deploy.status, 202, "fanned out: {:?}", deploy.body);
+        wait_for_plan_status(&app, &plan_id, "deployed").await;
+        // The worker's announce runs right after the last page is recorded;
+        // the status may be read a moment before it is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !sink
+            .types_of(&plan_id)
+            .contains(&"Marking Finished".to_owned())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                sink.types_of(&plan_id)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The deploy call and the worker may both send "Deploy Started" when they
+        // run at once (at least once): by id, each change once, in order.
+        let mut seen = std::collections::BTreeSet::new();
+        let by_id: Vec<(String, String)> = sink
+            .of(&plan_id)
+            .into_iter()
+            .filter(|(_, id)| seen.insert(id.clone()))
+            .collect();
+        let types: Vec<&str> = by_id.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "Plan Created",
+                "Plan Approved",
+                "Deploy Started",
+                "Marking Finished"
+            ]
+        );
+    })
+    .await
+}
+
+async fn a_halt_by_a_failure_report_is_announced_by_that_report(
+    app: TestApp,
+    sink: Arc<RecordingSink>,
+) {
+    let ids: Vec<String> = (0..2).map(|i| format!("f-{i}")).collect();
+    let (_, plan_id) = approved_plan_with_sessions(&app, &ids, 1, scenario_v2()).await;
+    let deploy = app
+        .call(
+            "POST",
+            &format!("/migration-plans/{plan_id}/deploy"),
+            Some(json!({"guard": {"max_reported_failure_rate": 0.25, "min_sessions": 1}})),
+        )
+        .await;
+    assert_eq!(deploy.status, 200, "{:?}", deploy.body);
+    for id in &ids {
+        reconcile_now(&app, id).await;
+    }
+    let ok = app
+        .call(
+            "POST",
+            &format!("/sessions/{}/outcome", ids[0]),
+            Some(json!({"ok": true})),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert!(
+        !sink
+            .types_of(&plan_id)
+            .contains(&"Rollout Halted".to_owned())
+    );
+    // One failure of two applied: 0.5 > 0.25.
+    let failed = app
+        .call(
+            "POST",
+            &format!("/sessions/{}/outcome", ids[1]),
+            Some(json!({"ok": false})),
+        )
+        .await;
+    assert_eq!(failed.status, 200, "{:?}", failed.body);
+    assert_eq!(failed.body.get("halted"), None, "not part of the answer");
+    assert_eq!(deployment_status(&app, &plan_id).await["status"], "halted");
+    let types = sink.types_of(&plan_id);
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("Rollout Halted"),
+        "{types:?}"
+    );
 }

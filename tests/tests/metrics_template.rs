@@ -249,8 +249,9 @@ fn intrinsic(value: &Yaml) -> String {
 }
 
 /// The functions that change plans send lifecycle events: each is given the
-/// stack's bus and may `PutEvents` to it (and to nothing else); the example
-/// rule routes a halted rollout from that bus to the alarm topic.
+/// stack's bus and may `PutEvents` to it (and to nothing else), and may delete
+/// the outbox entry of what it sent; the example rule routes a halted rollout
+/// from that bus to the alarm topic.
 #[test]
 fn the_functions_that_change_plans_may_send_to_the_stacks_bus() {
     let template = template();
@@ -281,10 +282,24 @@ fn the_functions_that_change_plans_may_send_to_the_stacks_bus() {
             "!GetAtt LifecycleEventBus.Arn",
             "{id}: only to the stack's bus"
         );
+        let deletes_in_main = statements.as_sequence().unwrap().iter().any(|s| {
+            intrinsic(&s["Resource"]) == "!GetAtt MainTable.Arn"
+                && s["Action"]
+                    .as_sequence()
+                    .is_some_and(|a| a.iter().any(|a| a.as_str() == Some("dynamodb:DeleteItem")))
+        });
+        assert!(deletes_in_main, "{id}: may settle the outbox entry");
     }
+    // Every function that changes a plan's status: operators' calls, the guard's
+    // halts (reconciles, outcome reports), the end of a marking walk, the sweep.
     assert_eq!(
         senders,
-        BTreeSet::from(["PlansFunction".to_owned(), "DeploymentsFunction".to_owned()])
+        BTreeSet::from([
+            "PlansFunction".to_owned(),
+            "DeploymentsFunction".to_owned(),
+            "SessionsFunction".to_owned(),
+            "MarkSessionsFunction".to_owned(),
+        ])
     );
     let rules = resources(&template, "AWS::Events::Rule");
     let (_, halted) = rules

@@ -93,16 +93,17 @@ async fn spawn_app_with(
     Some((serve_state(state, dir).await, tables))
 }
 
-/// [`with_app`] with the state changed by `attach` before it is served.
+/// [`with_app`] with `config` and the state changed by `attach` before it is served.
 pub async fn with_app_attached<F, Fut>(
     backend: Backend,
+    config: Config,
     attach: impl FnOnce(AppState) -> AppState,
     case: F,
 ) where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some((app, tables)) = spawn_app_with(backend, test_config(), attach).await else {
+    let Some((app, tables)) = spawn_app_with(backend, config, attach).await else {
         return;
     };
     drop_tables_after(tables, case(app)).await

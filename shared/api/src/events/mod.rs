@@ -8,11 +8,11 @@
 //! process that dies anywhere in between leaves the entry, and the next pass
 //! sends again — at least once; consumers drop repeats by `event_id`.
 //!
-//! Two passes run it: right after an operator's call changed a plan
-//! ([`announce`], bounded in time, never failing the call), and the periodic
-//! sweep ([`publish_pending`]) for everything else — the changes the product
-//! makes itself (marking finished, a guard's halt, a withdrawal settled), the
-//! drains, and whatever a failed send left behind.
+//! Two passes run it: right after whoever changed a plan — an operator's call,
+//! a reconcile or outcome report that made a guard halt, the marking worker
+//! whose page ended a walk ([`announce`], bounded in time, never failing the
+//! call) — and the periodic sweep ([`publish_pending`]) for everything else:
+//! the drains, the changes no one announces, and whatever a failed send left.
 
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
@@ -71,7 +71,7 @@ pub struct PublishReport {
     pub entries_failed: u64,
 }
 
-/// The events of one plan's changes, right after an operator's call made them:
+/// The events of one plan's changes, right after whoever made them:
 /// at most [`ANNOUNCE_BUDGET`], and a failure is logged, never returned — the
 /// change is stored and the sweep sends what did not go.
 pub async fn announce(

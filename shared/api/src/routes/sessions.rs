@@ -96,17 +96,19 @@ pub(crate) async fn report_outcome(
     JsonBody(request): JsonBody<sessions::OutcomeRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let Path((RuntimeId(session_id),)) = path?;
-    Ok(Json(
-        sessions::report_outcome(
-            state.store(),
-            tenant,
-            &session_id,
-            request,
-            state.config().outcome_window_hours,
-            Utc::now(),
-        )
-        .await?,
-    ))
+    let answer = sessions::report_outcome(
+        state.store(),
+        tenant,
+        &session_id,
+        request,
+        state.config().outcome_window_hours,
+        Utc::now(),
+    )
+    .await?;
+    if let (true, Some(plan_id)) = (answer.halted, answer.plan_id) {
+        state.announce(tenant, plan_id).await;
+    }
+    Ok(Json(answer))
 }
 
 #[utoipa::path(
@@ -140,5 +142,9 @@ pub(crate) async fn reconcile_session(
     )
     .await?;
     timer.finish(&reconciled.result);
+    if let Some(plan_id) = reconciled.halted {
+        // The halt's event before the answer (bounded): someone is paged on it.
+        state.announce(tenant, plan_id).await;
+    }
     Ok((session_etag(reconciled.revision), Json(reconciled.result)))
 }

@@ -345,6 +345,8 @@ fn change_for(
 pub struct Reconciled {
     pub result: ReconciliationResult,
     pub revision: u64,
+    /// The plan whose rollout guard this reconcile's migration made halt.
+    pub halted: Option<Uuid>,
 }
 
 /// Reads, decisions and conditional writes one call makes at most before it
@@ -372,28 +374,29 @@ fn clear_stale_flag(session: &Session, plan_id: Uuid, now: DateTime<Utc>) -> Ses
 }
 
 /// After a migration is applied: the guard of the plan it is counted on, if
-/// any, may halt the rollout now. A failure here is logged, not the caller's:
-/// the migration is applied, and the next one checks again.
+/// any, may halt the rollout now (the plan, when it did). A failure here is
+/// logged, not the caller's: the migration is applied, and the next one
+/// checks again.
 async fn enforce_guards(
     store: &dyn Store,
     tenant: Uuid,
     decision: &Decision,
     links: &[(Arc<PreparedPlan>, Arc<PreparedScenario>)],
     now: DateTime<Utc>,
-) {
-    let Some(counted) = decision.flag_plan_id.or(decision.plan_id) else {
-        return;
-    };
-    let guarded = links
+) -> Option<Uuid> {
+    let counted = decision.flag_plan_id.or(decision.plan_id)?;
+    let guard = links
         .iter()
         .map(|(plan, _)| plan.plan())
         .find(|plan| plan.id == counted)
-        .and_then(|plan| plan.guard.as_ref());
-    if let Some(guard) = guarded
-        && let Err(error) =
-            crate::services::deployments::enforce_guard(store, tenant, counted, guard, now).await
-    {
-        tracing::error!(%error, plan_id = %counted, "could not check the rollout guard");
+        .and_then(|plan| plan.guard.as_ref())?;
+    match crate::services::deployments::enforce_guard(store, tenant, counted, guard, now).await {
+        Ok(true) => Some(counted),
+        Ok(false) => None,
+        Err(error) => {
+            tracing::error!(%error, plan_id = %counted, "could not check the rollout guard");
+            None
+        }
     }
 }
 
@@ -508,12 +511,14 @@ pub async fn reconcile(
             return Ok(Reconciled {
                 result: ReconciliationResult::continue_with(stopped_reason(status)),
                 revision: session.revision,
+                halted: None,
             });
         }
         if loaded.outside_cohort {
             return Ok(Reconciled {
                 result: ReconciliationResult::continue_with("outside the rollout cohort"),
                 revision: session.revision,
+                halted: None,
             });
         }
         let chain: Vec<PlanLink<'_>> = loaded
@@ -534,6 +539,7 @@ pub async fn reconcile(
             return Ok(Reconciled {
                 result: decision.result,
                 revision: session.revision,
+                halted: None,
             });
         }
         if !decision.writes_session() {
@@ -548,6 +554,7 @@ pub async fn reconcile(
             return Ok(Reconciled {
                 result,
                 revision: session.revision,
+                halted: None,
             });
         }
         let applied = match store
@@ -570,9 +577,11 @@ pub async fn reconcile(
             Err(e) => return Err(e.into()),
         };
         if applied {
-            if decision.applies_migration {
-                enforce_guards(store, tenant, &decision, &loaded.links, now).await;
-            }
+            let halted = if decision.applies_migration {
+                enforce_guards(store, tenant, &decision, &loaded.links, now).await
+            } else {
+                None
+            };
             if decision.checksum_mismatch {
                 tracing::warn!(
                     %tenant,
@@ -594,6 +603,7 @@ pub async fn reconcile(
             return Ok(Reconciled {
                 result: decision.result,
                 revision: session.revision + 1,
+                halted,
             });
         }
         lost_a_race = true;

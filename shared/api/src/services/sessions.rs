@@ -126,6 +126,10 @@ pub struct OutcomeAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<Uuid>,
     pub detail: String,
+    /// Whether this report made the plan's rollout guard halt it (for the
+    /// handler, which announces the halt; not part of the answer).
+    #[serde(skip)]
+    pub halted: bool,
 }
 
 /// Longest `reason` accepted.
@@ -170,13 +174,17 @@ pub async fn report_outcome(
         counted,
         plan_id,
         detail: detail.to_owned(),
+        halted: false,
     };
     match store.report_outcome(&report).await? {
         store::OutcomeRecorded::Counted { plan_id } => {
-            if !request.ok {
-                crate::services::deployments::enforce_guard_of(store, tenant, plan_id, now).await;
-            }
-            Ok(answer(true, Some(plan_id), "counted"))
+            let halted = !request.ok
+                && crate::services::deployments::enforce_guard_of(store, tenant, plan_id, now)
+                    .await;
+            Ok(OutcomeAnswer {
+                halted,
+                ..answer(true, Some(plan_id), "counted")
+            })
         }
         store::OutcomeRecorded::AlreadyReported { plan_id } => Ok(answer(
             false,

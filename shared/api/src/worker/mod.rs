@@ -276,7 +276,7 @@ async fn process(state: &AppState, message: &MarkMessage, deadline: Instant) -> 
 
 async fn mark_page(state: &AppState, message: &MarkMessage) -> MarkingResult<Option<MarkMessage>> {
     let config = state.config();
-    marking::process_message(
+    let next = marking::process_message(
         state.store(),
         state.marking_plans(),
         message,
@@ -284,7 +284,14 @@ async fn mark_page(state: &AppState, message: &MarkMessage) -> MarkingResult<Opt
         config.mark_concurrency,
         Utc::now(),
     )
-    .await
+    .await?;
+    if next.is_none() {
+        // A chain ended, perhaps the plan's last: its `deployed` (or
+        // `withdrawn`) is announced now rather than by the next sweep. One read
+        // per chain when nothing is owed.
+        state.announce(message.tenant_id, message.plan_id).await;
+    }
+    Ok(next)
 }
 
 async fn hand_to_queue(state: &AppState, next: MarkMessage) -> MarkingResult<()> {

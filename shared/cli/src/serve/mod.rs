@@ -175,6 +175,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let mut initialised = Vec::new();
     let store = open_store(&args, &config, sdk.as_ref(), &mut initialised).await?;
+    // Lifecycle events to `EVENT_BUS_NAME` when set: announced after each
+    // change, and the outbox swept with the deployments below.
+    let events = sdk
+        .as_ref()
+        .and_then(|sdk| api::aws::event_sink(sdk, &config));
+    let new_state = |store, config| {
+        let state = AppState::new(store, config);
+        match events {
+            Some(sink) => state.with_events(sink),
+            None => state,
+        }
+    };
 
     let state = match (args.queue, sdk.as_ref()) {
         (QueueKind::Sqs, Some(sdk)) => {
@@ -191,24 +203,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 }
             };
             config.marking_queue_url = Some(url.clone());
-            let state = AppState::new(store, config).with_queue(Arc::new(api::aws::SqsQueue::new(
+            let state = new_state(store, config).with_queue(Arc::new(api::aws::SqsQueue::new(
                 client.clone(),
                 url.clone(),
             )));
             tokio::spawn(api::aws::poll_queue(state.clone(), client, url));
             state
         }
-        _ => api::local_queue::InProcessQueue::attach(AppState::new(store, config)),
-    };
-
-    // Lifecycle events to `EVENT_BUS_NAME` when set: announced after each
-    // operator's change, and the outbox swept with the deployments below.
-    let events = sdk
-        .as_ref()
-        .and_then(|sdk| api::aws::event_sink(sdk, state.config()));
-    let state = match events {
-        Some(sink) => state.with_events(sink),
-        None => state,
+        _ => api::local_queue::InProcessQueue::attach(new_state(store, config)),
     };
 
     // Deploys always finish: what the EventBridge schedule does on AWS.

@@ -190,13 +190,14 @@ pub(crate) async fn withdraw(
 /// called after each migration applied under a guard. The halt is one
 /// conditional write (lost races re-read; a plan already stopped stays as it is),
 /// and every later migration's own write checks it, so none is applied after it.
+/// `true` when this call halted it (its caller announces the halt).
 pub(crate) async fn enforce_guard(
     store: &dyn Store,
     tenant: Uuid,
     plan_id: Uuid,
     guard: &planning::RolloutGuard,
     now: DateTime<Utc>,
-) -> ServiceResult<()> {
+) -> ServiceResult<bool> {
     // The counters only: this runs after every guarded migration.
     let stats = store.get_plan_counters(tenant, plan_id).await?;
     let figures = planning::guard::GuardFigures {
@@ -206,7 +207,7 @@ pub(crate) async fn enforce_guard(
         reported_failures: stats.reported_failures,
     };
     let Some(reason) = planning::guard::crossed(guard, &figures) else {
-        return Ok(());
+        return Ok(false);
     };
     // A plan already stopped (halted by a concurrent reconcile, paused) stays as it is.
     let halted = transition_rollout(
@@ -226,7 +227,7 @@ pub(crate) async fn enforce_guard(
         crate::metrics::rollout_halted();
         tracing::warn!(%tenant, %plan_id, reason = %reason, "rollout halted by its guard");
     }
-    Ok(())
+    Ok(halted.is_some())
 }
 
 /// [`enforce_guard`] for a plan known by id only (after a reported failure):
@@ -237,19 +238,20 @@ pub(crate) async fn enforce_guard_of(
     tenant: Uuid,
     plan_id: Uuid,
     now: DateTime<Utc>,
-) {
+) -> bool {
     let checked = async {
         let Some(plan) = store.get_plan_header(tenant, plan_id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         match &plan.guard {
             Some(guard) if plan.status.applies_migrations() => {
                 enforce_guard(store, tenant, plan_id, guard, now).await
             }
-            _ => Ok(()),
+            _ => Ok(false),
         }
     };
-    if let Err(error) = checked.await {
+    checked.await.unwrap_or_else(|error: ServiceError| {
         tracing::error!(%error, %plan_id, "could not check the rollout guard");
-    }
+        false
+    })
 }
