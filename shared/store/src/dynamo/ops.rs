@@ -101,9 +101,16 @@ pub(super) fn new_write_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Whether `item` (what a failed condition found) was written by the write `write_id`.
+/// The write id a reconcile stamps on a session, apart from [`WRITE_ID`]: the
+/// runtime's `PUT` stamps that one, and a reconcile landing between a `PUT`
+/// whose answer was lost and its retry must not erase it, or the retry would
+/// take its own applied write for someone else's and answer 412.
+pub(super) const RECONCILE_WRITE_ID: &str = "reconcile_write_id";
+
+/// Whether `item` (what a failed condition found) was written by the write
+/// `write_id` (ids are random per write, so either attribute is exact).
 fn written_by(item: &Item, write_id: &str) -> bool {
-    has_s(item, WRITE_ID, write_id)
+    has_s(item, WRITE_ID, write_id) || has_s(item, RECONCILE_WRITE_ID, write_id)
 }
 
 /// The item a single-item conditional write found when its condition failed

@@ -13,8 +13,8 @@ use super::items::{
 };
 use super::keys::{key, page_of, plan_pk, scenario_pk, session_pk, step_key, token_item};
 use super::ops::{
-    ALL_OLD_ON_FAILURE, WRITE_ID, found_item, new_write_id, own_write, retry_delays, retrying,
-    retrying_same_write, sdk_error,
+    ALL_OLD_ON_FAILURE, RECONCILE_WRITE_ID, WRITE_ID, found_item, new_write_id, own_write,
+    retry_delays, retrying, retrying_same_write, sdk_error,
 };
 use super::tables::STEPS_INDEX;
 use crate::codec::time_key;
@@ -473,9 +473,10 @@ pub(super) async fn apply_session_change(
             .push(format!("{applied} = if_not_exists({mark}, {none})"));
         expr.set_or_remove(MARK_ID, None);
     }
-    // A retry of this transaction after a lost answer finds its own id.
+    // A retry of this transaction after a lost answer finds its own id — in
+    // an attribute of its own, so that the runtime's `PUT` keeps its.
     let write_id = new_write_id();
-    expr.set(WRITE_ID, s(write_id.clone()));
+    expr.set(RECONCILE_WRITE_ID, s(write_id.clone()));
     if !change.set_variables.is_empty() {
         let vars = expr.name("variables");
         for (name, value) in &change.set_variables {
