@@ -183,6 +183,16 @@ pub struct PlanStats {
     pub flags_withdrawn: u64,
 }
 
+impl PlanStats {
+    /// Flagged sessions still waiting for their migration: marked, neither
+    /// applied nor withdrawn.
+    pub fn migrations_pending(&self) -> u64 {
+        self.sessions_marked
+            .saturating_sub(self.flagged_applied)
+            .saturating_sub(self.flags_withdrawn)
+    }
+}
+
 /// One flag a withdrawal clears: the arguments of [`crate::Store::unmark_sessions`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionUnmark {

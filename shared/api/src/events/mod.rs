@@ -168,10 +168,7 @@ async fn publish_entry(
     let counters = EventCounters {
         sessions_marked: stats.sessions_marked,
         migrations_applied: stats.flagged_applied,
-        migrations_pending: stats
-            .sessions_marked
-            .saturating_sub(stats.flagged_applied)
-            .saturating_sub(stats.flags_withdrawn),
+        migrations_pending: stats.migrations_pending(),
         flags_withdrawn: stats.flags_withdrawn,
     };
     let mut events = unpublished(&plan, entry.published, counters);

@@ -253,10 +253,7 @@ pub(crate) async fn status(
     let per_minute = store
         .applied_per_minute(tenant, plan_id, planning::drain::window_start(now))
         .await?;
-    let pending = stats
-        .sessions_marked
-        .saturating_sub(stats.flagged_applied)
-        .saturating_sub(stats.flags_withdrawn);
+    let pending = stats.migrations_pending();
     let quiet_days = store.pending_by_activity_day(tenant, plan_id).await?;
     Ok(DeploymentStatus {
         plan_id,
