@@ -10,43 +10,10 @@
 //! invocation: Lambda retries the whole batch (the template sets no bisecting),
 //! and the checkpoint makes a retry count nothing twice.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::event::dynamodb::{EventRecord, TimeWindowEvent, TimeWindowEventResponse};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_dynamo::AttributeValue;
 use store::counts::{ChangeRecord, CountKey, FlagKey};
 use store::dynamo::counts::CountsApplier;
-
-fn text<'a>(image: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    match image.get(name)? {
-        AttributeValue::S(v) | AttributeValue::N(v) => Some(v.as_str()),
-        _ => None,
-    }
-}
-
-fn position(image: &serde_dynamo::Item) -> Option<CountKey> {
-    let image: &HashMap<String, AttributeValue> = image.as_ref();
-    CountKey::from_item_attributes(
-        text(image, "pk"),
-        text(image, "active_scenario_id"),
-        text(image, "active_scenario_version"),
-        text(image, "active_step_id"),
-    )
-}
-
-/// The flag counter of an image: its flag's plan and its `updated_at`.
-fn flag(image: &serde_dynamo::Item) -> Option<FlagKey> {
-    let image: &HashMap<String, AttributeValue> = image.as_ref();
-    let plan_id = match image.get("pending_migration")? {
-        AttributeValue::M(flag) => match flag.get("migration_plan_id")? {
-            AttributeValue::S(id) => Some(id.as_str()),
-            _ => None,
-        },
-        _ => None,
-    };
-    FlagKey::from_item_attributes(text(image, "pk"), plan_id, text(image, "updated_at"))
-}
 
 /// A Lambda stream record as a change of a session's position and flag
 /// (`None` without a sequence number: nothing to order it by).
@@ -55,10 +22,10 @@ fn change_record(record: &EventRecord) -> Option<ChangeRecord> {
     Some(ChangeRecord {
         sequence_number: change.sequence_number.clone()?,
         at: change.approximate_creation_date_time,
-        old: position(&change.old_image),
-        new: position(&change.new_image),
-        old_flag: flag(&change.old_image),
-        new_flag: flag(&change.new_image),
+        old: CountKey::of_image(&change.old_image),
+        new: CountKey::of_image(&change.new_image),
+        old_flag: FlagKey::of_image(&change.old_image),
+        new_flag: FlagKey::of_image(&change.new_image),
     })
 }
 
@@ -122,12 +89,17 @@ mod tests {
             "00000000-0000-4000-8000-00000000000a",
             "00000000-0000-4000-8000-00000000000b",
         );
-        let image = |step: &str| {
+        let plan = "00000000-0000-4000-8000-0000000000f1";
+        let image = |step: &str, flag: &str| {
             format!(
                 r#"{{"pk": {{"S": "{t}#wa-42"}}, "active_scenario_id": {{"S": "{s}"}},
-                   "active_scenario_version": {{"N": "1"}}, "active_step_id": {{"S": "{step}"}}}}"#
+                   "active_scenario_version": {{"N": "1"}}, "active_step_id": {{"S": "{step}"}},
+                   "updated_at": {{"S": "2026-12-03T23:59:59Z"}}{flag}}}"#
             )
         };
+        let flagged = format!(
+            r#", "pending_migration": {{"M": {{"migration_plan_id": {{"S": "{plan}"}}}}}}"#
+        );
         let body = format!(
             r#"{{"Records": [{{"eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
                  "awsRegion": "eu-west-1",
@@ -137,8 +109,8 @@ mod tests {
                "window": {{"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:01:00Z"}},
                "state": {{}}, "shardId": "shardId-000001", "eventSourceARN": "arn",
                "isFinalInvokeForWindow": false, "isWindowTerminatedEarly": false}}"#,
-            image(a),
-            image(b)
+            image(a, ""),
+            image(b, &flagged)
         );
         let event: TimeWindowEvent = serde_json::from_str(&body).expect("event");
         assert_eq!(
@@ -150,5 +122,10 @@ mod tests {
         assert_eq!(record.old.unwrap().step_id.to_string(), a);
         assert_eq!(record.new.unwrap().step_id.to_string(), b);
         assert_eq!(record.new.unwrap().tenant.to_string(), t);
+        // The runtime's write flagged it: its plan's drain counts it on its day.
+        assert_eq!(record.old_flag, None);
+        let flag = record.new_flag.expect("the new image's flag");
+        assert_eq!(flag.plan_id.to_string(), plan);
+        assert_eq!(flag.day.to_string(), "2026-12-03");
     }
 }

@@ -152,13 +152,6 @@ pub fn drained(
     }
 }
 
-/// Whether a plan may change again by itself or by an operator's call, so
-/// that its events are not all known yet: false once it reached a status
-/// nothing leaves.
-pub fn may_change(status: PlanStatus) -> bool {
-    status.is_live()
-}
-
 fn detail(
     plan: &MigrationPlan,
     from: Option<PlanStatus>,

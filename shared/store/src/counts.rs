@@ -62,6 +62,18 @@ pub struct Recount {
     pub counters: StepCounts,
 }
 
+/// A sessions-table item as a change stream shows it (an old or a new image),
+/// whichever SDK type holds its attributes: the Streams API's records that
+/// `migrations serve` reads, or the Lambda events the `count-sessions` function
+/// gets. Both read the counter keys through [`CountKey::of_image`] and
+/// [`FlagKey::of_image`], so they cannot disagree on what an image counts as.
+pub trait SessionImage {
+    /// A string or number attribute's text.
+    fn text(&self, name: &str) -> Option<&str>;
+    /// A string attribute inside a map attribute.
+    fn text_in(&self, map: &str, name: &str) -> Option<&str>;
+}
+
 /// Where a session is counted: one counter per (tenant, scenario, version, step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CountKey {
@@ -100,6 +112,16 @@ impl CountKey {
         })
     }
 
+    /// The counter of a stream image (`None` when it is not a countable session).
+    pub fn of_image(image: &impl SessionImage) -> Option<Self> {
+        Self::from_item_attributes(
+            image.text("pk"),
+            image.text("active_scenario_id"),
+            image.text("active_scenario_version"),
+            image.text("active_step_id"),
+        )
+    }
+
     /// The scenario version this counter belongs to.
     pub fn version_of(&self) -> VersionKey {
         VersionKey {
@@ -129,6 +151,15 @@ impl FlagKey {
             plan_id: flag.migration_plan_id,
             day: session.updated_at.date_naive(),
         })
+    }
+
+    /// The flag counter of a stream image (`None` without a flag).
+    pub fn of_image(image: &impl SessionImage) -> Option<Self> {
+        Self::from_item_attributes(
+            image.text("pk"),
+            image.text_in("pending_migration", "migration_plan_id"),
+            image.text("updated_at"),
+        )
     }
 
     /// The counter of a sessions-table item, from its attributes: the tenant

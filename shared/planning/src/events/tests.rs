@@ -165,7 +165,7 @@ fn a_whole_rollout_gives_one_event_per_change_in_order_with_stable_ids() {
     assert_eq!(types(&rest), ["Withdrawal Started", "Plan Withdrawn"]);
     assert_eq!(rest[0].detail.event_id, events[8].detail.event_id);
     assert!(unpublished(&plan, plan.revision, counters(3)).is_empty());
-    assert!(!may_change(plan.status));
+    assert!(!plan.status.is_live(), "a withdrawn plan changes no more");
 }
 
 #[test]

@@ -71,7 +71,8 @@ use super::tables::TTL;
 pub use super::tables::ensure_stream;
 use crate::codec::version_key;
 use crate::counts::{
-    ChangeRecord, Deltas, FlagKey, Recount, StepCounts, aggregate, sequence_key, shard_hash,
+    ChangeRecord, Deltas, FlagKey, Recount, SessionImage, StepCounts, aggregate, sequence_key,
+    shard_hash,
 };
 use crate::{StoreError, StoreResult};
 
@@ -539,4 +540,30 @@ impl CountsApplier {
 enum Committed {
     Yes,
     CheckpointMoved,
+}
+
+/// The images of the Lambda stream events (`aws_lambda_events`, through
+/// `serde_dynamo`), which the `count-sessions` function applies.
+impl SessionImage for serde_dynamo::Item {
+    fn text(&self, name: &str) -> Option<&str> {
+        lambda_image_text(self.as_ref(), name)
+    }
+
+    fn text_in(&self, map: &str, name: &str) -> Option<&str> {
+        let attributes: &HashMap<String, serde_dynamo::AttributeValue> = self.as_ref();
+        match attributes.get(map)? {
+            serde_dynamo::AttributeValue::M(inner) => lambda_image_text(inner, name),
+            _ => None,
+        }
+    }
+}
+
+fn lambda_image_text<'a>(
+    attributes: &'a HashMap<String, serde_dynamo::AttributeValue>,
+    name: &str,
+) -> Option<&'a str> {
+    match attributes.get(name)? {
+        serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v) => Some(v.as_str()),
+        _ => None,
+    }
 }

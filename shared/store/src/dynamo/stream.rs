@@ -15,7 +15,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use chrono::{DateTime, Utc};
 
 use super::counts::{Applied, CatchUp, CountsApplier, ensure_stream};
-use crate::counts::{ChangeRecord, CountKey, FlagKey};
+use crate::counts::{ChangeRecord, CountKey, FlagKey, SessionImage};
 use crate::{StoreError, StoreResult, TableNames};
 
 fn streams_error<E, R>(err: aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> StoreError
@@ -34,32 +34,20 @@ where
     }
 }
 
-fn text<'a>(image: Option<&'a HashMap<String, AttributeValue>>, name: &str) -> Option<&'a str> {
-    match image?.get(name)? {
-        AttributeValue::S(v) | AttributeValue::N(v) => Some(v.as_str()),
-        _ => None,
-    }
-}
-
-fn position(image: Option<&HashMap<String, AttributeValue>>) -> Option<CountKey> {
-    CountKey::from_item_attributes(
-        text(image, "pk"),
-        text(image, "active_scenario_id"),
-        text(image, "active_scenario_version"),
-        text(image, "active_step_id"),
-    )
-}
-
-/// The flag counter of an image: its flag's plan and its `updated_at`.
-fn flag(image: Option<&HashMap<String, AttributeValue>>) -> Option<FlagKey> {
-    let plan_id = match image?.get("pending_migration")? {
-        AttributeValue::M(flag) => match flag.get("migration_plan_id")? {
-            AttributeValue::S(id) => Some(id.as_str()),
+impl SessionImage for HashMap<String, AttributeValue> {
+    fn text(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            AttributeValue::S(v) | AttributeValue::N(v) => Some(v.as_str()),
             _ => None,
-        },
-        _ => None,
-    };
-    FlagKey::from_item_attributes(text(image, "pk"), plan_id, text(image, "updated_at"))
+        }
+    }
+
+    fn text_in(&self, map: &str, name: &str) -> Option<&str> {
+        match self.get(map)? {
+            AttributeValue::M(inner) => inner.text(name),
+            _ => None,
+        }
+    }
 }
 
 /// A Streams API record as a [`ChangeRecord`] (`None` without a sequence number).
@@ -72,10 +60,10 @@ pub fn change_record(record: &Record) -> Option<ChangeRecord> {
     Some(ChangeRecord {
         sequence_number: change.sequence_number()?.to_owned(),
         at,
-        old: position(change.old_image.as_ref()),
-        new: position(change.new_image.as_ref()),
-        old_flag: flag(change.old_image.as_ref()),
-        new_flag: flag(change.new_image.as_ref()),
+        old: change.old_image.as_ref().and_then(CountKey::of_image),
+        new: change.new_image.as_ref().and_then(CountKey::of_image),
+        old_flag: change.old_image.as_ref().and_then(FlagKey::of_image),
+        new_flag: change.new_image.as_ref().and_then(FlagKey::of_image),
     })
 }
 
