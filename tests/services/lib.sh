@@ -177,7 +177,9 @@ fm_ensure_firefox() {
         # A private target folder: the workspace's target/ and its lock stay out of it.
         # Unoptimised (`--debug`): half the CPU of a release build (86 s against 173 s on
         # the 2-core machine, 2026-12-06), and the driver only relays a few dozen commands.
-        CARGO_TARGET_DIR="$FM_CACHE/geckodriver-build" cargo install --quiet --locked --force --debug \
+        # Without debug info, which nobody reads here and which costs CPU to generate and link.
+        CARGO_PROFILE_DEV_DEBUG=false CARGO_TARGET_DIR="$FM_CACHE/geckodriver-build" \
+            cargo install --quiet --locked --force --debug \
             "geckodriver@$FM_GECKODRIVER_VERSION" --root "$dir" >&2 ||
             fm_die "cargo install geckodriver failed" || return 1
         rm -rf "$FM_CACHE/geckodriver-build"

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -17,7 +16,7 @@ use crate::state::AppState;
 /// The shared SDK configuration. Endpoints come from the SDK's own
 /// `AWS_ENDPOINT_URL*` variables, so DynamoDB Local and a local SQS need no code.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    store::sdk::load_sdk_config().await
 }
 
 pub fn table_names(config: &Config) -> TableNames {

@@ -71,7 +71,7 @@ async fn bus_to_queue() -> Option<(String, String, aws_sdk_sqs::Client)> {
         eprintln!("skipped: no local EventBridge (tests/services/start.sh)");
         return None;
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = store::sdk::load_sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let id = uuid::Uuid::new_v4().simple().to_string();

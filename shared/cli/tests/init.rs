@@ -38,7 +38,7 @@ impl Drop for DropTables {
                 .build()
                 .expect("runtime");
             runtime.block_on(async {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = store::sdk::load_sdk_config().await;
                 let client = aws_sdk_dynamodb::Client::new(&sdk);
                 for name in names {
                     let _ = client.delete_table().table_name(name).send().await;

@@ -33,6 +33,7 @@ mod embedded;
 mod error;
 mod kv;
 mod memory;
+pub mod sdk;
 mod semantics;
 mod session_rules;
 // Fresh DynamoDB Local tables and the backend-matrix macro, for tests and benchmarks

@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use backon::Retryable;
@@ -72,7 +72,7 @@ pub fn sqs_configured() -> bool {
 /// The SDK configuration from the environment: endpoints, credentials and
 /// region from the standard variables, as the Lambdas and `migrations` load it.
 pub async fn sdk_config_from_env() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    crate::sdk::load_sdk_config().await
 }
 
 /// Table names no other test uses: `{prefix}-main-{unique}` and

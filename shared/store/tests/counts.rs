@@ -392,9 +392,7 @@ async fn duplicate_deliveries(h: &Harness) {
             .unwrap();
     }
     // Read the raw records ourselves, as Lambda would hand them over.
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let config = store::sdk::load_sdk_config().await;
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(
         aws_sdk_dynamodbstreams::config::Builder::from(&config)
