@@ -88,7 +88,18 @@ on_signal() {
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
-# step NAME CMD... — run one step with a banner and its elapsed time; stop at the first failure.
+# CPU seconds (user + system) of this script's finished children so far, from /proc (`$$` is
+# the script even inside a command substitution): a step's CPU is the difference across it.
+# The background release build and the emulators count when they end.
+CLOCK_TICKS="$(getconf CLK_TCK)"
+children_cpu() {
+    local stat
+    read -r -a stat <"/proc/$$/stat" # fields 16 and 17: cutime and cstime, in clock ticks
+    echo $(((stat[15] + stat[16]) / CLOCK_TICKS))
+}
+
+# step NAME CMD... — run one step with a banner, its elapsed time and the CPU time of the
+# processes it ran; stop at the first failure.
 # `step --here NAME CMD...` runs CMD in this shell, for steps that set variables (services).
 step() {
     local here=0
@@ -100,7 +111,8 @@ step() {
     shift
     CURRENT_STEP="$name"
     printf '\n==== %s ====\n' "$name"
-    local t0=$SECONDS
+    local t0=$SECONDS cpu0
+    cpu0="$(children_cpu)"
     if [ "$here" -eq 1 ]; then
         "$@"
     else
@@ -109,7 +121,7 @@ step() {
         wait "$STEP_PID"
         STEP_PID=""
     fi
-    printf '==== ok: %s (%ss) ====\n' "$name" "$((SECONDS - t0))"
+    printf '==== ok: %s (%ss, %ss CPU) ====\n' "$name" "$((SECONDS - t0))" "$(($(children_cpu) - cpu0))"
     CURRENT_STEP=""
 }
 
@@ -337,4 +349,4 @@ if [ "$QUICK" -eq 0 ]; then
 else
     printf '\n==== skipped (--quick): cargo lambda build --release --arm64 ====\n'
 fi
-printf '\n==== all steps passed in %ss ====\n' "$((SECONDS - RUN_START))"
+printf '\n==== all steps passed in %ss (%ss CPU) ====\n' "$((SECONDS - RUN_START))" "$(children_cpu)"

@@ -11,6 +11,8 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::ConnectorBuilder;
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The SDK configuration from the environment, with [`https_client`]. Every
@@ -24,10 +26,19 @@ pub async fn load_sdk_config() -> SdkConfig {
 }
 
 /// The SDK's hyper client over rustls with ring, trusting the system's roots.
+/// Built as the SDK builds its default client: the configuration's connect
+/// and read timeouts and sleep, and a proxy from `HTTPS_PROXY`/`NO_PROXY`.
 pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    })
 }
 
 #[cfg(test)]

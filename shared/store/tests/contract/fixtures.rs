@@ -2,6 +2,7 @@
 //! and events, built the same way on every backend.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use planning::{
@@ -16,11 +17,20 @@ use store::{
 };
 use uuid::Uuid;
 
+/// The cases' reference time: the start of the hour three hours ago (the same
+/// for the whole run), plus a fraction of a second that a stored time must keep.
+/// Near now, not a fixed date: DynamoDB Local deletes items whose `ttl` has
+/// passed whenever its background sweeper runs, so a plan deployed "in 2025"
+/// (its head kept 400 days) vanished in the middle of a case, now and then.
 pub(super) fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
-        .single()
-        .expect("valid time")
-        + Duration::nanoseconds(123_456_789)
+    static T0: OnceLock<DateTime<Utc>> = OnceLock::new();
+    *T0.get_or_init(|| {
+        let hour_start = (Utc::now() - Duration::hours(3)).timestamp() / 3600 * 3600;
+        Utc.timestamp_opt(hour_start, 0)
+            .single()
+            .expect("valid time")
+            + Duration::nanoseconds(123_456_789)
+    })
 }
 
 pub(super) fn step(id: Uuid, name: &str, to: &[Uuid]) -> StepInput {
