@@ -135,7 +135,7 @@ install_build_tools() {
     mkdir -p "$FM_CACHE"
     (
         flock 9 || exit 1
-        fm_ensure_venv
+        fm_ensure_venv "$FM_PY_LAMBDA_REQUIREMENTS"
     ) 9>"$FM_CACHE/install.lock"
     ensure_arm64_target
 }
