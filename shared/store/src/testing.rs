@@ -69,12 +69,6 @@ pub fn sqs_configured() -> bool {
     local_service_configured(SQS_ENDPOINT)
 }
 
-/// The SDK configuration from the environment: endpoints, credentials and
-/// region from the standard variables, as the Lambdas and `migrations` load it.
-pub async fn sdk_config_from_env() -> SdkConfig {
-    crate::sdk::load_sdk_config().await
-}
-
 /// Table names no other test uses: `{prefix}-main-{unique}` and
 /// `{prefix}-sessions-{unique}` (the prefix says who made them when one is left
 /// behind in the emulator).
@@ -168,7 +162,7 @@ pub async fn fresh_dynamo_tables(prefix: &str) -> Option<FreshTables> {
     if !dynamo_configured() {
         return None;
     }
-    let sdk = sdk_config_from_env().await;
+    let sdk = crate::sdk::load_sdk_config().await;
     let client = Client::new(&sdk);
     let tables = create_fresh_tables(&client, prefix)
         .await

@@ -364,7 +364,7 @@ pub async fn fresh_sqs_queue(max_receives: u32) -> Option<(aws_sdk_sqs::Client, 
     if !store::testing::sqs_configured() {
         return None;
     }
-    let sdk = store::testing::sdk_config_from_env().await;
+    let sdk = store::sdk::load_sdk_config().await;
     let client = aws_sdk_sqs::Client::new(&sdk);
     let name = format!("e2e-marking-{}", Uuid::new_v4().simple());
     let url = api::aws::ensure_queue(&client, &name, max_receives)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use planning::{MigrationScenario, PlanStatus};
 use store::{
     AppliedMigration, ChainStart, EventQuery, MarkedPage, PlanActivation, PlanStats, SessionChange,
@@ -19,10 +19,7 @@ use super::fixtures::*;
 /// `ttl` attributes are checked in `tests/tests/retention.rs`), so there the
 /// sweep deletes nothing and everything stays readable.
 pub async fn retention_deletes_a_deployed_plan_after_its_period(s: Arc<dyn Store>) {
-    // Times near now, not the fixtures' fixed past: DynamoDB Local deletes items
-    // whose TTL has passed in the background, whenever its sweeper runs, so a
-    // deployed plan stamped in 2025 could vanish in the middle of the test.
-    let start = Utc::now() - Duration::hours(2);
+    let start = t0();
     let tenant = Uuid::new_v4();
     let sid = Uuid::new_v4();
     let v1 = scenario(tenant, sid, 1, 3);

@@ -621,9 +621,7 @@ pub async fn the_history_keeps_each_change_and_who_asked(s: Arc<dyn Store>) {
     let sid = Uuid::new_v4();
     let (p, activation) = approved_v1_to_v2(&s, tenant, sid, 10).await;
     let mut plan = s.activate_plan(&activation).await.expect("activate");
-    // Now, not the fixtures' fixed past: a deployed plan's head expires after
-    // its retention period, counted from its deployment.
-    let at = chrono::Utc::now();
+    let at = t0();
     let step = async |plan: &MigrationPlan, command: PlanCommand, by: &str| {
         let change = lifecycle_transition(plan.status, command, at)
             .expect("legal")
