@@ -270,6 +270,33 @@ pub fn session_at(scenario: Uuid, version: i64, step_id: Uuid, channel: &str) ->
     })
 }
 
+/// Seed sessions without their route: each is `template` (a session as
+/// `PUT /sessions/{id}` answered it) with the fields of one overlay (its
+/// `session_id` at least) replaced, written straight to the store, 16 at a time.
+/// A route write costs several store requests (scenario version, session,
+/// conditional put) against this one put: on DynamoDB Local that was most of a
+/// large population's set-up. The route itself is covered by the session tests.
+pub async fn put_like(app: &TestApp, template: &Value, overlays: impl IntoIterator<Item = Value>) {
+    use futures::StreamExt;
+    let sessions = overlays.into_iter().map(|overlay| {
+        let mut session = template.clone();
+        for (field, value) in overlay.as_object().expect("an overlay object") {
+            session[field] = value.clone();
+        }
+        serde_json::from_value::<planning::Session>(session).expect("a session")
+    });
+    futures::stream::iter(sessions.map(|session| async move {
+        app.state
+            .store()
+            .put_session(&session)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {}: {e}", session.session_id));
+    }))
+    .buffer_unordered(16)
+    .collect::<()>()
+    .await;
+}
+
 /// A long chain scenario: `n` steps, step i → i+1.
 pub fn chain_scenario(n: u32, version: i64, renamed: &[u32]) -> Value {
     let steps: Vec<Value> = (1..=n)

@@ -135,6 +135,38 @@ impl Deployment {
     }
 }
 
+/// Each step's first session through `PUT /sessions/{id}` as the runtime sends it,
+/// the others seeded from it ([`put_like`]) with their own id, channel, customer and
+/// variables.
+async fn seed_sessions(app: &TestApp, scenario: Uuid, population: Population) {
+    let steps = population
+        .per_step()
+        .into_iter()
+        .filter(|(_, count)| *count > 0);
+    futures::future::join_all(steps.map(|(n, count)| async move {
+        let first = session_id(n, 0);
+        let reply = app
+            .call(
+                "PUT",
+                &format!("/sessions/{first}"),
+                Some(session_body(scenario, n, 0)),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{first}: {:?}", reply.body);
+        let overlays = (1..count).map(|i| {
+            let body = session_body(scenario, n, i);
+            json!({
+                "session_id": session_id(n, i),
+                "channel": body["channel"],
+                "customer_id": body["customer_id"],
+                "variables": body["variables"],
+            })
+        });
+        put_like(app, &reply.body, overlays).await;
+    }))
+    .await;
+}
+
 /// Scenario, sessions, plan with a scope filter on the anchor, approval; the
 /// sessions are read back as the baseline. Stops short of deploying.
 pub(crate) async fn prepare(app: &TestApp, population: Population) -> Deployment {
@@ -144,21 +176,7 @@ pub(crate) async fn prepare(app: &TestApp, population: Population) -> Deployment
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
 
-    let puts = population.per_step().into_iter().flat_map(|(n, count)| {
-        (0..count).map(move |i| {
-            let path = format!("/sessions/{}", session_id(n, i));
-            async move {
-                let reply = app
-                    .call("PUT", &path, Some(session_body(scenario, n, i)))
-                    .await;
-                assert_eq!(reply.status, 201, "{path}: {:?}", reply.body);
-            }
-        })
-    });
-    futures::stream::iter(puts)
-        .buffer_unordered(16)
-        .collect::<()>()
-        .await;
+    seed_sessions(app, scenario, population).await;
 
     let reply = app
         .call(
