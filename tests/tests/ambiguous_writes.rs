@@ -447,18 +447,10 @@ async fn a_deployment_stays_exact_when_the_network_loses_answers() {
         )
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let first = session_id(0);
-    let reply = app
-        .call(
-            "PUT",
-            &format!("/sessions/{first}"),
-            Some(session_at(scenario, 1, step(2), "web")),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{first}: {:?}", reply.body);
-    put_like(
+    seed_like_first(
         &app,
-        &reply.body,
+        &session_id(0),
+        session_at(scenario, 1, step(2), "web"),
         (1..SESSIONS).map(|i| json!({"session_id": session_id(i)})),
     )
     .await;

@@ -270,14 +270,25 @@ pub fn session_at(scenario: Uuid, version: i64, step_id: Uuid, channel: &str) ->
     })
 }
 
-/// Seed sessions without their route: each is `template` (a session as
-/// `PUT /sessions/{id}` answered it) with the fields of one overlay (its
-/// `session_id` at least) replaced, written straight to the store, 16 at a time.
-/// A route write costs several store requests (scenario version, session,
-/// conditional put) against this one put: on DynamoDB Local that was most of a
-/// large population's set-up. The route itself is covered by the session tests.
-pub async fn put_like(app: &TestApp, template: &Value, overlays: impl IntoIterator<Item = Value>) {
+/// Seed a population without its route: `first_id` is written through
+/// `PUT /sessions/{id}` as the runtime sends it (`first_body`); each overlay (its
+/// `session_id` at least) is that session as the route answered it with the
+/// overlay's fields replaced, written straight to the store, 16 at a time. A route
+/// write costs several store requests (scenario version, session, conditional put)
+/// against this one put: on DynamoDB Local that was most of a large population's
+/// set-up. The route itself is covered by the session tests.
+pub async fn seed_like_first(
+    app: &TestApp,
+    first_id: &str,
+    first_body: Value,
+    overlays: impl IntoIterator<Item = Value>,
+) {
     use futures::StreamExt;
+    let reply = app
+        .call("PUT", &format!("/sessions/{first_id}"), Some(first_body))
+        .await;
+    assert_eq!(reply.status, 201, "{first_id}: {:?}", reply.body);
+    let template = reply.body;
     let sessions = overlays.into_iter().map(|overlay| {
         let mut session = template.clone();
         for (field, value) in overlay.as_object().expect("an overlay object") {

@@ -136,23 +136,14 @@ impl Deployment {
 }
 
 /// Each step's first session through `PUT /sessions/{id}` as the runtime sends it,
-/// the others seeded from it ([`put_like`]) with their own id, channel, customer and
-/// variables.
+/// the others seeded from it ([`seed_like_first`]) with their own id, channel,
+/// customer and variables.
 async fn seed_sessions(app: &TestApp, scenario: Uuid, population: Population) {
     let steps = population
         .per_step()
         .into_iter()
         .filter(|(_, count)| *count > 0);
     futures::future::join_all(steps.map(|(n, count)| async move {
-        let first = session_id(n, 0);
-        let reply = app
-            .call(
-                "PUT",
-                &format!("/sessions/{first}"),
-                Some(session_body(scenario, n, 0)),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{first}: {:?}", reply.body);
         let overlays = (1..count).map(|i| {
             let body = session_body(scenario, n, i);
             json!({
@@ -162,7 +153,8 @@ async fn seed_sessions(app: &TestApp, scenario: Uuid, population: Population) {
                 "variables": body["variables"],
             })
         });
-        put_like(app, &reply.body, overlays).await;
+        let first = session_id(n, 0);
+        seed_like_first(app, &first, session_body(scenario, n, 0), overlays).await;
     }))
     .await;
 }
