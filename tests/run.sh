@@ -209,31 +209,6 @@ fuzz_api() {
     return "$rc"
 }
 
-# The end-to-end suite's DynamoDB-heavy modules, in groups that each get a fresh DynamoDB
-# Local: the emulator slows down as it works, even with every table dropped (measured: the
-# same six session tests took 8.6 s on a fresh one and 39 s after the SQS fan-out tests).
-# Each word is a test-name filter that only end-to-end tests match.
-E2E_FRESH_EMULATOR_GROUPS=(
-    "fanout::dynamodb_sqs::"
-    "fanout::dynamodb_manual_queue:: fanout::through_the_queue:: sharded_marking::dynamodb:: ambiguous_writes::"
-    "forecast::dynamodb:: session_integrity::dynamodb:: rollout_guard:: rollout_pause:: rollout_ramp:: rollout_withdraw::"
-)
-# Every crate's tests but those groups, then each group on a fresh emulator. Every call
-# selects the whole workspace (`--test e2e` picks the target), so that features unify as in
-# the build step and nothing is compiled again.
-run_tests() {
-    local skips=() group filter
-    for group in "${E2E_FRESH_EMULATOR_GROUPS[@]}"; do
-        for filter in $group; do skips+=(--skip "$filter"); done
-    done
-    cargo test --workspace -- "${skips[@]}"
-    for group in "${E2E_FRESH_EMULATOR_GROUPS[@]}"; do
-        fm_restart_dynamodb "$STATE_DIR"
-        # shellcheck disable=SC2086 # one filter per word
-        cargo test --workspace --test e2e -- $group
-    done
-}
-
 # Free space on the disk that holds the build outputs, in MB (for the log and the CI case).
 free_mb() {
     mkdir -p "$TARGET_DIR"
@@ -331,7 +306,9 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # runs them once in the test profile.)
 step "cargo build --workspace --bins --tests --examples, linted by clippy (-D warnings)" \
     cargo build --workspace --bins --tests --examples
-step "cargo test --workspace (the DynamoDB-heavy end-to-end groups each on a fresh DynamoDB Local)" run_tests
+# One emulator for the whole suite: each test's tables live in a database of their own on it
+# (store::testing::fresh_dynamo_tables), so no test slows down for what the others wrote.
+step "cargo test --workspace" cargo test --workspace
 # The shell blocks of the docs marked `<!-- workflow: NAME -->` (the README's run command and
 # tour, serve on DynamoDB Local, the local Lambda workflow, the benchmark commands), run as
 # written but for the substitutions the script prints (docs/testing.md, "The documented workflows").

@@ -299,25 +299,15 @@ fm_start_one() {
 # live minutes, not long enough for the optimising compiler to pay for its CPU (measured on the
 # third fresh-emulator group, 2026-12-07: the emulator used 0.78–0.84 s of CPU per CPU second of
 # the tests with these flags, 1.13–1.2 without, the same wall time).
+# No -sharedDb: the emulator keeps one database per access key, as AWS keeps one per account.
+# Everything started with the exported key shares one; each test's fresh tables get their own
+# (store::testing::fresh_dynamo_tables), so that no test's writes pay for the stream records the
+# others left behind (docs/testing.md, "One database per test").
 fm_start_dynamodb() {
     fm_start_one dynamodb "$1" / \
         "$FM_JAVA" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms256m \
         -Djava.library.path="$FM_DDB_DIR/DynamoDBLocal_lib" \
-        -jar "$FM_DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port PORT
-}
-
-# fm_restart_dynamodb STATE_DIR — stop DynamoDB Local and start a fresh one (no tables, a new
-# port), exporting its endpoint. The emulator slows down as it works, even with every table
-# dropped (docs/testing.md): a heavy suite gets a fresh one.
-fm_restart_dynamodb() {
-    local state="$1"
-    if [ -f "$state/dynamodb.pid" ]; then
-        fm_kill_group "$(cat "$state/dynamodb.pid")"
-    fi
-    fm_start_dynamodb "$state" || return 1
-    export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$FM_STARTED_PORT"
-    sed -i "s|^export AWS_ENDPOINT_URL_DYNAMODB=.*|export AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB|" "$state/env.sh"
-    fm_log "fresh DynamoDB Local on 127.0.0.1:$FM_STARTED_PORT (pid $(cat "$state/dynamodb.pid"))"
+        -jar "$FM_DDB_DIR/DynamoDBLocal.jar" -inMemory -disableTelemetry -port PORT
 }
 
 # fm_start_services STATE_DIR — start DynamoDB Local and moto; writes STATE_DIR/env.sh.

@@ -108,18 +108,18 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Option<(S
     let exe = binary(function)?;
     let fresh = store::testing::fresh_dynamo_tables("auth").await?;
     // The tables go once the function has answered or exited, also when it has not.
-    let invocation = run(&exe, function, event, env, &fresh.tables);
+    let invocation = run(&exe, function, event, env, &fresh);
     Some(fresh.drop_after(invocation).await)
 }
 
-/// Start `function` on `tables` with `env`, hand it `event` and wait for its
+/// Start `function` on `fresh`'s tables with `env`, hand it `event` and wait for its
 /// answer or its exit.
 async fn run(
     exe: &std::path::Path,
     function: &str,
     event: Value,
     env: &[(&str, &str)],
-    tables: &store::TableNames,
+    fresh: &store::testing::FreshTables,
 ) -> (String, Value) {
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {
@@ -148,8 +148,10 @@ async fn run(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
-        .env("MIGRATIONS_TABLE", &tables.main)
-        .env("SESSIONS_TABLE", &tables.sessions)
+        .env("MIGRATIONS_TABLE", &fresh.tables.main)
+        .env("SESSIONS_TABLE", &fresh.tables.sessions)
+        // The tables' own database on DynamoDB Local.
+        .env("AWS_ACCESS_KEY_ID", &fresh.access_key_id)
         .env_remove("MARKING_QUEUE_URL")
         .env_remove("AUTH_MODE")
         .env_remove("TENANT_CLAIM")

@@ -118,16 +118,16 @@ async fn invoke_logged(function: &str, event: Value) -> Option<(String, Value, S
     let exe = binary(function)?;
     let fresh = store::testing::fresh_dynamo_tables("invoke").await?;
     // The tables go once the function has answered, also when it has not.
-    let invocation = run(&exe, function, event, &fresh.tables);
+    let invocation = run(&exe, function, event, &fresh);
     Some(fresh.drop_after(invocation).await)
 }
 
-/// Start `function` on `tables`, hand it `event` and wait for its answer.
+/// Start `function` on `fresh`'s tables, hand it `event` and wait for its answer.
 async fn run(
     exe: &std::path::Path,
     function: &str,
     event: Value,
-    tables: &store::TableNames,
+    fresh: &store::testing::FreshTables,
 ) -> (String, Value, String) {
     let (answers, mut received) = mpsc::unbounded_channel();
     let api = RuntimeApi {
@@ -138,8 +138,10 @@ async fn run(
     let (address, server) = serve_runtime_api(api).await;
 
     let mut child = function_process(exe, function, address)
-        .env("MIGRATIONS_TABLE", &tables.main)
-        .env("SESSIONS_TABLE", &tables.sessions)
+        .env("MIGRATIONS_TABLE", &fresh.tables.main)
+        .env("SESSIONS_TABLE", &fresh.tables.sessions)
+        // The tables' own database on DynamoDB Local.
+        .env("AWS_ACCESS_KEY_ID", &fresh.access_key_id)
         .stderr(Stdio::inherit())
         // One invocation's logs: far below a pipe's buffer, read once it answered.
         .stdout(Stdio::piped())

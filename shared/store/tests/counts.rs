@@ -392,10 +392,10 @@ async fn duplicate_deliveries(h: &Harness) {
             .unwrap();
     }
     // Read the raw records ourselves, as Lambda would hand them over.
-    let config = store::sdk::load_sdk_config().await;
+    // Signed as the tables' own client is: they live in its database.
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&config)
+        aws_sdk_dynamodbstreams::config::Builder::from(&d.sdk)
             .endpoint_url(endpoint)
             .build(),
     );

@@ -2,9 +2,9 @@
 //! runs) on a fresh store — in memory, a temp redb file, or fresh DynamoDB Local
 //! tables (`store::testing`, shared with the store's own tests). Each test file
 //! runs its cases once per backend with `store::backend_matrix!`, usually with
-//! [`with_app`] as the runner. DynamoDB Local slows down as tables pile up: every
-//! test drops the tables it made when it ends, also when it fails ([`with_app`],
-//! [`drop_tables_after`], [`DropTablesOnDrop`]).
+//! [`with_app`] as the runner. DynamoDB Local holds every table's items in memory
+//! until it is deleted: every test drops the tables it made when it ends, also
+//! when it fails ([`with_app`], [`drop_tables_after`], [`DropTablesOnDrop`]).
 
 #![allow(dead_code)]
 
@@ -117,8 +117,8 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    // DynamoDB Local slows down (and at last fails to create tables) as tables
-    // pile up: a case's tables go when it ends, also when it fails.
+    // DynamoDB Local holds a table's items in memory until it is deleted: a
+    // case's tables go when it ends, also when it fails.
     let Some((app, tables)) = spawn_app_and_tables(backend, test_config()).await else {
         return;
     };
