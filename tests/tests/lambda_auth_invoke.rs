@@ -148,10 +148,7 @@ async fn run(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
-        .env("MIGRATIONS_TABLE", &fresh.tables.main)
-        .env("SESSIONS_TABLE", &fresh.tables.sessions)
-        // The tables' own database on DynamoDB Local.
-        .env("AWS_ACCESS_KEY_ID", &fresh.access_key_id)
+        .envs(fresh.process_env())
         .env_remove("MARKING_QUEUE_URL")
         .env_remove("AUTH_MODE")
         .env_remove("TENANT_CLAIM")

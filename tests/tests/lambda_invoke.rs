@@ -138,10 +138,7 @@ async fn run(
     let (address, server) = serve_runtime_api(api).await;
 
     let mut child = function_process(exe, function, address)
-        .env("MIGRATIONS_TABLE", &fresh.tables.main)
-        .env("SESSIONS_TABLE", &fresh.tables.sessions)
-        // The tables' own database on DynamoDB Local.
-        .env("AWS_ACCESS_KEY_ID", &fresh.access_key_id)
+        .envs(fresh.process_env())
         .stderr(Stdio::inherit())
         // One invocation's logs: far below a pipe's buffer, read once it answered.
         .stdout(Stdio::piped())

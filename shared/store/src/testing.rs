@@ -90,9 +90,9 @@ pub async fn create_fresh_tables(client: &Client, prefix: &str) -> StoreResult<T
 }
 
 /// Delete both tables, as a test's last step: one emulator serves the whole
-/// suite, and holds every table's items in memory until it is deleted. A table already
-/// gone counts as deleted; a table still being created or updated is waited
-/// for ([`retry_backoff`]).
+/// suite, and holds every table's items in memory until it is deleted. A
+/// table already gone counts as deleted; a table still being created or
+/// updated is waited for ([`retry_backoff`]).
 pub async fn drop_tables(client: &Client, tables: &TableNames) -> StoreResult<()> {
     for table in [&tables.main, &tables.sessions] {
         let request = client.delete_table().table_name(table);
@@ -126,6 +126,16 @@ pub struct FreshTables {
 }
 
 impl FreshTables {
+    /// The variables a process started for these tables (a function binary)
+    /// needs to reach them: their names, and the key of their database.
+    pub fn process_env(&self) -> [(&'static str, &str); 3] {
+        [
+            ("MIGRATIONS_TABLE", &self.tables.main),
+            ("SESSIONS_TABLE", &self.tables.sessions),
+            ("AWS_ACCESS_KEY_ID", &self.access_key_id),
+        ]
+    }
+
     /// A plain [`DynamoStore`] over these tables (default shards, no retention).
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.client.clone(), self.tables.clone())
@@ -173,8 +183,8 @@ impl FreshTables {
 /// oldest on. In one shared database a write then costs more with every
 /// session any earlier test wrote (measured: 7 ms a put on a fresh emulator,
 /// 17 ms after 8,000 records of a deleted table, 3 ms in a database of its
-/// own). A process started for these tables (a function binary) needs
-/// [`FreshTables::access_key_id`] in its `AWS_ACCESS_KEY_ID`.
+/// own). A process started for these tables (a function binary) gets
+/// [`FreshTables::process_env`].
 pub async fn fresh_dynamo_tables(prefix: &str) -> Option<FreshTables> {
     if !dynamo_configured() {
         return None;

@@ -393,12 +393,7 @@ async fn duplicate_deliveries(h: &Harness) {
     }
     // Read the raw records ourselves, as Lambda would hand them over.
     // Signed as the tables' own client is: they live in its database.
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&d.sdk)
-            .endpoint_url(endpoint)
-            .build(),
-    );
+    let streams = store::dynamo::stream::streams_client(&d.sdk);
     let arn = store::dynamo::counts::ensure_stream(&d.client, &d.tables.sessions)
         .await
         .unwrap();
