@@ -121,6 +121,24 @@ impl Error {
         }
     }
 
+    /// A copy of an error answer (the transport's errors cannot be copied).
+    pub(crate) fn copy_of_status(&self) -> Option<Error> {
+        match self {
+            Error::Status {
+                operation,
+                status,
+                body,
+                retry_after,
+            } => Some(Error::Status {
+                operation,
+                status: *status,
+                body: body.clone(),
+                retry_after: *retry_after,
+            }),
+            _ => None,
+        }
+    }
+
     /// The `detail` text of an error answer.
     pub fn detail(&self) -> Option<&str> {
         match self {

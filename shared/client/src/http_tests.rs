@@ -162,9 +162,8 @@ async fn a_4xx_is_never_retried() {
 #[tokio::test]
 async fn the_deadline_bounds_the_whole_call() {
     let (base, script) = serve(vec![(503, vec![], detail("down"))]).await;
-    // A deadline of a second, with attempts enough that the deadline, not their
-    // count, ends the call. (With 300 ms, a first answer that came late on a
-    // loaded 2-core machine left no status to report.)
+    // Attempts enough that the deadline, not their count, ends the call —
+    // whether it falls in a wait or cuts an attempt in flight.
     let policy = RetryPolicy {
         max_attempts: 1_000,
         ..quick_policy(1_000)
@@ -183,6 +182,42 @@ async fn the_deadline_bounds_the_whole_call() {
     assert_eq!(error.status(), Some(503));
     assert!(took < Duration::from_millis(3_000), "{took:?}");
     assert!(script.seen().len() > 2, "retried within the deadline");
+}
+
+#[tokio::test]
+async fn an_attempt_cut_by_the_deadline_reports_the_last_answer() {
+    // The first request gets a 503; every later one hangs past the deadline.
+    let requests = Arc::new(Mutex::new(0usize));
+    let counted = requests.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            let first = {
+                let mut requests = counted.lock().unwrap();
+                *requests += 1;
+                *requests == 1
+            };
+            if !first {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(detail("down")))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let started = Instant::now();
+    let error = client(&base, 500)
+        .reconcile_on_message("wa-1", &BTreeMap::new())
+        .await
+        .expect_err("the second attempt never answers");
+    assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
+    assert_eq!(error.status(), Some(503), "{error}");
+    assert_eq!(error.detail(), Some("down"));
+    assert_eq!(*requests.lock().unwrap(), 2);
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]

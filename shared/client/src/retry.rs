@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
@@ -70,15 +71,32 @@ impl RetryPolicy {
         let left = move || until.saturating_duration_since(Instant::now());
         // Set when the deadline, not the number of attempts, ended the retries.
         let out_of_time = AtomicBool::new(false);
+        // The last error answer: when the deadline cuts an attempt still in
+        // flight, that answer says more ("503: down") than "no answer".
+        let last_answer: Mutex<Option<Error>> = Mutex::new(None);
         let attempt = &attempt;
+        let (out_of_time_ref, last_answer_ref) = (&out_of_time, &last_answer);
         let result = (move || async move {
             let remaining = left();
-            match tokio::time::timeout(remaining, attempt(remaining)).await {
-                Ok(result) => result,
+            let outcome = match tokio::time::timeout(remaining, attempt(remaining)).await {
+                Ok(outcome) => outcome,
                 Err(_) => Err(Error::Unexpected {
                     operation,
                     message: format!("no answer within the deadline of {:?}", self.deadline),
                 }),
+            };
+            match outcome {
+                Err(answer) if answer.status().is_some() => {
+                    *lock(last_answer_ref) = answer.copy_of_status();
+                    Err(answer)
+                }
+                // No answer, and no time left: the deadline cut this attempt
+                // (reqwest's own timeout or ours, whichever fired first).
+                Err(no_answer) if left().is_zero() => {
+                    out_of_time_ref.store(true, Ordering::Relaxed);
+                    Err(lock(last_answer_ref).take().unwrap_or(no_answer))
+                }
+                other => other,
             }
         })
         .retry(self.backoff())
@@ -108,4 +126,9 @@ impl RetryPolicy {
             other => other,
         }
     }
+}
+
+/// The slot holds a plain value, so a panic elsewhere cannot leave it half-written.
+fn lock<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
