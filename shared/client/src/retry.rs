@@ -57,7 +57,9 @@ impl RetryPolicy {
     /// Run `attempt` (given the time left before the deadline) until it
     /// succeeds, fails with an error that is not retryable, runs out of
     /// attempts, or the deadline passes — then the last error, wrapped in
-    /// [`Error::DeadlineExceeded`] when the deadline is what stopped it.
+    /// [`Error::DeadlineExceeded`] when the deadline is what stopped it. An
+    /// attempt the deadline cut before its answer came does not count as the
+    /// last error when an earlier attempt got one.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
