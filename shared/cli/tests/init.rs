@@ -25,7 +25,7 @@ fn text(output: &Output) -> String {
 }
 
 /// Drops the test's tables when the test ends, also after a failed assertion:
-/// DynamoDB Local slows down as tables pile up.
+/// DynamoDB Local holds every table's items in memory until it is deleted.
 struct DropTables(Vec<String>);
 
 impl Drop for DropTables {

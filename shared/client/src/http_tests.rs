@@ -2,6 +2,7 @@
 //! long it keeps at it, what it sends.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,12 +73,17 @@ async fn serve(answers: Vec<Scripted>) -> (String, Script) {
     let app = axum::Router::new()
         .fallback(answer)
         .with_state(script.clone());
+    (listen(app).await, script)
+}
+
+/// `app` served on a free loopback port; its base URL.
+async fn listen(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (format!("http://{address}"), script)
+    format!("http://{address}")
 }
 
 fn quick_policy(deadline_ms: u64) -> RetryPolicy {
@@ -90,8 +96,12 @@ fn quick_policy(deadline_ms: u64) -> RetryPolicy {
 }
 
 fn client(base: &str, deadline_ms: u64) -> Client {
+    client_with(base, quick_policy(deadline_ms))
+}
+
+fn client_with(base: &str, policy: RetryPolicy) -> Client {
     Client::builder(base, Uuid::from_u128(42))
-        .retry(quick_policy(deadline_ms))
+        .retry(policy)
         .build()
         .unwrap()
 }
@@ -168,12 +178,8 @@ async fn the_deadline_bounds_the_whole_call() {
         max_attempts: 1_000,
         ..quick_policy(1_000)
     };
-    let client = Client::builder(&base, Uuid::from_u128(42))
-        .retry(policy)
-        .build()
-        .unwrap();
     let started = Instant::now();
-    let error = client
+    let error = client_with(&base, policy)
         .reconcile_on_message("wa-1", &BTreeMap::new())
         .await
         .expect_err("still down at the deadline");
@@ -187,27 +193,18 @@ async fn the_deadline_bounds_the_whole_call() {
 #[tokio::test]
 async fn an_attempt_cut_by_the_deadline_reports_the_last_answer() {
     // The first request gets a 503; every later one hangs past the deadline.
-    let requests = Arc::new(Mutex::new(0usize));
+    let requests = Arc::new(AtomicUsize::new(0));
     let counted = requests.clone();
     let app = axum::Router::new().fallback(move || {
-        let counted = counted.clone();
+        let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
         async move {
-            let first = {
-                let mut requests = counted.lock().unwrap();
-                *requests += 1;
-                *requests == 1
-            };
             if !first {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(detail("down")))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let base = listen(app).await;
     let started = Instant::now();
     let error = client(&base, 500)
         .reconcile_on_message("wa-1", &BTreeMap::new())
@@ -216,7 +213,7 @@ async fn an_attempt_cut_by_the_deadline_reports_the_last_answer() {
     assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
     assert_eq!(error.status(), Some(503), "{error}");
     assert_eq!(error.detail(), Some("down"));
-    assert_eq!(*requests.lock().unwrap(), 2);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 

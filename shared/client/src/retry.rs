@@ -75,9 +75,8 @@ impl RetryPolicy {
         let out_of_time = AtomicBool::new(false);
         // The last error answer: when the deadline cuts an attempt still in
         // flight, that answer says more ("503: down") than "no answer".
-        let last_answer: Mutex<Option<Error>> = Mutex::new(None);
+        let last_answer: &Mutex<Option<Error>> = &Mutex::new(None);
         let attempt = &attempt;
-        let (out_of_time_ref, last_answer_ref) = (&out_of_time, &last_answer);
         let result = (move || async move {
             let remaining = left();
             let outcome = match tokio::time::timeout(remaining, attempt(remaining)).await {
@@ -89,14 +88,14 @@ impl RetryPolicy {
             };
             match outcome {
                 Err(answer) if answer.status().is_some() => {
-                    *lock(last_answer_ref) = answer.copy_of_status();
+                    *lock(last_answer) = answer.copy_of_status();
                     Err(answer)
                 }
                 // No answer, and no time left: the deadline cut this attempt
-                // (reqwest's own timeout or ours, whichever fired first).
+                // (reqwest's own timeout or ours, whichever fired first). That
+                // no time is left also makes the result a deadline error below.
                 Err(no_answer) if left().is_zero() => {
-                    out_of_time_ref.store(true, Ordering::Relaxed);
-                    Err(lock(last_answer_ref).take().unwrap_or(no_answer))
+                    Err(lock(last_answer).take().unwrap_or(no_answer))
                 }
                 other => other,
             }

@@ -175,15 +175,11 @@ impl FreshTables {
 /// is configured but the tables cannot be created.
 ///
 /// The tables live in a database of their own: DynamoDB Local (started without
-/// `-sharedDb`) keeps one database per access key, as AWS keeps one per
-/// account, and [`FreshTables::sdk`] signs with a key no other test uses. What
-/// that buys: the emulator keeps every stream record for a day, also those of
-/// deleted tables, and on each write to a table with a stream it looks up the
-/// stream's oldest record by scanning the records of its database from the
-/// oldest on. In one shared database a write then costs more with every
-/// session any earlier test wrote (measured: 7 ms a put on a fresh emulator,
-/// 17 ms after 8,000 records of a deleted table, 3 ms in a database of its
-/// own). A process started for these tables (a function binary) gets
+/// `-sharedDb`) keeps one database per access key, and [`FreshTables::sdk`]
+/// signs with a key no other test uses. In one shared database every write to
+/// a table with a stream costs more with every stream record any earlier test
+/// left there (docs/testing.md, "One database per test", has the cause and the
+/// figures). A process started for these tables (a function binary) gets
 /// [`FreshTables::process_env`].
 pub async fn fresh_dynamo_tables(prefix: &str) -> Option<FreshTables> {
     if !dynamo_configured() {

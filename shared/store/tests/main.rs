@@ -6,7 +6,8 @@
 //! Tests on DynamoDB Local are skipped when `AWS_ENDPOINT_URL_DYNAMODB` is not
 //! set, and fail instead under `FOCAL_REQUIRE_LOCAL_AWS=1` (`store::testing`).
 //! Each creates its own tables and deletes them when it is done: one emulator
-//! serves the whole binary, and DynamoDB Local slows down as tables pile up.
+//! serves the whole suite, and holds every table's items in memory until it is
+//! deleted.
 
 mod contract;
 mod counts;
